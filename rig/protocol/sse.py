@@ -1,0 +1,93 @@
+"""Server-sent events: encoding as the APIs send them, and an incremental decoder.
+
+Responses API streams name each event (``event: response.output_text.delta``); Chat
+Completions sends bare ``data:`` lines and ends with ``data: [DONE]``. The decoder follows
+the WHATWG event-stream rules (LF, CRLF or CR line ends; ``:`` comments; multi-line
+``data``) and is fed arbitrary byte chunks, as they come off a socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["DONE", "SSEDecoder", "SSEMessage", "encode_data", "encode_event"]
+
+DONE = b"data: [DONE]\n\n"
+"""The terminator of a Chat Completions stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SSEMessage:
+    """One dispatched event: its name (``""`` when unnamed) and its data bytes."""
+
+    event: str
+    data: bytes
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """A Responses API event as one SSE message: ``event: <type>`` then ``data: <json>``."""
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def encode_data(payload: dict[str, Any]) -> bytes:
+    """A Chat Completions chunk as one SSE message with a bare ``data:`` line."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class SSEDecoder:
+    """Incremental SSE parser: :meth:`feed` bytes, get the messages they complete."""
+
+    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event = ""
+        self._data: list[bytes] = []
+        self._pending_cr = False
+
+    def feed(self, chunk: bytes) -> list[SSEMessage]:
+        """Consume ``chunk``; return every message it completes, in order."""
+        if self._pending_cr:
+            # A CR ended the previous chunk; a LF starting this one belongs to it.
+            self._pending_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                self._pending_cr = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer + chunk if self._buffer else chunk
+        messages: list[SSEMessage] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = buffer[start:end]
+            start = end + 1
+            if not line:
+                if self._data:
+                    messages.append(SSEMessage(self._event, b"\n".join(self._data)))
+                self._event = ""
+                self._data = []
+                continue
+            if line[0] == 0x3A:  # ":" comment
+                continue
+            name, sep, value = line.partition(b":")
+            if sep and value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                self._data.append(value)
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+            # "id" and "retry" carry nothing the rig uses.
+        self._buffer = buffer[start:]
+        return messages
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a complete line."""
+        return len(self._buffer)

@@ -1,0 +1,73 @@
+"""Responses API WebSocket mode: client events in, server events out, as text frames.
+
+Each frame carries one JSON object. The client sends ``response.create`` (the HTTP create
+body minus ``stream``/``background``, plus an optional ``stream_id`` lane); the server
+answers with the same ``response.*`` events HTTP streaming emits, and with ``error``
+events that carry an HTTP-like ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from rig.protocol.errors import InvalidRequestError
+from rig.protocol.requests import ResponseCreateEvent, invalid_request_from, parse_json_object
+
+__all__ = [
+    "CLIENT_EVENT_TYPES",
+    "CONNECTION_LIMIT_CODE",
+    "encode_client_event",
+    "encode_server_event",
+    "parse_client_event",
+]
+
+CLIENT_EVENT_TYPES = ("response.create",)
+"""Client event types this implementation accepts."""
+
+CONNECTION_LIMIT_CODE = "websocket_connection_limit_reached"
+"""Error code sent before the server closes a connection that reached its maximum age."""
+
+
+def encode_server_event(event: dict[str, Any]) -> bytes:
+    """A server event as the UTF-8 payload of one text frame."""
+    return orjson.dumps(event)
+
+
+def encode_client_event(body: dict[str, Any], *, stream_id: str | None = None) -> bytes:
+    """A ``response.create`` client event for the create ``body`` (``stream`` removed)."""
+    event: dict[str, Any] = {"type": "response.create"}
+    event.update((k, v) for k, v in body.items() if k not in ("stream", "background"))
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return orjson.dumps(event)
+
+
+def parse_client_event(raw: bytes | str) -> ResponseCreateEvent:
+    """Validate one client frame; raise :class:`InvalidRequestError` naming what is wrong."""
+    message = parse_json_object(raw)
+    kind = message.get("type")
+    if kind is None:
+        raise InvalidRequestError(
+            "Missing required parameter: 'type'.", param="type", code="missing_required_parameter"
+        )
+    if kind not in CLIENT_EVENT_TYPES:
+        supported = ", ".join(f"'{t}'" for t in CLIENT_EVENT_TYPES)
+        raise InvalidRequestError(
+            f"Invalid value: '{kind}'. Supported values are: {supported}.",
+            param="type",
+            code="invalid_value",
+        )
+    if message.get("background"):
+        raise InvalidRequestError(
+            "'background' is not supported over WebSocket; use POST /v1/responses.",
+            param="background",
+            code="unsupported_parameter",
+        )
+    message.pop("stream", None)  # implicit over WebSocket
+    try:
+        return ResponseCreateEvent.model_validate(message)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
