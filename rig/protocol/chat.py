@@ -79,14 +79,16 @@ class ToolMessage(_Strict):
 
 def _role(value: Any) -> str | None:
     role = value.get("role") if isinstance(value, dict) else None
-    return "system" if role == "developer" else role
+    if role == "developer":
+        role = "system"
+    return f"role:{role}" if role in ("system", "user", "assistant", "tool") else None
 
 
 ChatMessage = Annotated[
-    Annotated[SystemMessage, Tag("system")]
-    | Annotated[UserMessage, Tag("user")]
-    | Annotated[AssistantMessage, Tag("assistant")]
-    | Annotated[ToolMessage, Tag("tool")],
+    Annotated[SystemMessage, Tag("role:system")]
+    | Annotated[UserMessage, Tag("role:user")]
+    | Annotated[AssistantMessage, Tag("role:assistant")]
+    | Annotated[ToolMessage, Tag("role:tool")],
     Discriminator(_role, custom_error_type="invalid_role", custom_error_message="unknown role"),
 ]
 

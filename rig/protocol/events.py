@@ -27,11 +27,16 @@ __all__ = [
 _OBFUSCATION_ALPHABET = "q3ZkT0bWm8sXr1LcY5vN7hG2dPjF9uA4eKxR6tBnHzVwSiCyMoElQgUfJ"
 
 
-def usage_object(input_tokens: int, cached_tokens: int, output_tokens: int) -> dict[str, Any]:
-    """The ``usage`` of a response."""
+def usage_object(
+    input_tokens: int, cached_tokens: int, output_tokens: int, cache_write_tokens: int = 0
+) -> dict[str, Any]:
+    """The ``usage`` of a response; ``cache_write_tokens`` were newly written to the cache."""
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": cached_tokens,
+            "cache_write_tokens": cache_write_tokens,
+        },
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,

@@ -103,16 +103,16 @@ def _item_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         kind = value.get("type")
         if kind is None and "role" in value:
-            return "message"
-        return kind if kind in _ITEM_TYPES else None
+            return "item:message"
+        return f"item:{kind}" if kind in _ITEM_TYPES else None
     return None
 
 
 InputItem = Annotated[
-    Annotated[MessageItem, Tag("message")]
-    | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
-    | Annotated[ReasoningItem, Tag("reasoning")],
+    Annotated[MessageItem, Tag("item:message")]
+    | Annotated[FunctionCallItem, Tag("item:function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("item:function_call_output")]
+    | Annotated[ReasoningItem, Tag("item:reasoning")],
     Discriminator(
         _item_tag,
         custom_error_type="invalid_item_type",
@@ -172,7 +172,8 @@ _TYPE_NAMES = {
     "model_attributes_type": "an object",
 }
 _UNION_MARKERS = ("[", ":", "function-after", "function-plain")
-_BRANCH_NAMES = {"str", "int", "float", "bool", "dict", "list", "none", *_ITEM_TYPES}
+# Union branches appear in error locations; tags carry a ":" so no field name can clash.
+_BRANCH_NAMES = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
 def _json_kind(value: Any) -> str:
@@ -239,7 +240,7 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequestError:
         if kind == "invalid_item_type":
             param = f"{param}.type"
         return InvalidRequestError(
-            f"Invalid value: '{shown}'. Supported values are: {expected}.",
+            f"Invalid value for '{param}': '{shown}'. Supported values are: {expected}.",
             param=param,
             code="invalid_value",
         )

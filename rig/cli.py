@@ -1,0 +1,173 @@
+"""The ``rig`` command: ``rig mock`` serves the mock provider; ``rig demo`` runs the
+interim main job (scripted sessions over HTTP and WebSocket against an embedded mock)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_mock(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mock",
+        help="serve the mock LLM provider (Responses API over HTTP/SSE and WebSocket, Chat Completions)",
+        description="Serve a mock OpenAI-compatible provider that plays a coding agent's model side.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default: 1)")
+    p.add_argument(
+        "--preset",
+        default="instant",
+        help="latency preset: instant, fast, gpt-5.4, or a YAML file (default: instant)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for plans and jitter (default: 0)")
+    p.add_argument(
+        "--scenario",
+        default="mixed",
+        help="scenario when a request names none in metadata.scenario (default: mixed)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="where stored responses live: memory (default) or redis://HOST:PORT/DB",
+    )
+    p.add_argument(
+        "--store-ttl",
+        type=_positive_int,
+        default=3600,
+        help="seconds a stored response is kept in Redis",
+    )
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="accept only this key (repeatable); also read from RIG_MOCK_API_KEYS (comma-separated)",
+    )
+    p.add_argument("--max-body-bytes", type=_positive_int, default=8 * 1024 * 1024)
+    p.add_argument("--max-message-bytes", type=_positive_int, default=8 * 1024 * 1024)
+    p.add_argument(
+        "--ws-max-age",
+        type=float,
+        default=3600.0,
+        help="seconds before a WebSocket is closed with websocket_connection_limit_reached (default: 3600)",
+    )
+    p.add_argument(
+        "--delta-tokens",
+        type=_positive_int,
+        default=1,
+        help="tokens per streamed delta; >1 coalesces deltas for very large runs (default: 1)",
+    )
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run one scripted session per scenario over HTTP and WebSocket against an embedded mock",
+    )
+    p.add_argument("--preset", default="instant", help="latency preset of the embedded mock")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scenario", action="append", help="scenario name (repeatable; default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rig``."""
+    parser = argparse.ArgumentParser(
+        prog="rig", description="Load-testing rig for agentic LLM traffic (HTTP vs WebSocket)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_mock(sub)
+    _add_demo(sub)
+    return parser
+
+
+def _run_mock(args: argparse.Namespace) -> int:
+    from rig.mock.latency import PresetError
+    from rig.mock.server import MockConfig, serve
+
+    keys = list(args.api_key)
+    keys += [k.strip() for k in os.environ.get("RIG_MOCK_API_KEYS", "").split(",") if k.strip()]
+    config = MockConfig(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        preset=args.preset,
+        seed=args.seed,
+        scenario=args.scenario,
+        store=args.store,
+        store_ttl_s=args.store_ttl,
+        api_keys=tuple(keys),
+        max_body_bytes=args.max_body_bytes,
+        max_message_bytes=args.max_message_bytes,
+        ws_max_age_s=args.ws_max_age,
+        delta_tokens=args.delta_tokens,
+        log_level=args.log_level,
+    )
+    try:
+        serve(config)
+    except PresetError as exc:
+        print(f"rig mock: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from rig.loadgen.probe import run_probe
+    from rig.mock.embedded import EmbeddedMock
+    from rig.mock.server import MockConfig
+    from rig.workload.scenarios import builtin_scenarios
+
+    scenarios = builtin_scenarios()
+    names = args.scenario or sorted(scenarios)
+    unknown = [n for n in names if n not in scenarios]
+    if unknown:
+        print(
+            f"rig demo: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}",
+            file=sys.stderr,
+        )
+        return 2
+    with EmbeddedMock(MockConfig(preset=args.preset, seed=args.seed)) as mock:
+        print(f"embedded mock at {mock.base_url} (preset {args.preset})\n")
+        totals = {"http": 0, "ws": 0}
+        for name in names:
+            http = run_probe(mock.base_url, scenarios[name], "http", seed=args.seed)
+            ws = run_probe(mock.base_url, scenarios[name], "ws", seed=args.seed)
+            print(f"{name}: {len(http.turns)} turns, {http.tool_calls} tool calls")
+            print(f"  {'turn':>4}  {'http request B':>14}  {'ws message B':>12}")
+            for h, w in zip(http.turns, ws.turns, strict=False):
+                print(f"  {h.turn:>4}  {h.request_bytes:>14,}  {w.request_bytes:>12,}")
+            saving = 1 - ws.request_bytes / http.request_bytes
+            print(
+                f"  task: http {http.request_bytes:,} B, ws {ws.request_bytes:,} B "
+                f"({saving:.0%} less sent over ws)\n"
+            )
+            totals["http"] += http.request_bytes
+            totals["ws"] += ws.request_bytes
+    saving = 1 - totals["ws"] / totals["http"]
+    print(f"all scenarios: {saving:.0%} fewer request bytes over WebSocket continuation")
+    print("(application bytes; wire-level accounting arrives with the load generator)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rig`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "mock":
+        return _run_mock(args)
+    return _run_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,547 @@
+"""The mock provider as an ASGI application: thin HTTP and WebSocket shells over the engine.
+
+Routes (one port):
+
+* ``POST /v1/responses`` - JSON or SSE (``stream: true``);
+* ``GET /v1/responses`` upgraded to WebSocket - Responses API WebSocket mode;
+* ``GET``/``DELETE /v1/responses/{id}`` - stored responses;
+* ``POST /v1/chat/completions`` - JSON or SSE;
+* ``GET /health`` and ``GET /stats``.
+
+Every failure a client can cause is answered with the OpenAI error shape: an HTTP status
+and ``{"error": {...}}``, or an ``error`` event on a WebSocket that stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from rig.mock.engine import ConnectionCache, PreparedTurn, TurnEngine
+from rig.mock.latency import LatencyModel
+from rig.mock.stats import Stats
+from rig.mock.store import ResponseStore
+from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
+from rig.protocol.errors import (
+    APIError,
+    AuthenticationError,
+    BusyError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+    error_body,
+    ws_error_event,
+)
+from rig.protocol.requests import ResponseCreateRequest, parse_create_request, parse_json_object
+from rig.protocol.sse import DONE, encode_data, encode_event
+from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_server_event, parse_client_event
+
+__all__ = ["MockSettings", "build_app"]
+
+log = logging.getLogger("rig.mock")
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    """Behaviour of one mock process that is not the latency model."""
+
+    api_keys: tuple[str, ...] = ()
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_message_bytes: int = 8 * 1024 * 1024
+    ws_max_age_s: float = 3600.0
+    preset: LatencyModel = field(default_factory=LatencyModel)
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def _error_response(error: APIError) -> Response:
+    return _json(error_body(error), error.status)
+
+
+def _masked(key: str) -> str:
+    """A key as the API shows it in errors: never the whole secret."""
+    return f"{key[:3]}***{key[-4:]}" if len(key) > 10 else "***"
+
+
+def _bearer(headers: Any) -> str | None:
+    value = headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+class _Paced:
+    """Sleeps until each event's due time, so events leave when the latency model says."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    async def wait(self, offset: float) -> None:
+        delay = self.start + offset - time.monotonic()
+        if delay > 0.001:
+            await asyncio.sleep(delay)
+
+
+class MockApp:
+    """State shared by the handlers of one process."""
+
+    def __init__(self, engine: TurnEngine, stats: Stats, settings: MockSettings):
+        self.engine = engine
+        self.stats = stats
+        self.settings = settings
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def authenticate(self, headers: Any) -> None:
+        """Raise :class:`AuthenticationError` unless a configured key was presented."""
+        keys = self.settings.api_keys
+        if not keys:
+            return
+        token = _bearer(headers)
+        if token is None:
+            raise AuthenticationError(
+                "You didn't provide an API key. Provide it in an Authorization header "
+                "(Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+            raise AuthenticationError(f"Incorrect API key provided: {_masked(token)}.")
+
+    async def read_body(self, request: Request) -> bytes:
+        """The request body, refused with 413 beyond the configured limit."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise InvalidRequestError("Invalid Content-Length header.", code="invalid_header")
+            if int(declared) > limit:
+                raise PayloadTooLargeError(
+                    f"Request body of {int(declared)} bytes exceeds the limit of {limit} bytes."
+                )
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+            chunks.append(chunk)
+        self.stats.add("bytes_in", size)
+        return b"".join(chunks)
+
+    def failed(self, error: APIError) -> Response:
+        """Count and render an error response."""
+        self.stats.add("errors")
+        return _error_response(error)
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    async def create_response(self, request: Request) -> Response:
+        """``POST /v1/responses``."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+            body = await self.read_body(request)
+            create = parse_create_request(parse_json_object(body))
+            if create.background:
+                raise InvalidRequestError(
+                    "'background' is not supported by the mock provider.",
+                    param="background",
+                    code="unsupported_parameter",
+                )
+            obfuscate = _include_obfuscation(create)
+            turn = await self.engine.prepare(create, body_bytes=len(body), obfuscate=obfuscate)
+        except APIError as error:
+            return self.failed(error)
+        if create.stream:
+            return _EventStream(self, turn)
+        if turn.total_s > 0:
+            await asyncio.sleep(turn.total_s)
+        turn.run_to_completion()
+        await self.engine.finish(turn)
+        self.stats.add("responses_completed")
+        payload = orjson.dumps(turn.stream.snapshot("completed", turn.usage))
+        self.stats.add("bytes_out", len(payload))
+        return Response(payload, media_type="application/json")
+
+    async def get_response(self, request: Request) -> Response:
+        """``GET /v1/responses/{id}``."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+            response_id = request.path_params["response_id"]
+            stored = await self.engine.store.get(response_id)
+            if stored is None:
+                raise NotFoundError(f"Response with id '{response_id}' not found.")
+        except APIError as error:
+            return self.failed(error)
+        return _json(stored.response)
+
+    async def delete_response(self, request: Request) -> Response:
+        """``DELETE /v1/responses/{id}``."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+            response_id = request.path_params["response_id"]
+            if not await self.engine.store.delete(response_id):
+                raise NotFoundError(f"Response with id '{response_id}' not found.")
+        except APIError as error:
+            return self.failed(error)
+        return _json({"id": response_id, "object": "response.deleted", "deleted": True})
+
+    async def chat_completions(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+            body = await self.read_body(request)
+            chat = parse_chat_request(parse_json_object(body))
+            prepared = self.engine.prepare_chat(chat, body_bytes=len(body))
+        except APIError as error:
+            return self.failed(error)
+        self.stats.add("chat_completions")
+        if chat.stream:
+            include = bool(chat.stream_options and chat.stream_options.include_usage)
+            return _ChunkStream(self, prepared.timed_chunks(include))
+        if prepared.total_s > 0:
+            await asyncio.sleep(prepared.total_s)
+        calls = [(cid, name, "".join(p)) for cid, name, p in prepared.call_pieces]
+        usage = chat_usage(
+            prepared.prompt_tokens, prepared.cached_tokens, prepared.completion_tokens
+        )
+        text = "".join(prepared.text_pieces) or None
+        payload = orjson.dumps(chat_completion(chat.model, text, calls, usage))
+        self.stats.add("bytes_out", len(payload))
+        return Response(payload, media_type="application/json")
+
+    async def health(self, request: Request) -> Response:
+        """``GET /health``."""
+        return _json({"status": "ok"})
+
+    async def stats_endpoint(self, request: Request) -> Response:
+        """``GET /stats``: counters summed over all worker processes."""
+        totals = self.stats.total()
+        totals["preset"] = self.settings.preset.name
+        return _json(totals)
+
+    # -- WebSocket --------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        """Responses API WebSocket mode on ``/v1/responses``."""
+        try:
+            self.authenticate(websocket.headers)
+        except APIError as error:
+            self.stats.add("errors")
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(_error_response(error))
+            else:
+                await websocket.close(code=1008, reason=error.code or "unauthorized")
+            return
+        await websocket.accept()
+        self.stats.add("connections_open")
+        self.stats.add("connections_total")
+        connection = _WSConnection(self, websocket)
+        try:
+            await connection.run()
+        finally:
+            self.stats.add("connections_open", -1)
+
+
+def _include_obfuscation(create: ResponseCreateRequest) -> bool:
+    options = getattr(create, "stream_options", None)
+    if isinstance(options, dict) and options.get("include_obfuscation") is False:
+        return False
+    return True
+
+
+class _Disconnect:
+    """Watches ``receive`` for the client going away while a response streams."""
+
+    def __init__(self, receive: Receive):
+        self._task = asyncio.ensure_future(receive())
+
+    @property
+    def happened(self) -> bool:
+        return self._task.done()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+class _EventStream(Response):
+    """A streamed Responses API answer: SSE events paced by the latency model."""
+
+    def __init__(self, app: MockApp, turn: PreparedTurn):
+        super().__init__(media_type="text/event-stream")
+        self.app = app
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stats = self.app.stats
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-request-id", self.turn.stream.response_id.encode()),
+                ],
+            }
+        )
+        pace = _Paced()
+        gone = _Disconnect(receive)
+        sent = 0
+        count = 0
+        try:
+            for offset, event in self.turn.timed_events():
+                await pace.wait(offset)
+                if gone.happened:
+                    stats.add("responses_failed")
+                    return
+                chunk = encode_event(event)
+                sent += len(chunk)
+                count += 1
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await self.app.engine.finish(self.turn)
+            stats.add("responses_completed")
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+            stats.add("events_sent", count)
+            stats.add("bytes_out", sent)
+
+
+class _ChunkStream(Response):
+    """A streamed chat completion: ``data:`` chunks, then ``data: [DONE]``."""
+
+    def __init__(self, app: MockApp, chunks: Iterator[tuple[float, dict[str, Any]]]):
+        super().__init__(media_type="text/event-stream")
+        self.app = app
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
+        pace = _Paced()
+        gone = _Disconnect(receive)
+        sent = 0
+        count = 0
+        try:
+            for offset, chunk in self.chunks:
+                await pace.wait(offset)
+                if gone.happened:
+                    return
+                data = encode_data(chunk)
+                sent += len(data)
+                count += 1
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            sent += len(DONE)
+            await send({"type": "http.response.body", "body": DONE, "more_body": False})
+        finally:
+            gone.cancel()
+            self.app.stats.add("events_sent", count)
+            self.app.stats.add("bytes_out", sent)
+
+
+class _WSConnection:
+    """One WebSocket connection: its lanes, its response cache and its age limit."""
+
+    def __init__(self, app: MockApp, websocket: WebSocket):
+        self.app = app
+        self.websocket = websocket
+        self.cache = ConnectionCache()
+        self.default_busy = False
+        self.lanes: dict[str, asyncio.Queue[tuple[Any, int]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.in_flight = 0
+        self.closed = False
+
+    async def send(self, event: dict[str, Any]) -> None:
+        payload = encode_server_event(event)
+        self.app.stats.add("bytes_out", len(payload))
+        self.app.stats.add("events_sent")
+        await self.websocket.send({"type": "websocket.send", "text": payload.decode()})
+
+    async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
+        self.app.stats.add("errors")
+        await self.send(ws_error_event(error, stream_id=stream_id))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run(self) -> None:
+        expiry = asyncio.ensure_future(self._expire(self.app.settings.ws_max_age_s))
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("text")
+                raw_bytes = raw.encode() if raw is not None else (message.get("bytes") or b"")
+                self.app.stats.add("bytes_in", len(raw_bytes))
+                if self.closed:
+                    continue
+                await self.handle(raw_bytes)
+        finally:
+            expiry.cancel()
+            for task in list(self.tasks):
+                task.cancel()
+
+    async def handle(self, raw: bytes) -> None:
+        limit = self.app.settings.max_message_bytes
+        if len(raw) > limit:
+            await self.send_error(
+                PayloadTooLargeError(f"Message of {len(raw)} bytes exceeds the limit of {limit}.")
+            )
+            return
+        try:
+            event = parse_client_event(raw)
+        except APIError as error:
+            await self.send_error(error)
+            return
+        if event.stream_id is None:
+            if self.default_busy:
+                await self.send_error(
+                    BusyError(
+                        "A response is already in progress on this connection; wait for "
+                        "response.completed or give each concurrent response a stream_id."
+                    )
+                )
+                return
+            self.default_busy = True
+            self._begin()
+            self._spawn(self._respond(event, len(raw), lane=""))
+            return
+        queue = self.lanes.get(event.stream_id)
+        if queue is None:
+            queue = self.lanes[event.stream_id] = asyncio.Queue()
+            self._spawn(self._lane(event.stream_id, queue))
+        self._begin()
+        queue.put_nowait((event, len(raw)))
+
+    def _begin(self) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+
+    def _end(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle.set()
+
+    async def _lane(self, stream_id: str, queue: asyncio.Queue[tuple[Any, int]]) -> None:
+        # Requests on one lane are processed first in, first out.
+        while True:
+            event, size = await queue.get()
+            await self._respond(event, size, lane=stream_id)
+
+    async def _respond(self, event: Any, size: int, lane: str) -> None:
+        stream_id = event.stream_id
+        try:
+            try:
+                turn = await self.app.engine.prepare(
+                    event,
+                    body_bytes=size,
+                    connection=self.cache,
+                    stream_id=stream_id,
+                    obfuscate=_include_obfuscation(event),
+                )
+            except APIError as error:
+                await self.send_error(error, stream_id)
+                return
+            pace = _Paced()
+            for offset, server_event in turn.timed_events():
+                await pace.wait(offset)
+                await self.send(server_event)
+            await self.app.engine.finish(turn, connection=self.cache, lane=lane)
+            self.app.stats.add("responses_completed")
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not take the connection down silently
+            log.exception("response failed")
+            self.app.stats.add("responses_failed")
+            with contextlib.suppress(Exception):
+                error = ServerError("The server had an error processing your request.")
+                await self.send_error(error, stream_id)
+        finally:
+            if not lane:
+                self.default_busy = False
+            self._end()
+
+    async def _expire(self, max_age_s: float) -> None:
+        await asyncio.sleep(max_age_s)
+        self.closed = True  # accept no new responses; let the ones in flight finish
+        await self.idle.wait()
+        error = InvalidRequestError(
+            f"The WebSocket connection reached its maximum age of {max_age_s:g} seconds; "
+            "open a new connection to continue.",
+            code=CONNECTION_LIMIT_CODE,
+        )
+        with contextlib.suppress(Exception):
+            await self.send_error(error)
+            await self.websocket.close(code=1000, reason=CONNECTION_LIMIT_CODE)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        error: APIError = InvalidRequestError(
+            f"Method {request.method} is not allowed on {request.url.path}.",
+            code="method_not_allowed",
+        )
+        error.status = 405
+        return _error_response(error)
+    return _error_response(
+        NotFoundError(f"Invalid URL ({request.method} {request.url.path})", code="unknown_url")
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return _error_response(ServerError("The server had an error processing your request."))
+
+
+def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Starlette:
+    """The mock provider's ASGI application."""
+    mock = MockApp(engine, stats, settings)
+    routes = [
+        Route("/v1/responses", mock.create_response, methods=["POST"]),
+        WebSocketRoute("/v1/responses", mock.websocket),
+        Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", mock.delete_response, methods=["DELETE"]),
+        Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
+        Route("/health", mock.health, methods=["GET"]),
+        Route("/stats", mock.stats_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
+    )
+    app.state.mock = mock
+    return app

@@ -1,0 +1,451 @@
+"""The mock's turn engine: from a validated request to a timed sequence of events.
+
+Transport-independent: the HTTP and WebSocket handlers hand it a request and the bytes it
+arrived in, and get back a :class:`PreparedTurn` whose events they pace and write. The
+engine resolves ``previous_response_id`` (connection cache, then store), checks that tool
+calls and outputs pair up as the real API does, counts tokens (see
+:mod:`rig.protocol.tokens`), models the provider's prompt cache, asks the scripted model
+what to say, and applies the latency model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from rig.mock.latency import LatencyModel
+from rig.mock.store import ResponseStore, StoredResponse
+from rig.protocol.chat import ChatRequest, ChatStream, normalize_messages, responses_tools
+from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
+from rig.protocol.events import ResponseStream, usage_object
+from rig.protocol.ids import new_id
+from rig.protocol.requests import ResponseCreateRequest, TranscriptItem, normalize_input
+from rig.protocol.tokens import estimate_tokens, split_tokens
+from rig.workload.policy import ModelPolicy, ModelTurn, UnknownScenarioError
+
+__all__ = [
+    "ConnectionCache",
+    "PreparedChat",
+    "PreparedTurn",
+    "PromptCache",
+    "TurnEngine",
+    "cacheable_tokens",
+]
+
+ITEM_OVERHEAD_TOKENS = 4
+"""Tokens charged per conversation item for role and framing, as chat formats do."""
+
+PROMPT_CACHE_MIN_TOKENS = 1024
+PROMPT_CACHE_BLOCK_TOKENS = 128
+
+
+def cacheable_tokens(prefix_tokens: int) -> int:
+    """Tokens of a known prefix that a provider cache reports: none under 1,024, else whole
+    128-token blocks (OpenAI's documented prompt caching rule)."""
+    if prefix_tokens < PROMPT_CACHE_MIN_TOKENS:
+        return 0
+    return prefix_tokens - prefix_tokens % PROMPT_CACHE_BLOCK_TOKENS
+
+
+def item_tokens(item: TranscriptItem) -> int:
+    """Estimated tokens of one normalised conversation item."""
+    kind = item["type"]
+    if kind == "message":
+        text = item["content"]
+    elif kind == "function_call":
+        text = item["name"] + item["arguments"]
+    else:
+        text = item["output"]
+    return estimate_tokens(text) + ITEM_OVERHEAD_TOKENS
+
+
+class PromptCache:
+    """Prefixes of stateless conversations the provider has seen, to report cached tokens.
+
+    A conversation prefix is identified by a hash chain over its items; the cache maps
+    chain values to the prefix's token count. Bounded, least recently used out first.
+    """
+
+    def __init__(self, max_entries: int = 200_000):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, int] = OrderedDict()
+
+    @staticmethod
+    def chain(seed: bytes, items: Sequence[TranscriptItem]) -> list[bytes]:
+        """Chain values after each item, starting from ``seed``."""
+        values = []
+        value = hashlib.blake2b(seed, digest_size=16).digest()
+        for item in items:
+            value = hashlib.blake2b(value + orjson.dumps(item), digest_size=16).digest()
+            values.append(value)
+        return values
+
+    def longest(self, chain: Sequence[bytes]) -> int:
+        """Token count of the longest cached prefix in ``chain`` (0 if none)."""
+        for value in reversed(chain):
+            tokens = self._entries.get(value)
+            if tokens is not None:
+                self._entries.move_to_end(value)
+                return tokens
+        return 0
+
+    def add(self, value: bytes, tokens: int) -> None:
+        """Remember that the prefix ending at chain ``value`` has ``tokens`` tokens."""
+        self._entries[value] = tokens
+        self._entries.move_to_end(value)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+@dataclass
+class ConnectionCache:
+    """A WebSocket connection's memory: the most recent response of each lane."""
+
+    max_lanes: int = 64
+    lanes: OrderedDict[str, tuple[str, StoredResponse]] = field(default_factory=OrderedDict)
+
+    def get(self, response_id: str) -> StoredResponse | None:
+        """The cached response ``response_id``, if it is the latest of some lane."""
+        for cached_id, stored in self.lanes.values():
+            if cached_id == response_id:
+                return stored
+        return None
+
+    def put(self, lane: str, response_id: str, stored: StoredResponse) -> None:
+        """Make ``response_id`` the latest response of ``lane``."""
+        self.lanes[lane] = (response_id, stored)
+        self.lanes.move_to_end(lane)
+        while len(self.lanes) > self.max_lanes:
+            self.lanes.popitem(last=False)
+
+
+@dataclass
+class PreparedTurn:
+    """Everything a handler needs to stream (or return) one response."""
+
+    request: ResponseCreateRequest
+    stream: ResponseStream
+    transcript: list[TranscriptItem]
+    model_turn: ModelTurn
+    text_pieces: list[str]
+    call_pieces: list[tuple[str, str, list[str]]]
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    context_tokens: int
+    context_bytes: int
+    ttft_s: float
+    token_interval_s: float
+    delta_tokens: int
+    chain_end: bytes | None = None
+
+    def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
+        """``(offset_s, event)`` pairs: when, after the request arrived, to send each event."""
+        stream = self.stream
+        yield 0.0, stream.created()
+        yield 0.0, stream.in_progress()
+        step = self.token_interval_s * self.delta_tokens
+        at = self.ttft_s
+        if self.text_pieces:
+            for event in stream.message(self.text_pieces):
+                yield at, event
+                if event["type"] == "response.output_text.delta":
+                    at += step
+        for call_id, name, pieces in self.call_pieces:
+            for event in stream.function_call(name, pieces, call_id=call_id):
+                yield at, event
+                if event["type"] == "response.function_call_arguments.delta":
+                    at += step
+        yield at, stream.completed(self.usage)
+
+    def run_to_completion(self) -> None:
+        """Build every event without sending any, for a non-streamed answer."""
+        for _ in self.timed_events():
+            pass
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The response's ``usage``: this request's cacheable prefix beyond what was cached
+        counts as written to the cache."""
+        written = max(0, cacheable_tokens(self.input_tokens) - self.cached_tokens)
+        return usage_object(self.input_tokens, self.cached_tokens, self.output_tokens, written)
+
+    @property
+    def total_s(self) -> float:
+        """Seconds until the last event is due."""
+        return self.ttft_s + self.token_interval_s * self.output_tokens
+
+
+@dataclass
+class PreparedChat:
+    """Everything a handler needs to stream (or return) one chat completion."""
+
+    request: ChatRequest
+    model_turn: ModelTurn
+    text_pieces: list[str]
+    call_pieces: list[tuple[str, str, list[str]]]
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    ttft_s: float
+    token_interval_s: float
+    delta_tokens: int
+
+    def timed_chunks(self, include_usage: bool) -> Iterator[tuple[float, dict[str, Any]]]:
+        """``(offset_s, chunk)`` pairs of the streamed completion."""
+        from rig.protocol.chat import chat_usage
+
+        stream = ChatStream(self.request.model)
+        step = self.token_interval_s * self.delta_tokens
+        at = self.ttft_s
+        yield at, stream.role()
+        for piece in self.text_pieces:
+            yield at, stream.content(piece)
+            at += step
+        for index, (call_id, name, pieces) in enumerate(self.call_pieces):
+            yield at, stream.tool_call_start(index, call_id, name)
+            for piece in pieces:
+                yield at, stream.tool_call_arguments(index, piece)
+                at += step
+        yield at, stream.finish("tool_calls" if self.call_pieces else "stop")
+        if include_usage:
+            usage = chat_usage(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
+            yield at, stream.usage(usage)
+
+    @property
+    def total_s(self) -> float:
+        """Seconds until the last chunk is due."""
+        return self.ttft_s + self.token_interval_s * self.completion_tokens
+
+
+def _check_pairing(items: Sequence[TranscriptItem], pending: set[str]) -> None:
+    """Raise the API's error when a tool output has no call, or a call has no output.
+
+    ``pending`` holds call ids from the resumed conversation still awaiting outputs.
+    """
+    open_calls = set(pending)
+    for item in items:
+        kind = item["type"]
+        if kind == "function_call":
+            open_calls.add(item["call_id"])
+        elif kind == "function_call_output":
+            call_id = item["call_id"]
+            if call_id not in open_calls:
+                raise InvalidRequestError(
+                    f"No tool call found for function call output with call_id {call_id}.",
+                    param="input",
+                )
+            open_calls.discard(call_id)
+    if open_calls:
+        missing = sorted(open_calls)[0]
+        raise InvalidRequestError(
+            f"No tool output found for function call {missing}.", param="input"
+        )
+
+
+def _pending_calls(stored: StoredResponse) -> set[str]:
+    return {
+        item["call_id"] for item in stored.response["output"] if item["type"] == "function_call"
+    }
+
+
+class TurnEngine:
+    """Decides, sizes and times responses for every transport of one mock process."""
+
+    def __init__(
+        self,
+        policy: ModelPolicy,
+        latency: LatencyModel,
+        store: ResponseStore,
+        *,
+        seed: int = 0,
+        delta_tokens: int = 1,
+        prompt_cache: PromptCache | None = None,
+    ):
+        self.policy = policy
+        self.latency = latency
+        self.store = store
+        self.rng = random.Random(seed)
+        self.delta_tokens = max(1, delta_tokens)
+        self.prompt_cache = prompt_cache if prompt_cache is not None else PromptCache()
+
+    def _decide(
+        self,
+        transcript: list[TranscriptItem],
+        tools: Sequence[dict[str, Any]],
+        metadata: dict[str, str] | None,
+    ) -> tuple[ModelTurn, list[str], list[tuple[str, str, list[str]]], int]:
+        try:
+            turn = self.policy.next_turn(transcript, tools, metadata)
+        except UnknownScenarioError as exc:
+            raise InvalidRequestError(str(exc), param="metadata.scenario") from None
+        text_tokens = split_tokens(turn.text) if turn.text else []
+        output_tokens = len(text_tokens)
+        calls = []
+        for call in turn.tool_calls:
+            arg_tokens = split_tokens(call.arguments)
+            output_tokens += len(arg_tokens)
+            calls.append((new_id("call", 12), call.name, self._group(arg_tokens)))
+        return turn, self._group(text_tokens), calls, output_tokens
+
+    def _group(self, tokens: list[str]) -> list[str]:
+        n = self.delta_tokens
+        if n == 1:
+            return tokens
+        return ["".join(tokens[i : i + n]) for i in range(0, len(tokens), n)]
+
+    def _prefix_tokens(self, instructions: str | None, tools_json: bytes) -> int:
+        tokens = estimate_tokens(tools_json) if tools_json != b"[]" else 0
+        return tokens + (estimate_tokens(instructions) if instructions else 0)
+
+    def _stateless_cache(
+        self, seed: bytes, transcript: list[TranscriptItem]
+    ) -> tuple[int, bytes | None]:
+        """Cached tokens for a request carrying its whole context; and its chain end."""
+        chain = PromptCache.chain(seed, transcript)
+        known = self.prompt_cache.longest(chain)
+        if known and self.rng.random() >= self.latency.prompt_cache_hit_rate:
+            known = 0  # the request reached a replica without this prefix
+        return cacheable_tokens(known), (chain[-1] if chain else None)
+
+    async def prepare(
+        self,
+        request: ResponseCreateRequest,
+        *,
+        body_bytes: int,
+        connection: ConnectionCache | None = None,
+        stream_id: str | None = None,
+        obfuscate: bool = True,
+    ) -> PreparedTurn:
+        """Resolve, validate, decide and time one Responses API request."""
+        new_items = normalize_input(request)
+        tools_json = orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools or ()])
+        tool_dicts = [t.model_dump() for t in request.tools or ()]
+        prefix_tokens = self._prefix_tokens(request.instructions, tools_json)
+        new_tokens = sum(item_tokens(item) for item in new_items)
+        rehydrated_bytes = 0
+        chain_end = None
+        previous_id = request.previous_response_id
+        if previous_id:
+            prior = connection.get(previous_id) if connection is not None else None
+            if prior is None:
+                prior = await self.store.get(previous_id)
+                if prior is None:
+                    raise PreviousResponseNotFoundError(previous_id)
+                rehydrated_bytes = prior.context_bytes
+            _check_pairing(new_items, _pending_calls(prior))
+            transcript = prior.transcript + new_items
+            history_tokens = prior.context_tokens + new_tokens
+            cached = cacheable_tokens(prefix_tokens + prior.context_tokens)
+            base_bytes = prior.context_bytes
+        else:
+            _check_pairing(new_items, set())
+            transcript = new_items
+            history_tokens = new_tokens
+            seed = (request.instructions or "").encode() + tools_json
+            cached, chain_end = self._stateless_cache(seed, transcript)
+            base_bytes = 0
+        if not transcript:
+            raise InvalidRequestError(
+                "Missing required parameter: 'input'. Provide input items or a "
+                "previous_response_id.",
+                param="input",
+                code="missing_required_parameter",
+            )
+        turn, text_pieces, call_pieces, output_tokens = self._decide(
+            transcript, tool_dicts, request.metadata
+        )
+        input_tokens = prefix_tokens + history_tokens
+        cached = min(cached, input_tokens)
+        ttft = self.latency.ttft_s(body_bytes, rehydrated_bytes, input_tokens - cached, self.rng)
+        output_bytes = len(turn.text or "") + sum(len(c.arguments) for c in turn.tool_calls)
+        return PreparedTurn(
+            request=request,
+            stream=ResponseStream(request, stream_id=stream_id, obfuscate=obfuscate),
+            transcript=transcript,
+            model_turn=turn,
+            text_pieces=text_pieces,
+            call_pieces=call_pieces,
+            input_tokens=input_tokens,
+            cached_tokens=cached,
+            output_tokens=output_tokens,
+            context_tokens=history_tokens,
+            context_bytes=base_bytes + body_bytes + output_bytes,
+            ttft_s=ttft,
+            token_interval_s=self.latency.token_interval_s(self.rng),
+            delta_tokens=self.delta_tokens,
+            chain_end=chain_end,
+        )
+
+    async def finish(
+        self, turn: PreparedTurn, *, connection: ConnectionCache | None = None, lane: str = ""
+    ) -> StoredResponse:
+        """Record a completed response: connection cache, store, prompt cache."""
+        output_items = []
+        output_tokens = 0
+        for item in turn.stream.output:
+            if item["type"] == "message":
+                text = item["content"][0]["text"] if item["content"] else ""
+                normal = {"type": "message", "role": "assistant", "content": text}
+            else:
+                normal = {
+                    "type": "function_call",
+                    "call_id": item["call_id"],
+                    "name": item["name"],
+                    "arguments": item["arguments"],
+                }
+            output_items.append(normal)
+            output_tokens += item_tokens(normal)
+        stored = StoredResponse(
+            response=turn.stream.snapshot("completed", turn.usage),
+            transcript=turn.transcript + output_items,
+            context_tokens=turn.context_tokens + output_tokens,
+            context_bytes=turn.context_bytes,
+        )
+        if connection is not None:
+            connection.put(lane, turn.stream.response_id, stored)
+        if turn.request.store:
+            await self.store.put(turn.stream.response_id, stored)
+        if turn.chain_end is not None:
+            prefix = turn.input_tokens - turn.context_tokens
+            full = PromptCache.chain(turn.chain_end, output_items)
+            self.prompt_cache.add(turn.chain_end, turn.input_tokens)
+            if full:
+                self.prompt_cache.add(full[-1], prefix + stored.context_tokens)
+        return stored
+
+    def prepare_chat(self, request: ChatRequest, *, body_bytes: int) -> PreparedChat:
+        """Decide and time one Chat Completions request (always the full context)."""
+        transcript = normalize_messages(request)
+        _check_pairing(transcript, set())
+        tools = responses_tools(request)
+        tools_json = orjson.dumps(tools)
+        prefix_tokens = self._prefix_tokens(None, tools_json)
+        input_tokens = prefix_tokens + sum(item_tokens(item) for item in transcript)
+        cached, chain_end = self._stateless_cache(tools_json, transcript)
+        turn, text_pieces, call_pieces, output_tokens = self._decide(
+            transcript, tools, request.metadata
+        )
+        # Remember the conversation including this answer, as the provider's cache would.
+        if chain_end is not None:
+            self.prompt_cache.add(chain_end, input_tokens)
+        cached = min(cached, input_tokens)
+        ttft = self.latency.ttft_s(body_bytes, 0, input_tokens - cached, self.rng)
+        return PreparedChat(
+            request=request,
+            model_turn=turn,
+            text_pieces=text_pieces,
+            call_pieces=call_pieces,
+            prompt_tokens=input_tokens,
+            cached_tokens=cached,
+            completion_tokens=output_tokens,
+            ttft_s=ttft,
+            token_interval_s=self.latency.token_interval_s(self.rng),
+            delta_tokens=self.delta_tokens,
+        )

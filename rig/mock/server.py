@@ -1,0 +1,131 @@
+"""Running the mock provider: configuration, the per-process app factory, uvicorn.
+
+With ``workers > 1`` uvicorn starts that many processes sharing the port; each builds its
+own app from the configuration passed in the environment. Stored responses are shared
+only through Redis (``store="redis://..."``); counters are shared through a directory of
+per-process files, so ``/stats`` always reports the whole mock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+
+from rig.mock.app import MockSettings, build_app
+from rig.mock.engine import TurnEngine
+from rig.mock.latency import load_preset
+from rig.mock.stats import Stats
+from rig.mock.store import RedisStore, open_store
+from rig.workload.policy import ModelPolicy
+from rig.workload.scenarios import builtin_scenarios
+
+__all__ = ["CONFIG_ENV", "MockConfig", "app_from_env", "create_app", "serve"]
+
+CONFIG_ENV = "RIG_MOCK_CONFIG"
+"""Environment variable carrying the configuration to worker processes."""
+
+log = logging.getLogger("rig.mock")
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """Everything ``rig mock`` can be told."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    preset: str = "instant"
+    seed: int = 0
+    scenario: str = "mixed"
+    store: str | None = None
+    store_ttl_s: int = 3600
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_message_bytes: int = 8 * 1024 * 1024
+    ws_max_age_s: float = 3600.0
+    delta_tokens: int = 1
+    stats_dir: str | None = None
+    log_level: str = "warning"
+
+    def to_env(self) -> str:
+        """The configuration as JSON for :data:`CONFIG_ENV`."""
+        return orjson.dumps(dataclasses.asdict(self)).decode()
+
+    @classmethod
+    def from_env(cls, value: str) -> MockConfig:
+        """Inverse of :meth:`to_env`."""
+        data = orjson.loads(value)
+        data["api_keys"] = tuple(data.get("api_keys") or ())
+        return cls(**data)
+
+
+def create_app(config: MockConfig) -> Starlette:
+    """Build one process's app: policy, store, engine, counters."""
+    latency = load_preset(config.preset)
+    store = open_store(config.store, ttl_s=config.store_ttl_s)
+    policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
+    engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
+    stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
+    settings = MockSettings(
+        api_keys=config.api_keys,
+        max_body_bytes=config.max_body_bytes,
+        max_message_bytes=config.max_message_bytes,
+        ws_max_age_s=config.ws_max_age_s,
+        preset=latency,
+    )
+    app = build_app(engine, stats, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if isinstance(store, RedisStore):
+            await store.ping()  # fail at start, not on the first continuation
+        yield
+        await store.close()
+        stats.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for worker processes."""
+    return create_app(MockConfig.from_env(os.environ[CONFIG_ENV]))
+
+
+def serve(config: MockConfig) -> None:
+    """Run the mock until interrupted."""
+    if config.stats_dir is None:
+        config = dataclasses.replace(config, stats_dir=tempfile.mkdtemp(prefix="rig-mock-stats-"))
+    if config.workers > 1 and config.store in (None, "", "memory"):
+        log.warning(
+            "%d workers with the in-process store: a previous_response_id continuation "
+            "that reaches another worker gets previous_response_not_found; pass "
+            "--store redis://HOST:6379/0 to share stored responses",
+            config.workers,
+        )
+    load_preset(config.preset)  # fail before forking on a bad preset
+    common = dict(
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=max(config.max_message_bytes * 2, 1 << 20),
+        log_level=config.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    if config.workers > 1:
+        os.environ[CONFIG_ENV] = config.to_env()
+        uvicorn.run("rig.mock.server:app_from_env", factory=True, workers=config.workers, **common)
+    else:
+        uvicorn.run(create_app(config), **common)

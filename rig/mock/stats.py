@@ -1,0 +1,71 @@
+"""Server counters shared by every worker process of one mock.
+
+Each process owns a small memory-mapped file of int64 counters in a directory the
+supervisor chose; ``/stats`` sums the files of all processes, so the figures are right
+whichever worker answers. Counters only grow; gauges (open connections) go up and down.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+__all__ = ["COUNTERS", "Stats"]
+
+COUNTERS = (
+    "connections_open",
+    "connections_total",
+    "http_requests",
+    "responses_completed",
+    "responses_failed",
+    "chat_completions",
+    "errors",
+    "events_sent",
+    "bytes_in",
+    "bytes_out",
+)
+"""Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
+bodies and WebSocket message payloads in; response bodies and message payloads out."""
+
+_SLOT = {name: i for i, name in enumerate(COUNTERS)}
+_SIZE = 8 * len(COUNTERS)
+
+
+class Stats:
+    """This process's counters, and the sum over all processes of the same mock."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{os.getpid()}.stats"
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * _SIZE)
+        self._file = open(path, "r+b")  # noqa: SIM115 - kept open for the mapping's lifetime
+        self._map = mmap.mmap(self._file.fileno(), _SIZE)
+        self._values = memoryview(self._map).cast("q")
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to counter ``name`` of this process."""
+        self._values[_SLOT[name]] += amount
+
+    def local(self) -> dict[str, int]:
+        """This process's counters."""
+        return {name: self._values[i] for i, name in enumerate(COUNTERS)}
+
+    def total(self) -> dict[str, int]:
+        """Counters summed over every process of this mock."""
+        totals = dict.fromkeys(COUNTERS, 0)
+        for path in self.directory.glob("*.stats"):
+            raw = path.read_bytes()
+            if len(raw) != _SIZE:
+                continue
+            for i, value in enumerate(memoryview(raw).cast("q")):
+                totals[COUNTERS[i]] += value
+        return totals
+
+    def close(self) -> None:
+        """Unmap the counters (the file stays, so totals keep this process's counts)."""
+        self._values.release()
+        self._map.close()
+        self._file.close()

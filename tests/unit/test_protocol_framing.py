@@ -1,0 +1,150 @@
+"""SSE and WebSocket framing, the type sniffer, and token pieces."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from rig.protocol.errors import InvalidRequestError
+from rig.protocol.events import ResponseStream, usage_object
+from rig.protocol.requests import parse_create_request
+from rig.protocol.sniff import event_type, is_terminal
+from rig.protocol.sse import SSEDecoder, SSEMessage, encode_data, encode_event
+from rig.protocol.tokens import estimate_tokens, split_tokens
+from rig.protocol.ws import encode_client_event, parse_client_event
+
+
+def _stream_events() -> list[dict]:
+    stream = ResponseStream(parse_create_request({"model": "m", "input": "hi"}))
+    events = [stream.created(), stream.in_progress(), *stream.message(["Hel", "lo", " ✓"])]
+    return [*events, stream.completed(usage_object(1, 0, 3))]
+
+
+def test_sse_round_trip_at_every_chunk_boundary() -> None:
+    events = _stream_events()
+    wire = b"".join(encode_event(e) for e in events)
+    for size in (1, 2, 3, 7, 64, len(wire)):
+        decoder = SSEDecoder()
+        messages = []
+        for start in range(0, len(wire), size):
+            messages += decoder.feed(wire[start : start + size])
+        assert [m.event for m in messages] == [e["type"] for e in events]
+        assert [orjson.loads(m.data) for m in messages] == events
+        assert decoder.pending == 0
+
+
+def test_sse_decoder_follows_the_event_stream_rules() -> None:
+    wire = b": keep-alive\r\nevent: a\r\ndata: one\r\ndata: two\r\n\r\nid: 5\nretry: 10\ndata:x\n\n\rdata: y\r\r"
+    decoder = SSEDecoder()
+    messages = []
+    for i in range(len(wire)):
+        messages += decoder.feed(wire[i : i + 1])
+    assert messages == [SSEMessage("a", b"one\ntwo"), SSEMessage("", b"x"), SSEMessage("", b"y")]
+
+
+def test_an_event_without_data_is_not_dispatched() -> None:
+    assert SSEDecoder().feed(b"event: lonely\n\n") == []
+
+
+def test_chat_chunks_are_bare_data_lines() -> None:
+    assert encode_data({"a": 1}) == b'data: {"a":1}\n\n'
+
+
+def test_sniffer_agrees_with_a_full_parse_on_every_event() -> None:
+    for event in _stream_events():
+        raw = orjson.dumps(event)
+        assert event_type(raw) == orjson.loads(raw)["type"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"sequence_number":1,"type":"response.completed"}', "response.completed"),
+        (b'{"type": "error", "error": {}}', "error"),
+        (
+            b'{"item":{"type":"message"},"type":"response.output_item.added"}',
+            "response.output_item.added",
+        ),
+        (b'{"type":"a\\"b"}', 'a"b'),
+        (b'{"no_type":1}', None),
+        (b'{"type":3}', None),
+        (b"not json", None),
+        (b"[1,2]", None),
+    ],
+)
+def test_sniffer_falls_back_and_never_guesses(raw: bytes, expected: str | None) -> None:
+    assert event_type(raw) == expected
+
+
+def test_terminal_types() -> None:
+    assert (
+        is_terminal("response.completed")
+        and is_terminal("error")
+        and is_terminal("response.failed")
+    )
+    assert not is_terminal("response.output_text.delta") and not is_terminal(None)
+
+
+def test_client_event_encoding_drops_stream_and_keeps_the_lane() -> None:
+    raw = encode_client_event({"model": "m", "stream": True, "input": "x"}, stream_id="s1")
+    event = parse_client_event(raw)
+    assert orjson.loads(raw)["type"] == "response.create"
+    assert "stream" not in orjson.loads(raw)
+    assert event.stream_id == "s1" and event.model == "m"
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "code"),
+    [
+        (b"{oops", None, "invalid_json"),
+        (b"[]", None, "invalid_type"),
+        (b'{"model": "m"}', "type", "missing_required_parameter"),
+        (b'{"type": "response.cancel"}', "type", "invalid_value"),
+        (b'{"type": "response.create"}', "model", "missing_required_parameter"),
+        (
+            b'{"type": "response.create", "model": "m", "background": true}',
+            "background",
+            "unsupported_parameter",
+        ),
+        (
+            b'{"type": "response.create", "model": "m", "stream_id": ""}',
+            "stream_id",
+            "invalid_value",
+        ),
+        (
+            b'{"type": "response.create", "model": "m", "input": [{"type": "x"}]}',
+            "input[0].type",
+            "invalid_value",
+        ),
+    ],
+)
+def test_bad_client_events_are_named(raw: bytes, param: str | None, code: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_client_event(raw)
+    assert caught.value.param == param
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain words here",
+        "  indented\n\tcode();\r\n",
+        "Äpfel über 42 naïve ✓ 日本",
+        "x\x0by\x0c",
+        "a" * 50,
+    ],
+)
+def test_token_pieces_always_join_back_to_the_text(text: str) -> None:
+    assert "".join(split_tokens(text)) == text
+    grouped = split_tokens(text, per_piece=3)
+    assert "".join(grouped) == text
+    assert len(grouped) == -(-len(split_tokens(text)) // 3)
+
+
+def test_token_estimate_is_four_bytes_per_token() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("abcd") == 1
+    assert estimate_tokens("abcde") == 2
+    assert estimate_tokens("é" * 4) == 2  # 8 UTF-8 bytes
