@@ -21,8 +21,8 @@ def _positive_int(text: str) -> int:
 def _add_mock(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mock",
-        help="serve the mock LLM provider (Responses API over HTTP/SSE and WebSocket, Chat Completions)",
-        description="Serve a mock OpenAI-compatible provider that plays a coding agent's model side.",
+        help="serve the mock LLM provider (Responses API over HTTP and WebSocket, Chat)",
+        description="Serve a mock OpenAI-compatible provider playing a coding agent's model.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
@@ -53,7 +53,7 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
         "--api-key",
         action="append",
         default=[],
-        help="accept only this key (repeatable); also read from RIG_MOCK_API_KEYS (comma-separated)",
+        help="accept only this key (repeatable); also read from RIG_MOCK_API_KEYS (comma list)",
     )
     p.add_argument("--max-body-bytes", type=_positive_int, default=8 * 1024 * 1024)
     p.add_argument("--max-message-bytes", type=_positive_int, default=8 * 1024 * 1024)
@@ -61,7 +61,7 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
         "--ws-max-age",
         type=float,
         default=3600.0,
-        help="seconds before a WebSocket is closed with websocket_connection_limit_reached (default: 3600)",
+        help="seconds before a WebSocket is closed with websocket_connection_limit_reached",
     )
     p.add_argument(
         "--delta-tokens",
@@ -75,7 +75,7 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run one scripted session per scenario over HTTP and WebSocket against an embedded mock",
+        help="one scripted session per scenario over HTTP and WebSocket, embedded mock",
     )
     p.add_argument("--preset", default="instant", help="latency preset of the embedded mock")
     p.add_argument("--seed", type=int, default=0)
@@ -133,10 +133,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     names = args.scenario or sorted(scenarios)
     unknown = [n for n in names if n not in scenarios]
     if unknown:
-        print(
-            f"rig demo: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}",
-            file=sys.stderr,
-        )
+        known = ", ".join(sorted(scenarios))
+        print(f"rig demo: unknown scenario {unknown[0]!r}; known: {known}", file=sys.stderr)
         return 2
     with EmbeddedMock(MockConfig(preset=args.preset, seed=args.seed)) as mock:
         print(f"embedded mock at {mock.base_url} (preset {args.preset})\n")

@@ -34,7 +34,6 @@ from starlette.websockets import WebSocket
 from rig.mock.engine import ConnectionCache, PreparedTurn, TurnEngine
 from rig.mock.latency import LatencyModel
 from rig.mock.stats import Stats
-from rig.mock.store import ResponseStore
 from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (
     APIError,
@@ -266,9 +265,7 @@ class MockApp:
 
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
     options = getattr(create, "stream_options", None)
-    if isinstance(options, dict) and options.get("include_obfuscation") is False:
-        return False
-    return True
+    return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
 
 
 class _Disconnect:

@@ -92,9 +92,8 @@ def _validate(data: Any, source: str) -> LatencyModel:
     known = {f.name for f in fields(LatencyModel)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise PresetError(
-            f"{source}: unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
-        )
+        names = ", ".join(sorted(known))
+        raise PresetError(f"{source}: unknown field(s) {', '.join(unknown)}; known fields: {names}")
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key in _NUMBERS:
