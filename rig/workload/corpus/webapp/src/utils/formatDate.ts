@@ -60,6 +60,28 @@ export function formatDueLabel(due: string, now: Date = new Date()): string {
   return formatShortDate(parseISODate(due) as Date);
 }
 
+/** The calendar date `days` after `date` (negative goes back), at midnight UTC. */
+export function addDays(date: Date, days: number): Date {
+  return new Date(
+    Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate() + days),
+  );
+}
+
+/** Monday of the week containing `date` (ISO weeks start on Monday), at midnight UTC. */
+export function startOfWeek(date: Date): Date {
+  const weekday = (date.getUTCDay() + 6) % 7; // Monday = 0 ... Sunday = 6
+  return addDays(date, -weekday);
+}
+
+/** True when both dates fall on the same UTC calendar day. */
+export function isSameDay(a: Date, b: Date): boolean {
+  return (
+    a.getUTCFullYear() === b.getUTCFullYear() &&
+    a.getUTCMonth() === b.getUTCMonth() &&
+    a.getUTCDate() === b.getUTCDate()
+  );
+}
+
 /** "just now", "5 min ago", "3 h ago", "2 d ago", then the short date. */
 export function formatRelativeTime(timestamp: string, now: Date = new Date()): string {
   const then = new Date(timestamp);
