@@ -6,6 +6,7 @@ a thread that keeps draining the output; no test sleeps to wait for a server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,7 +30,9 @@ def free_port() -> int:
 
 def require_binary(name: str) -> str:
     """The path of ``name``; in CI a missing server binary fails the test, locally it skips."""
-    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    path = shutil.which(name) or (
+        f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None
+    )
     if path is None:
         message = f"{name} is not installed (apt-get install {name})"
         if os.environ.get("CI") == "true":
@@ -78,10 +81,8 @@ class ManagedProcess:
     def stop(self) -> int:
         """Terminate the process group and return the exit code."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:

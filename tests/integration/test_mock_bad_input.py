@@ -19,7 +19,9 @@ GOOD = {"model": "mock-agent", "input": "hello", "store": False}
 @pytest.fixture(scope="module")
 def small_mock() -> Iterator[str]:
     """A mock with small size limits and a short WebSocket age limit."""
-    process, url = start_mock("--max-body-bytes", "4096", "--max-message-bytes", "4096", "--ws-max-age", "3")
+    process, url = start_mock(
+        "--max-body-bytes", "4096", "--max-message-bytes", "4096", "--ws-max-age", "3"
+    )
     yield url
     assert process.process.poll() is None, "the mock died during the bad-input tests"
     process.stop()
@@ -69,10 +71,16 @@ def _next_terminal(ws: ClientConnection) -> dict:
         (b'{"model": "m", "input": 42}', "input", "invalid_type"),
         (b'{"model": "m", "input": [{"type": "nonsense"}]}', "input[0].type", "invalid_value"),
         (b'{"model": "m", "input": "x", "stream": "yes"}', "stream", "invalid_type"),
-        (b'{"model": "m", "input": "x", "background": true}', "background", "unsupported_parameter"),
+        (
+            b'{"model": "m", "input": "x", "background": true}',
+            "background",
+            "unsupported_parameter",
+        ),
     ],
 )
-def test_http_malformed_bodies(http: httpx.Client, content: bytes, param: str | None, code: str) -> None:
+def test_http_malformed_bodies(
+    http: httpx.Client, content: bytes, param: str | None, code: str
+) -> None:
     error = _error(http.post("/responses", content=content), 400)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
@@ -97,7 +105,10 @@ def test_http_oversized_chunked_body_is_413(http: httpx.Client) -> None:
 
 
 def test_http_tool_output_without_a_call(http: httpx.Client) -> None:
-    body = {"model": "m", "input": [{"type": "function_call_output", "call_id": "call_nope", "output": "x"}]}
+    body = {
+        "model": "m",
+        "input": [{"type": "function_call_output", "call_id": "call_nope", "output": "x"}],
+    }
     error = _error(http.post("/responses", json=body), 400)
     assert "call_nope" in error["message"] and error["param"] == "input"
 
@@ -107,7 +118,12 @@ def test_http_call_without_its_output(http: httpx.Client) -> None:
         "model": "m",
         "input": [
             {"role": "user", "content": "go"},
-            {"type": "function_call", "call_id": "call_open", "name": "read_file", "arguments": "{}"},
+            {
+                "type": "function_call",
+                "call_id": "call_open",
+                "name": "read_file",
+                "arguments": "{}",
+            },
         ],
     }
     error = _error(http.post("/responses", json=body), 400)
@@ -133,7 +149,9 @@ def test_http_chat_errors(http: httpx.Client) -> None:
     assert error["param"] == "messages"
 
 
-def test_http_client_that_goes_away_mid_stream_leaves_the_server_serving(http: httpx.Client) -> None:
+def test_http_client_that_goes_away_mid_stream_leaves_the_server_serving(
+    http: httpx.Client,
+) -> None:
     with http.stream("POST", "/responses", json=dict(GOOD, stream=True)) as response:
         assert response.status_code == 200
         next(response.iter_raw())
@@ -152,8 +170,21 @@ def test_http_client_that_goes_away_mid_stream_leaves_the_server_serving(http: h
         ({"type": "session.update"}, "type", "invalid_value"),
         ({"type": "response.create"}, "model", "missing_required_parameter"),
         ({"type": "response.create", "model": "m", "input": False}, "input", "invalid_type"),
-        ({"type": "response.create", "model": "m", "background": True}, "background", "unsupported_parameter"),
-        ({"type": "response.create", "model": "m", "input": "x", "previous_response_id": "resp_nope"}, "previous_response_id", "previous_response_not_found"),
+        (
+            {"type": "response.create", "model": "m", "background": True},
+            "background",
+            "unsupported_parameter",
+        ),
+        (
+            {
+                "type": "response.create",
+                "model": "m",
+                "input": "x",
+                "previous_response_id": "resp_nope",
+            },
+            "previous_response_id",
+            "previous_response_not_found",
+        ),
     ],
 )
 def test_ws_bad_event_gets_an_error_event_and_the_socket_stays_usable(
@@ -216,7 +247,15 @@ def test_ws_stream_ids_multiplex_conversations(ws: ClientConnection) -> None:
         if event["type"] == "response.completed":
             completed[event["stream_id"]] = event["response"]["id"]
     # A lane can fork from a response made on another lane of the same connection.
-    _send(ws, {"type": "response.create", "stream_id": "d", **dict(GOOD, input="more"), "previous_response_id": completed["a"]})
+    _send(
+        ws,
+        {
+            "type": "response.create",
+            "stream_id": "d",
+            **dict(GOOD, input="more"),
+            "previous_response_id": completed["a"],
+        },
+    )
     event = _next_terminal(ws)
     assert event["type"] == "response.completed" and event["stream_id"] == "d"
 

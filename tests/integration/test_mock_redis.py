@@ -24,9 +24,14 @@ def two_mocks(redis_url: str) -> Iterator[tuple[str, str]]:
 
 def test_a_response_stored_by_one_process_continues_on_another(two_mocks: tuple[str, str]) -> None:
     url_a, url_b = two_mocks
-    with openai.OpenAI(base_url=url_a, api_key="k") as a, openai.OpenAI(base_url=url_b, api_key="k") as b:
+    with (
+        openai.OpenAI(base_url=url_a, api_key="k") as a,
+        openai.OpenAI(base_url=url_b, api_key="k") as b,
+    ):
         first = a.responses.create(model="mock-agent", input="Plan the refactor", store=True)
-        second = b.responses.create(model="mock-agent", previous_response_id=first.id, input="go on", store=True)
+        second = b.responses.create(
+            model="mock-agent", previous_response_id=first.id, input="go on", store=True
+        )
         assert second.previous_response_id == first.id
         assert second.usage.input_tokens > first.usage.input_tokens
         assert b.responses.retrieve(first.id).output_text == first.output_text
@@ -42,7 +47,11 @@ def test_ws_store_true_survives_a_reconnect_to_another_process(two_mocks: tuple[
         ws.send(orjson.dumps(create).decode())
         first = _terminal(ws)
     with connect(url_b.replace("http", "ws") + "/responses") as ws:
-        ws.send(orjson.dumps(dict(create, input="more", previous_response_id=first["response"]["id"])).decode())
+        ws.send(
+            orjson.dumps(
+                dict(create, input="more", previous_response_id=first["response"]["id"])
+            ).decode()
+        )
         second = _terminal(ws)
     assert second["type"] == "response.completed"
     assert second["response"]["usage"]["input_tokens"] > first["response"]["usage"]["input_tokens"]

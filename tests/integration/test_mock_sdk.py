@@ -16,7 +16,10 @@ WEATHER = {
     "description": "Current weather for a city.",
     "parameters": {
         "type": "object",
-        "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+        "properties": {
+            "location": {"type": "string"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+        },
         "required": ["location"],
     },
 }
@@ -33,7 +36,9 @@ def _calls(response: openai.types.responses.Response) -> list:
 
 
 def test_non_streaming_create_calls_the_function_tool(client: openai.OpenAI) -> None:
-    response = client.responses.create(model="mock-agent", input="Weather in Paris?", tools=[WEATHER])
+    response = client.responses.create(
+        model="mock-agent", input="Weather in Paris?", tools=[WEATHER]
+    )
     assert response.status == "completed"
     assert response.id.startswith("resp_")
     (call,) = _calls(response)
@@ -43,7 +48,9 @@ def test_non_streaming_create_calls_the_function_tool(client: openai.OpenAI) -> 
 
 
 def test_streaming_create_yields_the_documented_event_sequence(client: openai.OpenAI) -> None:
-    stream = client.responses.create(model="mock-agent", input="Weather in Paris?", tools=[WEATHER], stream=True)
+    stream = client.responses.create(
+        model="mock-agent", input="Weather in Paris?", tools=[WEATHER], stream=True
+    )
     events = list(stream)
     types = [e.type for e in events]
     assert types[:2] == ["response.created", "response.in_progress"]
@@ -64,7 +71,9 @@ def test_stream_helper_accumulates_the_final_response(client: openai.OpenAI) -> 
 
 
 def test_previous_response_id_chain_with_store(client: openai.OpenAI) -> None:
-    first = client.responses.create(model="mock-agent", input="Weather in Oslo?", tools=[WEATHER], store=True)
+    first = client.responses.create(
+        model="mock-agent", input="Weather in Oslo?", tools=[WEATHER], store=True
+    )
     (call,) = _calls(first)
     second = client.responses.create(
         model="mock-agent",
@@ -102,14 +111,18 @@ def test_store_false_response_cannot_be_continued_over_http(client: openai.OpenA
 
 def test_websocket_session_with_store_false(client: openai.OpenAI) -> None:
     with client.responses.connect() as connection:
-        connection.response.create(model="mock-agent", input="Weather in Rome?", tools=[WEATHER], store=False)
+        connection.response.create(
+            model="mock-agent", input="Weather in Rome?", tools=[WEATHER], store=False
+        )
         first = _until_done(connection)
         assert first.type == "response.completed"
         (call,) = _calls(first.response)
         connection.response.create(
             model="mock-agent",
             previous_response_id=first.response.id,
-            input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"temp": 21}'}],
+            input=[
+                {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp": 21}'}
+            ],
             tools=[WEATHER],
             store=False,
         )
@@ -125,7 +138,9 @@ def test_websocket_session_with_store_false(client: openai.OpenAI) -> None:
 
 def test_websocket_unknown_previous_response_id_is_an_error_event(client: openai.OpenAI) -> None:
     with client.responses.connect() as connection:
-        connection.response.create(model="mock-agent", previous_response_id="resp_gone", input="x", store=False)
+        connection.response.create(
+            model="mock-agent", previous_response_id="resp_gone", input="x", store=False
+        )
         event = _until_done(connection)
         assert event.type == "error"
         assert event.error.code == "previous_response_not_found"
@@ -136,7 +151,10 @@ def test_websocket_unknown_previous_response_id_is_an_error_event(client: openai
 
 
 def test_chat_completions_streaming_with_tools(client: openai.OpenAI) -> None:
-    tool = {"type": "function", "function": {k: WEATHER[k] for k in ("name", "description", "parameters")}}
+    tool = {
+        "type": "function",
+        "function": {k: WEATHER[k] for k in ("name", "description", "parameters")},
+    }
     stream = client.chat.completions.create(
         model="mock-agent",
         messages=[{"role": "user", "content": "Weather in Lima?"}],
@@ -149,7 +167,9 @@ def test_chat_completions_streaming_with_tools(client: openai.OpenAI) -> None:
     assert calls[0].function.name == "get_weather"
     arguments = "".join(tc.function.arguments or "" for tc in calls)
     assert "location" in json.loads(arguments)
-    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finish == ["tool_calls"]
     assert chunks[-1].usage.prompt_tokens > 0
 
@@ -157,10 +177,23 @@ def test_chat_completions_streaming_with_tools(client: openai.OpenAI) -> None:
 def test_chat_completions_non_streaming_answers_after_the_tool(client: openai.OpenAI) -> None:
     messages = [
         {"role": "user", "content": "Weather in Lima?"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location": "Lima"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location": "Lima"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 19}'},
     ]
-    tool = {"type": "function", "function": {k: WEATHER[k] for k in ("name", "description", "parameters")}}
+    tool = {
+        "type": "function",
+        "function": {k: WEATHER[k] for k in ("name", "description", "parameters")},
+    }
     done = client.chat.completions.create(model="mock-agent", messages=messages, tools=[tool])
     assert done.choices[0].finish_reason == "stop"
     assert done.choices[0].message.content
@@ -174,7 +207,9 @@ def keyed_mock_url() -> Iterator[str]:
 
 
 def test_wrong_key_is_refused_over_http_and_websocket(keyed_mock_url: str) -> None:
-    with openai.OpenAI(base_url=keyed_mock_url, api_key="sk-wrong-key-9999", max_retries=0) as wrong:
+    with openai.OpenAI(
+        base_url=keyed_mock_url, api_key="sk-wrong-key-9999", max_retries=0
+    ) as wrong:
         with pytest.raises(openai.AuthenticationError) as caught:
             wrong.responses.create(model="mock-agent", input="hi")
         assert caught.value.code == "invalid_api_key"
@@ -183,7 +218,9 @@ def test_wrong_key_is_refused_over_http_and_websocket(keyed_mock_url: str) -> No
             connection.response.create(model="mock-agent", input="hi")
             connection.recv()
         assert "401" in str(refused.value)
-    with openai.OpenAI(base_url=keyed_mock_url, api_key="sk-right-key-0001", max_retries=0) as right:
+    with openai.OpenAI(
+        base_url=keyed_mock_url, api_key="sk-right-key-0001", max_retries=0
+    ) as right:
         assert right.responses.create(model="mock-agent", input="hi").status == "completed"
 
 
