@@ -288,6 +288,8 @@ class TurnOutcome:
     shape: TurnShape
     wire_bytes: int
     """Bytes read from the socket: status line, headers and chunk framing, or frame headers."""
+    wire_reads: int
+    """Socket reads it took: how much the kernel batched the events on their way."""
     terminal: bytes
     """The terminal event's JSON, the only event parsed."""
 
@@ -318,7 +320,7 @@ class HttpWire(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._chunks: list[bytes] = []
-        self._wire_bytes = 0
+        self._wire_bytes = self._wire_reads = 0
         self._done: asyncio.Future[TurnOutcome] | None = None
 
     async def connect(self) -> HttpWire:
@@ -333,6 +335,7 @@ class HttpWire(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._wire_bytes += len(data)
+        self._wire_reads += 1
         self._parser.feed_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -360,7 +363,7 @@ class HttpWire(asyncio.Protocol):
             return
         shape = TurnShape(body.count(b"\n\n"), len(body), len(last))
         terminal = last[last.index(_SSE_DATA) + len(_SSE_DATA) : -2]
-        self._done.set_result(TurnOutcome(shape, self._wire_bytes, terminal))
+        self._done.set_result(TurnOutcome(shape, self._wire_bytes, self._wire_reads, terminal))
 
     async def exchange(self, body: bytes, tag: bytes) -> TurnOutcome:
         if self._transport is None or self._transport.is_closing():
@@ -371,7 +374,7 @@ class HttpWire(asyncio.Protocol):
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % (target, self._host, len(body))
         )
-        self._wire_bytes = 0
+        self._wire_bytes = self._wire_reads = 0
         self._done = asyncio.get_running_loop().create_future()
         self._transport.write(head + body)
         return await self._done
@@ -396,7 +399,7 @@ class WsWire(asyncio.Protocol):
         self._done: asyncio.Future[TurnOutcome] | None = None
         self._events = 0
         self._payload_bytes = 0
-        self._wire_bytes = 0
+        self._wire_bytes = self._wire_reads = 0
 
     async def connect(self) -> WsWire:
         """Open the connection and complete the WebSocket handshake."""
@@ -420,6 +423,7 @@ class WsWire(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._wire_bytes += len(data)
+        self._wire_reads += 1
         ws = self._ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -449,13 +453,13 @@ class WsWire(asyncio.Protocol):
         if data.startswith(_COMPLETED):
             assert self._done is not None
             shape = TurnShape(self._events, self._payload_bytes, len(data))
-            self._done.set_result(TurnOutcome(shape, self._wire_bytes, data))
+            self._done.set_result(TurnOutcome(shape, self._wire_bytes, self._wire_reads, data))
         elif data.startswith(_FAILED):
             assert self._done is not None
             self._done.set_exception(BenchError(f"server answered {data[:500]!r}"))
 
     async def exchange(self, body: bytes, tag: bytes) -> TurnOutcome:
-        self._events = self._payload_bytes = self._wire_bytes = 0
+        self._events = self._payload_bytes = self._wire_bytes = self._wire_reads = 0
         self._done = asyncio.get_running_loop().create_future()
         self._ws.send_text(tag + b"\n" + body if tag else body)
         self._flush()
@@ -612,6 +616,7 @@ class RoundFigures:
     events: int
     payload_bytes: int
     wire_bytes_received: int
+    wire_reads: int
     request_bytes: int
     output_tokens: int
 
@@ -652,6 +657,7 @@ async def run_rounds(
                     events=sum(o.shape.events for o in outcomes),
                     payload_bytes=sum(o.shape.payload_bytes for o in outcomes),
                     wire_bytes_received=sum(o.wire_bytes for o in outcomes),
+                    wire_reads=sum(o.wire_reads for o in outcomes),
                     request_bytes=sum(len(body) for body, _ in requests),
                     output_tokens=tokens,
                 )
@@ -690,6 +696,7 @@ class CellSummary:
     events_per_turn: float
     payload_bytes_per_turn: float
     wire_bytes_received_per_turn: float
+    wire_reads_per_turn: float
     early_cpu_us_per_turn: float
     """Mean server CPU per turn over turns 1..WINDOW."""
     late_cpu_us_per_turn: float
@@ -739,6 +746,7 @@ def summarise(
         events_per_turn=events / turns,
         payload_bytes_per_turn=_per_turn(rounds, "payload_bytes"),
         wire_bytes_received_per_turn=_per_turn(rounds, "wire_bytes_received"),
+        wire_reads_per_turn=_per_turn(rounds, "wire_reads"),
         early_cpu_us_per_turn=_per_turn(early, "server_cpu_s", 1e6),
         late_cpu_us_per_turn=_per_turn(late, "server_cpu_s", 1e6),
         early_request_bytes=_per_turn(early, "request_bytes"),

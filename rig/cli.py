@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_mock(args: argparse.Namespace) -> int:
     from rig.mock.latency import PresetError
-    from rig.mock.server import MockConfig, serve
+    from rig.mock.server import MockConfig, StoreUnavailableError, serve
 
     keys = list(args.api_key)
     keys += [k.strip() for k in os.environ.get("RIG_MOCK_API_KEYS", "").split(",") if k.strip()]
@@ -117,7 +117,7 @@ def _run_mock(args: argparse.Namespace) -> int:
     )
     try:
         serve(config)
-    except PresetError as exc:
+    except (PresetError, StoreUnavailableError, ValueError) as exc:
         print(f"rig mock: {exc}", file=sys.stderr)
         return 2
     return 0

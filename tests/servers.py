@@ -44,9 +44,16 @@ def require_binary(name: str) -> str:
 class ManagedProcess:
     """A child process whose output is drained by a thread that watches for a marker."""
 
-    def __init__(self, argv: Sequence[str], ready_marker: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        ready_marker: str,
+        env: dict[str, str] | None = None,
+        ready_count: int = 1,
+    ):
         self.argv = list(argv)
         self.ready_marker = ready_marker
+        self.ready_count = ready_count
         self.output: list[str] = []
         self._ready = threading.Event()
         self._exited = threading.Event()
@@ -63,15 +70,18 @@ class ManagedProcess:
 
     def _drain(self) -> None:
         assert self.process.stdout is not None
+        seen = 0
         for line in self.process.stdout:
             self.output.append(line)
             if self.ready_marker in line:
-                self._ready.set()
+                seen += 1
+                if seen >= self.ready_count:
+                    self._ready.set()
         self._exited.set()
         self._ready.set()  # wake a waiter: the process ended
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until the marker appears; fail with the output if the process dies first."""
+        """Block until the marker appeared ``ready_count`` times; fail with the output if the process dies first."""
         if not self._ready.wait(timeout) or self._exited.is_set():
             self.stop()
             raise RuntimeError(
@@ -96,6 +106,6 @@ def start_mock(*args: str, port: int | None = None) -> tuple[ManagedProcess, str
     """Start ``rig mock`` with ``args`` on a free port; return it and its ``/v1`` base URL."""
     port = port or free_port()
     argv = [sys.executable, "-m", "rig", "mock", "--port", str(port), "--log-level", "info", *args]
-    process = ManagedProcess(argv, "Uvicorn running on")
+    process = ManagedProcess(argv, "rig mock listening on")
     process.wait_ready()
     return process, f"http://127.0.0.1:{port}/v1"

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from rig.mock.app import MockSettings, build_app
 from rig.mock.engine import TurnEngine
@@ -28,7 +30,15 @@ from rig.mock.store import RedisStore, open_store
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
-__all__ = ["CONFIG_ENV", "MockConfig", "app_from_env", "create_app", "serve"]
+__all__ = [
+    "CONFIG_ENV",
+    "MockConfig",
+    "StoreUnavailableError",
+    "app_from_env",
+    "check_store",
+    "create_app",
+    "serve",
+]
 
 CONFIG_ENV = "RIG_MOCK_CONFIG"
 """Environment variable carrying the configuration to worker processes."""
@@ -101,6 +111,25 @@ def app_from_env() -> Starlette:
     return create_app(MockConfig.from_env(os.environ[CONFIG_ENV]))
 
 
+class StoreUnavailableError(RuntimeError):
+    """The configured response store cannot be reached."""
+
+
+def check_store(url: str | None) -> None:
+    """Fail at start, with the reason, when a Redis store is configured but unreachable."""
+    if url is None or not url.startswith(("redis://", "rediss://", "unix://")):
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(f"cannot reach the store {url}: {exc}") from None
+    finally:
+        client.close()
+
+
 def serve(config: MockConfig) -> None:
     """Run the mock until interrupted."""
     if config.stats_dir is None:
@@ -113,6 +142,7 @@ def serve(config: MockConfig) -> None:
             config.workers,
         )
     load_preset(config.preset)  # fail before forking on a bad preset
+    check_store(config.store)
     common = dict(
         host=config.host,
         port=config.port,
@@ -126,6 +156,25 @@ def serve(config: MockConfig) -> None:
     )
     if config.workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()
-        uvicorn.run("rig.mock.server:app_from_env", factory=True, workers=config.workers, **common)
+        uv_config = uvicorn.Config(
+            "rig.mock.server:app_from_env", factory=True, workers=config.workers, **common
+        )
     else:
-        uvicorn.run(create_app(config), **common)
+        uv_config = uvicorn.Config(create_app(config), **common)
+    # Listen before any worker starts: connections queue in the backlog until a worker
+    # accepts, so the line below is a true readiness signal for scripts and tests.
+    sock = uv_config.bind_socket()
+    sock.listen(uv_config.backlog)
+    print(
+        f"rig mock listening on http://{config.host}:{sock.getsockname()[1]} "
+        f"(preset {config.preset}, {config.workers} worker(s))",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        if config.workers > 1:
+            Multiprocess(uv_config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(uv_config).run(sockets=[sock])
+    finally:
+        sock.close()

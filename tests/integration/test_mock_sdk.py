@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -222,6 +223,12 @@ def test_wrong_key_is_refused_over_http_and_websocket(keyed_mock_url: str) -> No
         base_url=keyed_mock_url, api_key="sk-right-key-0001", max_retries=0
     ) as right:
         assert right.responses.create(model="mock-agent", input="hi").status == "completed"
+
+
+def test_missing_key_is_refused(keyed_mock_url: str) -> None:
+    missing = httpx.post(keyed_mock_url + "/responses", json={"model": "m", "input": "hi"})
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "missing_api_key"
 
 
 def _until_done(connection) -> object:

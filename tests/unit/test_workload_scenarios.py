@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from rig.workload.scenarios import (
 )
 from rig.workload.tools import TOOL_NAMES
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "rig" / "workload" / "scenarios"
 
 PUBLISHED_RANGES = {
@@ -29,13 +32,18 @@ PUBLISHED_RANGES = {
 }
 
 
+@functools.cache
+def _builtin_raw(name: str) -> dict[str, Any]:
+    return yaml.load((BUILTIN_DIR / f"{name}.yaml").read_text(), Loader=_LOADER)
+
+
 def builtin_raw(name: str = "fix_failing_test") -> dict[str, Any]:
-    return yaml.safe_load((BUILTIN_DIR / f"{name}.yaml").read_text())
+    return copy.deepcopy(_builtin_raw(name))
 
 
 def write(tmp_path: Path, raw: object, name: str = "my_task.yaml") -> Path:
     path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(yaml.dump(raw, Dumper=_DUMPER, sort_keys=False))
     return path
 
 
@@ -70,10 +78,10 @@ def test_an_edited_copy_loads_with_its_changes(tmp_path: Path) -> None:
     raw = builtin_raw()
     raw["name"] = "quick_fix"
     raw["turns"] = [3, 4]
-    raw["tool_calls"] = [3, 6]
+    raw["tool_calls"] = [4, 6]
     raw["phases"][0]["min_calls"] = 0
     scenario = load_scenario(write(tmp_path, raw))
-    assert (scenario.name, scenario.turns, scenario.tool_calls) == ("quick_fix", (3, 4), (3, 6))
+    assert (scenario.name, scenario.turns, scenario.tool_calls) == ("quick_fix", (3, 4), (4, 6))
 
 
 # -- tasks ----------------------------------------------------------------------------
@@ -147,6 +155,12 @@ def _duplicate_phase(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _high_floors(raw: dict[str, Any]) -> dict[str, Any]:
+    raw["phases"][0]["min_calls"] = 6
+    raw["phases"][1]["min_calls"] = 6
+    return raw
+
+
 def _small_pool(raw: dict[str, Any]) -> dict[str, Any]:
     for phase in raw["phases"]:
         phase["steps"] = phase["steps"][:3]
@@ -198,7 +212,7 @@ VALIDATION_ERRORS: list[tuple[str, Mutation, str]] = [
     (
         "answer placeholder",
         _set("final_answers.1", "Done: {summary}"),
-        "final_answers[1]: unknown placeholder {summary}; use only {changes}, {ticket}, {tests}",
+        "final_answers[1]: unknown placeholder {summary}; use only {changes}, {tests}, {ticket}",
     ),
     ("answer stray brace", _set("final_answers.0", "Done {ticket"), "final_answers[0]: bad braces"),
     ("unknown corpus", _set("corpus", "mobile_app"), "corpus: unknown corpus 'mobile_app'"),
@@ -272,8 +286,9 @@ VALIDATION_ERRORS: list[tuple[str, Mutation, str]] = [
     ),
     (
         "floors above minimum",
-        _set("phases.0.min_calls", 8),
-        "phases: the phases need at least 12 calls",
+        _high_floors,
+        "phases: the phases need at least 14 calls (min_calls and required steps) "
+        "but tool_calls min is 12",
     ),
 ]
 
@@ -285,7 +300,7 @@ VALIDATION_ERRORS: list[tuple[str, Mutation, str]] = [
 def test_validation_error_names_file_field_and_fix(
     tmp_path: Path, mutation: Mutation, message: str
 ) -> None:
-    path = write(tmp_path, mutation(copy.deepcopy(builtin_raw())))
+    path = write(tmp_path, mutation(builtin_raw()))
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(info.value).startswith(f"{path}: ")
