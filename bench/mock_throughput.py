@@ -39,14 +39,15 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import httptools
 import orjson
@@ -74,6 +75,8 @@ PATH = "/v1/responses"
 MODEL = "mock-agent"
 WINDOW = 3
 """Turns averaged at each end of the conversation: turns 1..3 and the last three."""
+OTHER_BUSY_LIMIT = 0.1
+"""Share of a core other processes may use during a cell before its figures are flagged."""
 READY_MARKER = "Uvicorn running on"
 ROUND_TIMEOUT_S = 300.0
 
@@ -81,6 +84,9 @@ _COMPLETED = b'{"type":"response.completed"'
 _FAILED = (b'{"type":"error"', b'{"type":"response.failed"')
 _SSE_COMPLETED = b"event: response.completed\n"
 _SSE_DATA = b"\ndata: "
+
+
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -669,6 +675,24 @@ async def run_rounds(
 
 
 @dataclass(frozen=True)
+class Window:
+    """Per-turn means over a few consecutive rounds."""
+
+    request_bytes: float
+    events: float
+    server_cpu_us: float
+
+    @classmethod
+    def of(cls, rounds: Sequence[RoundFigures]) -> Window:
+        """The window of ``rounds``."""
+        return cls(
+            request_bytes=_per_turn(rounds, "request_bytes"),
+            events=_per_turn(rounds, "events"),
+            server_cpu_us=_per_turn(rounds, "server_cpu_s", 1e6),
+        )
+
+
+@dataclass(frozen=True)
 class CellSummary:
     """Figures of one (delta tokens, transport, server) cell over all its rounds."""
 
@@ -697,20 +721,15 @@ class CellSummary:
     payload_bytes_per_turn: float
     wire_bytes_received_per_turn: float
     wire_reads_per_turn: float
-    early_cpu_us_per_turn: float
-    """Mean server CPU per turn over turns 1..WINDOW."""
-    late_cpu_us_per_turn: float
-    """Mean server CPU per turn over the last WINDOW turns."""
-    early_request_bytes: float
-    late_request_bytes: float
-    early_events_per_turn: float
-    late_events_per_turn: float
+    early: Window
+    """Turns 1..WINDOW."""
+    late: Window
+    """The last WINDOW turns."""
+    history_slope_us: float
+    """Server CPU per turn gained per turn of history: least-squares slope over the second
+    half of the rounds, where every session is past its plan and repeats its answer, so the
+    output (events, bytes) is the same each turn and only the history grows."""
     per_round: list[dict[str, float]] = field(repr=False)
-
-    @property
-    def late_over_early(self) -> float:
-        """How much more server CPU a late turn costs than an early one."""
-        return self.late_cpu_us_per_turn / self.early_cpu_us_per_turn
 
 
 def _per_turn(rounds: Iterable[RoundFigures], attribute: str, scale: float = 1.0) -> float:
@@ -718,15 +737,21 @@ def _per_turn(rounds: Iterable[RoundFigures], attribute: str, scale: float = 1.0
     return scale * sum(getattr(r, attribute) for r in selected) / sum(r.turns for r in selected)
 
 
+def _history_slope(rounds: Sequence[RoundFigures]) -> float:
+    second_half = rounds[len(rounds) // 2 :]
+    turns = [float(r.turn) for r in second_half]
+    cpu_us = [1e6 * r.server_cpu_s / r.turns for r in second_half]
+    return statistics.linear_regression(turns, cpu_us).slope
+
+
 def summarise(
     server: str, transport: Transport, delta_tokens: int, rounds: Sequence[RoundFigures]
 ) -> CellSummary:
-    """Aggregate a cell's rounds; early/late windows are turns 1..3 and the last three."""
+    """Aggregate a cell's rounds."""
     wall = sum(r.wall_s for r in rounds)
     cpu = sum(r.server_cpu_s for r in rounds)
     turns = sum(r.turns for r in rounds)
     events = sum(r.events for r in rounds)
-    early, late = rounds[1 : 1 + WINDOW], rounds[-WINDOW:]
     return CellSummary(
         server=server,
         transport=transport,
@@ -740,19 +765,16 @@ def summarise(
         events_per_server_cpu_s=events / cpu,
         server_busy=cpu / wall,
         client_busy=sum(r.client_cpu_s for r in rounds) / wall,
-        other_busy=(sum(r.machine_cpu_s - r.server_cpu_s - r.client_cpu_s for r in rounds)) / wall,
+        other_busy=sum(r.machine_cpu_s - r.server_cpu_s - r.client_cpu_s for r in rounds) / wall,
         request_bytes_per_turn=_per_turn(rounds, "request_bytes"),
         output_tokens_per_turn=_per_turn(rounds, "output_tokens"),
         events_per_turn=events / turns,
         payload_bytes_per_turn=_per_turn(rounds, "payload_bytes"),
         wire_bytes_received_per_turn=_per_turn(rounds, "wire_bytes_received"),
         wire_reads_per_turn=_per_turn(rounds, "wire_reads"),
-        early_cpu_us_per_turn=_per_turn(early, "server_cpu_s", 1e6),
-        late_cpu_us_per_turn=_per_turn(late, "server_cpu_s", 1e6),
-        early_request_bytes=_per_turn(early, "request_bytes"),
-        late_request_bytes=_per_turn(late, "request_bytes"),
-        early_events_per_turn=_per_turn(early, "events"),
-        late_events_per_turn=_per_turn(late, "events"),
+        early=Window.of(rounds[1 : 1 + WINDOW]),
+        late=Window.of(rounds[-WINDOW:]),
+        history_slope_us=_history_slope(rounds),
         per_round=[asdict(r) for r in rounds],
     )
 
@@ -773,22 +795,8 @@ class BenchConfig:
 
 
 def _mock_argv(port: int, delta_tokens: int, seed: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "rig",
-        "mock",
-        "--preset",
-        "instant",
-        "--port",
-        str(port),
-        "--seed",
-        str(seed),
-        "--delta-tokens",
-        str(delta_tokens),
-        "--log-level",
-        "info",
-    ]
+    options = f"--preset instant --port {port} --seed {seed} --delta-tokens {delta_tokens}"
+    return [sys.executable, "-m", "rig", "mock", *options.split(), "--log-level", "info"]
 
 
 def _reference_argv(port: int) -> list[str]:
@@ -846,12 +854,76 @@ def _progress(cells: Sequence[CellSummary]) -> None:
 # -- report ---------------------------------------------------------------------------
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+Column = tuple[str, Callable[[T], str]]
+"""A table column: its header and how to render one row's value."""
+
+
+def _table(columns: Sequence[Column[T]], rows: Sequence[T]) -> str:
+    """Right-aligned plain-text table."""
+    cells = [[render(row) for _, render in columns] for row in rows]
+    headers = [header for header, _ in columns]
+    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
     return "\n".join(lines)
+
+
+_KEY: list[Column[CellSummary]] = [
+    ("delta", lambda c: str(c.delta_tokens)),
+    ("transport", lambda c: c.transport),
+    ("server", lambda c: c.server),
+]
+
+THROUGHPUT: list[Column[CellSummary]] = [
+    *_KEY,
+    ("turns/s", lambda c: f"{c.turns_per_s:,.0f}"),
+    ("events/s", lambda c: f"{c.events_per_s:,.0f}"),
+    ("srv CPU us/turn", lambda c: f"{c.server_cpu_us_per_turn:,.0f}"),
+    ("us/event", lambda c: f"{c.server_cpu_us_per_event:.1f}"),
+    ("events/CPU-s", lambda c: f"{c.events_per_server_cpu_s:,.0f}"),
+    ("srv busy", lambda c: f"{c.server_busy:.2f}"),
+    ("cli busy", lambda c: f"{c.client_busy:.2f}"),
+    ("other busy", lambda c: f"{c.other_busy:.2f}"),
+]
+
+OVERHEAD: list[Column[tuple[CellSummary, CellSummary]]] = [
+    ("delta", lambda p: str(p[0].delta_tokens)),
+    ("transport", lambda p: p[0].transport),
+    ("mock us/turn", lambda p: f"{p[0].server_cpu_us_per_turn:,.0f}"),
+    ("ref us/turn", lambda p: f"{p[1].server_cpu_us_per_turn:,.0f}"),
+    ("mock/ref", lambda p: f"{p[0].server_cpu_us_per_turn / p[1].server_cpu_us_per_turn:.1f}x"),
+    (
+        "mock - ref us/turn",
+        lambda p: f"{p[0].server_cpu_us_per_turn - p[1].server_cpu_us_per_turn:,.0f}",
+    ),
+    ("mock us/event", lambda p: f"{p[0].server_cpu_us_per_event:.1f}"),
+    ("ref us/event", lambda p: f"{p[1].server_cpu_us_per_event:.1f}"),
+]
+
+GROWTH: list[Column[CellSummary]] = [
+    *_KEY,
+    ("req B early", lambda c: f"{c.early.request_bytes:,.0f}"),
+    ("req B late", lambda c: f"{c.late.request_bytes:,.0f}"),
+    ("events early", lambda c: f"{c.early.events:.0f}"),
+    ("events late", lambda c: f"{c.late.events:.0f}"),
+    ("us/turn early", lambda c: f"{c.early.server_cpu_us:,.0f}"),
+    ("us/turn late", lambda c: f"{c.late.server_cpu_us:,.0f}"),
+    ("late/early", lambda c: f"{c.late.server_cpu_us / c.early.server_cpu_us:.2f}"),
+    ("slope us/turn", lambda c: f"{c.history_slope_us:+.1f}"),
+    ("x29 / late", lambda c: f"{29 * c.history_slope_us / c.late.server_cpu_us:+.0%}"),
+]
+
+TRAFFIC: list[Column[CellSummary]] = [
+    *_KEY,
+    ("request B", lambda c: f"{c.request_bytes_per_turn:,.0f}"),
+    ("out tokens", lambda c: f"{c.output_tokens_per_turn:.0f}"),
+    ("events", lambda c: f"{c.events_per_turn:.0f}"),
+    ("payload B", lambda c: f"{c.payload_bytes_per_turn:,.0f}"),
+    ("wire B recv", lambda c: f"{c.wire_bytes_received_per_turn:,.0f}"),
+    ("recv B/token", lambda c: f"{c.wire_bytes_received_per_turn / c.output_tokens_per_turn:.0f}"),
+    ("socket reads", lambda c: f"{c.wire_reads_per_turn:.0f}"),
+]
 
 
 def _paired(cells: Sequence[CellSummary]) -> list[tuple[CellSummary, CellSummary]]:
@@ -863,132 +935,34 @@ def _paired(cells: Sequence[CellSummary]) -> list[tuple[CellSummary, CellSummary
 
 def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
     """The printed figures: throughput, CPU cost, growth with conversation length, bytes."""
-    late_first, late_last = config.turns - WINDOW, config.turns - 1
-    throughput = [
-        [
-            str(c.delta_tokens),
-            c.transport,
-            c.server,
-            f"{c.turns_per_s:,.0f}",
-            f"{c.events_per_s:,.0f}",
-            f"{c.server_cpu_us_per_turn:,.0f}",
-            f"{c.server_cpu_us_per_event:.1f}",
-            f"{c.events_per_server_cpu_s:,.0f}",
-            f"{c.server_busy:.2f}",
-            f"{c.client_busy:.2f}",
-            f"{c.other_busy:.2f}",
-        ]
-        for c in cells
+    turns = config.turns
+    sections = [
+        f"mock_throughput: preset instant, {config.sessions} sessions x {turns} turns per "
+        f"transport in lock-step rounds; {os.cpu_count()} CPUs; client = this process",
+        "Throughput. turns/s, events/s: wall clock. events/CPU-s: CPU-derived, what one "
+        "saturated server core would stream. busy = CPU time / wall time.",
+        _table(THROUGHPUT, cells),
+        "Mock vs REFERENCE (bare uvicorn, same request bytes, same event count and bytes): "
+        "server CPU",
+        _table(OVERHEAD, _paired(cells)),
+        f"Server CPU per turn early (turns 1-{WINDOW}) vs late (turns {turns - WINDOW}-"
+        f"{turns - 1}). slope: least-squares server CPU per turn vs turn index over turns "
+        f"{turns // 2}-{turns - 1} (every session past its plan, same answer each turn); "
+        "x29 / late: slope x 29 turns as a share of a late turn.",
+        _table(GROWTH, cells),
+        "Traffic per turn: request body bytes, output tokens, events, payload and wire bytes "
+        "received, socket reads it took",
+        _table(TRAFFIC, cells),
     ]
-    overhead = [
-        [
-            str(m.delta_tokens),
-            m.transport,
-            f"{m.server_cpu_us_per_turn:,.0f}",
-            f"{r.server_cpu_us_per_turn:,.0f}",
-            f"{m.server_cpu_us_per_turn / r.server_cpu_us_per_turn:.1f}x",
-            f"{m.server_cpu_us_per_event:.1f}",
-            f"{r.server_cpu_us_per_event:.1f}",
-        ]
-        for m, r in _paired(cells)
-    ]
-    growth = [
-        [
-            str(c.delta_tokens),
-            c.transport,
-            c.server,
-            f"{c.early_request_bytes:,.0f}",
-            f"{c.late_request_bytes:,.0f}",
-            f"{c.early_events_per_turn:.0f}",
-            f"{c.late_events_per_turn:.0f}",
-            f"{c.early_cpu_us_per_turn:,.0f}",
-            f"{c.late_cpu_us_per_turn:,.0f}",
-            f"{c.late_over_early:.2f}",
-        ]
-        for c in cells
-    ]
-    traffic = [
-        [
-            str(c.delta_tokens),
-            c.transport,
-            f"{c.request_bytes_per_turn:,.0f}",
-            f"{c.output_tokens_per_turn:.0f}",
-            f"{c.events_per_turn:.0f}",
-            f"{c.payload_bytes_per_turn:,.0f}",
-            f"{c.wire_bytes_received_per_turn:,.0f}",
-            f"{c.wire_bytes_received_per_turn / c.output_tokens_per_turn:.0f}",
-        ]
-        for c in cells
-        if c.server == "mock"
-    ]
-    return "\n\n".join(
-        [
-            f"mock_throughput: preset instant, {config.sessions} sessions x {config.turns} turns "
-            f"per transport, lock-step rounds; {os.cpu_count()} CPUs; client = this process",
-            "Throughput (turns/s, events/s: wall clock; events/CPU-s: CPU-derived capacity of "
-            "one saturated server core; busy = CPU / wall)",
-            _table(
-                [
-                    "delta",
-                    "transport",
-                    "server",
-                    "turns/s",
-                    "events/s",
-                    "srv CPU us/turn",
-                    "us/event",
-                    "events/CPU-s",
-                    "srv busy",
-                    "cli busy",
-                    "other busy",
-                ],
-                throughput,
-            ),
-            "Mock vs REFERENCE (bare uvicorn, same requests, same events and bytes): server CPU",
-            _table(
-                [
-                    "delta",
-                    "transport",
-                    "mock us/turn",
-                    "ref us/turn",
-                    "mock/ref",
-                    "mock us/event",
-                    "ref us/event",
-                ],
-                overhead,
-            ),
-            f"Server CPU per turn early (turns 1-{WINDOW}) vs late (turns "
-            f"{late_first}-{late_last}) in the conversation",
-            _table(
-                [
-                    "delta",
-                    "transport",
-                    "server",
-                    "req B early",
-                    "req B late",
-                    "events early",
-                    "events late",
-                    "us/turn early",
-                    "us/turn late",
-                    "late/early",
-                ],
-                growth,
-            ),
-            "Traffic per turn (mock): request body bytes, output, bytes received",
-            _table(
-                [
-                    "delta",
-                    "transport",
-                    "request B",
-                    "out tokens",
-                    "events",
-                    "payload B",
-                    "wire B recv",
-                    "recv B/token",
-                ],
-                traffic,
-            ),
-        ]
-    )
+    noisy = [c for c in cells if c.other_busy > OTHER_BUSY_LIMIT]
+    if noisy:
+        worst = max(noisy, key=lambda c: c.other_busy)
+        sections.append(
+            f"WARNING: other processes used up to {worst.other_busy:.2f} of a core during "
+            f"{len(noisy)} of {len(cells)} cells: those figures are unreliable; rerun on a "
+            "quiet machine."
+        )
+    return "\n\n".join(sections)
 
 
 def _positive_int(text: str) -> int:

@@ -174,9 +174,9 @@ class MockApp:
         if turn.total_s > 0:
             await asyncio.sleep(turn.total_s)
         turn.run_to_completion()
-        await self.engine.finish(turn)
+        stored = await self.engine.finish(turn)
         self.stats.add("responses_completed")
-        payload = orjson.dumps(turn.stream.snapshot("completed", turn.usage))
+        payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
         return Response(payload, media_type="application/json")
 
@@ -226,7 +226,8 @@ class MockApp:
             prepared.prompt_tokens, prepared.cached_tokens, prepared.completion_tokens
         )
         text = "".join(prepared.text_pieces) or None
-        payload = orjson.dumps(chat_completion(chat.model, text, calls, usage))
+        completion = chat_completion(chat.model, text, calls, usage, prepared.finish_reason)
+        payload = orjson.dumps(completion)
         self.stats.add("bytes_out", len(payload))
         return Response(payload, media_type="application/json")
 

@@ -144,6 +144,7 @@ class PreparedTurn:
     token_interval_s: float
     delta_tokens: int
     chain_end: bytes | None = None
+    truncated: bool = False
 
     def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, event)`` pairs: when, after the request arrived, to send each event."""
@@ -152,17 +153,30 @@ class PreparedTurn:
         yield 0.0, stream.in_progress()
         step = self.token_interval_s * self.delta_tokens
         at = self.ttft_s
+        # When the output token limit cut the turn short, its last item is incomplete.
+        last = (1 if self.text_pieces else 0) + len(self.call_pieces) - 1
+
+        def status(position: int) -> str:
+            return "incomplete" if self.truncated and position == last else "completed"
+
+        position = 0
         if self.text_pieces:
-            for event in stream.message(self.text_pieces):
+            for event in stream.message(self.text_pieces, status=status(position)):
                 yield at, event
                 if event["type"] == "response.output_text.delta":
                     at += step
+            position += 1
         for call_id, name, pieces in self.call_pieces:
-            for event in stream.function_call(name, pieces, call_id=call_id):
+            events = stream.function_call(name, pieces, call_id=call_id, status=status(position))
+            for event in events:
                 yield at, event
                 if event["type"] == "response.function_call_arguments.delta":
                     at += step
-        yield at, stream.completed(self.usage)
+            position += 1
+        if self.truncated:
+            yield at, stream.incomplete(self.usage)
+        else:
+            yield at, stream.completed(self.usage)
 
     def run_to_completion(self) -> None:
         """Build every event without sending any, for a non-streamed answer."""
@@ -196,6 +210,14 @@ class PreparedChat:
     ttft_s: float
     token_interval_s: float
     delta_tokens: int
+    truncated: bool = False
+
+    @property
+    def finish_reason(self) -> str:
+        """``length`` when cut at the token limit, else ``tool_calls`` or ``stop``."""
+        if self.truncated:
+            return "length"
+        return "tool_calls" if self.call_pieces else "stop"
 
     def timed_chunks(self, include_usage: bool) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, chunk)`` pairs of the streamed completion."""
@@ -213,7 +235,7 @@ class PreparedChat:
             for piece in pieces:
                 yield at, stream.tool_call_arguments(index, piece)
                 at += step
-        yield at, stream.finish("tool_calls" if self.call_pieces else "stop")
+        yield at, stream.finish(self.finish_reason)
         if include_usage:
             usage = chat_usage(self.prompt_tokens, self.cached_tokens, self.completion_tokens)
             yield at, stream.usage(usage)
@@ -280,19 +302,29 @@ class TurnEngine:
         transcript: list[TranscriptItem],
         tools: Sequence[dict[str, Any]],
         metadata: dict[str, str] | None,
-    ) -> tuple[ModelTurn, list[str], list[tuple[str, str, list[str]]], int]:
+        max_output_tokens: int | None = None,
+    ) -> tuple[ModelTurn, list[str], list[tuple[str, str, list[str]]], int, bool]:
+        """The model's turn as token pieces; cut at ``max_output_tokens`` like the API."""
         try:
             turn = self.policy.next_turn(transcript, tools, metadata)
         except UnknownScenarioError as exc:
             raise InvalidRequestError(str(exc), param="metadata.scenario") from None
-        text_tokens = split_tokens(turn.text) if turn.text else []
+        budget = max_output_tokens if max_output_tokens is not None else 1 << 62
+        text_tokens = split_tokens(turn.text)[:budget] if turn.text else []
+        truncated = turn.text is not None and len(text_tokens) < len(split_tokens(turn.text))
         output_tokens = len(text_tokens)
         calls = []
         for call in turn.tool_calls:
+            if truncated or output_tokens >= budget:
+                truncated = True
+                break
             arg_tokens = split_tokens(call.arguments)
+            if output_tokens + len(arg_tokens) > budget:
+                arg_tokens = arg_tokens[: budget - output_tokens]
+                truncated = True
             output_tokens += len(arg_tokens)
             calls.append((new_id("call", 12), call.name, self._group(arg_tokens)))
-        return turn, self._group(text_tokens), calls, output_tokens
+        return turn, self._group(text_tokens), calls, output_tokens, truncated
 
     def _group(self, tokens: list[str]) -> list[str]:
         n = self.delta_tokens
@@ -358,8 +390,8 @@ class TurnEngine:
                 param="input",
                 code="missing_required_parameter",
             )
-        turn, text_pieces, call_pieces, output_tokens = self._decide(
-            transcript, tool_dicts, request.metadata
+        turn, text_pieces, call_pieces, output_tokens, truncated = self._decide(
+            transcript, tool_dicts, request.metadata, request.max_output_tokens
         )
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)
@@ -381,6 +413,7 @@ class TurnEngine:
             token_interval_s=self.latency.token_interval_s(self.rng),
             delta_tokens=self.delta_tokens,
             chain_end=chain_end,
+            truncated=truncated,
         )
 
     async def finish(
@@ -402,8 +435,14 @@ class TurnEngine:
                 }
             output_items.append(normal)
             output_tokens += item_tokens(normal)
+        if turn.truncated:
+            snapshot = turn.stream.snapshot(
+                "incomplete", turn.usage, incomplete_reason="max_output_tokens"
+            )
+        else:
+            snapshot = turn.stream.snapshot("completed", turn.usage)
         stored = StoredResponse(
-            response=turn.stream.snapshot("completed", turn.usage),
+            response=snapshot,
             transcript=turn.transcript + output_items,
             context_tokens=turn.context_tokens + output_tokens,
             context_bytes=turn.context_bytes,
@@ -429,8 +468,9 @@ class TurnEngine:
         prefix_tokens = self._prefix_tokens(None, tools_json)
         input_tokens = prefix_tokens + sum(item_tokens(item) for item in transcript)
         cached, chain_end = self._stateless_cache(tools_json, transcript)
-        turn, text_pieces, call_pieces, output_tokens = self._decide(
-            transcript, tools, request.metadata
+        limit = request.max_completion_tokens or request.max_tokens
+        turn, text_pieces, call_pieces, output_tokens, truncated = self._decide(
+            transcript, tools, request.metadata, limit
         )
         # Remember the conversation including this answer, as the provider's cache would.
         if chain_end is not None:
@@ -448,4 +488,5 @@ class TurnEngine:
             ttft_s=ttft,
             token_interval_s=self.latency.token_interval_s(self.rng),
             delta_tokens=self.delta_tokens,
+            truncated=truncated,
         )

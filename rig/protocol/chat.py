@@ -190,6 +190,7 @@ def chat_completion(
     text: str | None,
     tool_calls: list[tuple[str, str, str]],
     usage: dict[str, Any],
+    finish_reason: str | None = None,
 ) -> dict[str, Any]:
     """A non-streamed ``chat.completion``; ``tool_calls`` are ``(call_id, name, arguments)``."""
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
@@ -209,7 +210,7 @@ def chat_completion(
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": "tool_calls" if tool_calls else "stop",
+                "finish_reason": finish_reason or ("tool_calls" if tool_calls else "stop"),
             }
         ],
         "usage": usage,

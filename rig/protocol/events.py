@@ -96,6 +96,7 @@ def response_object(
     usage: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     tools: list[dict[str, Any]] | None = None,
+    incomplete_reason: str | None = None,
 ) -> dict[str, Any]:
     """A Response object echoing the request's settings, as the API returns it."""
     return {
@@ -106,7 +107,7 @@ def response_object(
         "background": False,
         "completed_at": int(time.time()) if status == "completed" else None,
         "error": error,
-        "incomplete_details": None,
+        "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
         "instructions": request.instructions,
         "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": None,
@@ -156,7 +157,11 @@ class ResponseStream:
         self._tools = _echo_tools(request)
 
     def snapshot(
-        self, status: str, usage: dict[str, Any] | None = None, error: dict[str, Any] | None = None
+        self,
+        status: str,
+        usage: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        incomplete_reason: str | None = None,
     ) -> dict[str, Any]:
         """The response object as it stands, with ``status``."""
         return response_object(
@@ -168,6 +173,7 @@ class ResponseStream:
             usage=usage,
             error=error,
             tools=self._tools,
+            incomplete_reason=incomplete_reason,
         )
 
     def _number(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -194,8 +200,11 @@ class ResponseStream:
             {"type": "response.in_progress", "response": self.snapshot("in_progress")}
         )
 
-    def message(self, pieces: list[str], item_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Events streaming an assistant message whose text is ``"".join(pieces)``."""
+    def message(
+        self, pieces: list[str], item_id: str | None = None, status: str = "completed"
+    ) -> Iterator[dict[str, Any]]:
+        """Events streaming an assistant message whose text is ``"".join(pieces)``;
+        ``status="incomplete"`` when the output token limit cut it short."""
         item_id = item_id or new_id("msg")
         index = len(self.output)
         yield self._number(
@@ -246,14 +255,19 @@ class ResponseStream:
                 "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": text},
             }
         )
-        item = message_item(item_id, text)
+        item = message_item(item_id, text, status)
         self.output.append(item)
         yield self._number(
             {"type": "response.output_item.done", "output_index": index, "item": item}
         )
 
     def function_call(
-        self, name: str, pieces: list[str], call_id: str | None = None, item_id: str | None = None
+        self,
+        name: str,
+        pieces: list[str],
+        call_id: str | None = None,
+        item_id: str | None = None,
+        status: str = "completed",
     ) -> Iterator[dict[str, Any]]:
         """Events streaming a call of ``name`` whose arguments are ``"".join(pieces)``."""
         item_id = item_id or new_id("fc")
@@ -286,7 +300,7 @@ class ResponseStream:
                 "arguments": arguments,
             }
         )
-        item = function_call_item(item_id, call_id, name, arguments)
+        item = function_call_item(item_id, call_id, name, arguments, status)
         self.output.append(item)
         yield self._number(
             {"type": "response.output_item.done", "output_index": index, "item": item}
@@ -297,6 +311,13 @@ class ResponseStream:
         return self._number(
             {"type": "response.completed", "response": self.snapshot("completed", usage)}
         )
+
+    def incomplete(
+        self, usage: dict[str, Any], reason: str = "max_output_tokens"
+    ) -> dict[str, Any]:
+        """``response.incomplete``: the response stopped early (the output token limit)."""
+        snapshot = self.snapshot("incomplete", usage, incomplete_reason=reason)
+        return self._number({"type": "response.incomplete", "response": snapshot})
 
     def failed(self, error: APIError) -> dict[str, Any]:
         """``response.failed`` carrying the error in the response object."""

@@ -88,6 +88,7 @@ class Corpus:
     root: str = "/workspace/project"
     package: str = "project@0.0.0"
     defects: tuple[Defect, ...] = ()
+    git_log: tuple[str, ...] = ()
     _dirs: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     # -- loading -------------------------------------------------------------
@@ -100,7 +101,9 @@ class Corpus:
 
     def copy(self) -> Corpus:
         """An independent copy whose files can be changed."""
-        return Corpus(self.name, dict(self.files), self.root, self.package, self.defects)
+        return Corpus(
+            self.name, dict(self.files), self.root, self.package, self.defects, self.git_log
+        )
 
     # -- paths ---------------------------------------------------------------
 
@@ -289,12 +292,16 @@ def _build(name: str, directory: Traversable, meta_file: Traversable | None) -> 
         raise CorpusError(f"corpus {name!r} has no files ({directory})")
     meta = _read_meta(name, meta_file) if meta_file is not None else {}
     defects = tuple(_parse_defect(name, i, raw) for i, raw in enumerate(meta.get("defects") or []))
+    git_log = meta.get("git_log") or []
+    if not isinstance(git_log, list) or not all(isinstance(line, str) for line in git_log):
+        raise CorpusError(f"{name}.yaml: git_log: expected a list of strings (one per commit)")
     corpus = Corpus(
         name=name,
         files=files,
         root=str(meta.get("root") or f"/workspace/{name}"),
         package=str(meta.get("package") or f"{name}@0.0.0"),
         defects=defects,
+        git_log=tuple(git_log),
     )
     for i, defect in enumerate(defects):
         if defect.marker not in files.get(defect.file, ""):

@@ -440,6 +440,14 @@ def _paths_of_edit(name: str, arguments: str) -> list[str]:
     return [p for p in _PATCH_PATHS.findall(str(patch)) if p != "/dev/null"]
 
 
+def _tests_summary(output: str) -> str | None:
+    """The text after ``Tests:`` in jest output ("1 failed, 37 passed, 38 total"), if any."""
+    if "Tests:" not in output:
+        return None
+    match = _TESTS_LINE.search(output)
+    return match.group(1).strip() if match else None
+
+
 def _stem(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     return name.split(".", 1)[0].lower()
@@ -463,9 +471,8 @@ def _observe(transcript: Sequence[Mapping[str, Any]]) -> str | None:
     notes: list[str] = []
     edited: list[str] | None = None
     for name, arguments, output in _recent_outputs(transcript):
-        tests = _TESTS_LINE.search(output)
-        if tests:
-            summary = tests.group(1).strip()
+        summary = _tests_summary(output)
+        if summary is not None:
             failed = _FAILED_COUNT.search(summary)
             if failed:
                 names = _jest_failures(output)
@@ -601,7 +608,7 @@ def _test_outcome(transcript: Sequence[Mapping[str, Any]]) -> str:
         if item.get("type") != "function_call_output":
             continue
         output = _output_text(item)
-        if _TESTS_LINE.search(output) or "Test suite failed to run" in output:
+        if "Tests:" in output or "Test suite failed to run" in output:
             last_tests = output
         arguments = str(calls.get(str(item.get("call_id")), {}).get("arguments", ""))
         if "tsc" in arguments or "typecheck" in arguments:
@@ -609,8 +616,7 @@ def _test_outcome(transcript: Sequence[Mapping[str, Any]]) -> str:
     if last_tests is None:
         sentence = "I did not get a test run to complete, so please run `npm test` before merging."
     else:
-        summary_match = _TESTS_LINE.search(last_tests)
-        summary = summary_match.group(1).strip() if summary_match else "a suite failed to run"
+        summary = _tests_summary(last_tests) or "a suite failed to run"
         scope = "the affected tests" if "matching /" in last_tests else "the full test suite"
         failures = _jest_failures(last_tests)
         if not _FAILED_COUNT.search(summary) and "Test suite failed to run" not in last_tests:
@@ -619,7 +625,7 @@ def _test_outcome(transcript: Sequence[Mapping[str, Any]]) -> str:
             name = failures[0] if failures else "one suite"
             sentence = (
                 f"I ran {scope}: {summary}. The remaining failure ({name}) is in code this "
-                "change does not touch and fails without it too; it should get its own ticket."
+                "change does not touch, so it predates it and should get its own ticket."
             )
         else:
             name = failures[0] if failures else "a suite that fails to run"
@@ -659,9 +665,9 @@ def _generic_turn(
             name = calls.get(str(item.get("call_id")), {}).get("name", "the tool")
             parts.append(f"{name} returned: {_snippet(_output_text(item), 300)}")
         return ModelTurn("Here is what I found. " + " ".join(parts))
-    functions = [tool for tool in tools if _function_schema(tool) is not None]
-    if functions:
-        name, parameters = _function_schema(functions[0])  # type: ignore[misc]
+    schemas = [schema for schema in map(_function_schema, tools) if schema is not None]
+    if schemas:
+        name, parameters = schemas[0]
         arguments = orjson.dumps(example_arguments(parameters)).decode()
         return ModelTurn(None, (ToolCall(name, arguments),))
     if user_text:

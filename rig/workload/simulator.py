@@ -104,6 +104,10 @@ class ToolResult:
     ok: bool
 
 
+# A tool implementation: parsed arguments and the call's RNG -> (output, ok, duration_s).
+_Handler = Callable[[dict[str, Any], random.Random], tuple[str, bool, float]]
+
+
 class _ToolError(Exception):
     """A tool call the harness refuses; the message goes back to the model."""
 
@@ -116,10 +120,7 @@ class ToolSimulator:
         self._baseline = dict(corpus.files)
         self._seed = seed
         self._calls = 0
-        self._handlers: dict[
-            str, Callable[[dict[str, Any], random.Random], tuple[str, bool, float]]
-        ]
-        self._handlers = {
+        self._handlers: dict[str, _Handler] = {
             "read_file": self._read_file,
             "list_dir": self._list_dir,
             "search": self._search,
@@ -348,8 +349,9 @@ class ToolSimulator:
         return "".join(outputs), code, total_duration
 
     def _simple_command(self, command: str, rng: random.Random) -> tuple[str, int, float]:
+        # Every command pays the harness's process start-up (the 0.2 s floor).
         low = _DURATIONS["run_command"][0]
-        quick = rng.uniform(0.01, 0.05)
+        quick = rng.uniform(low, low * 2.5)
         try:
             argv = shlex.split(command)
         except ValueError as exc:
@@ -369,7 +371,7 @@ class ToolSimulator:
         if program in ("jest", "tsc", "eslint", "vitest"):
             return self._package_manager("npx", argv, rng)
         if program == "git":
-            return self._git(rest), 0, rng.uniform(0.02, 0.2)
+            return self._git(rest), 0, rng.uniform(low, low * 2)
         if program in (
             "ls",
             "tree",
@@ -391,7 +393,7 @@ class ToolSimulator:
             return version + "\n", 0, quick
         if program in ("rm", "mkdir", "touch", "mv", "cp"):
             return self._file_command(program, rest), 0, quick
-        return f"bash: {program}: command not found\n", 127, rng.uniform(low / 20, low / 10)
+        return f"bash: {program}: command not found\n", 127, rng.uniform(low, low * 1.2)
 
     def _package_manager(
         self, program: str, argv: list[str], rng: random.Random
@@ -537,13 +539,10 @@ class ToolSimulator:
                 out.extend(difflib.unified_diff(before, after, f"a/{path}", f"b/{path}"))
             return "".join(out)
         if sub == "log":
-            return (
-                "9c1e4b2 (HEAD -> main, origin/main) Show 'Due in N days' for the coming week\n"
-                "52a7d0f Validate due dates in the task form\n"
-                "e81b3c9 Fix archived project staying selected\n"
-                "3f6a210 Remember group-by-status toggle\n"
-                "b04d5e7 Add ApiClient with timeouts and typed errors\n"
-            )
+            count = next((int(a[1:]) for a in args if re.fullmatch(r"-\d+", a)), None)
+            if "-n" in args and args.index("-n") + 1 < len(args):
+                count = _int(args[args.index("-n") + 1], count or 0) or count
+            return "".join(line + "\n" for line in self.workspace.git_log[:count])
         if sub == "branch":
             return "* main\n"
         return ""

@@ -71,6 +71,35 @@ def test_stream_helper_accumulates_the_final_response(client: openai.OpenAI) -> 
     assert text and final.output_text == text
 
 
+def test_max_output_tokens_cuts_the_response_short(client: openai.OpenAI) -> None:
+    full = client.responses.create(model="mock-agent", input="Explain the fix in detail")
+    assert full.usage.output_tokens > 8
+    cut = client.responses.create(
+        model="mock-agent", input="Explain the fix in detail", max_output_tokens=8
+    )
+    assert cut.status == "incomplete"
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.usage.output_tokens == 8
+    assert full.output_text.startswith(cut.output_text) and len(cut.output_text) < len(
+        full.output_text
+    )
+    events = list(
+        client.responses.create(
+            model="mock-agent", input="Explain", max_output_tokens=8, stream=True
+        )
+    )
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.output[-1].status == "incomplete"
+
+
+def test_chat_max_tokens_finishes_with_length(client: openai.OpenAI) -> None:
+    done = client.chat.completions.create(
+        model="mock-agent", messages=[{"role": "user", "content": "Explain"}], max_tokens=5
+    )
+    assert done.choices[0].finish_reason == "length"
+    assert done.usage.completion_tokens == 5
+
+
 def test_previous_response_id_chain_with_store(client: openai.OpenAI) -> None:
     first = client.responses.create(
         model="mock-agent", input="Weather in Oslo?", tools=[WEATHER], store=True

@@ -293,7 +293,8 @@ def test_durations_are_deterministic_under_the_seed(corpus: Corpus) -> None:
         ("run_tests", {}, 1.5, 6.0),
         ("run_tests", {"path": "formatDate"}, 1.5, 6.0),
         ("run_command", {"command": "npx tsc --noEmit"}, 0.2, 3.0),
-        ("run_command", {"command": "git status"}, 0.0, 3.0),
+        ("run_command", {"command": "git status"}, 0.2, 3.0),
+        ("run_command", {"command": "ls src"}, 0.2, 3.0),
     ],
 )
 def test_durations_are_in_the_tool_ranges(
