@@ -731,6 +731,29 @@ class CellSummary:
     output (events, bytes) is the same each turn and only the history grows."""
     per_round: list[dict[str, float]] = field(repr=False)
 
+    @property
+    def history_share(self) -> float:
+        """Share of a last turn's server CPU that the history since turn 1 adds (slope-based)."""
+        return self.history_slope_us * (self.rounds - 2) / self.late.server_cpu_us
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A mock cell beside the reference cell that replayed its traffic."""
+
+    mock: CellSummary
+    reference: CellSummary
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Mock server CPU per turn over the reference's."""
+        return self.mock.server_cpu_us_per_turn / self.reference.server_cpu_us_per_turn
+
+    @property
+    def cpu_excess_us(self) -> float:
+        """Server CPU per turn the mock spends beyond the stack's floor."""
+        return self.mock.server_cpu_us_per_turn - self.reference.server_cpu_us_per_turn
+
 
 def _per_turn(rounds: Iterable[RoundFigures], attribute: str, scale: float = 1.0) -> float:
     selected = list(rounds)
@@ -887,18 +910,15 @@ THROUGHPUT: list[Column[CellSummary]] = [
     ("other busy", lambda c: f"{c.other_busy:.2f}"),
 ]
 
-OVERHEAD: list[Column[tuple[CellSummary, CellSummary]]] = [
-    ("delta", lambda p: str(p[0].delta_tokens)),
-    ("transport", lambda p: p[0].transport),
-    ("mock us/turn", lambda p: f"{p[0].server_cpu_us_per_turn:,.0f}"),
-    ("ref us/turn", lambda p: f"{p[1].server_cpu_us_per_turn:,.0f}"),
-    ("mock/ref", lambda p: f"{p[0].server_cpu_us_per_turn / p[1].server_cpu_us_per_turn:.1f}x"),
-    (
-        "mock - ref us/turn",
-        lambda p: f"{p[0].server_cpu_us_per_turn - p[1].server_cpu_us_per_turn:,.0f}",
-    ),
-    ("mock us/event", lambda p: f"{p[0].server_cpu_us_per_event:.1f}"),
-    ("ref us/event", lambda p: f"{p[1].server_cpu_us_per_event:.1f}"),
+OVERHEAD: list[Column[Comparison]] = [
+    ("delta", lambda p: str(p.mock.delta_tokens)),
+    ("transport", lambda p: p.mock.transport),
+    ("mock us/turn", lambda p: f"{p.mock.server_cpu_us_per_turn:,.0f}"),
+    ("ref us/turn", lambda p: f"{p.reference.server_cpu_us_per_turn:,.0f}"),
+    ("mock/ref", lambda p: f"{p.cpu_ratio:.1f}x"),
+    ("mock-ref us/turn", lambda p: f"{p.cpu_excess_us:,.0f}"),
+    ("mock us/event", lambda p: f"{p.mock.server_cpu_us_per_event:.1f}"),
+    ("ref us/event", lambda p: f"{p.reference.server_cpu_us_per_event:.1f}"),
 ]
 
 GROWTH: list[Column[CellSummary]] = [
@@ -911,7 +931,7 @@ GROWTH: list[Column[CellSummary]] = [
     ("us/turn late", lambda c: f"{c.late.server_cpu_us:,.0f}"),
     ("late/early", lambda c: f"{c.late.server_cpu_us / c.early.server_cpu_us:.2f}"),
     ("slope us/turn", lambda c: f"{c.history_slope_us:+.1f}"),
-    ("x29 / late", lambda c: f"{29 * c.history_slope_us / c.late.server_cpu_us:+.0%}"),
+    ("history share", lambda c: f"{c.history_share:+.0%}"),
 ]
 
 TRAFFIC: list[Column[CellSummary]] = [
@@ -926,11 +946,11 @@ TRAFFIC: list[Column[CellSummary]] = [
 ]
 
 
-def _paired(cells: Sequence[CellSummary]) -> list[tuple[CellSummary, CellSummary]]:
-    """(mock, reference) pairs, in run order."""
+def compare(cells: Sequence[CellSummary]) -> list[Comparison]:
+    """Each mock cell with its reference, in run order."""
     mocks = [c for c in cells if c.server == "mock"]
     references = [c for c in cells if c.server == "reference"]
-    return list(zip(mocks, references, strict=True))
+    return [Comparison(m, r) for m, r in zip(mocks, references, strict=True)]
 
 
 def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
@@ -944,11 +964,11 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
         _table(THROUGHPUT, cells),
         "Mock vs REFERENCE (bare uvicorn, same request bytes, same event count and bytes): "
         "server CPU",
-        _table(OVERHEAD, _paired(cells)),
+        _table(OVERHEAD, compare(cells)),
         f"Server CPU per turn early (turns 1-{WINDOW}) vs late (turns {turns - WINDOW}-"
         f"{turns - 1}). slope: least-squares server CPU per turn vs turn index over turns "
         f"{turns // 2}-{turns - 1} (every session past its plan, same answer each turn); "
-        "x29 / late: slope x 29 turns as a share of a late turn.",
+        f"history share: slope x {turns - 2} turns as a share of a late turn.",
         _table(GROWTH, cells),
         "Traffic per turn: request body bytes, output tokens, events, payload and wire bytes "
         "received, socket reads it took",

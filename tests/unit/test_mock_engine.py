@@ -4,6 +4,7 @@ latency model and presets - no sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 from pathlib import Path
@@ -263,3 +264,20 @@ def test_stored_response_round_trips_through_bytes() -> None:
         {"id": "resp_1"}, [{"type": "message", "role": "user", "content": "é"}], 5, 9
     )
     assert StoredResponse.from_bytes(stored.to_bytes()) == stored
+
+
+def test_gpt_5_4_preset_lands_on_the_published_ttft_figures() -> None:
+    """Published: TTFT 1,075-1,255 ms on the first turn, about 1,111 ms for WebSocket turns
+    and 1,253 ms for HTTP turns on average (docs/architecture.md, latency model)."""
+    model = dataclasses.replace(load_preset("gpt-5.4"), jitter=0.0)
+    rng = random.Random(0)
+    first_turn = model.ttft_s(2_700, 0, 700, rng)
+    ws_turn = model.ttft_s(3_500, 0, 1_000, rng)  # new items only, context in memory
+    # A mid-task HTTP turn (20 KB, 5,000 tokens): half the time the prefix cache hits.
+    http_hit = model.ttft_s(20_000, 0, 1_000, rng)
+    http_miss = model.ttft_s(20_000, 0, 5_000, rng)
+    http_mean = model.prompt_cache_hit_rate * http_hit + (1 - model.prompt_cache_hit_rate) * http_miss
+    assert 1.05 <= first_turn <= 1.26
+    assert 1.05 <= ws_turn <= 1.2
+    assert 1.2 <= http_mean <= 1.35
+    assert 1.0 / model.tokens_per_s < 0.012  # ~100 tokens/s decode

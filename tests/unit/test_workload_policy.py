@@ -252,6 +252,15 @@ def test_scripted_calls_never_hit_a_harness_error(sessions: list[Session]) -> No
                 assert "Test suite failed to run" not in item["output"]
 
 
+def test_a_whole_session_is_reproducible(corpus: Corpus) -> None:
+    prompt = make_task(SCENARIOS["add_search_feature"], 11).prompt
+    first = drive(ModelPolicy(seed=4), corpus, prompt)
+    again = drive(ModelPolicy(seed=4), corpus, prompt)
+    other = drive(ModelPolicy(seed=5), corpus, prompt)
+    assert first.transcript == again.transcript
+    assert first.transcript != other.transcript
+
+
 def test_fix_scenario_ends_with_passing_tests(policy: ModelPolicy, corpus: Corpus) -> None:
     session = drive(policy, corpus, make_task(SCENARIOS["fix_failing_test"], 2).prompt)
     outputs = [i["output"] for i in session.transcript if i["type"] == "function_call_output"]
