@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,7 +78,10 @@ WINDOW = 3
 """Turns averaged at each end of the conversation: turns 1..3 and the last three."""
 OTHER_BUSY_LIMIT = 0.1
 """Share of a core other processes may use during a cell before its figures are flagged."""
-READY_MARKER = "Uvicorn running on"
+MOCK_READY = "rig mock listening on"
+"""What ``rig mock`` prints once its socket listens."""
+REFERENCE_READY = "Uvicorn running on"
+"""What ``uvicorn.run`` prints once its server listens."""
 ROUND_TIMEOUT_S = 300.0
 
 _COMPLETED = b'{"type":"response.completed"'
@@ -213,12 +217,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server child process: ready when it prints uvicorn's banner; its CPU clock readable."""
+    """A server child process, ready when it prints ``ready_marker``; its CPU clock readable."""
 
-    def __init__(self, name: str, argv: Sequence[str], port: int):
+    def __init__(self, name: str, argv: Sequence[str], port: int, ready_marker: str):
         self.name = name
         self.port = port
-        self.output: list[str] = []
+        self.ready_marker = ready_marker
+        self.output: deque[str] = deque(maxlen=200)
         self._ready = threading.Event()
         self._exited = threading.Event()
         env = {
@@ -244,13 +249,13 @@ class ServerProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
-            if READY_MARKER in line:
+            if self.ready_marker in line:
                 self._ready.set()
         self._exited.set()
         self._ready.set()
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Block until uvicorn's banner; raise with the output if the process dies first."""
+        """Block until the ready marker; raise with the output if the process dies first."""
         if not self._ready.wait(timeout_s) or self._exited.is_set():
             self.stop()
             tail = "".join(self.output)[-3000:]
@@ -277,9 +282,9 @@ class ServerProcess:
                 self.process.wait()
 
 
-def start_server(name: str, argv: Sequence[str], port: int) -> ServerProcess:
+def start_server(name: str, argv: Sequence[str], port: int, ready_marker: str) -> ServerProcess:
     """Start a server process and wait until it accepts connections."""
-    server = ServerProcess(name, argv, port)
+    server = ServerProcess(name, argv, port, ready_marker)
     server.wait_ready()
     return server
 
@@ -833,12 +838,12 @@ async def run_benchmark(config: BenchConfig) -> list[CellSummary]:
     scenarios = builtin_scenarios()
     names = sorted(scenarios)
     port = free_port()
-    reference = start_server("reference", _reference_argv(port), port)
+    reference = start_server("reference", _reference_argv(port), port, REFERENCE_READY)
     cells = []
     try:
         for delta in config.delta_tokens:
             port = free_port()
-            mock = start_server("mock", _mock_argv(port, delta, config.seed), port)
+            mock = start_server("mock", _mock_argv(port, delta, config.seed), port, MOCK_READY)
             try:
                 for transport in config.transports:
                     agents = [
