@@ -2,22 +2,26 @@
 
 With the ``instant`` preset (the server never waits), S scripted coding-agent sessions per
 transport advance in lock-step rounds: round k sends every session's turn k at once and
-waits for all of them. Per round the bench reads the wall time and the server process's
-CPU clock. It reports, per server and transport:
+waits for all of them. Per round the bench reads the wall time, the server process's CPU
+clock, its own CPU and the whole machine's. It reports, per server and transport:
 
-* turns/s and streamed events/s over all rounds (wall clock: the client shares the
-  machine, so these are bounded by whichever side saturates first);
+* turns/s and streamed events/s (wall clock: client and server share a 2-core machine,
+  so these are bounded by whichever side saturates first);
 * server CPU per turn and per event, and events per server-CPU-second (CPU-derived: what
-  one saturated server core would carry);
-* server CPU per turn early (turns 1-3) and late (the last three turns) in the
-  conversation: a WebSocket continuation sends only new items, a stateless HTTP turn
-  re-sends, and the server re-parses, the whole transcript.
+  one saturated server core would stream);
+* with two ``--delta-tokens`` values, server CPU split into a cost per event and a fixed
+  cost per turn (same requests and text, different event counts);
+* server CPU per turn early (turns 1-3) and late (the last three) in the conversation, and
+  its slope over the second half of the rounds, where every session repeats its final
+  answer, so only the history grows: a stateless HTTP turn re-sends (and the server
+  re-parses) the whole transcript; a WebSocket continuation sends only new items;
+* request bytes, events, payload and wire bytes received, and socket reads per turn.
 
 Every figure is printed beside a REFERENCE measured in the same run: a bare ASGI app on
 the same uvicorn stack (uvloop, httptools, websockets-sansio) that receives the very same
-request bytes (replayed from the mock run) and answers each with the same number of
-pre-encoded events and the same total bytes, with no validation, engine or scripted model
-- the stack's floor, so the mock's own overhead is visible.
+request bytes (replayed from the mock run) and answers each with the same number of events
+and the same total bytes, built once per turn, with no validation, engine or scripted
+model: the stack's floor, so the mock's own overhead is visible.
 
 The load runs in this process, separate from the servers: asyncio on uvloop over raw
 protocols (httptools for HTTP with keep-alive; websockets' sans-I/O client for WebSocket),
@@ -85,7 +89,7 @@ REFERENCE_READY = "Uvicorn running on"
 ROUND_TIMEOUT_S = 300.0
 
 _COMPLETED = b'{"type":"response.completed"'
-_FAILED = (b'{"type":"error"', b'{"type":"response.failed"')
+_FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response.incomplete"')
 _SSE_COMPLETED = b"event: response.completed\n"
 _SSE_DATA = b"\ndata: "
 
@@ -292,7 +296,7 @@ def start_server(name: str, argv: Sequence[str], port: int, ready_marker: str) -
 # -- the load: raw client protocols ---------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TurnOutcome:
     """One answer as the client saw it."""
 
@@ -399,7 +403,8 @@ class WsWire(asyncio.Protocol):
     """Responses API WebSocket mode through websockets' sans-I/O client protocol.
 
     Each text frame is one event; a frame starting with ``{"type":"response.completed"``
-    ends the turn (servers put ``type`` first), ``error``/``response.failed`` fail it.
+    ends the turn (servers put ``type`` first); ``error``, ``response.failed`` and
+    ``response.incomplete`` fail it.
     """
 
     def __init__(self, port: int):
@@ -605,7 +610,7 @@ class ReplayScript:
 
     def absorb(self, outcome: TurnOutcome) -> int:
         assert self._current is not None
-        if outcome.shape.events != self._current.shape.events:
+        if outcome.shape != self._current.shape:  # same events, same bytes, or no floor
             raise BenchError(f"reference sent {outcome.shape}, expected {self._current.shape}")
         return self._current.output_tokens
 
@@ -731,9 +736,13 @@ class CellSummary:
     late: Window
     """The last WINDOW turns."""
     history_slope_us: float
-    """Server CPU per turn gained per turn of history: least-squares slope over the second
-    half of the rounds, where every session is past its plan and repeats its answer, so the
-    output (events, bytes) is the same each turn and only the history grows."""
+    """Server CPU per turn gained per turn of history: the Theil-Sen slope (median of the
+    pairwise slopes, robust to a stray slow round) over the second half of the rounds, where
+    every session is past its plan and repeats its answer, so the output (events, bytes) is
+    the same each turn and only the history grows."""
+    history_events_spread: float
+    """(max - min) / mean of the events per turn over those rounds: 0 when the output was
+    indeed the same each turn, so the slope measures the history alone."""
     per_round: list[dict[str, float]] = field(repr=False)
 
     @property
@@ -760,16 +769,61 @@ class Comparison:
         return self.mock.server_cpu_us_per_turn - self.reference.server_cpu_us_per_turn
 
 
+@dataclass(frozen=True)
+class CostSplit:
+    """Server CPU per turn split into a fixed part and a part per streamed event.
+
+    The same conversations run at two ``--delta-tokens`` values send the same requests and
+    the same text, only in more or fewer events; so the CPU difference over the event
+    difference is what one more event costs, and the rest is what a turn costs anyway
+    (reading and validating the request, the engine, the scripted model).
+    """
+
+    transport: Transport
+    server: str
+    per_event_us: float
+    per_turn_us: float
+
+    @classmethod
+    def between(cls, fine: CellSummary, coarse: CellSummary) -> CostSplit:
+        """The split from a cell with many events per turn and one with few."""
+        per_event = (fine.server_cpu_us_per_turn - coarse.server_cpu_us_per_turn) / (
+            fine.events_per_turn - coarse.events_per_turn
+        )
+        per_turn = coarse.server_cpu_us_per_turn - per_event * coarse.events_per_turn
+        return cls(fine.transport, fine.server, per_event, per_turn)
+
+
+def cost_splits(cells: Sequence[CellSummary]) -> list[CostSplit]:
+    """A split per transport and server, between the smallest and largest delta run."""
+    splits = []
+    for transport in TRANSPORTS:
+        for server in ("mock", "reference"):
+            same = [c for c in cells if c.transport == transport and c.server == server]
+            fine = min(same, key=lambda c: c.delta_tokens, default=None)
+            coarse = max(same, key=lambda c: c.delta_tokens, default=None)
+            if fine is not None and coarse is not None and fine is not coarse:
+                splits.append(CostSplit.between(fine, coarse))
+    return splits
+
+
 def _per_turn(rounds: Iterable[RoundFigures], attribute: str, scale: float = 1.0) -> float:
+    """Mean per turn of a per-round total, times ``scale``."""
     selected = list(rounds)
     return scale * sum(getattr(r, attribute) for r in selected) / sum(r.turns for r in selected)
 
 
 def _history_slope(rounds: Sequence[RoundFigures]) -> float:
-    second_half = rounds[len(rounds) // 2 :]
-    turns = [float(r.turn) for r in second_half]
-    cpu_us = [1e6 * r.server_cpu_s / r.turns for r in second_half]
-    return statistics.linear_regression(turns, cpu_us).slope
+    """Theil-Sen slope of server CPU per turn (µs) against the turn index."""
+    points = [(r.turn, 1e6 * r.server_cpu_s / r.turns) for r in rounds]
+    return statistics.median(
+        (y2 - y1) / (t2 - t1) for i, (t1, y1) in enumerate(points) for t2, y2 in points[i + 1 :]
+    )
+
+
+def _spread(values: Sequence[float]) -> float:
+    """(max - min) / mean."""
+    return (max(values) - min(values)) / statistics.fmean(values)
 
 
 def summarise(
@@ -780,6 +834,7 @@ def summarise(
     cpu = sum(r.server_cpu_s for r in rounds)
     turns = sum(r.turns for r in rounds)
     events = sum(r.events for r in rounds)
+    second_half = rounds[len(rounds) // 2 :]
     return CellSummary(
         server=server,
         transport=transport,
@@ -802,7 +857,8 @@ def summarise(
         wire_reads_per_turn=_per_turn(rounds, "wire_reads"),
         early=Window.of(rounds[1 : 1 + WINDOW]),
         late=Window.of(rounds[-WINDOW:]),
-        history_slope_us=_history_slope(rounds),
+        history_slope_us=_history_slope(second_half),
+        history_events_spread=_spread([r.events / r.turns for r in second_half]),
         per_round=[asdict(r) for r in rounds],
     )
 
@@ -935,8 +991,16 @@ GROWTH: list[Column[CellSummary]] = [
     ("us/turn early", lambda c: f"{c.early.server_cpu_us:,.0f}"),
     ("us/turn late", lambda c: f"{c.late.server_cpu_us:,.0f}"),
     ("late/early", lambda c: f"{c.late.server_cpu_us / c.early.server_cpu_us:.2f}"),
+    ("events spread", lambda c: f"{c.history_events_spread:.0%}"),
     ("slope us/turn", lambda c: f"{c.history_slope_us:+.1f}"),
     ("history share", lambda c: f"{c.history_share:+.0%}"),
+]
+
+COSTS: list[Column[CostSplit]] = [
+    ("transport", lambda s: s.transport),
+    ("server", lambda s: s.server),
+    ("us per event", lambda s: f"{s.per_event_us:.1f}"),
+    ("us per turn (0 events)", lambda s: f"{s.per_turn_us:,.0f}"),
 ]
 
 TRAFFIC: list[Column[CellSummary]] = [
@@ -970,9 +1034,20 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
         "Mock vs REFERENCE (bare uvicorn, same request bytes, same event count and bytes): "
         "server CPU",
         _table(OVERHEAD, compare(cells)),
+    ]
+    splits = cost_splits(cells)
+    if splits:
+        sections += [
+            f"Server CPU per turn split into per-event and fixed parts (delta "
+            f"{min(config.delta_tokens)} vs {max(config.delta_tokens)}: same requests and "
+            "text, different event counts)",
+            _table(COSTS, splits),
+        ]
+    sections += [
         f"Server CPU per turn early (turns 1-{WINDOW}) vs late (turns {turns - WINDOW}-"
-        f"{turns - 1}). slope: least-squares server CPU per turn vs turn index over turns "
-        f"{turns // 2}-{turns - 1} (every session past its plan, same answer each turn); "
+        f"{turns - 1}). slope: Theil-Sen slope of server CPU per turn vs turn index over turns "
+        f"{turns // 2}-{turns - 1}, where sessions past their plan repeat their answer (events "
+        "spread 0% = same output every turn there, so the slope is the cost of history); "
         f"history share: slope x {turns - 2} turns as a share of a late turn.",
         _table(GROWTH, cells),
         "Traffic per turn: request body bytes, output tokens, events, payload and wire bytes "
@@ -1048,13 +1123,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, with ``--serve-reference``, the reference server)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.serve_reference:
         serve_reference(args.port)
         return 0
     if args.turns < 2 * WINDOW + 1:
-        print(f"--turns must be at least {2 * WINDOW + 1}", file=sys.stderr)
-        return 2
+        parser.error(f"--turns must be at least {2 * WINDOW + 1} (two {WINDOW}-turn windows)")
     config = BenchConfig(
         sessions=args.sessions,
         turns=args.turns,
@@ -1065,12 +1140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         cells = uvloop.run(run_benchmark(config))
-    except BenchError as exc:
+    except (BenchError, OSError) as exc:  # OSError: refused or lost connections, timeouts
         print(f"mock_throughput: {exc}", file=sys.stderr)
         return 1
     print(report(cells, config))
     if config.json_path is not None:
-        payload = {"config": asdict(config), "cells": [asdict(c) for c in cells]}
+        payload = {
+            "config": asdict(config),
+            "cells": [asdict(c) for c in cells],
+            "cost_splits": [asdict(s) for s in cost_splits(cells)],
+        }
         config.json_path.write_bytes(orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2))
     return 0
 
