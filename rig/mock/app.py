@@ -243,8 +243,9 @@ class MockApp:
 
     # -- WebSocket --------------------------------------------------------------------
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        """Responses API WebSocket mode on ``/v1/responses``."""
+    async def websocket(self, websocket: WebSocket, send: Send) -> None:
+        """Responses API WebSocket mode on ``/v1/responses``; ``send`` is the server's own
+        ASGI send, used directly on the streaming path."""
         try:
             self.authenticate(websocket.headers)
         except APIError as error:
@@ -257,7 +258,7 @@ class MockApp:
         await websocket.accept()
         self.stats.add("connections_open")
         self.stats.add("connections_total")
-        connection = _WSConnection(self, websocket)
+        connection = _WSConnection(self, websocket, send)
         try:
             await connection.run()
         finally:
@@ -310,7 +311,8 @@ class _EventStream(Response):
         count = 0
         try:
             for offset, event in self.turn.timed_events():
-                await pace.wait(offset)
+                if offset:
+                    await pace.wait(offset)
                 if gone.happened:
                     stats.add("responses_failed")
                     return
@@ -349,7 +351,8 @@ class _ChunkStream(Response):
         count = 0
         try:
             for offset, chunk in self.chunks:
-                await pace.wait(offset)
+                if offset:
+                    await pace.wait(offset)
                 if gone.happened:
                     return
                 data = encode_data(chunk)
@@ -364,12 +367,23 @@ class _ChunkStream(Response):
             self.app.stats.add("bytes_out", sent)
 
 
+class _WebSocketEndpoint:
+    """ASGI endpoint handing the handler both Starlette's WebSocket and the raw send."""
+
+    def __init__(self, mock: MockApp):
+        self.mock = mock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.mock.websocket(WebSocket(scope, receive, send), send)
+
+
 class _WSConnection:
     """One WebSocket connection: its lanes, its response cache and its age limit."""
 
-    def __init__(self, app: MockApp, websocket: WebSocket):
+    def __init__(self, app: MockApp, websocket: WebSocket, send: Send):
         self.app = app
         self.websocket = websocket
+        self._send = send
         self.cache = ConnectionCache()
         self.default_busy = False
         self.lanes: dict[str, asyncio.Queue[tuple[Any, int]]] = {}
@@ -383,7 +397,25 @@ class _WSConnection:
         payload = encode_server_event(event)
         self.app.stats.add("bytes_out", len(payload))
         self.app.stats.add("events_sent")
-        await self.websocket.send({"type": "websocket.send", "text": payload.decode()})
+        await self._send({"type": "websocket.send", "text": payload.decode()})
+
+    async def stream(self, turn: PreparedTurn) -> None:
+        """Write a response's events as text frames, paced; count them once at the end."""
+        send = self._send
+        pace = _Paced()
+        sent = 0
+        count = 0
+        try:
+            for offset, event in turn.timed_events():
+                if offset:
+                    await pace.wait(offset)
+                payload = encode_server_event(event)
+                sent += len(payload)
+                count += 1
+                await send({"type": "websocket.send", "text": payload.decode()})
+        finally:
+            self.app.stats.add("bytes_out", sent)
+            self.app.stats.add("events_sent", count)
 
     async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
         self.app.stats.add("errors")
@@ -473,10 +505,7 @@ class _WSConnection:
             except APIError as error:
                 await self.send_error(error, stream_id)
                 return
-            pace = _Paced()
-            for offset, server_event in turn.timed_events():
-                await pace.wait(offset)
-                await self.send(server_event)
+            await self.stream(turn)
             await self.app.engine.finish(turn, connection=self.cache, lane=lane)
             self.app.stats.add("responses_completed")
         except asyncio.CancelledError:
@@ -530,7 +559,7 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Starl
     mock = MockApp(engine, stats, settings)
     routes = [
         Route("/v1/responses", mock.create_response, methods=["POST"]),
-        WebSocketRoute("/v1/responses", mock.websocket),
+        WebSocketRoute("/v1/responses", _WebSocketEndpoint(mock)),
         Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", mock.delete_response, methods=["DELETE"]),
         Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),

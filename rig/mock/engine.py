@@ -10,7 +10,6 @@ what to say, and applies the latency model.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -74,19 +73,30 @@ class PromptCache:
 
     def __init__(self, max_entries: int = 200_000):
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, int] = OrderedDict()
+        self._entries: OrderedDict[int, int] = OrderedDict()
 
     @staticmethod
-    def chain(seed: bytes, items: Sequence[TranscriptItem]) -> list[bytes]:
-        """Chain values after each item, starting from ``seed``."""
+    def chain(start: int, items: Sequence[TranscriptItem]) -> list[int]:
+        """Chain values after each item, continuing from ``start`` (``hash(seed)`` for a
+        new conversation, the last value to extend one).
+
+        Python's own hash over the item's fields: the cache lives in one process, so the
+        per-process salt does not matter, and it avoids re-serialising the conversation.
+        """
         values = []
-        value = hashlib.blake2b(seed, digest_size=16).digest()
+        value = start
         for item in items:
-            value = hashlib.blake2b(value + orjson.dumps(item), digest_size=16).digest()
+            kind = item["type"]
+            if kind == "message":
+                value = hash((value, kind, item["role"], item["content"]))
+            elif kind == "function_call":
+                value = hash((value, kind, item["call_id"], item["name"], item["arguments"]))
+            else:
+                value = hash((value, kind, item["call_id"], item["output"]))
             values.append(value)
         return values
 
-    def longest(self, chain: Sequence[bytes]) -> int:
+    def longest(self, chain: Sequence[int]) -> int:
         """Token count of the longest cached prefix in ``chain`` (0 if none)."""
         for value in reversed(chain):
             tokens = self._entries.get(value)
@@ -95,7 +105,7 @@ class PromptCache:
                 return tokens
         return 0
 
-    def add(self, value: bytes, tokens: int) -> None:
+    def add(self, value: int, tokens: int) -> None:
         """Remember that the prefix ending at chain ``value`` has ``tokens`` tokens."""
         self._entries[value] = tokens
         self._entries.move_to_end(value)
@@ -143,7 +153,7 @@ class PreparedTurn:
     ttft_s: float
     token_interval_s: float
     delta_tokens: int
-    chain_end: bytes | None = None
+    chain_end: int | None = None
     truncated: bool = False
 
     def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
@@ -310,8 +320,9 @@ class TurnEngine:
         except UnknownScenarioError as exc:
             raise InvalidRequestError(str(exc), param="metadata.scenario") from None
         budget = max_output_tokens if max_output_tokens is not None else 1 << 62
-        text_tokens = split_tokens(turn.text)[:budget] if turn.text else []
-        truncated = turn.text is not None and len(text_tokens) < len(split_tokens(turn.text))
+        all_text_tokens = split_tokens(turn.text) if turn.text else []
+        text_tokens = all_text_tokens[:budget]
+        truncated = len(text_tokens) < len(all_text_tokens)
         output_tokens = len(text_tokens)
         calls = []
         for call in turn.tool_calls:
@@ -338,9 +349,9 @@ class TurnEngine:
 
     def _stateless_cache(
         self, seed: bytes, transcript: list[TranscriptItem]
-    ) -> tuple[int, bytes | None]:
+    ) -> tuple[int, int | None]:
         """Cached tokens for a request carrying its whole context; and its chain end."""
-        chain = PromptCache.chain(seed, transcript)
+        chain = PromptCache.chain(hash(seed), transcript)
         known = self.prompt_cache.longest(chain)
         if known and self.rng.random() >= self.latency.prompt_cache_hit_rate:
             known = 0  # the request reached a replica without this prefix
@@ -357,8 +368,8 @@ class TurnEngine:
     ) -> PreparedTurn:
         """Resolve, validate, decide and time one Responses API request."""
         new_items = normalize_input(request)
-        tools_json = orjson.dumps([t.model_dump(exclude_none=True) for t in request.tools or ()])
-        tool_dicts = [t.model_dump() for t in request.tools or ()]
+        stream = ResponseStream(request, stream_id=stream_id, obfuscate=obfuscate)
+        tools_json = orjson.dumps(stream.tools)
         prefix_tokens = self._prefix_tokens(request.instructions, tools_json)
         new_tokens = sum(item_tokens(item) for item in new_items)
         rehydrated_bytes = 0
@@ -391,7 +402,7 @@ class TurnEngine:
                 code="missing_required_parameter",
             )
         turn, text_pieces, call_pieces, output_tokens, truncated = self._decide(
-            transcript, tool_dicts, request.metadata, request.max_output_tokens
+            transcript, stream.tools, request.metadata, request.max_output_tokens
         )
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)
@@ -399,7 +410,7 @@ class TurnEngine:
         output_bytes = len(turn.text or "") + sum(len(c.arguments) for c in turn.tool_calls)
         return PreparedTurn(
             request=request,
-            stream=ResponseStream(request, stream_id=stream_id, obfuscate=obfuscate),
+            stream=stream,
             transcript=transcript,
             model_turn=turn,
             text_pieces=text_pieces,

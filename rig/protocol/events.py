@@ -154,7 +154,8 @@ class ResponseStream:
         self.obfuscate = obfuscate
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
-        self._tools = _echo_tools(request)
+        self.tools = _echo_tools(request)
+        """The request's tools as the response echoes them (built once per response)."""
 
     def snapshot(
         self,
@@ -172,7 +173,7 @@ class ResponseStream:
             output=list(self.output) if status != "in_progress" else [],
             usage=usage,
             error=error,
-            tools=self._tools,
+            tools=self.tools,
             incomplete_reason=incomplete_reason,
         )
 

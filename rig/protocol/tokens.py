@@ -17,6 +17,7 @@ estimates.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["estimate_tokens", "split_tokens"]
 
@@ -31,9 +32,15 @@ def estimate_tokens(text: str | bytes) -> int:
     return (size + 3) // 4
 
 
+@lru_cache(maxsize=8192)
+def _pieces(text: str) -> tuple[str, ...]:
+    # Scripted texts come from a finite pool, so most splits are cache hits.
+    return tuple(_PIECE.findall(text))
+
+
 def split_tokens(text: str, per_piece: int = 1) -> list[str]:
     """``text`` cut into token-like pieces, ``per_piece`` tokens each; joining gives ``text``."""
-    pieces = _PIECE.findall(text)
+    pieces = list(_pieces(text))
     if per_piece <= 1:
         return pieces
     return ["".join(pieces[i : i + per_piece]) for i in range(0, len(pieces), per_piece)]
