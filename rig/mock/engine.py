@@ -22,7 +22,7 @@ from rig.mock.latency import LatencyModel
 from rig.mock.store import ResponseStore, StoredResponse
 from rig.protocol.chat import ChatRequest, ChatStream, normalize_messages, responses_tools
 from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
-from rig.protocol.events import EncodedEvent, ResponseStream, usage_object
+from rig.protocol.events import ResponseStream, usage_object
 from rig.protocol.ids import new_id
 from rig.protocol.requests import ResponseCreateRequest, TranscriptItem, normalize_input
 from rig.protocol.tokens import estimate_tokens, split_tokens
@@ -173,14 +173,14 @@ class PreparedTurn:
         if self.text_pieces:
             for event in stream.message(self.text_pieces, status=status(position)):
                 yield at, event
-                if _is_delta(event):
+                if event["type"] == "response.output_text.delta":
                     at += step
             position += 1
         for call_id, name, pieces in self.call_pieces:
             events = stream.function_call(name, pieces, call_id=call_id, status=status(position))
             for event in events:
                 yield at, event
-                if _is_delta(event):
+                if event["type"] == "response.function_call_arguments.delta":
                     at += step
             position += 1
         if self.truncated:
@@ -256,10 +256,6 @@ class PreparedChat:
         return self.ttft_s + self.token_interval_s * self.completion_tokens
 
 
-def _is_delta(event: dict[str, Any] | EncodedEvent) -> bool:
-    return isinstance(event, EncodedEvent) or event["type"].endswith(".delta")
-
-
 def _check_pairing(items: Sequence[TranscriptItem], pending: set[str]) -> None:
     """Raise the API's error when a tool output has no call, or a call has no output.
 
@@ -303,7 +299,6 @@ class TurnEngine:
         seed: int = 0,
         delta_tokens: int = 1,
         prompt_cache: PromptCache | None = None,
-        encoded_deltas: bool = False,
     ):
         self.policy = policy
         self.latency = latency
@@ -311,7 +306,6 @@ class TurnEngine:
         self.rng = random.Random(seed)
         self.delta_tokens = max(1, delta_tokens)
         self.prompt_cache = prompt_cache if prompt_cache is not None else PromptCache()
-        self.encoded_deltas = encoded_deltas
 
     def _decide(
         self,
@@ -374,9 +368,7 @@ class TurnEngine:
     ) -> PreparedTurn:
         """Resolve, validate, decide and time one Responses API request."""
         new_items = normalize_input(request)
-        stream = ResponseStream(
-            request, stream_id=stream_id, obfuscate=obfuscate, encoded_deltas=self.encoded_deltas
-        )
+        stream = ResponseStream(request, stream_id=stream_id, obfuscate=obfuscate)
         tools_json = orjson.dumps(stream.tools)
         prefix_tokens = self._prefix_tokens(request.instructions, tools_json)
         new_tokens = sum(item_tokens(item) for item in new_items)

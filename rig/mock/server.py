@@ -83,14 +83,7 @@ def create_app(config: MockConfig) -> Starlette:
     latency = load_preset(config.preset)
     store = open_store(config.store, ttl_s=config.store_ttl_s)
     policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
-    engine = TurnEngine(
-        policy,
-        latency,
-        store,
-        seed=config.seed,
-        delta_tokens=config.delta_tokens,
-        encoded_deltas=True,
-    )
+    engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
     stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
     settings = MockSettings(
         api_keys=config.api_keys,

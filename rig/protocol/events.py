@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from rig.protocol.errors import APIError
 from rig.protocol.ids import new_id
 from rig.protocol.requests import ResponseCreateRequest
 
 __all__ = [
-    "EncodedEvent",
     "ResponseStream",
     "function_call_item",
     "message_item",
@@ -29,17 +25,6 @@ __all__ = [
 ]
 
 _OBFUSCATION_ALPHABET = "q3ZkT0bWm8sXr1LcY5vN7hG2dPjF9uA4eKxR6tBnHzVwSiCyMoElQgUfJ"
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """An event already serialised (``data`` is its JSON): the fast path for deltas.
-
-    Its bytes are exactly ``orjson.dumps`` of the dict the slow path would build.
-    """
-
-    type: str
-    data: bytes
 
 
 def usage_object(
@@ -161,10 +146,8 @@ class ResponseStream:
         response_id: str | None = None,
         stream_id: str | None = None,
         obfuscate: bool = True,
-        encoded_deltas: bool = False,
     ):
         self.request = request
-        self.encoded_deltas = encoded_deltas
         self.response_id = response_id or new_id("resp")
         self.created_at = int(time.time())
         self.stream_id = stream_id
@@ -208,38 +191,6 @@ class ResponseStream:
         start = self.sequence % (len(_OBFUSCATION_ALPHABET) - 16)
         return _OBFUSCATION_ALPHABET[start : start + pad]
 
-    def _deltas(
-        self, kind: str, head: dict[str, Any], pieces: list[str], logprobs: bool = False
-    ) -> Iterator[dict[str, Any] | EncodedEvent]:
-        """Delta events of one item: ``head`` fields, then ``delta``, ``logprobs``,
-        ``obfuscation``, ``sequence_number`` and ``stream_id``, in that order."""
-        if not self.encoded_deltas:
-            for piece in pieces:
-                event = {"type": kind, **head, "delta": piece}
-                if logprobs:
-                    event["logprobs"] = []
-                if self.obfuscate:
-                    event["obfuscation"] = self._obfuscation(piece)
-                yield self._number(event)
-            return
-        # Fast path: only the delta, the padding and the number change from one event
-        # to the next, so the constant parts are serialised once per item.
-        prefix = orjson.dumps({"type": kind, **head})[:-1] + b',"delta":'
-        middle = b',"logprobs":[]' if logprobs else b""
-        tail = (
-            b"}"
-            if self.stream_id is None
-            else b',"stream_id":' + orjson.dumps(self.stream_id) + b"}"
-        )
-        dumps = orjson.dumps
-        for piece in pieces:
-            data = prefix + dumps(piece) + middle
-            if self.obfuscate:
-                data += b',"obfuscation":"' + self._obfuscation(piece).encode() + b'"'
-            data += b',"sequence_number":' + str(self.sequence).encode() + tail
-            self.sequence += 1
-            yield EncodedEvent(kind, data)
-
     def created(self) -> dict[str, Any]:
         """``response.created``."""
         return self._number({"type": "response.created", "response": self.snapshot("in_progress")})
@@ -252,7 +203,7 @@ class ResponseStream:
 
     def message(
         self, pieces: list[str], item_id: str | None = None, status: str = "completed"
-    ) -> Iterator[dict[str, Any] | EncodedEvent]:
+    ) -> Iterator[dict[str, Any]]:
         """Events streaming an assistant message whose text is ``"".join(pieces)``;
         ``status="incomplete"`` when the output token limit cut it short."""
         item_id = item_id or new_id("msg")
@@ -273,8 +224,18 @@ class ResponseStream:
                 "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
             }
         )
-        head = {"item_id": item_id, "output_index": index, "content_index": 0}
-        yield from self._deltas("response.output_text.delta", head, pieces, logprobs=True)
+        for piece in pieces:
+            event = {
+                "type": "response.output_text.delta",
+                "item_id": item_id,
+                "output_index": index,
+                "content_index": 0,
+                "delta": piece,
+                "logprobs": [],
+            }
+            if self.obfuscate:
+                event["obfuscation"] = self._obfuscation(piece)
+            yield self._number(event)
         text = "".join(pieces)
         yield self._number(
             {
@@ -308,7 +269,7 @@ class ResponseStream:
         call_id: str | None = None,
         item_id: str | None = None,
         status: str = "completed",
-    ) -> Iterator[dict[str, Any] | EncodedEvent]:
+    ) -> Iterator[dict[str, Any]]:
         """Events streaming a call of ``name`` whose arguments are ``"".join(pieces)``."""
         item_id = item_id or new_id("fc")
         call_id = call_id or new_id("call", 12)
@@ -320,8 +281,16 @@ class ResponseStream:
                 "item": function_call_item(item_id, call_id, name, "", "in_progress"),
             }
         )
-        head = {"item_id": item_id, "output_index": index}
-        yield from self._deltas("response.function_call_arguments.delta", head, pieces)
+        for piece in pieces:
+            event = {
+                "type": "response.function_call_arguments.delta",
+                "item_id": item_id,
+                "output_index": index,
+                "delta": piece,
+            }
+            if self.obfuscate:
+                event["obfuscation"] = self._obfuscation(piece)
+            yield self._number(event)
         arguments = "".join(pieces)
         yield self._number(
             {

@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-from rig.protocol.events import EncodedEvent
-
 __all__ = ["DONE", "SSEDecoder", "SSEMessage", "encode_data", "encode_event"]
 
 DONE = b"data: [DONE]\n\n"
@@ -29,10 +27,8 @@ class SSEMessage:
     data: bytes
 
 
-def encode_event(event: dict[str, Any] | EncodedEvent) -> bytes:
+def encode_event(event: dict[str, Any]) -> bytes:
     """A Responses API event as one SSE message: ``event: <type>`` then ``data: <json>``."""
-    if isinstance(event, EncodedEvent):
-        return b"event: " + event.type.encode() + b"\ndata: " + event.data + b"\n\n"
     return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 

@@ -14,7 +14,6 @@ import orjson
 from pydantic import ValidationError
 
 from rig.protocol.errors import InvalidRequestError
-from rig.protocol.events import EncodedEvent
 from rig.protocol.requests import ResponseCreateEvent, invalid_request_from, parse_json_object
 
 __all__ = [
@@ -32,10 +31,8 @@ CONNECTION_LIMIT_CODE = "websocket_connection_limit_reached"
 """Error code sent before the server closes a connection that reached its maximum age."""
 
 
-def encode_server_event(event: dict[str, Any] | EncodedEvent) -> bytes:
+def encode_server_event(event: dict[str, Any]) -> bytes:
     """A server event as the UTF-8 payload of one text frame."""
-    if isinstance(event, EncodedEvent):
-        return event.data
     return orjson.dumps(event)
 
 

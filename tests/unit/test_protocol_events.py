@@ -14,11 +14,9 @@ from rig.protocol.errors import (
     error_body,
     ws_error_event,
 )
-from rig.protocol.events import EncodedEvent, ResponseStream, usage_object
+from rig.protocol.events import ResponseStream, usage_object
 from rig.protocol.requests import parse_create_request
-from rig.protocol.sse import encode_event
 from rig.protocol.tokens import split_tokens
-from rig.protocol.ws import encode_server_event
 
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 WS_EVENT = TypeAdapter(ResponsesServerEvent)
@@ -130,46 +128,3 @@ def test_ws_error_event_parses_as_the_sdk_ws_error(stream_id: str | None) -> Non
     assert parsed.status == 400
     assert parsed.error.code == "previous_response_not_found"
     assert parsed.stream_id == stream_id
-
-
-@pytest.mark.parametrize("stream_id", [None, 'lane "7"'])
-@pytest.mark.parametrize("obfuscate", [True, False])
-def test_encoded_deltas_are_byte_for_byte_the_dict_path(
-    stream_id: str | None, obfuscate: bool
-) -> None:
-    pieces = split_tokens('Fix "quotes", \\ backslashes,\n newlines and ünïcödé ✓ {"a": 1}')
-
-    def serialised(encoded: bool) -> list[tuple[str, bytes]]:
-        stream = ResponseStream(
-            REQUEST, stream_id=stream_id, obfuscate=obfuscate, encoded_deltas=encoded
-        )
-        stream.response_id = "resp_fixed"
-        events = [stream.created(), *stream.message(pieces, item_id="msg_1")]
-        events += stream.function_call("read_file", pieces, call_id="call_1", item_id="fc_1")
-        out = []
-        for event in events:
-            if isinstance(event, EncodedEvent):
-                out.append((event.type, event.data))
-            else:
-                out.append((event["type"], orjson.dumps(event)))
-        return out
-
-    slow, fast = serialised(False), serialised(True)
-    assert [kind for kind, _ in fast] == [kind for kind, _ in slow]
-    deltas = [
-        (s, f) for (kind, s), (_, f) in zip(slow, fast, strict=True) if kind.endswith(".delta")
-    ]
-    assert len(deltas) == 2 * len(pieces)
-    for slow_bytes, fast_bytes in deltas:
-        assert fast_bytes == slow_bytes
-        STREAM_EVENT.validate_json(fast_bytes)
-
-
-def test_encoded_events_frame_like_dicts() -> None:
-    event = EncodedEvent(
-        "response.output_text.delta", b'{"type":"response.output_text.delta","delta":"x"}'
-    )
-    assert (
-        encode_event(event) == b"event: response.output_text.delta\ndata: " + event.data + b"\n\n"
-    )
-    assert encode_server_event(event) == event.data
