@@ -27,7 +27,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -367,14 +367,46 @@ class _ChunkStream(Response):
             self.app.stats.add("bytes_out", sent)
 
 
-class _WebSocketEndpoint:
-    """ASGI endpoint handing the handler both Starlette's WebSocket and the raw send."""
+class _StreamingFront:
+    """The outermost ASGI app: the two streaming routes go straight to their handlers, with
+    the server's own ``send``; everything else (and lifespan) goes through Starlette.
 
-    def __init__(self, mock: MockApp):
+    Starlette's middleware wraps ``send`` in a coroutine per call; on a route that sends a
+    frame per token that was measurable (docs/performance.md).
+    """
+
+    def __init__(self, mock: MockApp, app: Starlette):
         self.mock = mock
+        self.app = app
+        self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.mock.websocket(WebSocket(scope, receive, send), send)
+        if scope.get("path") == "/v1/responses":
+            if scope["type"] == "websocket":
+                await self.mock.websocket(WebSocket(scope, receive, send), send)
+                return
+            if scope["method"] == "POST":
+                await self._create(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @property
+    def router(self) -> Any:
+        """Starlette's router (its lifespan context is configurable)."""
+        return self.app.router
+
+    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self.mock.create_response(Request(scope, receive))
+        except Exception:
+            log.exception("unhandled error")
+            response = _error_response(
+                ServerError("The server had an error processing your request.")
+            )
+        try:
+            await response(scope, receive, send)
+        except Exception:  # mid-stream: the status line is gone, so log and end the body
+            log.exception("response failed while streaming")
 
 
 class _WSConnection:
@@ -554,12 +586,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error_response(ServerError("The server had an error processing your request."))
 
 
-def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Starlette:
+def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> _StreamingFront:
     """The mock provider's ASGI application."""
     mock = MockApp(engine, stats, settings)
     routes = [
-        Route("/v1/responses", mock.create_response, methods=["POST"]),
-        WebSocketRoute("/v1/responses", _WebSocketEndpoint(mock)),
+        Route("/v1/responses", mock.create_response, methods=["POST"]),  # via the front
         Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", mock.delete_response, methods=["DELETE"]),
         Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
@@ -571,4 +602,4 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Starl
         exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
     )
     app.state.mock = mock
-    return app
+    return _StreamingFront(mock, app)
