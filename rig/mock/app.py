@@ -237,7 +237,8 @@ class MockApp:
 
     async def stats_endpoint(self, request: Request) -> Response:
         """``GET /stats``: counters summed over all worker processes."""
-        totals = self.stats.total()
+        totals: dict[str, Any] = self.stats.total()
+        totals["turns"] = totals["responses_completed"] + totals["chat_completions"]
         totals["preset"] = self.settings.preset.name
         return _json(totals)
 

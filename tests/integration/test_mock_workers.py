@@ -34,4 +34,5 @@ def test_stats_sum_every_worker_and_continuations_cross_workers(two_workers: str
         stats = httpx.get(root + "/stats", timeout=10).json()
         assert stats["http_requests"] == requests
         assert stats["responses_completed"] == requests
+        assert stats["turns"] == requests
         assert stats["bytes_in"] > 0 and stats["bytes_out"] > 0

@@ -276,7 +276,9 @@ def test_gpt_5_4_preset_lands_on_the_published_ttft_figures() -> None:
     # A mid-task HTTP turn (20 KB, 5,000 tokens): half the time the prefix cache hits.
     http_hit = model.ttft_s(20_000, 0, 1_000, rng)
     http_miss = model.ttft_s(20_000, 0, 5_000, rng)
-    http_mean = model.prompt_cache_hit_rate * http_hit + (1 - model.prompt_cache_hit_rate) * http_miss
+    http_mean = (
+        model.prompt_cache_hit_rate * http_hit + (1 - model.prompt_cache_hit_rate) * http_miss
+    )
     assert 1.05 <= first_turn <= 1.26
     assert 1.05 <= ws_turn <= 1.2
     assert 1.2 <= http_mean <= 1.35
