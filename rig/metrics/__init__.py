@@ -1,1 +1,1 @@
-"""Reserved for a later issue; see docs/architecture.md."""
+"""Measurement records and where they go: the run directory, later InfluxDB."""
