@@ -1,0 +1,141 @@
+"""An HTTP/1.1 keep-alive connection that hands over body bytes the moment they arrive.
+
+Parsing is geventhttpclient's (the C parser behind Locust's FastHttpUser); its own
+response reader waits for whole blocks, which would distort time to first token, so the
+connection reads from its :class:`WireSocket` itself and feeds the parser, whose body
+callback goes straight to the caller. The request head is one formatted string.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from geventhttpclient.response import HTTPResponse
+
+from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
+
+__all__ = ["HTTPConnection", "HTTPError", "HTTPResult"]
+
+BodySink = Callable[[bytes], None]
+
+
+class HTTPError(ConnectionError):
+    """The connection failed or the server broke the protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPResult:
+    """Status line and headers of a finished response (the body went to the sink)."""
+
+    status: int
+    headers: dict[str, str]
+
+
+class _StreamedResponse(HTTPResponse):
+    """geventhttpclient's parser with the body passed on instead of buffered."""
+
+    def __init__(self, sink: BodySink):
+        super().__init__("POST")
+        self._sink = sink
+
+    def _on_body(self, buf: bytearray) -> None:
+        self._sink(bytes(buf))
+
+
+class HTTPConnection:
+    """One keep-alive connection to one host, reopened when the server closes it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        counter: WireCounter,
+        *,
+        tls: ssl.SSLContext | None = None,
+        timeout: float = 120.0,
+        user_agent: str = "agentic-load-rig",
+    ):
+        self.host = host
+        self.port = port
+        self.counter = counter
+        self.tls = tls
+        self.timeout = timeout
+        default_port = 443 if tls else 80
+        self._host_header = host if port == default_port else f"{host}:{port}"
+        self._user_agent = user_agent
+        self._wire: WireSocket | TLSWireSocket | None = None
+        self.connects = 0
+
+    def _connect(self) -> WireSocket | TLSWireSocket:
+        wire = open_wire(self.host, self.port, self.counter, timeout=self.timeout, tls=self.tls)
+        wire.settimeout(self.timeout)
+        self.connects += 1
+        return wire
+
+    def _head(self, method: str, path: str, length: int, headers: Mapping[str, str]) -> bytes:
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self._host_header}",
+            f"User-Agent: {self._user_agent}",
+            f"Content-Length: {length}",
+        ]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        sink: BodySink,
+        on_sent: Callable[[], None] | None = None,
+    ) -> HTTPResult:
+        """Send a request and stream the response body into ``sink``.
+
+        A kept-alive connection the server closed while idle is reopened once, as
+        browsers and HTTP libraries do; the failed attempt's bytes stay counted.
+        ``on_sent`` is called just before the first byte is written.
+        """
+        payload = self._head(method, path, len(body), headers) + body
+        for attempt in (1, 2):
+            reused = self._wire is not None
+            if self._wire is None:
+                self._wire = self._connect()
+            wire = self._wire
+            response = _StreamedResponse(sink)
+            got_bytes = False
+            try:
+                if on_sent is not None:
+                    on_sent()
+                wire.sendall(payload)
+                while not response.message_complete:
+                    data = wire.recv()
+                    if not data:
+                        response.feed(b"")  # let the parser finish a close-delimited body
+                        if response.message_complete:
+                            break
+                        raise HTTPError("connection closed before the response was complete")
+                    got_bytes = True
+                    response.feed(data)
+            except (OSError, HTTPError, ValueError) as exc:
+                self.close()
+                if reused and not got_bytes and attempt == 1:
+                    continue  # stale keep-alive connection: retry once on a fresh one
+                raise HTTPError(f"{method} {path}: {exc}") from exc
+            if response.should_close():
+                self.close()
+            return HTTPResult(response.status_code, {k.lower(): v for k, v in response.items()})
+        raise AssertionError("unreachable")
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's byte counters of the open connection (``None`` when closed)."""
+        return self._wire.tcp_info() if self._wire is not None else None
+
+    def close(self) -> None:
+        """Close the connection; the next request opens a new one."""
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None

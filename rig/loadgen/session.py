@@ -1,0 +1,174 @@
+"""AgentSession: one simulated coding agent running tasks against a target.
+
+The agent keeps its transcript, sends each turn over its transport, runs the model's tool
+calls in the tool simulator, waits the simulated tool time (scaled by ``time_scale``), and
+emits a :class:`~rig.metrics.records.TurnRecord` per turn and a
+:class:`~rig.metrics.records.TaskRecord` per task to a sink. It does not import Locust:
+a Locust user, a plain script or a test drive it the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+
+from rig.loadgen.target import Target
+from rig.loadgen.transports import Transport, TurnInput, TurnOutcome, make_transport
+from rig.loadgen.wire import WireCounter
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.workload.corpus import Corpus
+from rig.workload.scenarios import Scenario, make_task
+from rig.workload.simulator import ToolSimulator
+from rig.workload.tools import INSTRUCTIONS, TOOLS
+
+__all__ = ["AgentSession", "RecordSink", "SessionConfig"]
+
+RecordSink = Callable[[Any], None]
+"""Receives every record a session produces, in order."""
+
+_FAILED = frozenset({"error", "timeout", "rate_limited"})
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How one simulated agent behaves."""
+
+    transport: str
+    scenario: Scenario
+    target: Target
+    tags: RecordTags
+    seed: int = 0
+    time_scale: float = 1.0
+    """Multiplies simulated tool time: 0 runs tools instantly, 1 in real time."""
+    max_turns: int = 60
+    timeout_s: float = 120.0
+    send_scenario: bool = True
+    """Tell the target which scenario to play (``metadata.scenario``; the mock reads it)."""
+
+
+class AgentSession:
+    """One agent: a transport, a tool simulator, and the task loop."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        sink: RecordSink,
+        *,
+        session_index: int = 0,
+        corpus: Corpus | None = None,
+        sleep: Callable[[float], None] = gevent.sleep,
+    ):
+        self.config = config
+        self.sink = sink
+        self.session_index = session_index
+        self.counter = WireCounter()
+        self.transport: Transport = make_transport(
+            config.transport,
+            config.target,
+            self.counter,
+            instructions=INSTRUCTIONS,
+            tools=TOOLS,
+            timeout=config.timeout_s,
+        )
+        self._corpus = corpus or Corpus.load(config.scenario.corpus)
+        self._sleep = sleep
+        self.tasks_done = 0
+
+    def run_task(self) -> TaskRecord:
+        """Run one task from the first prompt to the final answer (or a failure)."""
+        config = self.config
+        task_number = self.tasks_done
+        self.tasks_done += 1
+        task = make_task(config.scenario, self.session_index * 100_003 + task_number, config.seed)
+        session_id = f"{config.tags.worker}-{self.session_index}-{task_number}"
+        simulator = ToolSimulator(self._corpus.copy(), seed=config.seed + self.session_index)
+        prompt = {"role": "user", "content": task.prompt}
+        transcript: list[dict[str, Any]] = [prompt]
+        new_items: list[dict[str, Any]] = [prompt]
+        previous: str | None = None
+        metadata = {"scenario": config.scenario.name} if config.send_scenario else {}
+        started_wall = time.time()
+        started = time.perf_counter()
+        sent = received = calls = 0
+        error = ""
+        ok = False
+        turns = 0
+        for index in range(config.max_turns):
+            turn_wall = time.time()
+            outcome = self.transport.turn(TurnInput(transcript, new_items, previous, metadata))
+            turns += 1
+            sent += outcome.bytes_sent
+            received += outcome.bytes_recv
+            calls += len(outcome.tool_calls)
+            self.sink(self._turn_record(session_id, index, turn_wall, outcome))
+            if outcome.status in _FAILED:
+                error = outcome.error
+                break
+            previous = outcome.response_id
+            transcript.extend(outcome.output)
+            if not outcome.tool_calls:
+                ok = True
+                break
+            new_items = []
+            tool_seconds = 0.0
+            for call in outcome.tool_calls:
+                result = simulator.run(call.get("name", ""), call.get("arguments", ""))
+                tool_seconds += result.duration_s
+                new_items.append(
+                    {
+                        "type": "function_call_output",
+                        "call_id": call["call_id"],
+                        "output": result.output,
+                    }
+                )
+            transcript.extend(new_items)
+            if config.time_scale > 0 and tool_seconds > 0:
+                self._sleep(tool_seconds * config.time_scale)
+        else:
+            error = f"no final answer after {config.max_turns} turns"
+        record = TaskRecord(
+            tags=config.tags,
+            session=session_id,
+            ts=started_wall,
+            task_ms=(time.perf_counter() - started) * 1000,
+            turns=turns,
+            bytes_sent=sent,
+            bytes_recv=received,
+            tool_calls=calls,
+            ok=ok,
+            error=error,
+        )
+        self.sink(record)
+        return record
+
+    def _turn_record(
+        self, session_id: str, index: int, wall: float, outcome: TurnOutcome
+    ) -> TurnRecord:
+        return TurnRecord(
+            tags=self.config.tags,
+            session=session_id,
+            turn=index,
+            ts=wall,
+            bytes_sent=outcome.bytes_sent,
+            bytes_recv=outcome.bytes_recv,
+            body_bytes_sent=outcome.body_bytes_sent,
+            body_bytes_recv=outcome.body_bytes_recv,
+            ttfb_ms=round(outcome.ttfb_ms, 3),
+            ttft_ms=round(outcome.ttft_ms, 3),
+            turn_ms=round(outcome.turn_ms, 3),
+            input_tokens=outcome.input_tokens,
+            cached_tokens=outcome.cached_tokens,
+            output_tokens=outcome.output_tokens,
+            tool_calls=len(outcome.tool_calls),
+            status=outcome.status,  # type: ignore[arg-type]
+            retries=outcome.retries,
+            error=outcome.error[:500],
+        )
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.transport.close()

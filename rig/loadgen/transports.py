@@ -1,0 +1,593 @@
+"""The transports: how one agent turn travels to the target and back.
+
+| name           | each turn sends                                               |
+|----------------|---------------------------------------------------------------|
+| ``http``         | Responses API over HTTP, the full ``input``, ``store=false``      |
+| ``http_chained`` | HTTP, ``previous_response_id`` + new items, ``store=true``        |
+| ``ws``           | WebSocket mode, ``previous_response_id`` + new items, ``store=false`` |
+| ``ws_stored``    | WebSocket mode, the same with ``store=true``                      |
+| ``chat``         | Chat Completions, the full ``messages``                          |
+
+Every transport sends the instructions and tools each turn (the API does not carry them
+over with ``previous_response_id``). Recovery follows the protocol: a
+``previous_response_not_found`` answer, or a WebSocket that closed (age limit, restart),
+is recovered by resending the full context without ``previous_response_id`` - or, with
+``store=true``, by continuing from the store over a new connection - and the turn is
+recorded with status ``reconnected``. Bytes come from the session's
+:class:`~rig.loadgen.wire.WireCounter`; times from one monotonic clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.exceptions import InvalidState
+
+from rig.loadgen.http import HTTPConnection, HTTPError
+from rig.loadgen.target import Target
+from rig.loadgen.wire import TcpInfo, WireCounter
+from rig.loadgen.ws import WSClosedError, WSConnection, WSHandshakeError
+from rig.protocol.sniff import event_type
+from rig.protocol.sse import SSEDecoder
+from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_client_event
+
+__all__ = [
+    "TRANSPORT_NAMES",
+    "ChatTransport",
+    "HTTPTransport",
+    "Transport",
+    "TurnInput",
+    "TurnOutcome",
+    "WSTransport",
+    "make_transport",
+]
+
+TRANSPORT_NAMES = ("http", "http_chained", "ws", "ws_stored", "chat")
+DELTA_TYPES = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
+MAX_RECOVERIES = 2
+_ERROR_PREFIX = 64 * 1024
+
+
+@dataclass
+class TurnInput:
+    """What the agent sends this turn, in Responses API item form."""
+
+    transcript: list[dict[str, Any]]
+    """The whole conversation so far, ending with this turn's new items."""
+    new_items: list[dict[str, Any]]
+    """Items added since the previous response (the user prompt, or tool outputs)."""
+    previous_response_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TurnOutcome:
+    """What came back, and what it cost on the wire and in time."""
+
+    status: str = "ok"
+    response_id: str | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    body_bytes_sent: int = 0
+    body_bytes_recv: int = 0
+    ttfb_ms: float = 0.0
+    ttft_ms: float = 0.0
+    turn_ms: float = 0.0
+    retries: int = 0
+    error: str = ""
+    error_code: str | None = None
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The function calls the model made."""
+        return [item for item in self.output if item.get("type") == "function_call"]
+
+
+class _Timing:
+    """One turn's clock: start at the first request byte, marks on the way back."""
+
+    __slots__ = ("first_delta", "first_event", "start")
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.first_event: float | None = None
+        self.first_delta: float | None = None
+
+    def sent(self) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def event(self, kind: str | None) -> None:
+        now = time.perf_counter()
+        if self.first_event is None:
+            self.first_event = now
+        if self.first_delta is None and kind in DELTA_TYPES:
+            self.first_delta = now
+
+    def finish(self, outcome: TurnOutcome) -> None:
+        end = time.perf_counter()
+        start = self.start if self.start is not None else end
+        outcome.turn_ms = (end - start) * 1000
+        outcome.ttfb_ms = ((self.first_event or end) - start) * 1000
+        outcome.ttft_ms = ((self.first_delta or self.first_event or end) - start) * 1000
+
+
+def _apply_terminal(outcome: TurnOutcome, event: dict[str, Any]) -> None:
+    """Fill ``outcome`` from a terminal Responses API event (replacing an earlier
+    attempt's error)."""
+    kind = event.get("type")
+    outcome.error_code = None
+    outcome.error = ""
+    if kind == "error":
+        error = event.get("error") or {}
+        outcome.error_code = error.get("code")
+        outcome.error = f"{error.get('code')}: {error.get('message')}"
+        outcome.status = "rate_limited" if outcome.error_code == "rate_limit_exceeded" else "error"
+        return
+    response = event.get("response") or {}
+    outcome.response_id = response.get("id")
+    outcome.output = response.get("output") or []
+    usage = response.get("usage") or {}
+    outcome.input_tokens = usage.get("input_tokens", 0)
+    outcome.cached_tokens = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
+    outcome.output_tokens = usage.get("output_tokens", 0)
+    if kind == "response.failed":
+        error = response.get("error") or {}
+        outcome.status = "error"
+        outcome.error_code = error.get("code")
+        outcome.error = f"response.failed: {error.get('message')}"
+    else:
+        outcome.status = "ok"
+
+
+def _error_from_body(outcome: TurnOutcome, status: int, body: bytes) -> None:
+    """Fill ``outcome`` from an HTTP error answer (the OpenAI error shape, or anything)."""
+    try:
+        error = orjson.loads(body).get("error") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        error = {}
+    outcome.error_code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    outcome.error = f"HTTP {status}: {message or body[:200].decode('utf-8', 'replace')}"
+    limited = status == 429 or outcome.error_code == "rate_limit_exceeded"
+    outcome.status = "rate_limited" if limited else "error"
+
+
+class Transport:
+    """Carries turns for one agent session; one instance per session."""
+
+    name = "abstract"
+    store = False
+    chained = False
+
+    def __init__(
+        self,
+        target: Target,
+        counter: WireCounter,
+        *,
+        instructions: str,
+        tools: Sequence[dict[str, Any]],
+        timeout: float = 120.0,
+    ):
+        self.target = target
+        self.counter = counter
+        self.instructions = instructions
+        self.tools = list(tools)
+        self.timeout = timeout
+
+    def turn(self, turn: TurnInput) -> TurnOutcome:
+        """Run one turn; never raises for target or network failures (status says)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's byte counters of the current connection, if one is open."""
+        return None
+
+    def _body(self, turn: TurnInput, chained: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.target.model,
+            "instructions": self.instructions,
+            "tools": self.tools,
+            "store": self.store,
+        }
+        if chained and turn.previous_response_id:
+            body["previous_response_id"] = turn.previous_response_id
+            body["input"] = turn.new_items
+        else:
+            body["input"] = turn.transcript
+        if turn.metadata:
+            body["metadata"] = turn.metadata
+        return body
+
+    def _run(self, turn: TurnInput) -> TurnOutcome:
+        outcome = TurnOutcome()
+        timing = _Timing()
+        sent0, recv0 = self.counter.snapshot()
+        try:
+            self._attempts(turn, outcome, timing)
+        except TimeoutError as exc:
+            outcome.status, outcome.error = "timeout", f"timed out: {exc}"
+            self._drop()
+        except (OSError, HTTPError, WSClosedError, WSHandshakeError) as exc:
+            outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        timing.finish(outcome)
+        sent1, recv1 = self.counter.snapshot()
+        outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
+        return outcome
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        """Forget a connection after a failure."""
+
+
+class _SSEReader:
+    """Consumes a streamed HTTP body: SSE events, timing marks, the terminal event."""
+
+    __slots__ = ("body_bytes", "decoder", "prefix", "terminal", "timing")
+
+    def __init__(self, timing: _Timing):
+        self.decoder = SSEDecoder()
+        self.timing = timing
+        self.terminal: dict[str, Any] | None = None
+        self.body_bytes = 0
+        self.prefix = bytearray()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.body_bytes += len(chunk)
+        if len(self.prefix) < _ERROR_PREFIX:
+            self.prefix += chunk[: _ERROR_PREFIX - len(self.prefix)]
+        for message in self.decoder.feed(chunk):
+            kind = message.event or event_type(message.data)
+            self.timing.event(kind)
+            if kind in ("response.completed", "response.incomplete", "response.failed", "error"):
+                self.terminal = orjson.loads(message.data)
+
+
+class HTTPTransport(Transport):
+    """Responses API over HTTP with SSE: ``http`` (full context) or ``http_chained``."""
+
+    def __init__(self, target: Target, counter: WireCounter, *, chained: bool, **kw: Any):
+        super().__init__(target, counter, **kw)
+        self.chained = chained
+        self.store = chained
+        self.name = "http_chained" if chained else "http"
+        self.connection = HTTPConnection(
+            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
+        )
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **target.auth_headers(),
+        }
+
+    def turn(self, turn: TurnInput) -> TurnOutcome:
+        """One streamed ``POST /responses``."""
+        return self._run(turn)
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
+        chained = self.chained
+        for _ in range(MAX_RECOVERIES + 1):
+            body = orjson.dumps(dict(self._body(turn, chained), stream=True))
+            reader = _SSEReader(timing)
+            result = self.connection.request(
+                "POST",
+                self.target.base_path + "/responses",
+                body,
+                self._headers,
+                reader,
+                on_sent=timing.sent,
+            )
+            outcome.body_bytes_sent += len(body)
+            outcome.body_bytes_recv += reader.body_bytes
+            if result.status != 200:
+                _error_from_body(outcome, result.status, bytes(reader.prefix))
+            elif reader.terminal is None:
+                outcome.status, outcome.error = "error", "stream ended without a terminal event"
+            else:
+                _apply_terminal(outcome, reader.terminal)
+            if outcome.error_code == "previous_response_not_found" and chained:
+                # The documented recovery: resend the whole context, no previous id.
+                chained = False
+                outcome.retries += 1
+                continue
+            if outcome.status == "ok" and outcome.retries:
+                outcome.status = "reconnected"
+            return
+
+    def _drop(self) -> None:
+        self.connection.close()
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's counters of the keep-alive connection."""
+        return self.connection.tcp_info()
+
+    def close(self) -> None:
+        """Close the keep-alive connection."""
+        self.connection.close()
+
+
+class WSTransport(Transport):
+    """Responses API WebSocket mode: ``ws`` (``store=false``) or ``ws_stored``."""
+
+    chained = True
+
+    def __init__(self, target: Target, counter: WireCounter, *, store: bool, **kw: Any):
+        super().__init__(target, counter, **kw)
+        self.store = store
+        self.name = "ws_stored" if store else "ws"
+        self.connection: WSConnection | None = None
+        self.connects = 0
+
+    def turn(self, turn: TurnInput) -> TurnOutcome:
+        """One ``response.create`` and its events."""
+        return self._run(turn)
+
+    def _connect(self) -> WSConnection:
+        connection = WSConnection.connect(
+            self.target.ws_url,
+            self.counter,
+            headers=self.target.auth_headers(),
+            timeout=self.timeout,
+            tls=self.target.ssl_context(),
+        )
+        self.connects += 1
+        return connection
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
+        chained = True
+        for _ in range(MAX_RECOVERIES + 1):
+            timing.sent()  # the handshake counts toward the turn's time and bytes
+            if self.connection is None or not self.connection.open:
+                if self.connection is not None or self.connects:
+                    # A new connection after the first: memory of the old one is gone.
+                    outcome.retries += 1
+                    chained = chained and self.store
+                self.connection = self._connect()
+            payload = encode_client_event(self._body(turn, chained))
+            try:
+                terminal = self._exchange(self.connection, payload, outcome, timing)
+            except (WSClosedError, InvalidState, ConnectionError):
+                # Closed or reset under us (age limit, restart): reconnect and resend.
+                self.connection.close()
+                self.connection = None
+                continue
+            _apply_terminal(outcome, terminal)
+            if outcome.error_code == CONNECTION_LIMIT_CODE:
+                self.connection.close()
+                self.connection = None
+                continue
+            if outcome.error_code == "previous_response_not_found" and chained:
+                chained = False
+                outcome.retries += 1
+                continue
+            if outcome.status == "ok" and outcome.retries:
+                outcome.status = "reconnected"
+            return
+        outcome.status = "error"
+        outcome.error = outcome.error or "connection kept closing; gave up"
+
+    def _exchange(
+        self, connection: WSConnection, payload: bytes, outcome: TurnOutcome, timing: _Timing
+    ) -> dict[str, Any]:
+        connection.send_text(payload)
+        outcome.body_bytes_sent += len(payload)  # written: a stale connection takes it too
+        while True:
+            message = connection.recv()
+            outcome.body_bytes_recv += len(message)
+            kind = event_type(message)
+            timing.event(kind)
+            if kind in ("response.completed", "response.incomplete", "response.failed", "error"):
+                return orjson.loads(message)
+
+    def _drop(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's counters of the WebSocket's connection."""
+        return self.connection.wire.tcp_info() if self.connection is not None else None
+
+    def close(self) -> None:
+        """Close the WebSocket."""
+        self._drop()
+
+
+def _chat_messages(instructions: str, transcript: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Responses-form conversation as Chat Completions messages."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}]
+    for item in transcript:
+        kind = item.get("type", "message")
+        if kind == "message":
+            content = item["content"]
+            if not isinstance(content, str):
+                content = "".join(part.get("text", "") for part in content)
+            if item["role"] == "assistant" and messages[-1].get("role") == "assistant":
+                messages[-1]["content"] = (messages[-1].get("content") or "") + content
+            else:
+                messages.append({"role": item["role"], "content": content})
+        elif kind == "function_call":
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]},
+            }
+            if messages[-1].get("role") == "assistant":
+                messages[-1].setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item["output"]
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
+    return messages
+
+
+class _ChatReader:
+    """Consumes a streamed chat completion: chunks accumulated into text and tool calls."""
+
+    __slots__ = ("body_bytes", "calls", "decoder", "done", "prefix", "text", "timing", "usage")
+
+    def __init__(self, timing: _Timing):
+        self.decoder = SSEDecoder()
+        self.timing = timing
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, Any] = {}
+        self.done = False
+        self.body_bytes = 0
+        self.prefix = bytearray()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.body_bytes += len(chunk)
+        if len(self.prefix) < _ERROR_PREFIX:
+            self.prefix += chunk[: _ERROR_PREFIX - len(self.prefix)]
+        for message in self.decoder.feed(chunk):
+            if message.data == b"[DONE]":
+                self.done = True
+                self.timing.event(None)
+                continue
+            data = orjson.loads(message.data)
+            content = False
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    self.text.append(delta["content"])
+                    content = True
+                for call in delta.get("tool_calls") or ():
+                    slot = self.calls.setdefault(call["index"], {"arguments": []})
+                    if call.get("id"):
+                        slot["id"] = call["id"]
+                    function = call.get("function") or {}
+                    if function.get("name"):
+                        slot["name"] = function["name"]
+                    if function.get("arguments"):
+                        slot["arguments"].append(function["arguments"])
+                        content = True
+            if data.get("usage"):
+                self.usage = data["usage"]
+            self.timing.event("response.output_text.delta" if content else "chunk")
+
+
+class ChatTransport(Transport):
+    """Chat Completions with streaming: the full ``messages`` every turn."""
+
+    name = "chat"
+
+    def __init__(self, target: Target, counter: WireCounter, **kw: Any):
+        super().__init__(target, counter, **kw)
+        self.connection = HTTPConnection(
+            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
+        )
+        self._tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool["name"],
+                    "description": tool.get("description"),
+                    "parameters": tool.get("parameters"),
+                },
+            }
+            for tool in self.tools
+        ]
+        self._headers = {"Content-Type": "application/json", **target.auth_headers()}
+
+    def turn(self, turn: TurnInput) -> TurnOutcome:
+        """One streamed ``POST /chat/completions``."""
+        return self._run(turn)
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
+        body: dict[str, Any] = {
+            "model": self.target.model,
+            "messages": _chat_messages(self.instructions, turn.transcript),
+            "tools": self._tools,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if turn.metadata:
+            body["metadata"] = turn.metadata
+        payload = orjson.dumps(body)
+        reader = _ChatReader(timing)
+        result = self.connection.request(
+            "POST",
+            self.target.base_path + "/chat/completions",
+            payload,
+            self._headers,
+            reader,
+            on_sent=timing.sent,
+        )
+        outcome.body_bytes_sent = len(payload)
+        outcome.body_bytes_recv = reader.body_bytes
+        if result.status != 200:
+            _error_from_body(outcome, result.status, bytes(reader.prefix))
+            return
+        if not reader.done:
+            outcome.status, outcome.error = "error", "stream ended without [DONE]"
+            return
+        text = "".join(reader.text)
+        if text:
+            content = [{"type": "output_text", "text": text, "annotations": []}]
+            outcome.output.append({"type": "message", "role": "assistant", "content": content})
+        for index in sorted(reader.calls):
+            call = reader.calls[index]
+            outcome.output.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.get("id", f"call_{index}"),
+                    "name": call.get("name", ""),
+                    "arguments": "".join(call["arguments"]),
+                }
+            )
+        usage = reader.usage
+        outcome.input_tokens = usage.get("prompt_tokens", 0)
+        outcome.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        outcome.output_tokens = usage.get("completion_tokens", 0)
+        outcome.status = "ok"
+
+    def _drop(self) -> None:
+        self.connection.close()
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's counters of the keep-alive connection."""
+        return self.connection.tcp_info()
+
+    def close(self) -> None:
+        """Close the keep-alive connection."""
+        self.connection.close()
+
+
+def make_transport(
+    name: str,
+    target: Target,
+    counter: WireCounter,
+    *,
+    instructions: str,
+    tools: Sequence[dict[str, Any]],
+    timeout: float = 120.0,
+) -> Transport:
+    """The transport called ``name`` (one of :data:`TRANSPORT_NAMES`)."""
+    common: dict[str, Any] = {"instructions": instructions, "tools": tools, "timeout": timeout}
+    if name == "http":
+        return HTTPTransport(target, counter, chained=False, **common)
+    if name == "http_chained":
+        return HTTPTransport(target, counter, chained=True, **common)
+    if name == "ws":
+        return WSTransport(target, counter, store=False, **common)
+    if name == "ws_stored":
+        return WSTransport(target, counter, store=True, **common)
+    if name == "chat":
+        return ChatTransport(target, counter, **common)
+    raise ValueError(f"unknown transport {name!r}; choose from {', '.join(TRANSPORT_NAMES)}")

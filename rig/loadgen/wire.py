@@ -1,0 +1,190 @@
+"""WireSocket: the one place the load generator's bytes are counted.
+
+Every byte a transport writes to or reads from a TCP connection goes through a
+:class:`WireSocket`, which adds it to the session's :class:`WireCounter`. Transports take
+snapshots of the counter around a turn, so a turn's bytes are exactly what crossed the
+socket for it: request line, headers, body, chunk framing, WebSocket frame headers and
+masking, and, over TLS, the encrypted records (TLS is run above the counter with
+``ssl.SSLObject``, so the counts match what the kernel sends). Link shaping (delay,
+bandwidth, loss profiles) plugs in here too, in a later milestone.
+
+Sockets are gevent sockets, cooperative with or without monkey-patching, so the same
+code runs inside Locust and in a plain script.
+"""
+
+from __future__ import annotations
+
+import socket as stdlib_socket
+import ssl
+import struct
+from dataclasses import dataclass
+
+import gevent.socket
+
+__all__ = ["TLSWireSocket", "TcpInfo", "WireCounter", "WireSocket", "open_wire"]
+
+RECV_SIZE = 65536
+
+
+@dataclass(slots=True)
+class WireCounter:
+    """Bytes written and read by every connection of one session."""
+
+    sent: int = 0
+    received: int = 0
+
+    def snapshot(self) -> tuple[int, int]:
+        """``(sent, received)`` now; subtract two snapshots to get a turn's bytes."""
+        return self.sent, self.received
+
+
+@dataclass(frozen=True, slots=True)
+class TcpInfo:
+    """The kernel's own per-socket byte counters (Linux ``TCP_INFO``)."""
+
+    bytes_acked: int
+    bytes_received: int
+
+    @property
+    def payload_acked(self) -> int:
+        """Payload bytes sent and acknowledged: Linux's ``bytes_acked`` also counts the
+        acknowledgment of our SYN, which occupies one sequence number (``bytes_received``
+        does not count the peer's)."""
+        return self.bytes_acked - 1
+
+
+# struct tcp_info (linux/tcp.h): 8 u8 fields, 24 u32 fields, then u64 tcpi_pacing_rate,
+# tcpi_max_pacing_rate, tcpi_bytes_acked, tcpi_bytes_received, ...
+_TCP_INFO = struct.Struct("8B24I4Q")
+
+
+class WireSocket:
+    """A connected TCP socket that counts every byte written and read."""
+
+    __slots__ = ("counter", "sock")
+
+    def __init__(self, sock: gevent.socket.socket, counter: WireCounter):
+        self.sock = sock
+        self.counter = counter
+
+    def sendall(self, data: bytes) -> None:
+        """Write all of ``data``."""
+        self.sock.sendall(data)
+        self.counter.sent += len(data)
+
+    def recv(self, size: int = RECV_SIZE) -> bytes:
+        """Read up to ``size`` bytes as soon as any arrive; ``b""`` when the peer closed."""
+        data = self.sock.recv(size)
+        self.counter.received += len(data)
+        return data
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Timeout for each blocking operation."""
+        self.sock.settimeout(timeout)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.sock.close()
+
+    def tcp_info(self) -> TcpInfo:
+        """The kernel's counters for this socket (Linux only), the ground truth in tests."""
+        raw = self.sock.getsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_INFO, 256)
+        fields = _TCP_INFO.unpack_from(raw)
+        return TcpInfo(bytes_acked=fields[34], bytes_received=fields[35])
+
+
+class TLSWireSocket:
+    """TLS over a :class:`WireSocket`: the counter sees the encrypted bytes."""
+
+    __slots__ = ("_incoming", "_outgoing", "_tls", "wire")
+
+    def __init__(self, wire: WireSocket, context: ssl.SSLContext, server_hostname: str):
+        self.wire = wire
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_hostname
+        )
+        self._handshake()
+
+    @property
+    def counter(self) -> WireCounter:
+        """The session's byte counter (of encrypted bytes)."""
+        return self.wire.counter
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self.wire.sendall(pending)
+
+    def _fill(self) -> bool:
+        data = self.wire.recv()
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    def _handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    raise ConnectionError("connection closed during the TLS handshake") from None
+
+    def sendall(self, data: bytes) -> None:
+        """Encrypt and write all of ``data``."""
+        view = memoryview(data)
+        while view:
+            written = self._tls.write(view)
+            view = view[written:]
+            self._flush()
+
+    def recv(self, size: int = RECV_SIZE) -> bytes:
+        """Decrypted bytes, as soon as a record is complete; ``b""`` at end of stream."""
+        while True:
+            try:
+                return self._tls.read(size)
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Timeout for each blocking operation."""
+        self.wire.settimeout(timeout)
+
+    def close(self) -> None:
+        """Close the connection (without a TLS close_notify round trip)."""
+        self.wire.close()
+
+    def tcp_info(self) -> TcpInfo:
+        """The kernel's counters for the underlying socket."""
+        return self.wire.tcp_info()
+
+
+def open_wire(
+    host: str,
+    port: int,
+    counter: WireCounter,
+    *,
+    timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+) -> WireSocket | TLSWireSocket:
+    """Connect to ``host:port`` (TLS when ``tls`` is given) with counting from the first byte."""
+    sock = gevent.socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
+    wire = WireSocket(sock, counter)
+    if tls is None:
+        return wire
+    try:
+        return TLSWireSocket(wire, tls, server_hostname=host)
+    except BaseException:
+        wire.close()
+        raise

@@ -1,0 +1,217 @@
+"""Agent sessions over every transport against a real mock process.
+
+The wire accounting is checked against the kernel's own per-socket counters (Linux
+TCP_INFO): every byte the rig says it sent or received must be a byte TCP carried.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from itertools import pairwise
+
+import pytest
+
+from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.target import Target
+from rig.loadgen.transports import TRANSPORT_NAMES, TurnInput
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.protocol.ws import encode_client_event
+from rig.workload.scenarios import builtin_scenarios
+from rig.workload.tools import INSTRUCTIONS, TOOLS
+from tests.servers import start_mock
+
+SCENARIO = builtin_scenarios()["fix_failing_test"]
+
+
+def _session(url: str, transport: str, records: list, **overrides) -> AgentSession:
+    config = SessionConfig(
+        transport=transport,
+        scenario=overrides.pop("scenario", SCENARIO),
+        target=Target.from_url(url),
+        tags=RecordTags("test", SCENARIO.name, transport, "mock"),
+        time_scale=overrides.pop("time_scale", 0.0),
+        **overrides,
+    )
+    return AgentSession(config, records.append)
+
+
+def _run(url: str, transport: str, **overrides) -> tuple[TaskRecord, list[TurnRecord]]:
+    records: list = []
+    session = _session(url, transport, records, **overrides)
+    try:
+        task = session.run_task()
+    finally:
+        session.close()
+    return task, [r for r in records if isinstance(r, TurnRecord)]
+
+
+@pytest.fixture(scope="module")
+def runs(mock_url: str) -> dict[str, tuple[TaskRecord, list[TurnRecord]]]:
+    return {name: _run(mock_url, name) for name in TRANSPORT_NAMES}
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_every_transport_completes_the_task(runs: dict, transport: str) -> None:
+    task, turns = runs[transport]
+    assert task.ok, task.error
+    assert [t.turn for t in turns] == list(range(task.turns))
+    assert {t.status for t in turns} == {"ok"}
+    assert task.bytes_sent == sum(t.bytes_sent for t in turns)
+    assert task.tool_calls == sum(t.tool_calls for t in turns)
+    low, high = SCENARIO.turns
+    assert low <= task.turns <= high
+    assert all(t.bytes_sent > t.body_bytes_sent > 0 for t in turns)  # framing is on the wire too
+    assert all(0 < t.ttfb_ms <= t.ttft_ms <= t.turn_ms for t in turns)
+
+
+def test_all_transports_play_the_same_conversation(runs: dict) -> None:
+    shapes = {name: [t.tool_calls for t in turns] for name, (_, turns) in runs.items()}
+    assert len({tuple(shape) for shape in shapes.values()}) == 1, shapes
+
+
+def test_stateless_transports_grow_and_continuations_stay_flat(runs: dict) -> None:
+    for name in ("http", "chat"):
+        sizes = [t.bytes_sent for t in runs[name][1]]
+        assert all(b > a for a, b in pairwise(sizes)), (name, sizes)
+    http_total = runs["http"][0].bytes_sent
+    for name in ("http_chained", "ws", "ws_stored"):
+        sizes = [t.bytes_sent for t in runs[name][1]]
+        assert max(sizes) < runs["http"][1][-1].bytes_sent / 2, (name, sizes)
+        assert runs[name][0].bytes_sent < 0.4 * http_total
+
+
+def test_websocket_handshake_is_charged_to_the_first_turn(runs: dict) -> None:
+    first, second = runs["ws"][1][:2]
+    # Each turn sends one masked frame (a few bytes beyond the body); the first turn
+    # also carries the HTTP upgrade request, and receives the 101 response.
+    overhead_first = first.bytes_sent - first.body_bytes_sent
+    overhead_second = second.bytes_sent - second.body_bytes_sent
+    assert overhead_second <= 14
+    assert overhead_first - overhead_second > 150
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_wire_counts_agree_exactly_with_the_kernel(mock_url: str, transport: str) -> None:
+    records: list = []
+    session = _session(mock_url, transport, records)
+    transcript = [{"role": "user", "content": "Fix the failing formatDate test, please."}]
+    previous = None
+    new_items = list(transcript)
+    try:
+        for _ in range(4):
+            outcome = session.transport.turn(
+                TurnInput(transcript, new_items, previous, {"scenario": SCENARIO.name})
+            )
+            assert outcome.status == "ok", outcome.error
+            info = session.transport.tcp_info()
+            assert info is not None
+            # One connection so far: the session's totals are this socket's totals.
+            assert (session.counter.sent, session.counter.received) == (
+                info.payload_acked,
+                info.bytes_received,
+            )
+            previous = outcome.response_id
+            transcript.extend(outcome.output)
+            new_items = [
+                {"type": "function_call_output", "call_id": c["call_id"], "output": "ok"}
+                for c in outcome.tool_calls
+            ]
+            transcript.extend(new_items)
+    finally:
+        session.close()
+
+
+@pytest.fixture(scope="module")
+def short_lived_ws_mock() -> Iterator[str]:
+    process, url = start_mock("--ws-max-age", "0.5")
+    yield url
+    process.stop()
+
+
+@pytest.mark.parametrize("transport", ["ws", "ws_stored"])
+def test_websocket_reconnects_after_the_age_limit(short_lived_ws_mock: str, transport: str) -> None:
+    task, turns = _run(short_lived_ws_mock, transport, time_scale=0.3)
+    assert task.ok, task.error
+    reconnected = [t for t in turns if t.status == "reconnected"]
+    assert reconnected, [t.status for t in turns]
+    assert all(t.retries >= 1 for t in reconnected)
+
+
+@pytest.mark.parametrize("transport", ["ws", "ws_stored"])
+def test_after_a_dropped_connection_the_context_is_resent_or_continued_from_the_store(
+    mock_url: str, transport: str
+) -> None:
+    records: list = []
+    session = _session(mock_url, transport, records)
+    prompt = {"role": "user", "content": "Fix the failing formatDate test, please."}
+    try:
+        first = session.transport.turn(
+            TurnInput([prompt], [prompt], None, {"scenario": SCENARIO.name})
+        )
+        assert first.status == "ok"
+        outputs = [
+            {"type": "function_call_output", "call_id": c["call_id"], "output": "ok"}
+            for c in first.tool_calls
+        ]
+        transcript = [prompt, *first.output, *outputs]
+        # The link drops (as when the server restarts): the socket is shut under the transport.
+        session.transport.connection.wire.sock.shutdown(socket.SHUT_RDWR)
+        second = session.transport.turn(
+            TurnInput(transcript, outputs, first.response_id, {"scenario": SCENARIO.name})
+        )
+    finally:
+        session.close()
+    assert second.status == "reconnected" and second.retries == 1
+    base = {
+        "model": "mock-agent",
+        "instructions": INSTRUCTIONS,
+        "tools": TOOLS,
+        "store": transport == "ws_stored",
+    }
+    full = encode_client_event(
+        {**base, "input": transcript, "metadata": {"scenario": SCENARIO.name}}
+    )
+    incremental = encode_client_event(
+        {
+            **base,
+            "previous_response_id": first.response_id,
+            "input": outputs,
+            "metadata": {"scenario": SCENARIO.name},
+        }
+    )
+    # Nothing could be written on the dead socket; the one body sent is the retry's.
+    assert second.body_bytes_sent == len(full if transport == "ws" else incremental)
+
+
+def test_http_chained_recovers_when_the_store_forgot(redis_url: str) -> None:
+    process, url = start_mock("--store", redis_url, "--store-ttl", "1")
+    try:
+        task, turns = _run(url, "http_chained", time_scale=1.0)
+    finally:
+        process.stop()
+    assert task.ok, task.error
+    recovered = [t for t in turns if t.status == "reconnected"]
+    assert recovered, [(t.status, t.error) for t in turns]
+    assert all(t.retries == 1 for t in recovered)
+
+
+def test_a_refused_key_is_an_error_not_a_crash() -> None:
+    process, url = start_mock("--api-key", "sk-the-right-one")
+    try:
+        for transport in ("http", "ws"):
+            task, turns = _run(url, transport)
+            assert not task.ok
+            assert turns[-1].status == "error"
+            assert "401" in turns[-1].error
+            assert "sk-the-right-one" not in turns[-1].error
+    finally:
+        process.stop()
+
+
+def test_an_unreachable_target_is_an_error_status() -> None:
+    from tests.servers import free_port
+
+    task, turns = _run(f"http://127.0.0.1:{free_port()}/v1", "ws")
+    assert not task.ok and turns[0].status == "error"
+    assert "refused" in turns[0].error.lower()
