@@ -22,6 +22,7 @@ __all__ = [
     "TaskRecord",
     "TurnRecord",
     "record_from_dict",
+    "record_to_dict",
     "record_to_json",
 ]
 
@@ -133,7 +134,8 @@ _KINDS: dict[str, type[Any]] = {
 }
 
 
-def _flat(record: Record) -> dict[str, Any]:
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The record as one flat dict: tags inlined, plus ``kind``."""
     data: dict[str, Any] = {"kind": record.kind}
     for field in dataclasses.fields(record):
         value = getattr(record, field.name)
@@ -146,7 +148,7 @@ def _flat(record: Record) -> dict[str, Any]:
 
 def record_to_json(record: Record) -> bytes:
     """One JSON line (no newline) with the tags flattened and a ``kind`` field."""
-    return orjson.dumps(_flat(record))
+    return orjson.dumps(record_to_dict(record))
 
 
 def record_from_dict(data: dict[str, Any]) -> Record:

@@ -1,0 +1,108 @@
+"""Is the load generator fast enough to trust what it measures?
+
+A greenlet asks to wake every ``interval_s`` and measures how late it wakes: that
+scheduling lag is added to every latency the process measures, because a response that
+arrived waits in the kernel until the hub gets back to its greenlet. Together with the
+process's CPU use, it says when results were taken while the generator was saturated;
+:class:`~rig.metrics.records.HealthRecord` carries the figures and the flag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import gevent
+import psutil
+
+from rig.metrics.records import HealthRecord, RecordTags
+
+__all__ = ["CPU_LIMIT_PERCENT", "LAG_LIMIT_MS", "HealthMonitor"]
+
+LAG_LIMIT_MS = 10.0
+"""Scheduling lag p99 above which latency figures are flagged as unreliable."""
+CPU_LIMIT_PERCENT = 90.0
+"""Process CPU (percent of one core) above which the generator counts as saturated."""
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+class HealthMonitor:
+    """Samples scheduling lag and CPU; emits a health record every ``report_s``."""
+
+    def __init__(
+        self,
+        tags: RecordTags,
+        sink: Callable[[HealthRecord], None],
+        *,
+        users: Callable[[], int] = lambda: 0,
+        turns: Callable[[], int] = lambda: 0,
+        interval_s: float = 0.05,
+        report_s: float = 2.0,
+    ):
+        self.tags = tags
+        self.sink = sink
+        self.users = users
+        self.turns = turns
+        self.interval_s = interval_s
+        self.report_s = report_s
+        self.saturated_reports = 0
+        self.reports = 0
+        self.worst_lag_p99_ms = 0.0
+        self._process = psutil.Process()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        """Begin sampling in a background greenlet."""
+        self._process.cpu_percent(None)  # prime: the next call measures from now
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        """Stop sampling (the last partial window is reported)."""
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = None
+
+    def _run(self) -> None:
+        lags: list[float] = []
+        window_start = time.perf_counter()
+        turns_before = self.turns()
+        try:
+            while True:
+                asked = time.perf_counter()
+                gevent.sleep(self.interval_s)
+                woke = time.perf_counter()
+                lags.append(max(0.0, (woke - asked - self.interval_s) * 1000))
+                if woke - window_start >= self.report_s:
+                    turns_now = self.turns()
+                    self._report(lags, turns_now - turns_before, woke - window_start)
+                    lags, window_start, turns_before = [], woke, turns_now
+        except gevent.GreenletExit:
+            if lags:
+                elapsed = time.perf_counter() - window_start
+                self._report(lags, self.turns() - turns_before, elapsed)
+
+    def _report(self, lags: list[float], turns: int, elapsed: float) -> None:
+        cpu = self._process.cpu_percent(None)
+        p99 = _p99(lags)
+        saturated = p99 > LAG_LIMIT_MS or cpu > CPU_LIMIT_PERCENT
+        self.reports += 1
+        self.saturated_reports += saturated
+        self.worst_lag_p99_ms = max(self.worst_lag_p99_ms, p99)
+        self.sink(
+            HealthRecord(
+                tags=self.tags,
+                ts=time.time(),
+                users=self.users(),
+                turns_per_s=round(turns / elapsed, 3) if elapsed > 0 else 0.0,
+                cpu_percent=round(cpu, 1),
+                lag_ms_p99=round(p99, 3),
+                lag_ms_max=round(max(lags, default=0.0), 3),
+                saturated=saturated,
+            )
+        )

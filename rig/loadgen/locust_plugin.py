@@ -1,0 +1,432 @@
+"""Locust integration: agent users per transport, options, and records to one place.
+
+Importing this module (the locustfile does) registers listeners on Locust's events:
+
+* ``init_command_line_parser``: the rig's options, shown in ``--help`` and the web UI;
+* ``init``: keeps only the users of ``--transports`` and sets their counts;
+* ``test_start``/``test_stop``/``quitting``: the record relay and the health monitor.
+
+Each Locust user is one :class:`~rig.loadgen.session.AgentSession` running tasks in a
+loop. Every turn is also fired as a Locust ``request`` event (type = transport, name =
+transport and turn bucket), so Locust's own statistics, CSV and HTML report work as
+usual. Records go to the run directory: written directly by a local runner or the
+master; a worker ships them to the master in batches (custom message ``rig_records``),
+so a distributed run produces the same run directory as a local one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from locust import User, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from rig import __version__
+from rig.loadgen.health import HealthMonitor
+from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.target import Target
+from rig.loadgen.transports import TRANSPORT_NAMES
+from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
+from rig.metrics.rundir import RunDirectory, new_run_id
+from rig.workload.scenarios import Scenario, builtin_scenarios, load_scenario
+
+__all__ = [
+    "AGENT_USERS",
+    "ChatAgent",
+    "HttpAgent",
+    "HttpChainedAgent",
+    "RecordRelay",
+    "WsAgent",
+    "WsStoredAgent",
+    "add_arguments",
+    "turn_bucket",
+]
+
+log = logging.getLogger("rig.loadgen")
+
+RECORDS_MESSAGE = "rig_records"
+BATCH_INTERVAL_S = 1.0
+
+
+def add_arguments(parser: Any) -> None:
+    """The rig's options on Locust's parser: in ``--help`` and in the web UI's form."""
+    group = parser
+    group.add_argument(
+        "--target-url",
+        default="http://127.0.0.1:8000/v1",
+        help="base URL of the Responses API under test (default: the mock on :8000)",
+    )
+    group.add_argument(
+        "--transports",
+        default="http,ws",
+        help=f"comma-separated transports to run side by side, of {', '.join(TRANSPORT_NAMES)}",
+    )
+    group.add_argument(
+        "--scenario",
+        default="mixed",
+        help="scenario name or YAML file; 'mixed' cycles through the built-in ones",
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed for tasks and tool timings")
+    group.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiplies simulated tool time (0 = instant tools; default 1 = real time)",
+    )
+    group.add_argument(
+        "--sink",
+        default="dir",
+        choices=["dir", "none"],
+        help="where records go: the run directory (default) or nowhere",
+    )
+    group.add_argument("--out", default="runs", help="parent of run directories (default: runs)")
+    group.add_argument("--run-id", default="", help="run id (default: generated)")
+    group.add_argument(
+        "--api-key-env",
+        default="",
+        help="environment variable holding the target's API key (never logged)",
+        include_in_web_ui=False,
+    )
+    group.add_argument("--model", default="mock-agent", help="model name sent to the target")
+    group.add_argument("--target-name", default="", help="label for the target in records")
+    group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per turn")
+    group.add_argument(
+        "--users-per-transport",
+        type=int,
+        default=0,
+        help="exact users per transport (overrides -u's weighting when > 0)",
+    )
+
+
+events.init_command_line_parser.add_listener(add_arguments)
+
+
+def turn_bucket(turn: int) -> str:
+    """A bounded name for a turn index in Locust's statistics."""
+    if turn < 3:
+        return str(turn)
+    if turn < 10:
+        return "3-9"
+    if turn < 20:
+        return "10-19"
+    return "20+"
+
+
+def parse_transports(value: str) -> list[str]:
+    """``--transports`` as a list, with a clear error for unknown names."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TRANSPORT_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"--transports {value!r}: unknown {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(TRANSPORT_NAMES)}"
+        )
+    return names
+
+
+def resolve_scenarios(value: str) -> list[Scenario]:
+    """``--scenario``: a built-in name, a file, or ``mixed`` (all built-ins)."""
+    builtins = builtin_scenarios()
+    if value == "mixed":
+        return [builtins[name] for name in sorted(builtins)]
+    return [load_scenario(value)]
+
+
+class RecordRelay:
+    """Gets every record of this process to the run directory, wherever that is."""
+
+    def __init__(self, environment: Environment):
+        self.environment = environment
+        self.runner = environment.runner
+        self.pending: list[dict[str, Any]] = []
+        self.run: RunDirectory | None = None
+        self.turns = 0
+        self.finals: set[str] = set()
+        self._shipper: gevent.Greenlet | None = None
+        self.enabled = getattr(environment.parsed_options, "sink", "dir") != "none"
+
+    @property
+    def is_worker(self) -> bool:
+        return isinstance(self.runner, WorkerRunner)
+
+    def open(self, run_id: str, meta: dict[str, Any]) -> None:
+        """Create the run directory (local runner or master)."""
+        if self.enabled and not self.is_worker and self.run is None:
+            out = self.environment.parsed_options.out
+            self.run = RunDirectory.create(out, run_id, meta)
+            log.info("run directory %s", self.run.path)
+
+    def __call__(self, record: Any) -> None:
+        if isinstance(record, TurnRecord):
+            self.turns += 1
+        if not self.enabled:
+            return
+        if self.is_worker:
+            self.pending.append(record_to_dict(record))
+        elif self.run is not None:
+            self.run.append([record])
+
+    def start_shipping(self) -> None:
+        """On a worker: send batches to the master every second."""
+        if self.is_worker and self._shipper is None:
+            self._shipper = gevent.spawn(self._ship_loop)
+
+    def _ship_loop(self) -> None:
+        while True:
+            gevent.sleep(BATCH_INTERVAL_S)
+            self.ship()
+
+    def ship(self, final: bool = False) -> None:
+        """Send what is pending to the master (``final`` after the last record)."""
+        if not self.is_worker or (not self.pending and not final):
+            return
+        batch, self.pending = self.pending, []
+        self.runner.send_message(RECORDS_MESSAGE, {"records": batch, "final": final})
+
+    def stop_shipping(self) -> None:
+        """Send the rest, marked final."""
+        if self._shipper is not None:
+            self._shipper.kill()
+            self._shipper = None
+        self.ship(final=True)
+
+    def receive(self, environment: Environment | None = None, msg: Any = None, **_: Any) -> None:
+        """On the master: a batch from a worker."""
+        message = msg
+        data = message.data or {}
+        records = [record_from_dict(item) for item in data.get("records", ())]
+        self.turns += sum(isinstance(r, TurnRecord) for r in records)
+        if self.run is not None:
+            self.run.append(records)
+            self.run.flush()
+        if data.get("final"):
+            self.finals.add(getattr(message, "node_id", "") or str(len(self.finals)))
+
+    def close(self, expected_workers: int = 0, timeout_s: float = 15.0) -> None:
+        """Wait for every worker's final batch (master), then close the files."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.finals) < expected_workers and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if len(self.finals) < expected_workers:
+            log.warning(
+                "%d of %d workers did not send their final records",
+                expected_workers - len(self.finals),
+                expected_workers,
+            )
+        if self.run is not None:
+            meta = self.run.read_json("meta.json")
+            meta["duration_s"] = round(time.time() - meta.get("started_at", time.time()), 3)
+            self.run.write_json("meta.json", meta)
+            self.run.close()
+
+
+class _State:
+    """Per-process state of the plugin (one Locust environment per process)."""
+
+    relay: RecordRelay | None = None
+    monitor: HealthMonitor | None = None
+    run_id: str = ""
+    transports: list[str] = []
+    scenarios: list[Scenario] = []
+    target: Target | None = None
+    counter = itertools.count()
+    sink: Callable[[Any], None] | None = None
+
+
+STATE = _State()
+
+
+class AgentUser(User):
+    """One simulated coding agent; subclasses pick the transport."""
+
+    abstract = True
+    transport = "http"
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        runner = self.environment.runner
+        worker = (
+            f"w{getattr(runner, 'worker_index', 0)}"
+            if isinstance(runner, WorkerRunner)
+            else "local"
+        )
+        index = next(STATE.counter) + 1_000_000 * getattr(runner, "worker_index", 0)
+        scenario = STATE.scenarios[index % len(STATE.scenarios)]
+        assert STATE.target is not None
+        tags = RecordTags(
+            run=STATE.run_id,
+            scenario=scenario.name,
+            transport=self.transport,
+            target=STATE.target.name,
+            worker=worker,
+        )
+        config = SessionConfig(
+            transport=self.transport,
+            scenario=scenario,
+            target=STATE.target,
+            tags=tags,
+            seed=options.seed,
+            time_scale=options.time_scale,
+            timeout_s=options.request_timeout,
+        )
+        self.agent = AgentSession(config, self._record, session_index=index)
+
+    def _record(self, record: Any) -> None:
+        if isinstance(record, TurnRecord):
+            failed = record.status in ("error", "timeout", "rate_limited")
+            self.environment.events.request.fire(
+                request_type=self.transport,
+                name=f"{self.transport} turn {turn_bucket(record.turn)}",
+                response_time=record.turn_ms,
+                response_length=record.bytes_recv,
+                response=None,
+                context={"ttft_ms": record.ttft_ms, "bytes_sent": record.bytes_sent},
+                exception=RuntimeError(record.error or record.status) if failed else None,
+            )
+        if STATE.sink is not None:
+            STATE.sink(record)
+
+    def on_stop(self) -> None:
+        self.agent.close()
+
+    @task
+    def run_task(self) -> None:
+        """One agent task, start to final answer."""
+        self.agent.run_task()
+
+
+class HttpAgent(AgentUser):
+    """Responses API over HTTP, full context every turn."""
+
+    transport = "http"
+
+
+class HttpChainedAgent(AgentUser):
+    """HTTP with ``previous_response_id`` and ``store=true``."""
+
+    transport = "http_chained"
+
+
+class WsAgent(AgentUser):
+    """WebSocket mode, ``store=false``."""
+
+    transport = "ws"
+
+
+class WsStoredAgent(AgentUser):
+    """WebSocket mode, ``store=true``."""
+
+    transport = "ws_stored"
+
+
+class ChatAgent(AgentUser):
+    """Chat Completions, full messages every turn."""
+
+    transport = "chat"
+
+
+AGENT_USERS: dict[str, type[AgentUser]] = {
+    cls.transport: cls for cls in (HttpAgent, HttpChainedAgent, WsAgent, WsStoredAgent, ChatAgent)
+}
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    if options is None or not hasattr(options, "transports"):
+        return
+    STATE.transports = parse_transports(options.transports)
+    STATE.scenarios = resolve_scenarios(options.scenario)
+    STATE.target = Target.from_url(
+        options.target_url,
+        model=options.model,
+        name=options.target_name or None,
+        api_key_env=options.api_key_env or None,
+    )
+    chosen = {AGENT_USERS[name] for name in STATE.transports}
+    environment.user_classes[:] = [cls for cls in environment.user_classes if cls in chosen] or [
+        AGENT_USERS[name] for name in STATE.transports
+    ]
+    if options.users_per_transport > 0:
+        for cls in environment.user_classes:
+            cls.fixed_count = options.users_per_transport
+    relay = STATE.relay = RecordRelay(environment)
+    STATE.sink = relay
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(RECORDS_MESSAGE, relay.receive)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    relay = STATE.relay
+    if relay is None:
+        return
+    options = environment.parsed_options
+    STATE.run_id = options.run_id or STATE.run_id or new_run_id()
+    if not relay.is_worker:
+        relay.open(STATE.run_id, run_meta(environment))
+    relay.start_shipping()
+    worker = "local"
+    if isinstance(environment.runner, WorkerRunner):
+        worker = f"w{environment.runner.worker_index}"
+    tags = RecordTags(
+        run=STATE.run_id,
+        scenario=options.scenario,
+        transport="all",
+        target=STATE.target.name if STATE.target else "",
+        worker=worker,
+    )
+    if not isinstance(environment.runner, MasterRunner):
+        STATE.monitor = HealthMonitor(
+            tags,
+            relay,
+            users=lambda: environment.runner.user_count if environment.runner else 0,
+            turns=lambda: relay.turns,
+        )
+        STATE.monitor.start()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    if STATE.monitor is not None:
+        STATE.monitor.stop()
+        STATE.monitor = None
+    if STATE.relay is not None:
+        STATE.relay.stop_shipping()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    relay = STATE.relay
+    if relay is None or relay.is_worker:
+        return
+    expected = 0
+    if isinstance(environment.runner, MasterRunner):
+        expected = max(len(environment.runner.clients), len(relay.finals))
+    relay.close(expected_workers=expected)
+
+
+def run_meta(environment: Environment) -> dict[str, Any]:
+    """What was run, for meta.json (never a key)."""
+    options = environment.parsed_options
+    return {
+        "target": STATE.target.name if STATE.target else "",
+        "target_url": options.target_url,
+        "scenario": options.scenario,
+        "transports": STATE.transports,
+        "users": getattr(options, "num_users", None),
+        "users_per_transport": options.users_per_transport or None,
+        "seed": options.seed,
+        "time_scale": options.time_scale,
+        "model": options.model,
+        "started_at": time.time(),
+        "rig_version": __version__,
+        "pid": os.getpid(),
+    }
