@@ -82,6 +82,58 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", action="append", help="scenario name (repeatable; default: all)")
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="run the transports side by side against a target and report the comparison",
+        description="Simulated coding agents over each transport, side by side, in one "
+        "Locust run; prints the comparison table and writes runs/<run-id>/.",
+    )
+    p.add_argument("--users", type=_positive_int, default=10, help="users per transport (10)")
+    p.add_argument("--duration", type=_duration, default=60.0, help="e.g. 90, 90s, 5m (60s)")
+    p.add_argument("--transports", default="http,ws", help="of http,http_chained,ws,ws_stored,chat")
+    p.add_argument("--scenario", default="mixed", help="scenario name or YAML file (mixed)")
+    p.add_argument(
+        "--target-url", default=None, help="a Responses API base URL; default: embedded mock"
+    )
+    p.add_argument(
+        "--api-key-env", default="", help="environment variable holding the target's key"
+    )
+    p.add_argument("--model", default="mock-agent", help="model name sent to the target")
+    p.add_argument("--preset", default="fast", help="latency preset of the embedded mock (fast)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-scale", type=float, default=1.0, help="tool time multiplier (1.0)")
+    p.add_argument("--out", default="runs", help="parent of the run directory (runs)")
+    p.add_argument("--json", dest="json_path", default=None, help="also copy summary.json here")
+    p.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        help='threshold, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" (repeatable)',
+    )
+    p.add_argument(
+        "--stop-timeout",
+        type=_duration,
+        default=300.0,
+        help="at the end, wait this long for tasks in flight (300s)",
+    )
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="re-render summary.json and report.html of a run")
+    p.add_argument("run_dir", help="a run directory, e.g. runs/20261121-101500-3fa2")
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 90s, 5m)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rig``."""
     parser = argparse.ArgumentParser(
@@ -89,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_mock(sub)
+    _add_compare(sub)
+    _add_report(sub)
     _add_demo(sub)
     return parser
 
@@ -159,12 +213,55 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    from gevent import monkey
+
+    monkey.patch_all()  # before ssl, sockets and threads are imported: Locust runs on gevent
+
+    from rig.loadgen.compare import CompareOptions, run_compare
+
+    options = CompareOptions(
+        users=args.users,
+        duration_s=args.duration,
+        transports=args.transports,
+        scenario=args.scenario,
+        target_url=args.target_url,
+        preset=args.preset,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        out=args.out,
+        json_path=args.json_path,
+        checks=args.check,
+        api_key_env=args.api_key_env,
+        model=args.model,
+        stop_timeout_s=args.stop_timeout,
+    )
+    return run_compare(options)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from rig.report import ReportError, render_run, render_table
+
+    try:
+        rendered = render_run(args.run_dir)
+    except ReportError as exc:
+        print(f"rig report: {exc}", file=sys.stderr)
+        return 2
+    print(render_table(rendered.summary))
+    print(f"\nsummary: {rendered.summary_path}\nreport: {rendered.report_path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rig`` console script."""
     args = build_parser().parse_args(argv)
-    if args.command == "mock":
-        return _run_mock(args)
-    return _run_demo(args)
+    commands = {
+        "mock": _run_mock,
+        "compare": _run_compare,
+        "report": _run_report,
+        "demo": _run_demo,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
