@@ -1,0 +1,122 @@
+"""``rig compare`` and ``rig report`` run as a user runs them, against real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port
+
+QUICK = ["--users", "2", "--duration", "4", "--time-scale", "0.02", "--preset", "instant"]
+
+
+def _compare(tmp_path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rig", "compare", "--out", str(tmp_path / "runs"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+
+
+@pytest.fixture(scope="module")
+def compared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    tmp_path = tmp_path_factory.mktemp("compare")
+    done = _compare(
+        tmp_path,
+        *QUICK,
+        "--transports", "http,ws,chat",
+        "--json", str(tmp_path / "summary.json"),
+        "--check", "ws_vs_http.bytes_sent_reduction>=0.5",
+    )  # fmt: skip
+    return done, tmp_path
+
+
+def test_compare_prints_the_table_and_passes_the_check(compared) -> None:
+    done, _ = compared
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "avg bytes sent / task" in done.stdout
+    assert "check ok" in done.stdout
+
+
+def test_compare_writes_the_run_directory_and_the_json(compared) -> None:
+    _, tmp_path = compared
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    for name in ("meta.json", "turns.jsonl", "tasks.jsonl", "summary.json", "report.html"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["transports"]) == {"http", "ws", "chat"}
+    assert summary["target"] == "mock"
+    for figures in summary["transports"].values():
+        assert figures["tasks"] > 0 and figures["errors"] == 0
+    # The summary agrees with the records it was built from.
+    turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
+    ws_turns = [t for t in turns if t["transport"] == "ws"]
+    assert summary["transports"]["ws"]["turns"] == len(ws_turns)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["latency_model"]["name"] == "instant" and meta["duration_s"] > 0
+
+
+def test_report_rerenders_a_run_directory(compared) -> None:
+    _, tmp_path = compared
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    before = (run_dir / "summary.json").read_bytes()
+    (run_dir / "report.html").unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "rig", "report", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "report.html").is_file()
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_a_failed_check_exits_1_and_names_it(tmp_path: Path) -> None:
+    done = _compare(tmp_path, *QUICK, "--check", "ws_vs_http.bytes_sent_reduction>=0.999")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "FAIL ws_vs_http.bytes_sent_reduction>=0.999" in done.stdout
+
+
+def test_an_unreachable_target_exits_3(tmp_path: Path) -> None:
+    done = _compare(
+        tmp_path, *QUICK, "--target-url", f"http://127.0.0.1:{free_port()}/v1", timeout=60
+    )
+    assert done.returncode == 3
+    assert "unreachable" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--transports", "http,pigeon"], "pigeon"),
+        (["--check", "ws_vs_http.bytes_sent_reduction=>0.8"], "bytes_sent_reduction"),
+        (["--preset", "warp"], "warp"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_clear_message(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = _compare(tmp_path, *QUICK, *args, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_report_on_a_non_run_directory_exits_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rig", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert str(tmp_path) in done.stderr
