@@ -1,0 +1,13 @@
+"""The report's exceptions: a run that cannot be reported, a check that cannot be read."""
+
+from __future__ import annotations
+
+__all__ = ["CheckError", "ReportError"]
+
+
+class ReportError(ValueError):
+    """A run directory cannot be turned into a report (missing, empty or malformed)."""
+
+
+class CheckError(ReportError):
+    """A threshold expression is malformed or names a figure the summary does not have."""

@@ -1,0 +1,562 @@
+"""report.html: one self-contained page a capacity planner can open offline or attach.
+
+Inline CSS and inline SVG only: no script, no font, image or stylesheet from anywhere, so
+it renders the same with no network. Every string taken from the run (ids, names, meta,
+warnings) is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rig.metrics.rundir import RunDirectory
+from rig.report.palette import BASELINE, color, dash, label, ordered
+from rig.report.projection import SESSIONS
+from rig.report.summary import comparison_key
+from rig.report.svg import Bar, Box, Series, bar_chart, box_plot, line_chart
+from rig.report.table import METRICS, TAIL_METRICS, comparison_rows
+from rig.report.units import (
+    NO_DATA,
+    format_bytes,
+    format_delta,
+    format_gbps,
+    format_ms,
+    format_seconds,
+)
+
+__all__ = ["PLOT_IDS", "render_html"]
+
+PLOT_IDS = (
+    "plot-bytes-per-turn",
+    "plot-ttft-per-turn",
+    "plot-task-time",
+    "plot-errors",
+)
+"""The ``id`` of each plot's ``<svg>``, in page order."""
+
+_CSS = """
+:root { --ink: #1f2933; --muted: #5f6b7a; --line: #dde2e8; --panel: #f6f8fa;
+  --better: #0b7a3e; --worse: #b42318; --warn-bg: #fff7e6; --warn-line: #f0b429; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #ffffff; color: var(--ink);
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 1240px; margin: 0 auto; padding: 28px 32px 48px; }
+header { border-bottom: 3px solid var(--ink); padding-bottom: 14px; margin-bottom: 20px; }
+h1 { font-size: 26px; margin: 0 0 6px; letter-spacing: -0.01em; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px;
+  border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 0 0 6px; }
+p { margin: 6px 0 10px; }
+.sub { color: var(--muted); margin: 0; }
+.sub b { color: var(--ink); font-weight: 600; }
+.warnings { background: var(--warn-bg); border: 1px solid var(--warn-line);
+  border-left-width: 6px; border-radius: 6px; padding: 10px 16px; margin: 16px 0; }
+.warnings h2 { border: 0; margin: 0 0 4px; font-size: 16px; padding: 0; }
+.warnings ul { margin: 0; padding-left: 20px; }
+.cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: 14px; margin: 12px 0 4px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
+  padding: 12px 16px; }
+.card .value { font-size: 30px; font-weight: 700; line-height: 1.15;
+  font-variant-numeric: tabular-nums; }
+.card .what { color: var(--muted); font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0 6px; font-variant-numeric: tabular-nums; }
+th, td { padding: 6px 14px; border-bottom: 1px solid var(--line); text-align: right;
+  white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th.group { text-align: center; border-bottom: 1px solid var(--line); }
+table.kv th { text-align: left; font-weight: 600; padding-right: 28px; }
+table.kv td, td.text { text-align: left; white-space: normal; }
+thead th { background: var(--panel); border-bottom: 2px solid var(--ink); font-weight: 600;
+  white-space: normal; vertical-align: bottom; }
+.scroll { overflow-x: auto; }
+#comparison-table th, #comparison-table td { padding: 6px 10px; }
+th .key { display: block; color: var(--muted); font-weight: 400; font-size: 12px; }
+td.delta, th.delta { color: var(--muted); }
+tr.tail td { color: var(--muted); }
+tr.tail td.better, tr.tail td.worse { opacity: 0.85; }
+tr.counts td { color: var(--muted); font-size: 13px; }
+td.better { color: var(--better); font-weight: 700; }
+td.worse { color: var(--worse); font-weight: 700; }
+.card .better { color: var(--better); }
+.card .worse { color: var(--worse); }
+table.wide { width: 100%; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px;
+  margin-right: 6px; vertical-align: -1px; }
+.note { color: var(--muted); font-size: 13px; }
+.plots { display: grid; grid-template-columns: 1fr 1fr; gap: 22px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
+figure svg { display: block; width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
+.columns { display: grid; grid-template-columns: 1fr 1fr; gap: 28px; align-items: start; }
+th.text { text-align: left; }
+code, .formula { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+  font-size: 13px; }
+.formula { background: var(--panel); border: 1px solid var(--line); border-radius: 6px;
+  padding: 10px 14px; margin: 10px 0; white-space: pre; overflow-x: auto; }
+.ok { color: var(--better); font-weight: 700; }
+.bad { color: var(--worse); font-weight: 700; }
+dl.defs { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 8px 0; }
+dl.defs dt { font-weight: 600; }
+dl.defs dd { margin: 0; color: var(--muted); }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+@media print { .plots, .columns { grid-template-columns: 1fr; } figure { break-inside: avoid; } }
+"""
+
+_LATENCY_TERMS = {
+    "base_ms": "fixed cost per response: queueing, routing, first decode step (ms)",
+    "parse_ms_per_kb": "parse and tokenise, per KB of request the server processes (ms)",
+    "rehydrate_ms_per_kb": "load a stored conversation, per KB (HTTP previous_response_id)",
+    "prefill_ms_per_1k_tokens": "prefill, per 1,000 input tokens not in the prompt cache",
+    "tokens_per_s": "output rate, one streamed delta per token",
+    "jitter": "relative standard deviation applied to TTFT and token rate",
+    "prompt_cache_hit_rate": "chance a stateless request reaches a replica holding its prefix",
+}
+
+_FORMULA = (
+    "TTFT = base_ms\n"
+    "     + parse_ms_per_kb          x KB of request parsed and tokenised\n"
+    "     + rehydrate_ms_per_kb      x KB of conversation loaded from the store\n"
+    "     + prefill_ms_per_1k_tokens x (input tokens - cached tokens) / 1000\n"
+    "     (x (1 + N(0, jitter)))\n"
+    "output: one token every 1 / tokens_per_s seconds"
+)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _swatch(name: str) -> str:
+    return f'<span class="swatch" style="background:{color(name)}"></span>'
+
+
+def _transport_head(name: str) -> str:
+    return f'{_e(label(name))}<span class="key">{_swatch(name)}{_e(name)}</span>'
+
+
+def _verdict(change: float | None) -> str:
+    """``better`` for a fall of more than half a percent, ``worse`` for such a rise: every
+    compared figure (bytes, times) is better smaller."""
+    if change is not None and change < -0.005:
+        return "better"
+    if change is not None and change > 0.005:
+        return "worse"
+    return ""
+
+
+def _delta_cell(change: float | None) -> str:
+    kind = f"delta {_verdict(change)}".strip()
+    return f'<td class="{kind}">{_e(format_delta(change))}</td>'
+
+
+def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    facts = [("target", summary.get("target")), ("scenario", summary.get("scenario"))]
+    duration = summary.get("duration_s")
+    facts.append(("duration", format_seconds(duration) if duration is not None else None))
+    facts.append(("users", summary.get("users")))
+    facts.append(("transports", ", ".join(ordered(summary["transports"]))))
+    if summary.get("preset"):
+        facts.append(("mock preset", summary["preset"]))
+    if meta.get("link"):
+        facts.append(("link", meta["link"]))
+    shown = " · ".join(f"{_e(k)} <b>{_e(v)}</b>" for k, v in facts if v not in (None, ""))
+    return (
+        "<header>"
+        f"<h1>Stateless HTTP vs stateful continuation · run {_e(summary.get('run_id'))}</h1>"
+        f'<p class="sub">{shown}</p>'
+        "</header>"
+    )
+
+
+def _warnings(summary: Mapping[str, Any]) -> str:
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return (
+        '<section class="warnings" id="warnings">'
+        f"<h2>Read this first</h2><ul>{items}</ul></section>"
+    )
+
+
+def _headline(summary: Mapping[str, Any]) -> str:
+    comparison = summary.get("comparison") or {}
+    compared = [n for n in ordered(summary["transports"]) if comparison_key(n) in comparison]
+    if not compared:
+        return ""
+    name = "ws" if "ws" in compared else compared[0]
+    figures = comparison[comparison_key(name)]
+    saving = next(
+        (
+            row["saving_vs_http_gbps"]
+            for row in summary.get("projection") or []
+            if row["transport"] == name and row["sessions"] == max(SESSIONS)
+        ),
+        None,
+    )
+
+    def card(reduction: float | None, what: str) -> str:
+        change = None if reduction is None else -reduction
+        return (
+            f'<div class="card"><div class="value {_verdict(change)}">'
+            f"{_e(format_delta(change))}</div>"
+            f'<div class="what">{_e(what)}</div></div>'
+        )
+
+    if saving is None and all(value is None for value in figures.values()):
+        return ""
+    cards = [
+        card(figures.get("bytes_sent_reduction"), "bytes sent per task"),
+        card(figures.get("task_time_reduction"), "total time per task"),
+        card(figures.get("ttft_reduction"), "time to first token, all turns"),
+        f'<div class="card"><div class="value">{_e(format_gbps(_magnitude(saving)))}</div>'
+        f'<div class="what">{"more" if saving is not None and saving < 0 else "less"} '
+        f"ingress at {max(SESSIONS):,} concurrent sessions</div></div>",
+    ]
+    return (
+        f'<section id="headline"><h2>{_e(label(name))} against {_e(label(BASELINE))}</h2>'
+        f'<div class="cards">{"".join(cards)}</div></section>'
+    )
+
+
+def _magnitude(value: float | None) -> float | None:
+    return None if value is None else abs(value)
+
+
+def _comparison_table(summary: Mapping[str, Any]) -> str:
+    transports = summary["transports"]
+    names = ordered(transports)
+    rows = comparison_rows(summary, METRICS)
+    tail = comparison_rows(summary, TAIL_METRICS)
+    compared = set(rows[0].changes) if rows else set()
+    head = ["<th>metric</th>"]
+    for name in names:
+        head.append(f"<th>{_transport_head(name)}</th>")
+        if name in compared:
+            head.append(f'<th class="delta">delta<span class="key">vs {_e(BASELINE)}</span></th>')
+    body = []
+    for row, kind in [*((r, "") for r in rows), *((r, ' class="tail"') for r in tail)]:
+        cells = [f"<td>{_e(row.label)}</td>"]
+        for name in names:
+            cells.append(f"<td>{_e(row.values[name])}</td>")
+            if name in compared:
+                cells.append(_delta_cell(row.changes[name]))
+        body.append(f"<tr{kind}>{''.join(cells)}</tr>")
+    counts = ["<td>completed tasks / turns</td>"]
+    for name in names:
+        figures = transports[name]
+        counts.append(f"<td>{figures['tasks']:,} / {figures['turns']:,}</td>")
+        if name in compared:
+            counts.append('<td class="delta"></td>')
+    body.append(f'<tr class="counts">{"".join(counts)}</tr>')
+    return (
+        '<section id="comparison"><h2>Comparison</h2>'
+        f'<div class="scroll"><table id="comparison-table"><thead><tr>{"".join(head)}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+        '<p class="note">Means over completed tasks; TTFT over successful turns; p95 by '
+        "nearest rank. "
+        "delta = change against HTTP: negative is less, which is better for every row. "
+        "KB = 1,000 bytes, counted on the wire (headers and framing included).</p></section>"
+    )
+
+
+def _per_turn_series(summary: Mapping[str, Any], figure: str, scale: float) -> list[Series]:
+    series = []
+    for name in ordered(summary["transports"]):
+        points = tuple(
+            (float(entry["turn"]), entry[figure] * scale)
+            for entry in summary["transports"][name]["per_turn"]
+            if entry[figure] is not None
+        )
+        series.append(Series(name, label(name), color(name), points, dash(name)))
+    return series
+
+
+def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
+    names = ordered(summary["transports"])
+    bytes_plot = line_chart(
+        PLOT_IDS[0],
+        "Bytes sent per request, by turn",
+        _per_turn_series(summary, "bytes_sent_mean", 1 / 1000),
+        "turn index (0 = first turn of a task)",
+        "KB sent per request (mean)",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_bytes(y * 1000)}",
+    )
+    ttft_plot = line_chart(
+        PLOT_IDS[1],
+        "Time to first token, by turn",
+        _per_turn_series(summary, "ttft_ms_mean", 1.0),
+        "turn index (0 = first turn of a task)",
+        "TTFT, ms (mean)",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_ms(y)}",
+    )
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for task in run.tasks():
+        if task.ok:
+            seconds[task.tags.transport].append(task.task_ms / 1000)
+    boxes = [
+        box
+        for name in names
+        if (box := Box.of(name, label(name), color(name), seconds.get(name, []))) is not None
+    ]
+    task_plot = box_plot(
+        PLOT_IDS[2], "Total time per task", boxes, "seconds per completed task", format_seconds
+    )
+    bars = [
+        Bar(group, name, label(name), color(name), summary["transports"][name][figure])
+        for group, figure in (
+            ("failed turns", "errors"),
+            ("rate-limited turns", "rate_limited"),
+            ("rate-limit hits", "rate_limit_hits"),
+        )
+        for name in names
+    ]
+    error_plot = bar_chart(PLOT_IDS[3], "Errors and rate limits", bars, "count")
+    figures = [
+        (
+            "Bytes sent per request, by turn",
+            bytes_plot,
+            "Mean wire bytes the client sent for one turn (headers, framing and body; a "
+            "WebSocket handshake is charged to its connection's first turn). Stateless HTTP "
+            "re-sends the whole conversation, so its requests grow with every turn; a "
+            "continuation sends only the new items.",
+        ),
+        (
+            "Time to first token, by turn",
+            ttft_plot,
+            "Mean time from the request's first byte to the first content delta, over "
+            "successful turns. The server parses and prefills whatever it was sent.",
+        ),
+        (
+            "Total time per task",
+            task_plot,
+            "First turn's start to the final answer, simulated tool time included, over "
+            "completed tasks. Quartiles by nearest rank.",
+        ),
+        (
+            "Errors and rate limits",
+            error_plot,
+            "Turns that failed (error or timeout), turns that gave up rate-limited, and "
+            "rejected attempts "
+            "(HTTP 429 or rate_limit_exceeded), retried or not.",
+        ),
+    ]
+    cells = "".join(
+        f"<figure><h3>{_e(title)}</h3>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
+        for title, svg, caption in figures
+    )
+    return (
+        '<section id="plots"><h2>Per turn and per task</h2>'
+        f'<div class="plots">{cells}</div></section>'
+    )
+
+
+def _reliability(summary: Mapping[str, Any]) -> str:
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "transport",
+            "tasks completed",
+            "tasks failed",
+            "turns",
+            "turns failed",
+            "failed share",
+            "rate-limited turns",
+            "rate-limit hits",
+        )
+    )
+    rows = []
+    for name in ordered(summary["transports"]):
+        f = summary["transports"][name]
+        share = f"{f['errors'] / f['turns']:.1%}" if f["turns"] else NO_DATA
+        cells = [
+            f"<td>{_swatch(name)}{_e(label(name))}</td>",
+            *(f"<td>{f[key]:,}</td>" for key in ("tasks", "tasks_failed", "turns", "errors")),
+            f"<td>{share}</td>",
+            f"<td>{f['rate_limited']:,}</td>",
+            f"<td>{f['rate_limit_hits']:,}</td>",
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        '<section id="reliability"><h2>Errors and rate limits</h2>'
+        f'<table class="wide"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<p class="note">Faster turns mean more requests per minute per agent, so continuation '
+        "transports can meet request-rate limits sooner than the same agents over HTTP.</p>"
+        "</section>"
+    )
+
+
+def _projection(summary: Mapping[str, Any]) -> str:
+    rows = summary.get("projection") or []
+    names = ordered({row["transport"] for row in rows})
+    sessions = sorted({row["sessions"] for row in rows})
+    by_key = {(row["transport"], row["sessions"]): row for row in rows}
+    head = ['<th rowspan="2">transport</th>']
+    head.append(f'<th colspan="{len(sessions)}" class="group">ingress, Gbps</th>')
+    if BASELINE in names:
+        head.append(
+            f'<th colspan="{len(sessions)}" class="group">saving vs {_e(BASELINE)}, Gbps</th>'
+        )
+    counts = [f"<th>{_count(count)} sessions</th>" for count in sessions]
+    sub = counts * (2 if BASELINE in names else 1)
+    body = []
+    for name in names:
+        cells = [f"<td>{_swatch(name)}{_e(label(name))}</td>"]
+        cells += [f"<td>{_gbps(by_key[name, n]['ingress_gbps'])}</td>" for n in sessions]
+        if name == BASELINE:
+            cells += ['<td class="delta">baseline</td>' for _ in sessions]
+        elif BASELINE in names:
+            cells += [_saving_cell(by_key[name, n]["saving_vs_http_gbps"]) for n in sessions]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        '<section id="projection"><h2>Projected client-to-server ingress</h2>'
+        "<p>At steady state each session starts its next task when one ends, so "
+        "<code>ingress = sessions &times; bytes sent per task &times; 8 / task seconds</code>, "
+        "from this run's means (1 Gbps = 10<sup>9</sup> bit/s). Each transport uses its own "
+        "task time: faster tasks start more often, so the saving is below an estimate "
+        "at equal task times.</p>"
+        f'<div class="scroll"><table id="projection-table" class="wide"><thead>'
+        f"<tr>{''.join(head)}</tr><tr>{''.join(sub)}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div></section>"
+    )
+
+
+def _count(sessions: int) -> str:
+    """``10k``, ``1M``: session counts as a capacity planner says them."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if sessions >= size and sessions % size == 0:
+            return f"{sessions // size:,}{suffix}"
+    return f"{sessions:,}"
+
+
+def _gbps(gbps: float | None) -> str:
+    """A Gbps figure without its unit (the column header says it)."""
+    return _e(format_gbps(gbps).removesuffix(" Gbps"))
+
+
+def _saving_cell(gbps: float | None) -> str:
+    kind = "delta better" if gbps is not None and gbps > 0 else "delta"
+    return f'<td class="{kind}">{_gbps(gbps)}</td>'
+
+
+def _latency_model(meta: Mapping[str, Any]) -> str:
+    model = meta.get("latency_model")
+    if not isinstance(model, dict):
+        return ""
+    rows = []
+    for key in sorted(model):
+        if key in ("name", "description"):
+            continue
+        rows.append(
+            f"<tr><td><code>{_e(key)}</code></td><td>{_e(model[key])}</td>"
+            f'<td class="text">{_e(_LATENCY_TERMS.get(key, ""))}</td></tr>'
+        )
+    preset = meta.get("preset") or model.get("name") or "custom"
+    description = f" ({_e(model['description'])})" if model.get("description") else ""
+    return (
+        '<section id="latency-model"><h2>Latency model of the mock</h2>'
+        f"<p>The target was the mock provider with preset <b>{_e(preset)}</b>{description}. "
+        "Its latencies come from this model, not from a real model: the transports differ "
+        "only in what the server was sent, parsed, rehydrated and prefilled. Bytes are "
+        "measured for real either way.</p>"
+        f'<div class="formula">{_e(_FORMULA)}</div>'
+        '<table class="wide"><thead><tr><th>parameter</th><th>value</th>'
+        '<th class="text">meaning</th></tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _health(summary: Mapping[str, Any]) -> str:
+    rig = summary.get("rig") or {}
+    if rig.get("saturated"):
+        verdict = '<span class="bad">saturated: latency figures unreliable</span>'
+    elif rig.get("samples"):
+        verdict = '<span class="ok">not saturated</span>'
+    else:
+        verdict = f"{NO_DATA} (no health records)"
+    facts = [
+        ("state", verdict),
+        ("health samples", _e(_samples(rig.get("samples", 0), rig.get("workers", 0)))),
+        ("saturated samples", _e(rig.get("saturated_samples", 0))),
+        ("scheduling lag p99 (worst sample)", _e(format_ms(rig.get("lag_ms_p99_max")))),
+        ("scheduling lag max", _e(format_ms(rig.get("lag_ms_max")))),
+        ("CPU mean / max", _e(_cpu(rig.get("cpu_percent_mean"), rig.get("cpu_percent_max")))),
+    ]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in facts)
+    return (
+        '<div id="rig-health"><h2>Load generator health</h2>'
+        f'<table class="kv wide">{rows}</table>'
+        '<p class="note">A load generator that falls behind its own schedule inflates every '
+        "latency it measures; these are its own figures for this run.</p></div>"
+    )
+
+
+def _samples(samples: int, workers: int) -> str:
+    return f"{samples:,} from {workers:,} worker{'' if workers == 1 else 's'}"
+
+
+def _cpu(mean_percent: float | None, max_percent: float | None) -> str:
+    if mean_percent is None:
+        return NO_DATA
+    return f"{mean_percent:.0f}% / {max_percent:.0f}%"
+
+
+def _run_details(meta: Mapping[str, Any]) -> str:
+    rows = []
+    for key in sorted(meta):
+        value = meta[key]
+        if isinstance(value, dict):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(str(item) for item in value)
+        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>")
+    return f'<div id="run"><h2>Run</h2><table class="kv wide">{"".join(rows)}</table></div>'
+
+
+_DEFINITIONS: Sequence[tuple[str, str]] = (
+    (
+        "bytes sent / received",
+        "every byte written to / read from the TCP connection, counted "
+        "at the socket: request line, headers, body, chunk and WebSocket framing",
+    ),
+    ("TTFT", "request's first byte to the first content delta (text or tool-call arguments)"),
+    ("task time", "first turn's start to the final answer, simulated tool time included"),
+    ("per task", "means over completed tasks; TTFT over turns with status ok or reconnected"),
+    ("p95", "nearest rank: the smallest measured value with 95% of values at or below it"),
+    ("reduction", "1 - transport / http; summary.json holds every figure"),
+)
+
+
+def _definitions() -> str:
+    items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in _DEFINITIONS)
+    return f'<section id="definitions"><h2>Definitions</h2><dl class="defs">{items}</dl></section>'
+
+
+def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
+    """The report page for ``summary`` (from :func:`rig.report.summary.build_summary`),
+    with task-time distributions and run details read from ``run``."""
+    meta = run.read_json("meta.json")
+    title = f"rig report {summary.get('run_id')}"
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        _header(summary, meta),
+        _warnings(summary),
+        _headline(summary),
+        _comparison_table(summary),
+        _plots(summary, run),
+        _reliability(summary),
+        _projection(summary),
+        _latency_model(meta),
+        f'<section class="columns">{_health(summary)}{_run_details(meta)}</section>',
+        _definitions(),
+        f"<footer>summary.json (schema {_e(summary.get('schema_version'))}) holds every "
+        "figure on this page; <code>rig report RUN_DIR</code> rebuilds both.</footer>",
+        "</main></body></html>\n",
+    ]
+    return "\n".join(part for part in parts if part)

@@ -1,0 +1,39 @@
+"""Order statistics and means for report figures, with ``None`` for "no data"."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+__all__ = ["mean", "percentile", "rounded"]
+
+
+def mean(values: Iterable[float]) -> float | None:
+    """The arithmetic mean, exactly rounded (``math.fsum``: the order of records does not
+    change the result); ``None`` when there are no values."""
+    items = list(values)
+    if not items:
+        return None
+    return math.fsum(items) / len(items)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least ``q`` percent of the
+    values at or below it (rank ``ceil(q / 100 * n)``, at least 1). Always one of the
+    values, never interpolated; ``None`` when there are no values."""
+    if not 0 < q <= 100:
+        raise ValueError(f"percentile q must be in (0, 100], got {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rounded(value: float | None, digits: int) -> float | None:
+    """``round(value, digits)``, passing ``None`` through and refusing NaN or infinity."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite figure: {value!r}")
+    return round(value, digits)

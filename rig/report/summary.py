@@ -1,0 +1,305 @@
+"""summary.json: a run's figures per transport, and every transport against ``http``.
+
+A stable interface for CI pipelines and Kubernetes jobs: keys are only ever added. Every
+figure is ``null`` when it has no data (never NaN); the file is written with sorted keys,
+and means are exactly rounded sums (``math.fsum``), so the same records give the same
+bytes whatever order the workers wrote them in.
+
+Per transport (``transports.<name>``):
+
+* ``tasks``: completed tasks (``TaskRecord.ok``); every per-task figure is over them.
+  ``tasks_failed``: task records with ``ok`` false.
+* ``turns``: turn records of any status. ``errors``: turns whose status is ``error`` or
+  ``timeout``. ``rate_limited``: turns that gave up with status ``rate_limited``.
+  ``rate_limit_hits``: rejected attempts (``ratelimits.jsonl``), retried or not.
+* ``bytes_sent_per_task`` / ``bytes_recv_per_task``: mean wire bytes of a completed task.
+* ``task_seconds_mean`` / ``task_seconds_p95``: completed tasks' time, first turn's start
+  to the final answer, tool time included.
+* ``turns_per_task_mean``: mean turns of a completed task.
+* ``ttft_ms_mean`` / ``ttft_ms_p95``: TTFT over successful turns (status ``ok`` or
+  ``reconnected``; failed turns have no meaningful TTFT). ``ttft_ms_first_turn_mean``: the
+  same over turn index 0 only.
+* ``per_turn``: one entry per turn index with at least one successful turn, ascending:
+  ``n`` successful turns at that index and their mean ``bytes_sent``, ``bytes_recv`` and
+  ``ttft_ms``.
+
+Percentiles are nearest-rank (:func:`rig.report.stats.percentile`): always a measured value.
+
+``comparison.<name>_vs_http``: for each transport other than ``http``, when ``http`` ran,
+``1 - figure(name) / figure(http)`` for ``bytes_sent_reduction`` (bytes sent per task),
+``bytes_recv_reduction``, ``task_time_reduction`` (task seconds mean), ``ttft_reduction``
+(TTFT mean, all turns), ``ttft_first_turn_reduction``, ``task_time_p95_reduction`` and
+``ttft_p95_reduction``. 0.82 means 82% less; negative
+means larger; ``null`` when either figure is missing or the http figure is zero.
+
+``rig``: load-generator health from ``health.jsonl``: ``samples``, ``workers``,
+``lag_ms_p99_max`` (worst scheduling-lag p99 of any sample), ``lag_ms_max``,
+``cpu_percent_mean`` / ``cpu_percent_max``, ``saturated`` (any sample saturated) and
+``saturated_samples``.
+
+``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
+see before trusting the figures (saturation, errors, missing baseline).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rig.metrics.records import HealthRecord, RateLimitRecord, TaskRecord, TurnRecord
+from rig.metrics.rundir import RunDirectory, RunDirectoryError
+from rig.report.errors import ReportError
+from rig.report.palette import BASELINE, ordered
+from rig.report.projection import project
+from rig.report.stats import mean, percentile, rounded
+
+__all__ = [
+    "ERROR_STATUSES",
+    "OK_STATUSES",
+    "REDUCTIONS",
+    "SCHEMA_VERSION",
+    "build_summary",
+    "comparison_key",
+    "summarize",
+]
+
+SCHEMA_VERSION = 1
+"""Bumped only if a key changes meaning or disappears (adding keys does not bump it)."""
+
+OK_STATUSES = frozenset({"ok", "reconnected"})
+"""Turn statuses whose timings count: the turn produced an answer."""
+
+ERROR_STATUSES = frozenset({"error", "timeout"})
+"""Turn statuses counted as ``errors``."""
+
+REDUCTIONS = {
+    "bytes_sent_reduction": "bytes_sent_per_task",
+    "bytes_recv_reduction": "bytes_recv_per_task",
+    "task_time_reduction": "task_seconds_mean",
+    "ttft_reduction": "ttft_ms_mean",
+    "ttft_first_turn_reduction": "ttft_ms_first_turn_mean",
+    "task_time_p95_reduction": "task_seconds_p95",
+    "ttft_p95_reduction": "ttft_ms_p95",
+}
+"""Each comparison key and the per-transport figure it compares."""
+
+# Digits kept in summary.json: bytes to 0.1 B, ms to 0.01 ms, seconds to 0.1 ms.
+_BYTES, _MS, _SECONDS, _FRACTION = 1, 2, 4, 4
+
+
+def comparison_key(name: str) -> str:
+    """The comparison entry of transport ``name``: ``ws`` -> ``ws_vs_http``."""
+    return f"{name}_vs_{BASELINE}"
+
+
+def build_summary(run: RunDirectory) -> dict[str, Any]:
+    """The summary of the run in ``run`` (see the module docstring for every field).
+
+    Raises :class:`ReportError` when the directory is missing, has no ``meta.json``, holds a
+    malformed line or recorded no turns.
+    """
+    if not run.path.is_dir():
+        raise ReportError(f"{run.path}: no such run directory")
+    try:
+        meta = run.read_json("meta.json")
+        turns = run.turns()
+        tasks = run.tasks()
+        ratelimits = run.ratelimits()
+        health = run.health()
+    except RunDirectoryError as exc:
+        raise ReportError(str(exc)) from exc
+    if not isinstance(meta, dict):
+        raise ReportError(f"{run.path / 'meta.json'}: expected a JSON object")
+    if not turns:
+        raise ReportError(
+            f"{run.path / 'turns.jsonl'}: no turn records, so there is nothing to report; "
+            "the run ended before any turn finished (check its log for connection errors), "
+            "or the records went to InfluxDB only: run again with the run-directory sink"
+        )
+    return summarize(meta, turns, tasks, ratelimits, health, default_run_id=run.path.name)
+
+
+def summarize(
+    meta: Mapping[str, Any],
+    turns: Sequence[TurnRecord],
+    tasks: Sequence[TaskRecord],
+    ratelimits: Sequence[RateLimitRecord] = (),
+    health: Sequence[HealthRecord] = (),
+    default_run_id: str | None = None,
+) -> dict[str, Any]:
+    """The summary of records read from any source (run directory or InfluxDB)."""
+    turns_by = _group(turns)
+    tasks_by = _group(tasks)
+    hits_by = _group(ratelimits)
+    names = set(turns_by) | set(tasks_by) | set(hits_by)
+    planned = meta.get("transports")
+    if isinstance(planned, list):
+        names |= {name for name in planned if isinstance(name, str)}
+    transports = {
+        name: _transport(turns_by.get(name, []), tasks_by.get(name, []), hits_by.get(name, []))
+        for name in ordered(names)
+    }
+    rig, rig_warnings = _rig_health(health)
+    comparison = _comparison(transports)
+    warnings = rig_warnings + _warnings(transports)
+    every = [*turns, *tasks]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": _text(meta.get("run_id")) or default_run_id,
+        "target": _text(meta.get("target")) or _tag_values(every, "target"),
+        "scenario": _text(meta.get("scenario")) or _tag_values(every, "scenario"),
+        "duration_s": _number(meta.get("duration_s")),
+        "users": _number(meta.get("users")),
+        "preset": _text(meta.get("preset")),
+        "transports": transports,
+        "comparison": comparison,
+        "projection": project(transports),
+        "rig": rig,
+        "warnings": warnings,
+    }
+
+
+def _group(records: Iterable[Any]) -> dict[str, list[Any]]:
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for record in records:
+        groups[record.tags.transport].append(record)
+    return groups
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _tag_values(records: Sequence[TurnRecord | TaskRecord], tag: str) -> str | None:
+    values = sorted({getattr(record.tags, tag) for record in records})
+    return ", ".join(values) or None
+
+
+def _transport(
+    turns: list[TurnRecord], tasks: list[TaskRecord], hits: list[RateLimitRecord]
+) -> dict[str, Any]:
+    done = [task for task in tasks if task.ok]
+    answered = [turn for turn in turns if turn.status in OK_STATUSES]
+    ttfts = [turn.ttft_ms for turn in answered]
+    task_seconds = [task.task_ms / 1000 for task in done]
+    return {
+        "tasks": len(done),
+        "tasks_failed": len(tasks) - len(done),
+        "turns": len(turns),
+        "errors": sum(turn.status in ERROR_STATUSES for turn in turns),
+        "rate_limited": sum(turn.status == "rate_limited" for turn in turns),
+        "rate_limit_hits": len(hits),
+        "bytes_sent_per_task": rounded(mean(task.bytes_sent for task in done), _BYTES),
+        "bytes_recv_per_task": rounded(mean(task.bytes_recv for task in done), _BYTES),
+        "task_seconds_mean": rounded(mean(task_seconds), _SECONDS),
+        "task_seconds_p95": rounded(percentile(task_seconds, 95), _SECONDS),
+        "turns_per_task_mean": rounded(mean(task.turns for task in done), 2),
+        "ttft_ms_mean": rounded(mean(ttfts), _MS),
+        "ttft_ms_first_turn_mean": rounded(
+            mean(turn.ttft_ms for turn in answered if turn.turn == 0), _MS
+        ),
+        "ttft_ms_p95": rounded(percentile(ttfts, 95), _MS),
+        "per_turn": _per_turn(answered),
+    }
+
+
+def _per_turn(answered: list[TurnRecord]) -> list[dict[str, Any]]:
+    by_index: dict[int, list[TurnRecord]] = defaultdict(list)
+    for turn in answered:
+        by_index[turn.turn].append(turn)
+    return [
+        {
+            "turn": index,
+            "n": len(group),
+            "bytes_sent_mean": rounded(mean(t.bytes_sent for t in group), _BYTES),
+            "bytes_recv_mean": rounded(mean(t.bytes_recv for t in group), _BYTES),
+            "ttft_ms_mean": rounded(mean(t.ttft_ms for t in group), _MS),
+        }
+        for index, group in sorted(by_index.items())
+    ]
+
+
+def _reduction(baseline: float | None, other: float | None) -> float | None:
+    if baseline is None or other is None or baseline <= 0:
+        return None
+    return rounded(1 - other / baseline, _FRACTION)
+
+
+def _comparison(transports: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    if BASELINE not in transports:
+        return {}
+    base = transports[BASELINE]
+    return {
+        comparison_key(name): {
+            key: _reduction(base[figure], figures[figure]) for key, figure in REDUCTIONS.items()
+        }
+        for name, figures in transports.items()
+        if name != BASELINE
+    }
+
+
+def _rig_health(health: Sequence[HealthRecord]) -> tuple[dict[str, Any], list[str]]:
+    saturated = [record for record in health if record.saturated]
+    figures = {
+        "samples": len(health),
+        "workers": len({record.tags.worker for record in health}),
+        "lag_ms_p99_max": rounded(max((r.lag_ms_p99 for r in health), default=None), _MS),
+        "lag_ms_max": rounded(max((r.lag_ms_max for r in health), default=None), _MS),
+        "cpu_percent_mean": rounded(mean(r.cpu_percent for r in health), 1),
+        "cpu_percent_max": rounded(max((r.cpu_percent for r in health), default=None), 1),
+        "saturated": bool(saturated),
+        "saturated_samples": len(saturated),
+    }
+    warnings = []
+    if not health:
+        warnings.append(
+            "no load-generator health records (health.jsonl): "
+            "cannot tell whether latency figures are reliable"
+        )
+    if saturated:
+        workers = ", ".join(sorted({record.tags.worker for record in saturated}))
+        warnings.append(
+            f"load generator saturated in {len(saturated)} of {len(health)} health samples "
+            f"(worker {workers}): latency figures unreliable; "
+            "run more workers or fewer users per worker"
+        )
+    dropped = max((record.points_dropped for record in health), default=0)
+    if dropped > 0:
+        warnings.append(
+            f"the metrics sink dropped points (up to {dropped} in one health sample): "
+            "InfluxDB figures are incomplete"
+        )
+    return figures, warnings
+
+
+def _warnings(transports: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    warnings = []
+    if transports and BASELINE not in transports:
+        warnings.append(
+            f"{BASELINE} was not run: no comparison (every ratio is relative to {BASELINE})"
+        )
+    for name, figures in transports.items():
+        if figures["tasks"] == 0:
+            warnings.append(f"{name}: no completed tasks, so its per-task figures are null")
+        elif figures["tasks_failed"]:
+            total = figures["tasks"] + figures["tasks_failed"]
+            warnings.append(f"{name}: {figures['tasks_failed']} of {total} tasks failed")
+        if figures["errors"]:
+            warnings.append(
+                f"{name}: {figures['errors']} of {figures['turns']} turns failed (error or timeout)"
+            )
+        if figures["rate_limited"] or figures["rate_limit_hits"]:
+            warnings.append(
+                f"{name}: {figures['rate_limit_hits']} rate-limit hits, "
+                f"{figures['rate_limited']} turns gave up rate-limited; "
+                "retries after a hit lengthen task times"
+            )
+    return warnings

@@ -1,0 +1,269 @@
+"""report.html and render_run: self-contained, escaped, a plot per figure, deterministic."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord
+from rig.metrics.rundir import RunDirectory
+from rig.report import RenderedRun, ReportError, render_run
+from rig.report.html import PLOT_IDS, render_html
+from rig.report.summary import build_summary
+
+LATENCY_MODEL = {"name": "fast", "base_ms": 100.0, "parse_ms_per_kb": 0.3, "tokens_per_s": 1000.0}
+
+
+class PageOutline(HTMLParser):
+    """Which plots a page has, and for each, the elements inside each transport's series."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plots: dict[str, dict[str, list[str]]] = {}
+        self.ids: list[str] = []
+        self.tags: set[str] = set()
+        self._plot: str | None = None
+        self._series: str | None = None
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.add(tag)
+        if "id" in found:
+            self.ids.append(found["id"] or "")
+        if tag == "svg":
+            self._plot = found.get("id")
+            self.plots[self._plot or ""] = {}
+        elif tag == "g" and found.get("data-transport") and self._plot is not None:
+            self._series = found["data-transport"]
+            self.plots[self._plot][self._series] = []
+            self._depth = 0
+        elif self._series is not None:
+            self.plots[self._plot or ""][self._series].append(tag)
+        if tag == "g" and self._series is not None:
+            self._depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "g" and self._series is not None:
+            self._depth -= 1
+            if self._depth == 0:
+                self._series = None
+        if tag == "svg":
+            self._plot = None
+
+
+def outline(page: str) -> PageOutline:
+    parser = PageOutline()
+    parser.feed(page)
+    return parser
+
+
+def tags(transport: str, scenario: str = "fix_failing_test") -> RecordTags:
+    return RecordTags(run="r1", scenario=scenario, transport=transport, target="mock")
+
+
+def turn(transport: str, session: str, index: int, sent: int) -> TurnRecord:
+    return TurnRecord(
+        tags=tags(transport),
+        session=session,
+        turn=index,
+        ts=0.0,
+        bytes_sent=sent,
+        bytes_recv=9000,
+        body_bytes_sent=sent,
+        body_bytes_recv=9000,
+        ttfb_ms=90.0,
+        ttft_ms=100.0 + index,
+        turn_ms=300.0,
+        input_tokens=10,
+        cached_tokens=0,
+        output_tokens=10,
+        tool_calls=1,
+        status="ok",
+    )
+
+
+def health(saturated: bool) -> HealthRecord:
+    return HealthRecord(
+        tags=tags("-"),
+        ts=0.0,
+        users=3,
+        turns_per_s=1.0,
+        cpu_percent=99.0 if saturated else 20.0,
+        lag_ms_p99=400.0 if saturated else 2.0,
+        lag_ms_max=900.0 if saturated else 3.0,
+        saturated=saturated,
+    )
+
+
+MOCK_META = {
+    "target": "mock",
+    "scenario": "fix_failing_test",
+    "duration_s": 30,
+    "preset": "fast",
+    "latency_model": LATENCY_MODEL,
+}
+
+
+def make_run(parent: Path, meta: dict | None = None, transports=("http", "ws")) -> RunDirectory:
+    """Three 4-turn tasks per transport: http sends 2, 5, 8, 11 KB, ws 2 KB a turn."""
+    meta = dict(MOCK_META if meta is None else meta)
+    run = RunDirectory.create(parent, meta.pop("run_id", "r1"), meta)
+    records: list = []
+    for name in transports:
+        for session in range(3):
+            sent_total = 0
+            for index in range(4):
+                sent = 2000 + (3000 * index if name == "http" else 0)  # http: 2, 5, 8, 11 KB
+                sent_total += sent
+                records.append(turn(name, f"s{session}", index, sent))
+            records.append(
+                TaskRecord(
+                    tags=tags(name),
+                    session=f"s{session}",
+                    ts=0.0,
+                    task_ms=5000.0 + 100 * session,
+                    turns=4,
+                    bytes_sent=sent_total,
+                    bytes_recv=36_000,
+                    tool_calls=4,
+                    ok=True,
+                )
+            )
+    records.append(health(saturated=False))
+    run.append(records)
+    run.close()
+    return run
+
+
+def page_of(run: RunDirectory) -> str:
+    return render_html(build_summary(run), run)
+
+
+def test_the_page_has_every_plot_with_a_series_per_transport(tmp_path: Path) -> None:
+    page = outline(page_of(make_run(tmp_path)))
+    assert list(page.plots) == list(PLOT_IDS)
+    for plot_id in ("plot-bytes-per-turn", "plot-ttft-per-turn"):
+        assert set(page.plots[plot_id]) == {"http", "ws"}
+        for elements in page.plots[plot_id].values():
+            assert "polyline" in elements
+            assert elements.count("circle") == 4  # one marker per turn index
+    assert {
+        name: "rect" in elements for name, elements in page.plots["plot-task-time"].items()
+    } == {"http": True, "ws": True}
+    assert set(page.plots["plot-errors"]) == {"http", "ws"}
+
+
+def test_ids_are_unique(tmp_path: Path) -> None:
+    ids = outline(page_of(make_run(tmp_path))).ids
+    assert len(ids) == len(set(ids))
+
+
+def test_the_page_is_self_contained(tmp_path: Path) -> None:
+    page = page_of(make_run(tmp_path))
+    parsed = outline(page)
+    assert parsed.tags.isdisjoint(
+        {"script", "link", "img", "iframe", "object", "embed", "image", "use"}
+    )
+    assert not re.search(r"\b(src|href|xlink:href)\s*=", page, re.IGNORECASE)
+    assert "url(" not in page
+    assert "@import" not in page
+    assert "@font-face" not in page
+    assert "<style>" in page  # the CSS is inline
+
+
+def test_hostile_strings_from_the_run_are_escaped(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    meta = {
+        "run_id": '"><img src=x onerror=alert(1)>',
+        "target": hostile,
+        "scenario": hostile,
+        "note": "<b onmouseover=alert(1)>",
+        "latency_model": {"<i>": "<script>x</script>"},
+    }
+    run = make_run(tmp_path, meta, transports=("http", "<svg onload=alert(1)>"))
+    page = page_of(run)
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<b onmouseover" not in page
+    assert "<svg onload" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'data-transport="&lt;svg onload=alert(1)&gt;"' in page
+
+
+def test_the_latency_model_is_shown_only_when_the_target_was_the_mock(tmp_path: Path) -> None:
+    mock_page = page_of(make_run(tmp_path / "a"))
+    assert 'id="latency-model"' in mock_page
+    assert "parse_ms_per_kb" in mock_page
+    assert "preset <b>fast</b>" in mock_page
+    real_page = page_of(
+        make_run(tmp_path / "b", {"target": "https://api.example.com/v1", "scenario": "s"})
+    )
+    assert 'id="latency-model"' not in real_page
+
+
+def test_the_comparison_table_shows_deltas_against_http(tmp_path: Path) -> None:
+    page = page_of(make_run(tmp_path))
+    table = page[
+        page.index('id="comparison-table"') : page.index(
+            "</table>", page.index('id="comparison-table"')
+        )
+    ]
+    # bytes per task: http 3 x (2, 5, 8, 11 KB) = 26 KB, ws 8 KB -> -69%
+    assert "26.0 KB" in table
+    assert "8.00 KB" in table
+    assert '<td class="delta better">-69%</td>' in table
+
+
+def test_warnings_are_shown_first(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    run.append([health(saturated=True)])
+    run.close()
+    page = page_of(run)
+    assert page.index('id="warnings"') < page.index('id="comparison"')
+    assert "latency figures unreliable" in page
+
+
+# -- render_run -------------------------------------------------------------------------
+
+
+def test_render_run_writes_summary_and_report_into_the_run_directory(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    rendered = render_run(run.path)
+    assert isinstance(rendered, RenderedRun)
+    assert rendered.summary_path == run.path / "summary.json"
+    assert rendered.report_path == run.path / "report.html"
+    assert json.loads(rendered.summary_path.read_text()) == rendered.summary
+    assert rendered.report_path.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert not list(run.path.glob("*.tmp"))
+
+
+def test_render_run_is_deterministic(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    first = render_run(run.path)
+    before = (first.summary_path.read_bytes(), first.report_path.read_bytes())
+    second = render_run(run.path)
+    assert (second.summary_path.read_bytes(), second.report_path.read_bytes()) == before
+    text = before[0].decode()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.dumps(json.loads(text), indent=2, sort_keys=True) == text  # sorted keys
+
+
+def test_render_run_on_a_run_without_turns_says_what_to_do(tmp_path: Path) -> None:
+    run = RunDirectory.create(tmp_path, "empty", {"target": "mock"})
+    with pytest.raises(ReportError, match="no turn records") as caught:
+        render_run(run.path)
+    assert str(run.path) in str(caught.value)
+    assert not (run.path / "report.html").exists()
+
+
+def test_render_run_on_something_that_is_not_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no such run directory"):
+        render_run(tmp_path / "missing")
+    with pytest.raises(ReportError, match=r"meta\.json: missing; is .* a run directory\?"):
+        render_run(tmp_path)

@@ -1,0 +1,420 @@
+"""summary.json: every figure on synthetic records whose true values are worked out here."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from rig.metrics.records import (
+    HealthRecord,
+    RateLimitRecord,
+    RecordTags,
+    TaskRecord,
+    TurnRecord,
+)
+from rig.metrics.rundir import RunDirectory
+from rig.report import ReportError, build_summary, summarize
+from rig.report.stats import percentile
+
+META = {"run_id": "r1", "target": "mock", "scenario": "fix_failing_test", "duration_s": 60}
+
+
+def tags(transport: str, worker: str = "local") -> RecordTags:
+    return RecordTags(
+        run="r1", scenario="fix_failing_test", transport=transport, target="mock", worker=worker
+    )
+
+
+def turn(
+    transport: str,
+    index: int,
+    *,
+    sent: int = 1000,
+    recv: int = 2000,
+    ttft: float = 100.0,
+    status: str = "ok",
+    session: str = "s0",
+) -> TurnRecord:
+    return TurnRecord(
+        tags=tags(transport),
+        session=session,
+        turn=index,
+        ts=1000.0 + index,
+        bytes_sent=sent,
+        bytes_recv=recv,
+        body_bytes_sent=sent - 200,
+        body_bytes_recv=recv - 200,
+        ttfb_ms=ttft / 2,
+        ttft_ms=ttft,
+        turn_ms=ttft * 3,
+        input_tokens=100,
+        cached_tokens=0,
+        output_tokens=20,
+        tool_calls=1,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def task(
+    transport: str,
+    *,
+    seconds: float = 10.0,
+    sent: int = 10_000,
+    recv: int = 20_000,
+    ok: bool = True,
+    turns: int = 3,
+    session: str = "s0",
+) -> TaskRecord:
+    return TaskRecord(
+        tags=tags(transport),
+        session=session,
+        ts=1000.0,
+        task_ms=seconds * 1000,
+        turns=turns,
+        bytes_sent=sent,
+        bytes_recv=recv,
+        tool_calls=turns,
+        ok=ok,
+    )
+
+
+def health(
+    *, cpu: float = 40.0, lag_p99: float = 5.0, lag_max: float = 9.0, saturated: bool = False
+) -> HealthRecord:
+    return HealthRecord(
+        tags=tags("-", worker="w1"),
+        ts=1000.0,
+        users=10,
+        turns_per_s=5.0,
+        cpu_percent=cpu,
+        lag_ms_p99=lag_p99,
+        lag_ms_max=lag_max,
+        saturated=saturated,
+    )
+
+
+def hit(transport: str) -> RateLimitRecord:
+    return RateLimitRecord(
+        tags=tags(transport), ts=1000.0, limit="requests", retry_after_ms=500.0, remaining=0
+    )
+
+
+def write_run(parent: Path, records: list, meta: dict | None = None) -> RunDirectory:
+    run = RunDirectory.create(parent, "r1", dict(META if meta is None else meta))
+    run.append(records)
+    run.close()
+    return run
+
+
+# -- per-transport figures -------------------------------------------------------------
+
+
+def test_per_task_figures_are_means_over_completed_tasks_only() -> None:
+    tasks = [
+        task("http", seconds=30, sent=100_000, recv=300_000),
+        task("http", seconds=50, sent=200_000, recv=500_000, turns=5),
+        task("http", seconds=999, sent=999_999, recv=999_999, ok=False),
+    ]
+    figures = summarize(META, [turn("http", 0)], tasks)["transports"]["http"]
+    assert figures["tasks"] == 2
+    assert figures["tasks_failed"] == 1
+    assert figures["bytes_sent_per_task"] == 150_000
+    assert figures["bytes_recv_per_task"] == 400_000
+    assert figures["task_seconds_mean"] == 40
+    assert figures["turns_per_task_mean"] == 4
+
+
+def test_errors_count_error_and_timeout_and_rate_limited_counts_its_own_status() -> None:
+    turns = [
+        turn("ws", 0, status="ok"),
+        turn("ws", 1, status="reconnected"),
+        turn("ws", 2, status="error"),
+        turn("ws", 3, status="timeout"),
+        turn("ws", 4, status="rate_limited"),
+    ]
+    figures = summarize(META, turns, [], [hit("ws"), hit("ws"), hit("http")])["transports"]
+    assert figures["ws"]["turns"] == 5
+    assert figures["ws"]["errors"] == 2
+    assert figures["ws"]["rate_limited"] == 1
+    assert figures["ws"]["rate_limit_hits"] == 2
+    assert figures["http"]["rate_limit_hits"] == 1
+
+
+def test_ttft_is_over_ok_and_reconnected_turns_and_excludes_failed_ones() -> None:
+    turns = [
+        turn("ws", 0, ttft=100, status="ok"),
+        turn("ws", 1, ttft=300, status="reconnected"),
+        turn("ws", 2, ttft=5_000, status="error"),
+        turn("ws", 3, ttft=9_000, status="timeout"),
+        turn("ws", 4, ttft=7_000, status="rate_limited"),
+    ]
+    figures = summarize(META, turns, [])["transports"]["ws"]
+    assert figures["ttft_ms_mean"] == 200
+    assert figures["ttft_ms_p95"] == 300
+
+
+def test_first_turn_ttft_is_the_mean_over_turn_index_zero() -> None:
+    turns = [
+        turn("http", 0, ttft=1000, session="a"),
+        turn("http", 0, ttft=1200, session="b"),
+        turn("http", 1, ttft=5000, session="a"),
+        turn("http", 0, ttft=9999, session="c", status="error"),
+    ]
+    figures = summarize(META, turns, [])["transports"]["http"]
+    assert figures["ttft_ms_first_turn_mean"] == 1100
+    assert figures["ttft_ms_mean"] == pytest.approx((1000 + 1200 + 5000) / 3, abs=0.01)
+
+
+def test_p95_is_nearest_rank_not_interpolated() -> None:
+    # 20 values 1..20 ms: nearest rank ceil(0.95 * 20) = 19 -> 19 ms (interpolation: 19.05).
+    turns = [turn("ws", i, ttft=float(i + 1)) for i in range(20)]
+    random.Random(1).shuffle(turns)
+    assert summarize(META, turns, [])["transports"]["ws"]["ttft_ms_p95"] == 19
+    # 21 values: ceil(19.95) = 20th smallest.
+    assert percentile([float(v) for v in range(1, 22)], 95) == 20
+
+
+def test_task_seconds_p95_is_nearest_rank_over_completed_tasks() -> None:
+    tasks = [task("http", seconds=s) for s in range(1, 41)]  # ceil(0.95 * 40) = 38
+    tasks.append(task("http", seconds=1000, ok=False))
+    assert summarize(META, [turn("http", 0)], tasks)["transports"]["http"]["task_seconds_p95"] == 38
+
+
+def test_per_turn_groups_successful_turns_by_index_in_ascending_order() -> None:
+    turns = [
+        turn("http", 1, sent=4000, recv=1000, ttft=150, session="a"),
+        turn("http", 0, sent=2000, recv=1000, ttft=100, session="a"),
+        turn("http", 0, sent=2200, recv=3000, ttft=120, session="b"),
+        turn("http", 1, sent=4400, recv=3000, ttft=170, session="b"),
+        turn("http", 1, sent=99_999, recv=99_999, ttft=99_999, session="c", status="error"),
+        turn("http", 2, sent=6000, session="a", status="timeout"),
+    ]
+    per_turn = summarize(META, turns, [])["transports"]["http"]["per_turn"]
+    assert per_turn == [
+        {"turn": 0, "n": 2, "bytes_sent_mean": 2100, "bytes_recv_mean": 2000, "ttft_ms_mean": 110},
+        {"turn": 1, "n": 2, "bytes_sent_mean": 4200, "bytes_recv_mean": 2000, "ttft_ms_mean": 160},
+    ]
+
+
+def test_a_transport_without_data_has_nulls_and_the_json_has_no_nan() -> None:
+    turns = [turn("ws", 0, status="error"), turn("http", 0)]
+    tasks = [task("ws", ok=False), task("http")]
+    summary = summarize(META, turns, tasks)
+    ws = summary["transports"]["ws"]
+    for key in (
+        "bytes_sent_per_task",
+        "bytes_recv_per_task",
+        "task_seconds_mean",
+        "ttft_ms_mean",
+        "ttft_ms_first_turn_mean",
+        "ttft_ms_p95",
+    ):
+        assert ws[key] is None, key
+    assert ws["per_turn"] == []
+    assert all(value is None for value in summary["comparison"]["ws_vs_http"].values())
+    json.dumps(summary, allow_nan=False)  # raises on NaN or infinity
+    assert "ws: no completed tasks, so its per-task figures are null" in summary["warnings"]
+
+
+def test_a_transport_planned_in_meta_but_without_records_is_reported_empty() -> None:
+    summary = summarize({**META, "transports": ["http", "ws"]}, [turn("http", 0)], [task("http")])
+    assert summary["transports"]["ws"]["tasks"] == 0
+    assert summary["transports"]["ws"]["turns"] == 0
+
+
+# -- comparison --------------------------------------------------------------------------
+
+
+def test_every_transport_is_compared_with_http_as_reduction_fractions() -> None:
+    turns = [
+        turn("http", 0, ttft=1000),
+        turn("ws", 0, ttft=900),
+        turn("ws_stored", 0, ttft=950),
+        turn("http_chained", 0, ttft=1100),
+        turn("chat", 0, ttft=1000),
+    ]
+    tasks = [
+        task("http", seconds=40, sent=176_000, recv=485_000),
+        task("ws", seconds=30, sent=32_000, recv=343_000),
+        task("ws_stored", seconds=32, sent=33_000, recv=343_000),
+        task("http_chained", seconds=44, sent=30_000, recv=485_000),
+        task("chat", seconds=40, sent=180_000, recv=500_000),
+    ]
+    comparison = summarize(META, turns, tasks)["comparison"]
+    assert set(comparison) == {
+        "ws_vs_http",
+        "ws_stored_vs_http",
+        "http_chained_vs_http",
+        "chat_vs_http",
+    }
+    ws = comparison["ws_vs_http"]
+    assert ws["bytes_sent_reduction"] == pytest.approx(1 - 32_000 / 176_000, abs=1e-4)  # 0.8182
+    assert ws["bytes_recv_reduction"] == pytest.approx(1 - 343_000 / 485_000, abs=1e-4)
+    assert ws["task_time_reduction"] == 0.25
+    assert ws["ttft_reduction"] == 0.1
+    assert ws["ttft_first_turn_reduction"] == 0.1
+    chained = comparison["http_chained_vs_http"]
+    assert chained["task_time_reduction"] == -0.1  # slower: negative
+    assert chained["ttft_reduction"] == -0.1
+    chat = comparison["chat_vs_http"]
+    assert chat["bytes_sent_reduction"] < 0  # sends more than http
+    assert chat["ttft_reduction"] == 0
+
+
+def test_without_http_there_is_no_comparison_and_a_warning_says_why() -> None:
+    summary = summarize(META, [turn("ws", 0)], [task("ws")])
+    assert summary["comparison"] == {}
+    assert any("http was not run" in warning for warning in summary["warnings"])
+    assert all(row["saving_vs_http_gbps"] is None for row in summary["projection"])
+
+
+def test_a_zero_http_figure_gives_a_null_reduction_not_a_division_error() -> None:
+    tasks = [task("http", sent=0), task("ws", sent=100)]
+    summary = summarize(META, [turn("http", 0), turn("ws", 0)], tasks)
+    assert summary["comparison"]["ws_vs_http"]["bytes_sent_reduction"] is None
+
+
+# -- run, rig and warnings ---------------------------------------------------------------
+
+
+def test_run_identity_comes_from_meta() -> None:
+    summary = summarize({**META, "users": 200, "preset": "gpt-5.4"}, [turn("http", 0)], [])
+    assert (summary["run_id"], summary["target"], summary["scenario"]) == (
+        "r1",
+        "mock",
+        "fix_failing_test",
+    )
+    assert summary["duration_s"] == 60
+    assert summary["users"] == 200
+    assert summary["preset"] == "gpt-5.4"
+
+
+def test_missing_meta_keys_fall_back_to_the_records_or_null() -> None:
+    summary = summarize({}, [turn("http", 0)], [], default_run_id="dir-name")
+    assert summary["run_id"] == "dir-name"
+    assert summary["target"] == "mock"
+    assert summary["scenario"] == "fix_failing_test"
+    assert summary["duration_s"] is None
+    assert summary["preset"] is None
+
+
+def test_rig_health_reports_worst_lag_mean_cpu_and_saturation() -> None:
+    samples = [
+        health(cpu=30, lag_p99=4, lag_max=10),
+        health(cpu=50, lag_p99=80, lag_max=200, saturated=True),
+        health(cpu=40, lag_p99=6, lag_max=12),
+    ]
+    summary = summarize(META, [turn("http", 0)], [], health=samples)
+    assert summary["rig"] == {
+        "samples": 3,
+        "workers": 1,
+        "lag_ms_p99_max": 80,
+        "lag_ms_max": 200,
+        "cpu_percent_mean": 40,
+        "cpu_percent_max": 50,
+        "saturated": True,
+        "saturated_samples": 1,
+    }
+    assert any(
+        "load generator saturated" in w and "latency figures unreliable" in w
+        for w in summary["warnings"]
+    )
+
+
+def test_an_unsaturated_run_has_no_saturation_warning_and_no_health_gets_its_own() -> None:
+    healthy = summarize(META, [turn("http", 0)], [task("http")], health=[health()])
+    assert healthy["rig"]["saturated"] is False
+    assert not any("saturated" in w for w in healthy["warnings"])
+    blind = summarize(META, [turn("http", 0)], [task("http")])
+    assert blind["rig"]["samples"] == 0
+    assert blind["rig"]["lag_ms_p99_max"] is None
+    assert any("no load-generator health records" in w for w in blind["warnings"])
+
+
+def test_errors_and_rate_limits_are_warned_about_per_transport() -> None:
+    turns = [turn("http", 0), turn("ws", 0), turn("ws", 1, status="error")]
+    summary = summarize(META, turns, [task("http"), task("ws")], [hit("ws")], [health()])
+    assert "ws: 1 of 2 turns failed (error or timeout)" in summary["warnings"]
+    assert any(w.startswith("ws: 1 rate-limit hits") for w in summary["warnings"])
+
+
+# -- from a run directory -------------------------------------------------------------------
+
+
+def test_build_summary_reads_the_run_directory(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [turn("http", 0), task("http", sent=5000), health()])
+    summary = build_summary(run)
+    assert summary["run_id"] == "r1"
+    assert summary["transports"]["http"]["bytes_sent_per_task"] == 5000
+    assert summary["rig"]["samples"] == 1
+
+
+def test_record_order_does_not_change_a_single_byte_of_summary_json(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    records: list = []
+    for session in range(30):
+        for index in range(8):
+            for transport in ("http", "ws"):
+                records.append(
+                    turn(
+                        transport,
+                        index,
+                        sent=rng.randint(1000, 40_000),
+                        ttft=rng.uniform(900, 1300),
+                        session=f"s{session}",
+                    )
+                )
+        for transport in ("http", "ws"):
+            records.append(task(transport, seconds=rng.uniform(20, 40), sent=rng.randint(1, 10**6)))
+    shuffled = list(records)
+    rng.shuffle(shuffled)
+    first = write_run(tmp_path / "a", records)
+    second = write_run(tmp_path / "b", shuffled)
+    written = [
+        run.write_json("summary.json", build_summary(run)).read_bytes() for run in (first, second)
+    ]
+    assert written[0] == written[1]
+    assert b"NaN" not in written[0]
+
+
+def test_a_run_without_turn_records_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [task("http")])
+    with pytest.raises(ReportError, match=r"turns\.jsonl: no turn records") as caught:
+        build_summary(run)
+    assert "run again" in str(caught.value)
+
+
+def test_a_missing_directory_or_meta_is_a_report_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no such run directory"):
+        build_summary(RunDirectory(tmp_path / "nope"))
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(ReportError, match=r"meta\.json: missing"):
+        build_summary(RunDirectory(tmp_path / "bare"))
+
+
+def test_a_malformed_record_line_is_a_report_error_naming_file_and_line(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [turn("http", 0)])
+    with open(run.path / "turns.jsonl", "ab") as handle:
+        handle.write(b'{"kind": "turn", "oops": 1}\n')
+    with pytest.raises(ReportError, match=r"turns\.jsonl:2: malformed record"):
+        build_summary(run)
+
+
+def test_summary_figures_are_finite_or_null_everywhere() -> None:
+    summary = summarize(META, [turn("http", 0), turn("ws", 0)], [task("http"), task("ws")])
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, float):
+            assert math.isfinite(node)
+
+    walk(summary)
