@@ -537,7 +537,8 @@ class AgentScript:
 
     HTTP sends the whole transcript every turn (``stream: true``, ``store: false``);
     WebSocket sends ``response.create`` with ``previous_response_id`` and only the new
-    items, as :mod:`rig.loadgen.probe` does. Every turn is recorded for the reference.
+    items, as :class:`rig.loadgen.session.AgentSession` does. Every turn is recorded for
+    the reference.
     """
 
     def __init__(

@@ -1,5 +1,5 @@
-"""The ``rig`` command: ``rig mock`` serves the mock provider; ``rig demo`` runs the
-interim main job (scripted sessions over HTTP and WebSocket against an embedded mock)."""
+"""The ``rig`` command: ``rig mock`` serves the mock provider, ``rig compare`` runs the
+transports side by side and reports, ``rig report`` re-renders a run directory."""
 
 from __future__ import annotations
 
@@ -72,16 +72,6 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="one scripted session per scenario over HTTP and WebSocket, embedded mock",
-    )
-    p.add_argument("--preset", default="instant", help="latency preset of the embedded mock")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scenario", action="append", help="scenario name (repeatable; default: all)")
-
-
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
@@ -143,7 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mock(sub)
     _add_compare(sub)
     _add_report(sub)
-    _add_demo(sub)
     return parser
 
 
@@ -174,42 +163,6 @@ def _run_mock(args: argparse.Namespace) -> int:
     except (PresetError, StoreUnavailableError, ValueError) as exc:
         print(f"rig mock: {exc}", file=sys.stderr)
         return 2
-    return 0
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from rig.loadgen.probe import run_probe
-    from rig.mock.embedded import EmbeddedMock
-    from rig.mock.server import MockConfig
-    from rig.workload.scenarios import builtin_scenarios
-
-    scenarios = builtin_scenarios()
-    names = args.scenario or sorted(scenarios)
-    unknown = [n for n in names if n not in scenarios]
-    if unknown:
-        known = ", ".join(sorted(scenarios))
-        print(f"rig demo: unknown scenario {unknown[0]!r}; known: {known}", file=sys.stderr)
-        return 2
-    with EmbeddedMock(MockConfig(preset=args.preset, seed=args.seed)) as mock:
-        print(f"embedded mock at {mock.base_url} (preset {args.preset})\n")
-        totals = {"http": 0, "ws": 0}
-        for name in names:
-            http = run_probe(mock.base_url, scenarios[name], "http", seed=args.seed)
-            ws = run_probe(mock.base_url, scenarios[name], "ws", seed=args.seed)
-            print(f"{name}: {len(http.turns)} turns, {http.tool_calls} tool calls")
-            print(f"  {'turn':>4}  {'http request B':>14}  {'ws message B':>12}")
-            for h, w in zip(http.turns, ws.turns, strict=False):
-                print(f"  {h.turn:>4}  {h.request_bytes:>14,}  {w.request_bytes:>12,}")
-            saving = 1 - ws.request_bytes / http.request_bytes
-            print(
-                f"  task: http {http.request_bytes:,} B, ws {ws.request_bytes:,} B "
-                f"({saving:.0%} less sent over ws)\n"
-            )
-            totals["http"] += http.request_bytes
-            totals["ws"] += ws.request_bytes
-    saving = 1 - totals["ws"] / totals["http"]
-    print(f"all scenarios: {saving:.0%} fewer request bytes over WebSocket continuation")
-    print("(application bytes; wire-level accounting arrives with the load generator)")
     return 0
 
 
@@ -259,7 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mock": _run_mock,
         "compare": _run_compare,
         "report": _run_report,
-        "demo": _run_demo,
     }
     return commands[args.command](args)
 

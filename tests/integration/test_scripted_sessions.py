@@ -1,8 +1,8 @@
-"""Scripted agent sessions of every scenario against the mock: what each transport sends.
+"""A scripted agent session of every scenario against the mock, over HTTP and WebSocket.
 
-The headline shape of the published measurements, asserted: a stateless HTTP request
-grows with every turn, a WebSocket continuation does not; and the model side plays the
-same conversation either way, so the difference is the transport alone.
+The headline shape of the published measurements, asserted on wire bytes: a stateless
+HTTP request grows with every turn, a WebSocket continuation does not; and the model side
+plays the same conversation either way, so the difference is the transport alone.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from itertools import pairwise
 import httpx
 import pytest
 
-from rig.loadgen.probe import ProbeResult, run_probe
+from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.target import Target
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios, make_task
 from rig.workload.tools import INSTRUCTIONS, TOOLS
 
@@ -28,23 +30,40 @@ def _slope(sizes: list[int]) -> float:
     return num / sum((x - mean_x) ** 2 for x in range(n))
 
 
+def _run(url: str, scenario_name: str, transport: str) -> tuple[TaskRecord, list[TurnRecord]]:
+    scenario = builtin_scenarios()[scenario_name]
+    records: list = []
+    config = SessionConfig(
+        transport=transport,
+        scenario=scenario,
+        target=Target.from_url(url),
+        tags=RecordTags("test", scenario.name, transport, "mock"),
+        time_scale=0.0,
+    )
+    session = AgentSession(config, records.append)
+    try:
+        task = session.run_task()
+    finally:
+        session.close()
+    return task, [r for r in records if isinstance(r, TurnRecord)]
+
+
 @pytest.fixture(scope="module", params=SCENARIOS)
-def sessions(request: pytest.FixtureRequest, mock_url: str) -> tuple[ProbeResult, ProbeResult]:
-    scenario = builtin_scenarios()[request.param]
-    return run_probe(mock_url, scenario, "http"), run_probe(mock_url, scenario, "ws")
+def sessions(
+    request: pytest.FixtureRequest, mock_url: str
+) -> dict[str, tuple[TaskRecord, list[TurnRecord]]]:
+    return {transport: _run(mock_url, request.param, transport) for transport in ("http", "ws")}
 
 
-def test_http_requests_grow_every_turn(sessions: tuple[ProbeResult, ProbeResult]) -> None:
-    http, _ = sessions
-    sizes = [t.request_bytes for t in http.turns]
+def test_http_requests_grow_every_turn(sessions: dict) -> None:
+    sizes = [t.bytes_sent for t in sessions["http"][1]]
     assert all(later > earlier for earlier, later in pairwise(sizes)), sizes
     assert sizes[-1] > 5 * sizes[0]
 
 
-def test_ws_continuations_stay_flat(sessions: tuple[ProbeResult, ProbeResult]) -> None:
-    http, ws = sessions
-    http_sizes = [t.request_bytes for t in http.turns]
-    ws_sizes = [t.request_bytes for t in ws.turns]
+def test_ws_continuations_stay_flat(sessions: dict) -> None:
+    http_sizes = [t.bytes_sent for t in sessions["http"][1]]
+    ws_sizes = [t.bytes_sent for t in sessions["ws"][1]]
     # No trend: the WebSocket slope is a small fraction of the HTTP slope ...
     assert abs(_slope(ws_sizes)) < 0.15 * _slope(http_sizes), (ws_sizes, http_sizes)
     # ... and no continuation is as large as the late full-context requests.
@@ -52,28 +71,24 @@ def test_ws_continuations_stay_flat(sessions: tuple[ProbeResult, ProbeResult]) -
     assert sum(ws_sizes) < 0.5 * sum(http_sizes)
 
 
-def test_both_transports_play_the_same_conversation(
-    sessions: tuple[ProbeResult, ProbeResult],
-) -> None:
-    http, ws = sessions
-    scenario = builtin_scenarios()[http.scenario]
-    assert len(http.turns) == len(ws.turns)
-    assert [t.tool_calls for t in http.turns] == [t.tool_calls for t in ws.turns]
-    assert http.final_text == ws.final_text and http.final_text
+def test_both_transports_play_the_same_conversation(sessions: dict) -> None:
+    (http_task, http_turns), (ws_task, ws_turns) = sessions["http"], sessions["ws"]
+    scenario = builtin_scenarios()[http_turns[0].tags.scenario]
+    assert http_task.ok and ws_task.ok
+    assert [t.tool_calls for t in http_turns] == [t.tool_calls for t in ws_turns]
+    assert [t.output_tokens for t in http_turns] == [t.output_tokens for t in ws_turns]
     low, high = scenario.turns
-    assert low <= len(http.turns) <= high
+    assert low <= http_task.turns <= high
     low, high = scenario.tool_calls
-    assert low <= http.tool_calls <= high
+    assert low <= http_task.tool_calls <= high
 
 
-def test_usage_counts_the_whole_context_on_both_transports(
-    sessions: tuple[ProbeResult, ProbeResult],
-) -> None:
-    http, ws = sessions
-    assert [t.input_tokens for t in http.turns] == [t.input_tokens for t in ws.turns]
+def test_usage_counts_the_whole_context_on_both_transports(sessions: dict) -> None:
+    http_turns, ws_turns = sessions["http"][1], sessions["ws"][1]
+    assert [t.input_tokens for t in http_turns] == [t.input_tokens for t in ws_turns]
     # A continuation holds its earlier context: cached once that is past the 1,024-token
     # minimum, and never more than the earlier context.
-    for before, turn in pairwise(ws.turns):
+    for before, turn in pairwise(ws_turns):
         if before.input_tokens >= 1024:
             assert before.input_tokens <= turn.cached_tokens + 128 <= turn.input_tokens + 128
 
