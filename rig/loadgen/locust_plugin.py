@@ -236,7 +236,7 @@ class _State:
     transports: list[str] = []
     scenarios: list[Scenario] = []
     target: Target | None = None
-    counter = itertools.count()
+    counters: dict[str, itertools.count[int]] = {}
     sink: Callable[[Any], None] | None = None
 
 
@@ -257,7 +257,10 @@ class AgentUser(User):
             if isinstance(runner, WorkerRunner)
             else "local"
         )
-        index = next(STATE.counter) + 1_000_000 * getattr(runner, "worker_index", 0)
+        # A per-transport counter pairs the cells: user k of every transport gets the same
+        # scenario and the same tasks, so transports differ only in how they talk.
+        counter = STATE.counters.setdefault(self.transport, itertools.count())
+        index = next(counter) + 1_000_000 * getattr(runner, "worker_index", 0)
         scenario = STATE.scenarios[index % len(STATE.scenarios)]
         assert STATE.target is not None
         tags = RecordTags(

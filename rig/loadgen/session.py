@@ -84,7 +84,7 @@ class AgentSession:
         task_number = self.tasks_done
         self.tasks_done += 1
         task = make_task(config.scenario, self.session_index * 100_003 + task_number, config.seed)
-        session_id = f"{config.tags.worker}-{self.session_index}-{task_number}"
+        session_id = f"{config.transport}-{config.tags.worker}-{self.session_index}-{task_number}"
         simulator = ToolSimulator(self._corpus.copy(), seed=config.seed + self.session_index)
         prompt = {"role": "user", "content": task.prompt}
         transcript: list[dict[str, Any]] = [prompt]

@@ -61,6 +61,16 @@ def test_compare_writes_the_run_directory_and_the_json(compared) -> None:
     turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
     ws_turns = [t for t in turns if t["transport"] == "ws"]
     assert summary["transports"]["ws"]["turns"] == len(ws_turns)
+    # The cells are paired: user k of every transport plays the same scenario's tasks.
+    by_transport: dict[str, dict[str, str]] = {}
+    for turn in turns:
+        if turn["turn"] == 0:
+            user_task = turn["session"].split("-", 1)[1]  # "<worker>-<user>-<task>"
+            by_transport.setdefault(turn["transport"], {})[user_task] = turn["scenario"]
+    shared = set.intersection(*(set(cells) for cells in by_transport.values()))
+    assert shared
+    for key in shared:
+        assert len({cells[key] for cells in by_transport.values()}) == 1, key
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["latency_model"]["name"] == "instant" and meta["duration_s"] > 0
 
