@@ -38,7 +38,7 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 ``saturated_samples``.
 
 ``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
-see before trusting the figures (saturation, errors, missing baseline).
+see before trusting the figures (saturation, errors, few tasks, missing baseline).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from rig.report.stats import mean, percentile, rounded
 
 __all__ = [
     "ERROR_STATUSES",
+    "FEW_TASKS",
     "OK_STATUSES",
     "REDUCTIONS",
     "SCHEMA_VERSION",
@@ -73,6 +74,9 @@ OK_STATUSES = frozenset({"ok", "reconnected"})
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
 """Turn statuses counted as ``errors``."""
+
+FEW_TASKS = 10
+"""Fewer completed tasks than this, and a transport's per-task figures get a warning."""
 
 REDUCTIONS = {
     "bytes_sent_reduction": "bytes_sent_per_task",
@@ -289,7 +293,12 @@ def _warnings(transports: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for name, figures in transports.items():
         if figures["tasks"] == 0:
             warnings.append(f"{name}: no completed tasks, so its per-task figures are null")
-        elif figures["tasks_failed"]:
+        elif figures["tasks"] < FEW_TASKS:
+            warnings.append(
+                f"{name}: only {figures['tasks']} completed tasks; per-task figures and their "
+                "deltas are noisy (run longer or with more users)"
+            )
+        if figures["tasks_failed"]:
             total = figures["tasks"] + figures["tasks_failed"]
             warnings.append(f"{name}: {figures['tasks_failed']} of {total} tasks failed")
         if figures["errors"]:

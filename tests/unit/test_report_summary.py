@@ -19,6 +19,7 @@ from rig.metrics.records import (
 from rig.metrics.rundir import RunDirectory
 from rig.report import ReportError, build_summary, summarize
 from rig.report.stats import percentile
+from rig.report.summary import FEW_TASKS
 
 META = {"run_id": "r1", "target": "mock", "scenario": "fix_failing_test", "duration_s": 60}
 
@@ -418,3 +419,10 @@ def test_summary_figures_are_finite_or_null_everywhere() -> None:
             assert math.isfinite(node)
 
     walk(summary)
+
+
+def test_few_completed_tasks_are_warned_about_as_noisy() -> None:
+    few = summarize(META, [turn("ws", 0)], [task("ws") for _ in range(FEW_TASKS - 1)])
+    assert any(w.startswith(f"ws: only {FEW_TASKS - 1} completed tasks") for w in few["warnings"])
+    enough = summarize(META, [turn("ws", 0)], [task("ws") for _ in range(FEW_TASKS)])
+    assert not any("completed tasks" in w for w in enough["warnings"])
