@@ -70,6 +70,8 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
         help="tokens per streamed delta; >1 coalesces deltas for very large runs (default: 1)",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this certificate (PEM)")
+    p.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -157,6 +159,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         ws_max_age_s=args.ws_max_age,
         delta_tokens=args.delta_tokens,
         log_level=args.log_level,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     try:
         serve(config)

@@ -65,6 +65,8 @@ class MockConfig:
     delta_tokens: int = 1
     stats_dir: str | None = None
     log_level: str = "warning"
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def to_env(self) -> str:
         """The configuration as JSON for :data:`CONFIG_ENV`."""
@@ -153,6 +155,8 @@ def serve(config: MockConfig) -> None:
         log_level=config.log_level,
         access_log=False,
         lifespan="on",
+        ssl_certfile=config.tls_cert,
+        ssl_keyfile=config.tls_key,
     )
     if config.workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()
@@ -165,8 +169,9 @@ def serve(config: MockConfig) -> None:
     # accepts, so the line below is a true readiness signal for scripts and tests.
     sock = uv_config.bind_socket()
     sock.listen(uv_config.backlog)
+    scheme = "https" if config.tls_cert else "http"
     print(
-        f"rig mock listening on http://{config.host}:{sock.getsockname()[1]} "
+        f"rig mock listening on {scheme}://{config.host}:{sock.getsockname()[1]} "
         f"(preset {config.preset}, {config.workers} worker(s))",
         file=sys.stderr,
         flush=True,
