@@ -185,7 +185,7 @@ class Transport:
 
     def turn(self, turn: TurnInput) -> TurnOutcome:
         """Run one turn; never raises for target or network failures (status says)."""
-        raise NotImplementedError
+        return self._run(turn)
 
     def close(self) -> None:
         """Release connections."""
@@ -234,22 +234,30 @@ class Transport:
         """Forget a connection after a failure."""
 
 
-class _SSEReader:
-    """Consumes a streamed HTTP body: SSE events, timing marks, the terminal event."""
-
-    __slots__ = ("body_bytes", "decoder", "prefix", "terminal", "timing")
+class _BodyReader:
+    """Counts a streamed HTTP body and keeps its start (an error answer is parsed from it)."""
 
     def __init__(self, timing: _Timing):
         self.decoder = SSEDecoder()
         self.timing = timing
-        self.terminal: dict[str, Any] | None = None
         self.body_bytes = 0
         self.prefix = bytearray()
 
-    def __call__(self, chunk: bytes) -> None:
+    def _take(self, chunk: bytes) -> None:
         self.body_bytes += len(chunk)
         if len(self.prefix) < _ERROR_PREFIX:
             self.prefix += chunk[: _ERROR_PREFIX - len(self.prefix)]
+
+
+class _SSEReader(_BodyReader):
+    """Consumes a Responses API stream: SSE events, timing marks, the terminal event."""
+
+    def __init__(self, timing: _Timing):
+        super().__init__(timing)
+        self.terminal: dict[str, Any] | None = None
+
+    def __call__(self, chunk: bytes) -> None:
+        self._take(chunk)
         for message in self.decoder.feed(chunk):
             kind = message.event or event_type(message.data)
             self.timing.event(kind)
@@ -257,7 +265,28 @@ class _SSEReader:
                 self.terminal = orjson.loads(message.data)
 
 
-class HTTPTransport(Transport):
+class _OverHTTP(Transport):
+    """A transport on one keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, target: Target, counter: WireCounter, **kw: Any):
+        super().__init__(target, counter, **kw)
+        self.connection = HTTPConnection(
+            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
+        )
+
+    def _drop(self) -> None:
+        self.connection.close()
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's counters of the keep-alive connection."""
+        return self.connection.tcp_info()
+
+    def close(self) -> None:
+        """Close the keep-alive connection."""
+        self.connection.close()
+
+
+class HTTPTransport(_OverHTTP):
     """Responses API over HTTP with SSE: ``http`` (full context) or ``http_chained``."""
 
     def __init__(self, target: Target, counter: WireCounter, *, chained: bool, **kw: Any):
@@ -265,18 +294,11 @@ class HTTPTransport(Transport):
         self.chained = chained
         self.store = chained
         self.name = "http_chained" if chained else "http"
-        self.connection = HTTPConnection(
-            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
-        )
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
             **target.auth_headers(),
         }
-
-    def turn(self, turn: TurnInput) -> TurnOutcome:
-        """One streamed ``POST /responses``."""
-        return self._run(turn)
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
         chained = self.chained
@@ -308,17 +330,6 @@ class HTTPTransport(Transport):
                 outcome.status = "reconnected"
             return
 
-    def _drop(self) -> None:
-        self.connection.close()
-
-    def tcp_info(self) -> TcpInfo | None:
-        """The kernel's counters of the keep-alive connection."""
-        return self.connection.tcp_info()
-
-    def close(self) -> None:
-        """Close the keep-alive connection."""
-        self.connection.close()
-
 
 class WSTransport(Transport):
     """Responses API WebSocket mode: ``ws`` (``store=false``) or ``ws_stored``."""
@@ -331,10 +342,6 @@ class WSTransport(Transport):
         self.name = "ws_stored" if store else "ws"
         self.connection: WSConnection | None = None
         self.connects = 0
-
-    def turn(self, turn: TurnInput) -> TurnOutcome:
-        """One ``response.create`` and its events."""
-        return self._run(turn)
 
     def _connect(self) -> WSConnection:
         connection = WSConnection.connect(
@@ -436,25 +443,18 @@ def _chat_messages(instructions: str, transcript: Sequence[dict[str, Any]]) -> l
     return messages
 
 
-class _ChatReader:
+class _ChatReader(_BodyReader):
     """Consumes a streamed chat completion: chunks accumulated into text and tool calls."""
 
-    __slots__ = ("body_bytes", "calls", "decoder", "done", "prefix", "text", "timing", "usage")
-
     def __init__(self, timing: _Timing):
-        self.decoder = SSEDecoder()
-        self.timing = timing
+        super().__init__(timing)
         self.text: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] = {}
         self.done = False
-        self.body_bytes = 0
-        self.prefix = bytearray()
 
     def __call__(self, chunk: bytes) -> None:
-        self.body_bytes += len(chunk)
-        if len(self.prefix) < _ERROR_PREFIX:
-            self.prefix += chunk[: _ERROR_PREFIX - len(self.prefix)]
+        self._take(chunk)
         for message in self.decoder.feed(chunk):
             if message.data == b"[DONE]":
                 self.done = True
@@ -482,16 +482,13 @@ class _ChatReader:
             self.timing.event("response.output_text.delta" if content else "chunk")
 
 
-class ChatTransport(Transport):
+class ChatTransport(_OverHTTP):
     """Chat Completions with streaming: the full ``messages`` every turn."""
 
     name = "chat"
 
     def __init__(self, target: Target, counter: WireCounter, **kw: Any):
         super().__init__(target, counter, **kw)
-        self.connection = HTTPConnection(
-            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
-        )
         self._tools = [
             {
                 "type": "function",
@@ -504,10 +501,6 @@ class ChatTransport(Transport):
             for tool in self.tools
         ]
         self._headers = {"Content-Type": "application/json", **target.auth_headers()}
-
-    def turn(self, turn: TurnInput) -> TurnOutcome:
-        """One streamed ``POST /chat/completions``."""
-        return self._run(turn)
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
         body: dict[str, Any] = {
@@ -556,17 +549,6 @@ class ChatTransport(Transport):
         outcome.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         outcome.output_tokens = usage.get("completion_tokens", 0)
         outcome.status = "ok"
-
-    def _drop(self) -> None:
-        self.connection.close()
-
-    def tcp_info(self) -> TcpInfo | None:
-        """The kernel's counters of the keep-alive connection."""
-        return self.connection.tcp_info()
-
-    def close(self) -> None:
-        """Close the keep-alive connection."""
-        self.connection.close()
 
 
 def make_transport(
