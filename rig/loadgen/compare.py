@@ -61,7 +61,7 @@ def _reachable(host: str, port: int) -> str | None:
 
 def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
     """Run the comparison; return the process exit code."""
-    from rig.loadgen.locust_plugin import parse_transports
+    from rig.loadgen.options import parse_transports
     from rig.loadgen.target import Target, TargetError
     from rig.mock.latency import PresetError, load_preset
     from rig.mock.process import MockProcess, MockProcessError

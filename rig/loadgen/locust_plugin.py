@@ -30,12 +30,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from rig import __version__
 from rig.loadgen.health import HealthMonitor
+from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
 from rig.metrics.rundir import RunDirectory, new_run_id
-from rig.workload.scenarios import Scenario, builtin_scenarios, load_scenario
+from rig.workload.scenarios import Scenario
 
 __all__ = [
     "AGENT_USERS",
@@ -98,6 +99,11 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--target-name", default="", help="label for the target in records")
     group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per turn")
     group.add_argument(
+        "--transport-weights",
+        default="",
+        help="relative user weights, e.g. http=3,ws=1 (default: equal)",
+    )
+    group.add_argument(
         "--users-per-transport",
         type=int,
         default=0,
@@ -106,37 +112,6 @@ def add_arguments(parser: Any) -> None:
 
 
 events.init_command_line_parser.add_listener(add_arguments)
-
-
-def turn_bucket(turn: int) -> str:
-    """A bounded name for a turn index in Locust's statistics."""
-    if turn < 3:
-        return str(turn)
-    if turn < 10:
-        return "3-9"
-    if turn < 20:
-        return "10-19"
-    return "20+"
-
-
-def parse_transports(value: str) -> list[str]:
-    """``--transports`` as a list, with a clear error for unknown names."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TRANSPORT_NAMES]
-    if unknown or not names:
-        raise ValueError(
-            f"--transports {value!r}: unknown {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(TRANSPORT_NAMES)}"
-        )
-    return names
-
-
-def resolve_scenarios(value: str) -> list[Scenario]:
-    """``--scenario``: a built-in name, a file, or ``mixed`` (all built-ins)."""
-    builtins = builtin_scenarios()
-    if value == "mixed":
-        return [builtins[name] for name in sorted(builtins)]
-    return [load_scenario(value)]
 
 
 class RecordRelay:
@@ -357,9 +332,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     environment.user_classes[:] = [cls for cls in environment.user_classes if cls in chosen] or [
         AGENT_USERS[name] for name in STATE.transports
     ]
-    if options.users_per_transport > 0:
-        for cls in environment.user_classes:
-            cls.fixed_count = options.users_per_transport
+    weights = parse_weights(options.transport_weights, STATE.transports)
+    for cls in environment.user_classes:
+        cls.weight = weights.get(cls.transport, 1)
+        cls.fixed_count = max(0, options.users_per_transport)
     relay = STATE.relay = RecordRelay(environment)
     STATE.sink = relay
     if isinstance(environment.runner, MasterRunner):
