@@ -284,29 +284,21 @@ class ToolSimulator:
         if not isinstance(patch, str) or not patch.strip():
             raise _ToolError("missing required argument 'patch'")
         duration = rng.uniform(*_DURATIONS["apply_patch"])
-        before = dict(self.workspace.files)
         try:
             changes = apply_patch(self.workspace, patch)
         except PatchError as exc:
             return str(exc), False, duration
-        listing = "\n".join(f"{status} {path}" for status, path in changes)
-        snippets = [
-            _edited_snippet(path, before[path], self.workspace.files[path])
-            for status, path in changes
-            if status == "M"
-        ]
-        return (
-            "\n\n".join([f"Success. Updated the following files:\n{listing}", *snippets]),
-            True,
-            duration,
-        )
+        # What Codex's apply_patch answers: the files and how they changed, no contents
+        # (the model wrote the hunks itself; it reads the file again if it needs more).
+        listing = "".join(f"{status} {path}\n" for status, path in changes)
+        return f"Success. Updated the following files:\n{listing}", True, duration
 
     def _run_tests(self, args: dict[str, Any], rng: random.Random) -> tuple[str, bool, float]:
         raw = _get(args, "test_path")
         patterns = _string_list(raw)
         name = _get(args, "test_name")
         name = name if isinstance(name, str) and name else None
-        output, code, duration = self._jest(patterns, name, rng, verbose=True)
+        output, code, duration = self._jest(patterns, name, rng)
         return output, code == 0, duration
 
     def _jest(

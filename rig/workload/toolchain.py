@@ -45,6 +45,8 @@ _EXPORT_DECL = re.compile(
 )
 _EXPORT_LIST = re.compile(r"^export\s+(?:type\s+)?\{([^}]*)\}", re.MULTILINE)
 _CROSS, _CHECK, _SKIP = "\u2715", "\u2713", "\u25cb"
+_SUMMARY_THRESHOLD = 20
+"""Jest repeats the failures at the end only when more suites than this ran (its default)."""
 _SEP = " \u203a "  # jest joins describe and test names with a single right angle quote
 
 
@@ -293,7 +295,8 @@ def run_jest(
 ) -> JestRun:
     """Run jest over the corpus as it is now; ``duration_s`` is the wall time to report.
 
-    Like jest, lists each test when one suite runs or ``verbose`` is set.
+    Like jest's default reporter: each test is listed when one suite runs or ``verbose``
+    is set, and the failures are repeated at the end only for runs of more than 20 suites.
     """
     rng = random.Random(seed)
     files = jest_suites(corpus)
@@ -315,13 +318,15 @@ def run_jest(
         for block in suite.failures:
             out.append(block)
     failing = [suite for suite in suites if suite.status == "FAIL"]
-    if failing and len([s for s in suites if s.ran]) > 1:
+    if failing and len(suites) > _SUMMARY_THRESHOLD:
         out.append("Summary of all failing tests")
         for suite in failing:
             out.append(f"FAIL {suite.path}")
             out.extend(suite.failures)
         out.append("")
 
+    if out and out[-1]:
+        out.append("")  # the summary is set off by a blank line
     outcomes = [outcome for suite in suites for _, outcome in suite.outcomes]
     failed, passed = outcomes.count("failed"), outcomes.count("passed")
     skipped = outcomes.count("skipped")

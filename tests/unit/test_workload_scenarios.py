@@ -233,7 +233,7 @@ VALIDATION_ERRORS: list[tuple[str, Mutation, str]] = [
         "phases[1].weight: expected a number >= 0, got -1",
     ),
     ("no steps", _set("phases.3.steps", []), "phases[3].steps: expected a non-empty list of steps"),
-    ("min_calls above steps", _set("phases.2.min_calls", 5), "phases[2].min_calls: 5 > 2 steps"),
+    ("min_calls above steps", _set("phases.2.min_calls", 5), "phases[2].min_calls: 5 > 3 steps"),
     (
         "unknown tool",
         _set("phases.0.steps.1.tool", "grep"),
@@ -282,7 +282,7 @@ VALIDATION_ERRORS: list[tuple[str, Mutation, str]] = [
     (
         "pool too small",
         _small_pool,
-        "phases: 11 steps in all phases but tool_calls max is 17; a plan uses each step at most once; add steps or lower tool_calls max",
+        "phases: 12 steps in all phases but tool_calls max is 17; a plan uses each step at most once; add steps or lower tool_calls max",
     ),
     (
         "floors above minimum",

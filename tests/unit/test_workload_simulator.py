@@ -172,6 +172,25 @@ def test_jest_fails_until_the_bug_is_patched(sim: ToolSimulator) -> None:
     assert "FAIL" not in passing.output
 
 
+def test_jest_lists_each_test_only_when_one_suite_runs(sim: ToolSimulator) -> None:
+    one = call(sim, "run_tests", path="src/__tests__/formatDate.test.ts").output
+    assert "\u2715 pads single-digit months and days" in one
+    assert "\u2713 parses a calendar date as midnight UTC" in one
+
+    suite = call(sim, "run_tests").output
+    assert "PASS src/__tests__/sortTasks.test.ts\n" in suite
+    assert "\u2713" not in suite  # passing tests are not listed: jest's default reporter
+    assert suite.count("\u25cf formatDate") == 1  # no failure summary under 20 suites
+    assert "Summary of all failing tests" not in suite
+    assert "\n\nTest Suites: 1 failed, 6 passed, 7 total\n" in suite
+
+
+def test_apply_patch_answers_like_codex_without_file_contents(sim: ToolSimulator) -> None:
+    result = call(sim, "apply_patch", patch=FIX_PATCH)
+    assert result.ok
+    assert result.output == "Success. Updated the following files:\nM src/utils/formatDate.ts\n"
+
+
 def test_jest_passes_after_the_file_is_rewritten(sim: ToolSimulator, corpus: Corpus) -> None:
     fixed = corpus.files["src/utils/formatDate.ts"].replace(
         "pad2(date.getUTCMonth())", "pad2(date.getUTCMonth() + 1)"
