@@ -70,6 +70,12 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
         help="tokens per streamed delta; >1 coalesces deltas for very large runs (default: 1)",
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--keep-alive",
+        type=_positive_int,
+        default=120,
+        help="seconds an idle HTTP keep-alive connection stays open (default: 120)",
+    )
     p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this certificate (PEM)")
     p.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
 
@@ -161,6 +167,7 @@ def _run_mock(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        keep_alive_s=args.keep_alive,
     )
     try:
         serve(config)

@@ -95,11 +95,14 @@ class HTTPConnection:
     ) -> HTTPResult:
         """Send a request and stream the response body into ``sink``.
 
-        A kept-alive connection the server closed while idle is reopened once, as
-        browsers and HTTP libraries do; the failed attempt's bytes stay counted.
+        A kept-alive connection the server closed while idle is noticed before reuse (as
+        urllib3 does); if the close races the request, it is reopened once, as browsers
+        and HTTP libraries do, and the failed attempt's bytes stay counted.
         ``on_sent`` is called just before the first byte is written.
         """
         payload = self._head(method, path, len(body), headers) + body
+        if self._wire is not None and self._wire.dropped():
+            self.close()  # the server closed it while idle: don't write into a dead socket
         for attempt in (1, 2):
             reused = self._wire is not None
             if self._wire is None:

@@ -14,6 +14,7 @@ code runs inside Locust and in a plain script.
 
 from __future__ import annotations
 
+import select
 import socket as stdlib_socket
 import ssl
 import struct
@@ -81,6 +82,17 @@ class WireSocket:
     def settimeout(self, timeout: float | None) -> None:
         """Timeout for each blocking operation."""
         self.sock.settimeout(timeout)
+
+    def dropped(self) -> bool:
+        """Whether an idle connection was closed by the peer (readable with nothing to
+        read, or reset). Consumes nothing: an idle keep-alive connection has no data."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.sock.recv(1, stdlib_socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def close(self) -> None:
         """Close the connection."""
@@ -159,6 +171,11 @@ class TLSWireSocket:
     def settimeout(self, timeout: float | None) -> None:
         """Timeout for each blocking operation."""
         self.wire.settimeout(timeout)
+
+    def dropped(self) -> bool:
+        """Whether the idle connection was closed by the peer (a TLS close_notify or
+        a TCP close both make the socket readable while idle)."""
+        return self.wire.dropped()
 
     def close(self) -> None:
         """Close the connection (without a TLS close_notify round trip)."""

@@ -46,6 +46,7 @@ class EmbeddedMock:
                 log_level="warning",
                 access_log=False,
                 lifespan="on",
+                timeout_keep_alive=config.keep_alive_s,
             )
         )
         self._thread = threading.Thread(target=self._server.run, name="rig-mock", daemon=True)

@@ -67,6 +67,7 @@ class MockConfig:
     log_level: str = "warning"
     tls_cert: str | None = None
     tls_key: str | None = None
+    keep_alive_s: int = 120
 
     def to_env(self) -> str:
         """The configuration as JSON for :data:`CONFIG_ENV`."""
@@ -157,6 +158,9 @@ def serve(config: MockConfig) -> None:
         lifespan="on",
         ssl_certfile=config.tls_cert,
         ssl_keyfile=config.tls_key,
+        # Agents pause for tool calls of several seconds; uvicorn's 5 s default would
+        # close their keep-alive connections between turns, which real APIs do not.
+        timeout_keep_alive=config.keep_alive_s,
     )
     if config.workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()

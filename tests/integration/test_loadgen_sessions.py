@@ -215,3 +215,28 @@ def test_an_unreachable_target_is_an_error_status() -> None:
     task, turns = _run(f"http://127.0.0.1:{free_port()}/v1", "ws")
     assert not task.ok and turns[0].status == "error"
     assert "refused" in turns[0].error.lower()
+
+
+def test_an_idle_connection_closed_by_the_server_is_not_written_into() -> None:
+    process, url = start_mock("--keep-alive", "1")
+    records: list = []
+    session = _session(url, "http", records)
+    prompt = {"role": "user", "content": "Fix the failing formatDate test, please."}
+    try:
+        first = session.transport.turn(
+            TurnInput([prompt], [prompt], None, {"scenario": SCENARIO.name})
+        )
+        assert first.status == "ok"
+        # Wait, without polling, until the server's keep-alive timeout closes the socket.
+        session.transport.connection._wire.sock.settimeout(10)
+        assert session.transport.connection._wire.sock.recv(1, socket.MSG_PEEK) == b""
+        again = session.transport.turn(
+            TurnInput([prompt], [prompt], None, {"scenario": SCENARIO.name})
+        )
+    finally:
+        session.close()
+        process.stop()
+    assert again.status == "ok" and again.retries == 0
+    assert session.transport.connection.connects == 2
+    # One request on the wire, not a lost one plus a resent one.
+    assert again.bytes_sent == first.bytes_sent
