@@ -201,6 +201,10 @@ class Transport:
             "tools": self.tools,
             "store": self.store,
         }
+        if not self.store:
+            # Nothing is kept server-side, so a reasoning model's thoughts come back
+            # encrypted and travel with every full-context request (as Codex does).
+            body["include"] = ["reasoning.encrypted_content"]
         if chained and turn.previous_response_id:
             body["previous_response_id"] = turn.previous_response_id
             body["input"] = turn.new_items

@@ -10,6 +10,8 @@ what to say, and applies the latency model.
 
 from __future__ import annotations
 
+import base64
+import os
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -35,6 +37,7 @@ __all__ = [
     "PromptCache",
     "TurnEngine",
     "cacheable_tokens",
+    "encrypted_reasoning",
 ]
 
 ITEM_OVERHEAD_TOKENS = 4
@@ -42,6 +45,12 @@ ITEM_OVERHEAD_TOKENS = 4
 
 PROMPT_CACHE_MIN_TOKENS = 1024
 PROMPT_CACHE_BLOCK_TOKENS = 128
+
+
+def encrypted_reasoning(tokens: int) -> str:
+    """Opaque encrypted reasoning of about the size a provider returns for ``tokens``
+    tokens of thought: ~4 bytes a token plus a nonce and tag, base64-encoded."""
+    return base64.b64encode(os.urandom(tokens * 4 + 48)).decode()
 
 
 def cacheable_tokens(prefix_tokens: int) -> int:
@@ -155,6 +164,8 @@ class PreparedTurn:
     delta_tokens: int
     chain_end: int | None = None
     truncated: bool = False
+    reasoning_tokens: int = 0
+    encrypted_reasoning: str | None = None
 
     def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, event)`` pairs: when, after the request arrived, to send each event."""
@@ -163,6 +174,10 @@ class PreparedTurn:
         yield 0.0, stream.in_progress()
         step = self.token_interval_s * self.delta_tokens
         at = self.ttft_s
+        if self.reasoning_tokens:
+            # The model thought before answering (its time is part of TTFT).
+            for event in stream.reasoning(self.encrypted_reasoning):
+                yield at, event
         # When the output token limit cut the turn short, its last item is incomplete.
         last = (1 if self.text_pieces else 0) + len(self.call_pieces) - 1
 
@@ -198,7 +213,13 @@ class PreparedTurn:
         """The response's ``usage``: this request's cacheable prefix beyond what was cached
         counts as written to the cache."""
         written = max(0, cacheable_tokens(self.input_tokens) - self.cached_tokens)
-        return usage_object(self.input_tokens, self.cached_tokens, self.output_tokens, written)
+        return usage_object(
+            self.input_tokens,
+            self.cached_tokens,
+            self.output_tokens + self.reasoning_tokens,
+            written,
+            self.reasoning_tokens,
+        )
 
     @property
     def total_s(self) -> float:
@@ -407,6 +428,10 @@ class TurnEngine:
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)
         ttft = self.latency.ttft_s(body_bytes, rehydrated_bytes, input_tokens - cached, self.rng)
+        reasoning = self.latency.reasoning_count(self.rng)
+        encrypted = None
+        if reasoning and "reasoning.encrypted_content" in (request.include or ()):
+            encrypted = encrypted_reasoning(reasoning)
         output_bytes = len(turn.text or "") + sum(len(c.arguments) for c in turn.tool_calls)
         return PreparedTurn(
             request=request,
@@ -425,6 +450,8 @@ class TurnEngine:
             delta_tokens=self.delta_tokens,
             chain_end=chain_end,
             truncated=truncated,
+            reasoning_tokens=reasoning,
+            encrypted_reasoning=encrypted,
         )
 
     async def finish(
@@ -434,6 +461,8 @@ class TurnEngine:
         output_items = []
         output_tokens = 0
         for item in turn.stream.output:
+            if item["type"] == "reasoning":
+                continue  # kept by the provider; the scripted model does not read it
             if item["type"] == "message":
                 text = item["content"][0]["text"] if item["content"] else ""
                 normal = {"type": "message", "role": "assistant", "content": text}

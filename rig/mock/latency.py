@@ -39,6 +39,9 @@ class LatencyModel:
     tokens_per_s: float = 0.0
     jitter: float = 0.0
     prompt_cache_hit_rate: float = 1.0
+    reasoning_tokens: float = 0.0
+    """Mean reasoning tokens per response (a reasoning model thinks before it answers);
+    their time is part of ``base_ms``, their bytes travel as encrypted reasoning items."""
 
     @property
     def instant(self) -> bool:
@@ -50,6 +53,10 @@ class LatencyModel:
             and self.prefill_ms_per_1k_tokens == 0
             and self.tokens_per_s == 0
         )
+
+    def reasoning_count(self, rng: random.Random) -> int:
+        """Reasoning tokens for one response (jittered like the rest)."""
+        return round(self._jittered(self.reasoning_tokens, rng))
 
     def _jittered(self, value: float, rng: random.Random) -> float:
         if self.jitter <= 0 or value <= 0:

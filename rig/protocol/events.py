@@ -20,6 +20,7 @@ __all__ = [
     "ResponseStream",
     "function_call_item",
     "message_item",
+    "reasoning_item",
     "response_object",
     "usage_object",
 ]
@@ -28,9 +29,14 @@ _OBFUSCATION_ALPHABET = "q3ZkT0bWm8sXr1LcY5vN7hG2dPjF9uA4eKxR6tBnHzVwSiCyMoElQgU
 
 
 def usage_object(
-    input_tokens: int, cached_tokens: int, output_tokens: int, cache_write_tokens: int = 0
+    input_tokens: int,
+    cached_tokens: int,
+    output_tokens: int,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
 ) -> dict[str, Any]:
-    """The ``usage`` of a response; ``cache_write_tokens`` were newly written to the cache."""
+    """The ``usage`` of a response; ``cache_write_tokens`` were newly written to the cache;
+    ``output_tokens`` include the ``reasoning_tokens``."""
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {
@@ -38,7 +44,7 @@ def usage_object(
             "cache_write_tokens": cache_write_tokens,
         },
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 
@@ -55,6 +61,14 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
         "content": content,
         "role": "assistant",
     }
+
+
+def reasoning_item(item_id: str, encrypted_content: str | None) -> dict[str, Any]:
+    """A reasoning item: no readable summary; the encrypted reasoning when asked for."""
+    item: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": []}
+    if encrypted_content is not None:
+        item["encrypted_content"] = encrypted_content
+    return item
 
 
 def function_call_item(
@@ -199,6 +213,22 @@ class ResponseStream:
         """``response.in_progress``."""
         return self._number(
             {"type": "response.in_progress", "response": self.snapshot("in_progress")}
+        )
+
+    def reasoning(
+        self, encrypted_content: str | None, item_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events of a reasoning item (added, then done with its encrypted content)."""
+        item_id = item_id or new_id("rs")
+        index = len(self.output)
+        added = {"id": item_id, "type": "reasoning", "summary": []}
+        yield self._number(
+            {"type": "response.output_item.added", "output_index": index, "item": added}
+        )
+        item = reasoning_item(item_id, encrypted_content)
+        self.output.append(item)
+        yield self._number(
+            {"type": "response.output_item.done", "output_index": index, "item": item}
         )
 
     def message(

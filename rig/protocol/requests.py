@@ -149,6 +149,7 @@ class ResponseCreateRequest(_Strict):
     metadata: _Metadata | None = None
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
     parallel_tool_calls: bool = True
+    include: list[str] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     user: str | None = None

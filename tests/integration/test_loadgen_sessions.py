@@ -169,6 +169,8 @@ def test_after_a_dropped_connection_the_context_is_resent_or_continued_from_the_
         "tools": TOOLS,
         "store": transport == "ws_stored",
     }
+    if transport == "ws":
+        base["include"] = ["reasoning.encrypted_content"]
     full = encode_client_event(
         {**base, "input": transcript, "metadata": {"scenario": SCENARIO.name}}
     )

@@ -283,3 +283,23 @@ def test_gpt_5_4_preset_lands_on_the_published_ttft_figures() -> None:
     assert 1.05 <= ws_turn <= 1.2
     assert 1.2 <= http_mean <= 1.35
     assert 1.0 / model.tokens_per_s < 0.012  # ~100 tokens/s decode
+
+
+def test_a_reasoning_model_thinks_first_and_reports_it() -> None:
+    engine, policy = _engine(LatencyModel(reasoning_tokens=100))
+    plain, _ = _turn(engine, _request(input="go", store=False))
+    asked, stored = _turn(
+        engine, _request(input="go", store=False, include=["reasoning.encrypted_content"])
+    )
+    for turn in (plain, asked):
+        assert turn.stream.output[0]["type"] == "reasoning"
+        details = turn.usage["output_tokens_details"]
+        assert details["reasoning_tokens"] == 100
+        assert turn.usage["output_tokens"] == turn.output_tokens + 100
+    assert "encrypted_content" not in plain.stream.output[0]
+    # Only when asked: opaque, about 4 bytes per token of thought, base64.
+    encrypted = asked.stream.output[0]["encrypted_content"]
+    assert len(encrypted) == 4 * ((100 * 4 + 48 + 2) // 3)
+    # The scripted model's view of the conversation has no reasoning in it.
+    assert all(item["type"] != "reasoning" for item in stored.transcript)
+    assert all(item["type"] != "reasoning" for item in policy.transcripts[-1])

@@ -35,6 +35,7 @@ REQUEST = parse_create_request(
 def _events(stream_id: str | None = None) -> list[dict]:
     stream = ResponseStream(REQUEST, stream_id=stream_id)
     events = [stream.created(), stream.in_progress()]
+    events += stream.reasoning("ZW5jcnlwdGVk")
     events += stream.message(split_tokens("I'll read the test first."))
     events += stream.function_call("read_file", split_tokens('{"path": "src/a.ts"}'))
     events.append(stream.completed(usage_object(100, 0, 20)))
@@ -72,16 +73,18 @@ def test_deltas_spell_the_done_text_and_the_final_items() -> None:
     assert args == '{"path": "src/a.ts"}'
     final = Response.model_validate(events[-1]["response"])
     assert final.status == "completed"
-    assert final.output[0].content[0].text == text
-    assert final.output[1].arguments == args
-    assert final.output[1].name == "read_file"
+    assert final.output[0].type == "reasoning"
+    assert final.output[0].encrypted_content == "ZW5jcnlwdGVk"
+    assert final.output[1].content[0].text == text
+    assert final.output[2].arguments == args
+    assert final.output[2].name == "read_file"
     assert final.usage.total_tokens == 120
 
 
 def test_output_indexes_follow_item_order() -> None:
     added = [e for e in _events() if e["type"] == "response.output_item.added"]
-    assert [e["output_index"] for e in added] == [0, 1]
-    assert [e["item"]["type"] for e in added] == ["message", "function_call"]
+    assert [e["output_index"] for e in added] == [0, 1, 2]
+    assert [e["item"]["type"] for e in added] == ["reasoning", "message", "function_call"]
 
 
 def test_obfuscation_pads_deltas_and_can_be_disabled() -> None:
