@@ -60,7 +60,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import gevent
 import orjson
@@ -70,10 +70,19 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
+from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside this file
+    Column,
+    machine_cpu_seconds,
+    noisy_warning,
+    positive_int,
+    table,
+)
+
 from rig.loadgen.health import LAG_LIMIT_MS, HealthMonitor  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
 from rig.loadgen.target import Target  # noqa: E402
 from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord  # noqa: E402
+from rig.mock.embedded import free_port  # noqa: E402
 from rig.workload.corpus import Corpus  # noqa: E402
 from rig.workload.scenarios import Scenario, builtin_scenarios  # noqa: E402
 from rig.workload.simulator import ToolSimulator  # noqa: E402
@@ -89,15 +98,12 @@ CELLS = (*CLIENTS, "scale")
 HTTP_CPU_TARGET = 1.5
 """The ``http`` transport may cost at most this many times the reference's CPU per request."""
 SCALE_SESSIONS_TARGET = 1000
-OTHER_BUSY_LIMIT = 0.1
-"""Share of a core other processes may use during a cell before its figures are flagged."""
 FD_HEADROOM = 256
 _FAILED = frozenset({"error", "timeout", "rate_limited"})
 _COMPLETED_MARK = b"event: response.completed\n"
 _TAIL = 256 * 1024
 """How far from the end of a streamed body the reference looks for the terminal event."""
 
-T = TypeVar("T")
 _PROCESS = psutil.Process()
 
 
@@ -144,21 +150,6 @@ def tree_cpu_seconds(root: int) -> float:
         with contextlib.suppress(OSError, psutil.NoSuchProcess):  # exited since the listing
             total += process_cpu_seconds(pid)
     return total
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of all cores since boot (``/proc/stat``, 10 ms ticks)."""
-    times = psutil.cpu_times()
-    return times.user + times.nice + times.system + times.irq + times.softirq
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class MockServer:
@@ -852,21 +843,6 @@ def run_benchmark(config: BenchConfig) -> list[CellResult]:
 # -- the parent: report ---------------------------------------------------------------
 
 
-Column = tuple[str, Callable[[T], str]]
-"""A table column: its header and how to render one row's value."""
-
-
-def _table(columns: Sequence[Column[T]], rows: Sequence[T]) -> str:
-    """Right-aligned plain-text table."""
-    cells = [[render(row) for _, render in columns] for row in rows]
-    headers = [header for header, _ in columns]
-    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join(lines)
-
-
 def _preset(result: CellResult) -> str:
     """The mock's latency preset in a cell."""
     options = str(result.settings.get("mock", "")).split()
@@ -1007,7 +983,7 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
             f"{config.warmup_s:g} s warm-up. reference = Locust FastHttpSession posting the "
             "http cell's bodies (reads each body whole, parses nothing). busy = CPU time / "
             "wall time; lag = HealthMonitor's scheduling lag over the window.",
-            _table(THROUGHPUT, throughput),
+            table(THROUGHPUT, throughput),
         ]
         compared = ratios(results)
         if compared:
@@ -1015,7 +991,7 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
                 "Client CPU per turn vs the reference. without tools: the session's CPU "
                 "minus its tool simulator's (the workload, which the reference does not run): "
                 "the transport and the session loop, what the target compares.",
-                _table(RATIOS, compared),
+                table(RATIOS, compared),
             ]
     scale = [r for r in results if r.cell == "scale"]
     if scale:
@@ -1025,7 +1001,7 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
             f"{config.scale_spawn_rate:g}/s, measured {config.scale_seconds:g} s from "
             f"{config.scale_warmup_s:g} s after the last spawn. worst 2 s p99: the highest of "
             "HealthMonitor's 2 s windows (what it flags saturation on).",
-            _table(SCALE, scale),
+            table(SCALE, scale),
         ]
         for result in scale:
             problems = scale_problems(result)
@@ -1037,25 +1013,13 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
     failures = [r for r in results if r.failed]
     for result in failures:
         sections.append(f"{result.cell}: {result.failed} failed turns, e.g. {result.errors}")
-    noisy = [r for r in results if r.other_busy > OTHER_BUSY_LIMIT]
-    if noisy:
-        worst = max(noisy, key=lambda r: r.other_busy)
-        sections.append(
-            f"WARNING: other processes used up to {worst.other_busy:.2f} of a core during "
-            f"{len(noisy)} of {len(results)} cells: those figures are unreliable; rerun on a "
-            "quiet machine."
-        )
+    warning = noisy_warning([r.other_busy for r in results])
+    if warning:
+        sections.append(warning)
     return "\n\n".join(sections)
 
 
 # -- command line ---------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -1106,7 +1070,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, of {', '.join(CELLS)} (default: all)",
     )
     parser.add_argument(
-        "--sessions", type=_positive_int, default=50, help="per throughput cell (default 50)"
+        "--sessions", type=positive_int, default=50, help="per throughput cell (default 50)"
     )
     parser.add_argument(
         "--seconds",
@@ -1124,13 +1088,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--delta-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="mock --delta-tokens for the throughput cells (default 1, as the real API)",
     )
     parser.add_argument(
         "--record-tasks",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         help="tasks per session recorded for the reference to replay (default 2)",
     )
@@ -1157,9 +1121,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiplies simulated tool time in the scale cell (default 1, real time)",
     )
-    parser.add_argument("--scale-workers", type=_positive_int, default=1, help="mock workers")
+    parser.add_argument("--scale-workers", type=positive_int, default=1, help="mock workers")
     parser.add_argument(
-        "--scale-delta-tokens", type=_positive_int, default=1, help="mock --delta-tokens"
+        "--scale-delta-tokens", type=positive_int, default=1, help="mock --delta-tokens"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")

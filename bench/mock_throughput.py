@@ -42,17 +42,16 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, cast
 
 import httptools
 import orjson
@@ -66,6 +65,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
+from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside this file
+    Column,
+    machine_cpu_seconds,
+    noisy_warning,
+    positive_int,
+    table,
+)
+
+from rig.mock.embedded import free_port  # noqa: E402
 from rig.protocol.ws import encode_client_event  # noqa: E402
 from rig.workload.corpus import Corpus  # noqa: E402
 from rig.workload.scenarios import Scenario, builtin_scenarios, make_task  # noqa: E402
@@ -80,8 +88,6 @@ PATH = "/v1/responses"
 MODEL = "mock-agent"
 WINDOW = 3
 """Turns averaged at each end of the conversation: turns 1..3 and the last three."""
-OTHER_BUSY_LIMIT = 0.1
-"""Share of a core other processes may use during a cell before its figures are flagged."""
 MOCK_READY = "rig mock listening on"
 """What ``rig mock`` prints once its socket listens."""
 REFERENCE_READY = "Uvicorn running on"
@@ -92,9 +98,6 @@ _COMPLETED = b'{"type":"response.completed"'
 _FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response.incomplete"')
 _SSE_COMPLETED = b"event: response.completed\n"
 _SSE_DATA = b"\ndata: "
-
-
-T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -211,13 +214,6 @@ def serve_reference(port: int) -> None:
 
 
 # -- server processes -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
@@ -638,12 +634,6 @@ class RoundFigures:
     output_tokens: int
 
 
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of all cores since boot (``/proc/stat``, 10 ms ticks)."""
-    times = psutil.cpu_times()
-    return times.user + times.nice + times.system + times.irq + times.softirq
-
-
 async def run_rounds(
     server: ServerProcess, transport: Transport, scripts: Sequence[Script], turns: int
 ) -> list[RoundFigures]:
@@ -939,21 +929,6 @@ def _progress(cells: Sequence[CellSummary]) -> None:
 # -- report ---------------------------------------------------------------------------
 
 
-Column = tuple[str, Callable[[T], str]]
-"""A table column: its header and how to render one row's value."""
-
-
-def _table(columns: Sequence[Column[T]], rows: Sequence[T]) -> str:
-    """Right-aligned plain-text table."""
-    cells = [[render(row) for _, render in columns] for row in rows]
-    headers = [header for header, _ in columns]
-    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join(lines)
-
-
 _KEY: list[Column[CellSummary]] = [
     ("delta", lambda c: str(c.delta_tokens)),
     ("transport", lambda c: c.transport),
@@ -1031,10 +1006,10 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
         f"transport in lock-step rounds; {os.cpu_count()} CPUs; client = this process",
         "Throughput. turns/s, events/s: wall clock. events/CPU-s: CPU-derived, what one "
         "saturated server core would stream. busy = CPU time / wall time.",
-        _table(THROUGHPUT, cells),
+        table(THROUGHPUT, cells),
         "Mock vs REFERENCE (bare uvicorn, same request bytes, same event count and bytes): "
         "server CPU",
-        _table(OVERHEAD, compare(cells)),
+        table(OVERHEAD, compare(cells)),
     ]
     splits = cost_splits(cells)
     if splits:
@@ -1042,7 +1017,7 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
             f"Server CPU per turn split into per-event and fixed parts (delta "
             f"{min(config.delta_tokens)} vs {max(config.delta_tokens)}: same requests and "
             "text, different event counts)",
-            _table(COSTS, splits),
+            table(COSTS, splits),
         ]
     sections += [
         f"Server CPU per turn early (turns 1-{WINDOW}) vs late (turns {turns - WINDOW}-"
@@ -1050,27 +1025,15 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
         f"{turns // 2}-{turns - 1}, where sessions past their plan repeat their answer (events "
         "spread 0% = same output every turn there, so the slope is the cost of history); "
         f"history share: slope x {turns - 2} turns as a share of a late turn.",
-        _table(GROWTH, cells),
+        table(GROWTH, cells),
         "Traffic per turn: request body bytes, output tokens, events, payload and wire bytes "
         "received, socket reads it took",
-        _table(TRAFFIC, cells),
+        table(TRAFFIC, cells),
     ]
-    noisy = [c for c in cells if c.other_busy > OTHER_BUSY_LIMIT]
-    if noisy:
-        worst = max(noisy, key=lambda c: c.other_busy)
-        sections.append(
-            f"WARNING: other processes used up to {worst.other_busy:.2f} of a core during "
-            f"{len(noisy)} of {len(cells)} cells: those figures are unreliable; rerun on a "
-            "quiet machine."
-        )
+    warning = noisy_warning([c.other_busy for c in cells])
+    if warning:
+        sections.append(warning)
     return "\n\n".join(sections)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -1097,10 +1060,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mock provider throughput, HTTP vs WebSocket, beside a bare-uvicorn "
         "reference (see docs/performance.md)."
     )
-    parser.add_argument("--sessions", type=_positive_int, default=50, help="per transport")
+    parser.add_argument("--sessions", type=positive_int, default=50, help="per transport")
     parser.add_argument(
         "--turns",
-        type=_positive_int,
+        type=positive_int,
         default=31,
         help=f"lock-step rounds, turn 0..N-1 (default 31; at least {2 * WINDOW + 1})",
     )
