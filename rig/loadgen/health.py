@@ -33,7 +33,11 @@ def _p99(values: list[float]) -> float:
 
 
 class HealthMonitor:
-    """Samples scheduling lag and CPU; emits a health record every ``report_s``."""
+    """Samples scheduling lag and CPU; emits a health record every ``report_s``.
+
+    ``points`` returns the metrics sink's running totals of points written and dropped
+    (cumulative, as a counter), reported in every record.
+    """
 
     def __init__(
         self,
@@ -42,6 +46,7 @@ class HealthMonitor:
         *,
         users: Callable[[], int] = lambda: 0,
         turns: Callable[[], int] = lambda: 0,
+        points: Callable[[], tuple[int, int]] = lambda: (0, 0),
         interval_s: float = 0.05,
         report_s: float = 2.0,
     ):
@@ -49,6 +54,7 @@ class HealthMonitor:
         self.sink = sink
         self.users = users
         self.turns = turns
+        self.points = points
         self.interval_s = interval_s
         self.report_s = report_s
         self.saturated_reports = 0
@@ -94,6 +100,7 @@ class HealthMonitor:
         self.reports += 1
         self.saturated_reports += saturated
         self.worst_lag_p99_ms = max(self.worst_lag_p99_ms, p99)
+        written, dropped = self.points()
         self.sink(
             HealthRecord(
                 tags=self.tags,
@@ -104,5 +111,7 @@ class HealthMonitor:
                 lag_ms_p99=round(p99, 3),
                 lag_ms_max=round(max(lags, default=0.0), 3),
                 saturated=saturated,
+                points_written=written,
+                points_dropped=dropped,
             )
         )
