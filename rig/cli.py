@@ -115,11 +115,60 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         default=300.0,
         help="at the end, wait this long for tasks in flight (300s)",
     )
+    _add_sink(p)
+
+
+def _add_sink(p: argparse.ArgumentParser) -> None:
+    from rig.metrics.influx_config import add_influx_arguments
+
+    p.add_argument(
+        "--sink",
+        default="dir",
+        choices=["dir", "influx", "influx-v1"],
+        help="the run directory (dir, default), and also InfluxDB 2.x/3.x (influx) or 1.x "
+        "(influx-v1) while the run goes on",
+    )
+    add_influx_arguments(p, web_ui=False)
+
+
+def _sink_args(args: argparse.Namespace) -> list[str]:
+    """The sink options as Locust arguments (only those given)."""
+    argv = ["--sink", args.sink]
+    for name in (
+        "influx_url", "influx_org", "influx_bucket", "influx_token_env", "influx_database",
+        "influx_rp", "influx_user_env", "influx_password_env", "influx_buffer",
+        "influx_batch_size", "influx_flush_interval",
+    ):  # fmt: skip
+        value = getattr(args, name)
+        if value not in ("", None):
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="re-render summary.json and report.html of a run")
-    p.add_argument("run_dir", help="a run directory, e.g. runs/20261121-101500-3fa2")
+    p = sub.add_parser(
+        "report",
+        help="re-render summary.json and report.html of a run (from its directory or InfluxDB)",
+        description="Re-render a run's summary.json and report.html from its run directory, "
+        "or rebuild the run directory from InfluxDB first (--influx-url ... --run ID).",
+    )
+    p.add_argument(
+        "run_dir", nargs="?", default=None, help="a run directory, e.g. runs/20261121-101500-3fa2"
+    )
+    p.add_argument("--run", default=None, help="with --influx-url: the run id to read back")
+    p.add_argument("--out", default="runs", help="with --influx-url: parent of the rebuilt run")
+    p.add_argument("--influx-url", default="", help="read the run from this InfluxDB")
+    p.add_argument(
+        "--influx-database",
+        default="",
+        help="InfluxDB 1.x database, or the 2.x/3.x bucket (InfluxQL through its DBRP mapping)",
+    )
+    p.add_argument("--influx-bucket", default="", help="same as --influx-database, for 2.x/3.x")
+    p.add_argument("--influx-token-env", default="", help="variable holding an InfluxDB token")
+    p.add_argument("--influx-user-env", default="", help="variable holding an InfluxDB 1.x user")
+    p.add_argument(
+        "--influx-password-env", default="", help="variable holding the InfluxDB 1.x password"
+    )
 
 
 def _duration(text: str) -> float:
@@ -199,6 +248,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         api_key_env=args.api_key_env,
         model=args.model,
         stop_timeout_s=args.stop_timeout,
+        sink_args=_sink_args(args),
     )
     return run_compare(options)
 
@@ -207,13 +257,43 @@ def _run_report(args: argparse.Namespace) -> int:
     from rig.report import ReportError, render_run, render_table
 
     try:
-        rendered = render_run(args.run_dir)
+        run_dir = args.run_dir
+        if args.influx_url:
+            run_dir = _run_dir_from_influx(args)
+        elif run_dir is None:
+            raise ReportError("give a run directory, or --influx-url ... --run ID")
+        rendered = render_run(run_dir)
     except ReportError as exc:
         print(f"rig report: {exc}", file=sys.stderr)
         return 2
     print(render_table(rendered.summary))
     print(f"\nsummary: {rendered.summary_path}\nreport: {rendered.report_path}")
     return 0
+
+
+def _run_dir_from_influx(args: argparse.Namespace) -> str:
+    from rig.metrics.influxql import InfluxQLClient, InfluxQLError, write_run_directory
+    from rig.metrics.rundir import RunDirectoryError
+    from rig.report import ReportError
+
+    database = args.influx_database or args.influx_bucket
+    if not args.run or not database:
+        raise ReportError("--influx-url needs --run ID and --influx-database (or --influx-bucket)")
+    secrets = {}
+    for option in ("influx_token_env", "influx_user_env", "influx_password_env"):
+        name = getattr(args, option)
+        if name:
+            if not os.environ.get(name):
+                raise ReportError(f"--{option.replace('_', '-')}: {name} is not set")
+            secrets[option.removesuffix("_env").removeprefix("influx_")] = os.environ[name]
+    client = InfluxQLClient(args.influx_url, database, **secrets)
+    try:
+        directory = write_run_directory(client, args.run, args.out)
+    except (InfluxQLError, FileExistsError, RunDirectoryError) as exc:
+        raise ReportError(str(exc)) from exc
+    finally:
+        client.close()
+    return str(directory.path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

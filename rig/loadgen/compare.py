@@ -49,6 +49,28 @@ class CompareOptions:
     model: str = "mock-agent"
     stop_timeout_s: float = 300.0
     progress_s: float = 5.0
+    sink_args: list[str] = field(default_factory=list)
+    """Locust's ``--sink``/``--influx-*`` arguments, passed through."""
+
+
+def _check_sink(sink_args: list[str]) -> str | None:
+    """Bad InfluxDB configuration, named before anything starts (``None`` when fine)."""
+    if not sink_args:
+        return None
+    from locust.argument_parser import get_parser
+
+    from rig.loadgen import locust_plugin  # noqa: F401  (registers the rig's options)
+    from rig.metrics.influx import open_backend
+    from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
+
+    config = InfluxConfig.from_options(get_parser().parse_args(sink_args))
+    if config is None:
+        return None
+    try:
+        open_backend(config).close()
+    except InfluxConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _reachable(host: str, port: int) -> str | None:
@@ -82,6 +104,9 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         return fail(EXIT_USAGE, str(exc))
     if options.users < 1 or options.duration_s <= 0:
         return fail(EXIT_USAGE, "--users and --duration must be positive")
+    problem = _check_sink(options.sink_args)
+    if problem:
+        return fail(EXIT_USAGE, problem)
 
     if options.target_url is not None:
         target = Target.from_url(options.target_url)
@@ -132,6 +157,7 @@ def _run(
         "--run-id", run_id,
         "--model", options.model,
         "--stop-timeout", f"{max(1, round(options.stop_timeout_s))}s",
+        *options.sink_args,
     ]  # fmt: skip
     if options.api_key_env:
         args += ["--api-key-env", options.api_key_env]
@@ -148,6 +174,8 @@ def _run(
         stop_timeout=options.stop_timeout_s,
     )
     runner = environment.create_local_runner()
+    if latency_model is not None:
+        locust_plugin.STATE.extra_meta = {"preset": options.preset, "latency_model": latency_model}
     events.init.fire(environment=environment, runner=runner, web_ui=None)
     print(
         f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "
@@ -165,8 +193,6 @@ def _run(
     events.quitting.fire(environment=environment, reverse=True)
 
     run_dir = Path(options.out) / run_id
-    if latency_model is not None:
-        _add_meta(run_dir, {"preset": options.preset, "latency_model": latency_model})
     try:
         rendered = render_run(run_dir)
     except ReportError as exc:
@@ -189,13 +215,6 @@ def _run(
         print(f"check {mark} {result.message}", file=out)
         failed += not result.passed
     return EXIT_CHECK_FAILED if failed else 0
-
-
-def _add_meta(run_dir: Path, extra: dict[str, Any]) -> None:
-    from rig.metrics.rundir import RunDirectory
-
-    run = RunDirectory(run_dir)
-    run.write_json("meta.json", {**run.read_json("meta.json"), **extra})
 
 
 def _first_error(run_dir: Path) -> str:

@@ -34,6 +34,8 @@ from rig.loadgen.options import parse_transports, parse_weights, resolve_scenari
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES
+from rig.metrics.influx import InfluxSink
+from rig.metrics.influx_config import InfluxConfig, InfluxConfigError, add_influx_arguments
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
 from rig.metrics.rundir import RunDirectory, new_run_id
 from rig.workload.scenarios import Scenario
@@ -54,6 +56,8 @@ log = logging.getLogger("rig.loadgen")
 
 RECORDS_MESSAGE = "rig_records"
 BATCH_INTERVAL_S = 1.0
+FINAL_FLUSH_S = 30.0
+"""Seconds the InfluxDB sink gets to send what is queued when the test stops."""
 
 
 def add_arguments(parser: Any) -> None:
@@ -84,9 +88,11 @@ def add_arguments(parser: Any) -> None:
     group.add_argument(
         "--sink",
         default="dir",
-        choices=["dir", "none"],
-        help="where records go: the run directory (default) or nowhere",
+        choices=["dir", "influx", "influx-v1", "none"],
+        help="where records go: the run directory (dir, default); also InfluxDB 2.x/3.x "
+        "(influx) or 1.x (influx-v1), written by every worker; or nowhere (none)",
     )
+    add_influx_arguments(group)
     group.add_argument("--out", default="runs", help="parent of run directories (default: runs)")
     group.add_argument("--run-id", default="", help="run id (default: generated)")
     group.add_argument(
@@ -124,8 +130,11 @@ class RecordRelay:
         self.run: RunDirectory | None = None
         self.turns = 0
         self.finals: set[str] = set()
+        self.meta: dict[str, Any] = {}
         self._shipper: gevent.Greenlet | None = None
         self.enabled = getattr(environment.parsed_options, "sink", "dir") != "none"
+        self.sink_counts: dict[str, tuple[int, int]] = {}
+        """Points written and dropped by each process's InfluxDB sink (at its end)."""
 
     @property
     def is_worker(self) -> bool:
@@ -158,19 +167,26 @@ class RecordRelay:
             gevent.sleep(BATCH_INTERVAL_S)
             self.ship()
 
-    def ship(self, final: bool = False) -> None:
-        """Send what is pending to the master (``final`` after the last record)."""
+    def ship(self, final: bool = False, sink: tuple[int, int] | None = None) -> None:
+        """Send what is pending to the master (``final`` after the last record, with the
+        InfluxDB sink's final counts)."""
         if not self.is_worker or (not self.pending and not final):
             return
         batch, self.pending = self.pending, []
-        self.runner.send_message(RECORDS_MESSAGE, {"records": batch, "final": final})
+        message: dict[str, Any] = {"records": batch, "final": final}
+        if sink is not None:
+            message["sink"] = list(sink)
+        self.runner.send_message(RECORDS_MESSAGE, message)
 
-    def stop_shipping(self) -> None:
+    def stop_shipping(self, sink: tuple[int, int] | None = None) -> None:
         """Send the rest, marked final."""
         if self._shipper is not None:
             self._shipper.kill()
             self._shipper = None
-        self.ship(final=True)
+        if self.is_worker:
+            self.ship(final=True, sink=sink)
+        elif sink is not None:
+            self.sink_counts["local"] = sink
 
     def receive(self, environment: Environment | None = None, msg: Any = None, **_: Any) -> None:
         """On the master: a batch from a worker."""
@@ -182,7 +198,11 @@ class RecordRelay:
             self.run.append(records)
             self.run.flush()
         if data.get("final"):
-            self.finals.add(getattr(message, "node_id", "") or str(len(self.finals)))
+            node = getattr(message, "node_id", "") or str(len(self.finals))
+            self.finals.add(node)
+            if data.get("sink"):
+                written, dropped = data["sink"]
+                self.sink_counts[node] = (int(written), int(dropped))
 
     def close(self, expected_workers: int = 0, timeout_s: float = 15.0) -> None:
         """Wait for every worker's final batch (master), then close the files."""
@@ -198,7 +218,14 @@ class RecordRelay:
         if self.run is not None:
             meta = self.run.read_json("meta.json")
             meta["duration_s"] = round(time.time() - meta.get("started_at", time.time()), 3)
+            if self.sink_counts:
+                meta["sink"] = {
+                    "kind": self.environment.parsed_options.sink,
+                    "points_written": sum(w for w, _ in self.sink_counts.values()),
+                    "points_dropped": sum(d for _, d in self.sink_counts.values()),
+                }
             self.run.write_json("meta.json", meta)
+            self.meta = meta
             self.run.close()
 
 
@@ -213,6 +240,17 @@ class _State:
     target: Target | None = None
     counters: dict[str, itertools.count[int]] = {}
     sink: Callable[[Any], None] | None = None
+    influx: InfluxSink | None = None
+    extra_meta: dict[str, Any] = {}
+    """Added to meta.json by whoever runs Locust in-process (``rig compare``: the preset)."""
+
+
+def _emit(record: Any) -> None:
+    """Every record of this process: to the run directory's relay and to InfluxDB."""
+    if STATE.relay is not None:
+        STATE.relay(record)
+    if STATE.influx is not None:
+        STATE.influx(record)
 
 
 STATE = _State()
@@ -337,7 +375,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
         cls.weight = weights.get(cls.transport, 1)
         cls.fixed_count = max(0, options.users_per_transport)
     relay = STATE.relay = RecordRelay(environment)
-    STATE.sink = relay
+    STATE.sink = _emit
+    config = InfluxConfig.from_options(options)
+    if config is not None and STATE.influx is None:
+        try:
+            STATE.influx = InfluxSink.from_config(config)
+        except InfluxConfigError as exc:
+            # Fail at start, naming the problem, rather than losing the run's metrics.
+            log.error("rig: %s", exc)
+            raise SystemExit(2) from None
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(RECORDS_MESSAGE, relay.receive)
 
@@ -352,6 +398,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if not relay.is_worker:
         relay.open(STATE.run_id, run_meta(environment))
     relay.start_shipping()
+    if STATE.influx is not None:
+        STATE.influx.start()
     worker = "local"
     if isinstance(environment.runner, WorkerRunner):
         worker = f"w{environment.runner.worker_index}"
@@ -363,11 +411,13 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         worker=worker,
     )
     if not isinstance(environment.runner, MasterRunner):
+        influx = STATE.influx
         STATE.monitor = HealthMonitor(
             tags,
-            relay,
+            _emit,
             users=lambda: environment.runner.user_count if environment.runner else 0,
             turns=lambda: relay.turns,
+            points=influx.counts if influx is not None else lambda: (0, 0),
         )
         STATE.monitor.start()
 
@@ -377,19 +427,30 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     if STATE.monitor is not None:
         STATE.monitor.stop()
         STATE.monitor = None
+    counts = None
+    if STATE.influx is not None and not isinstance(environment.runner, MasterRunner):
+        if not STATE.influx.flush(timeout_s=FINAL_FLUSH_S):
+            log.warning(
+                "InfluxDB: %d points still queued after the final flush", STATE.influx.queued
+            )
+        counts = STATE.influx.counts()
     if STATE.relay is not None:
-        STATE.relay.stop_shipping()
+        STATE.relay.stop_shipping(sink=counts)
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     relay = STATE.relay
-    if relay is None or relay.is_worker:
-        return
-    expected = 0
-    if isinstance(environment.runner, MasterRunner):
-        expected = max(len(environment.runner.clients), len(relay.finals))
-    relay.close(expected_workers=expected)
+    influx, STATE.influx = STATE.influx, None
+    if relay is not None and not relay.is_worker:
+        expected = 0
+        if isinstance(environment.runner, MasterRunner):
+            expected = max(len(environment.runner.clients), len(relay.finals))
+        relay.close(expected_workers=expected)
+        if influx is not None and relay.meta:
+            influx.write_run(STATE.run_id, relay.meta)
+    if influx is not None:
+        influx.close(timeout_s=FINAL_FLUSH_S)
 
 
 def run_meta(environment: Environment) -> dict[str, Any]:
@@ -408,4 +469,5 @@ def run_meta(environment: Environment) -> dict[str, Any]:
         "started_at": time.time(),
         "rig_version": __version__,
         "pid": os.getpid(),
+        **STATE.extra_meta,
     }

@@ -34,8 +34,9 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 
 ``rig``: load-generator health from ``health.jsonl``: ``samples``, ``workers``,
 ``lag_ms_p99_max`` (worst scheduling-lag p99 of any sample), ``lag_ms_max``,
-``cpu_percent_mean`` / ``cpu_percent_max``, ``saturated`` (any sample saturated) and
-``saturated_samples``.
+``cpu_percent_mean`` / ``cpu_percent_max``, ``saturated`` (any sample saturated),
+``saturated_samples``; the InfluxDB sink's ``sink`` (``influx``, ``influx-v1`` or ``null``),
+``points_written`` and ``points_dropped`` over the run (``null`` without a sink).
 
 ``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
@@ -145,7 +146,7 @@ def summarize(
         name: _transport(turns_by.get(name, []), tasks_by.get(name, []), hits_by.get(name, []))
         for name in ordered(names)
     }
-    rig, rig_warnings = _rig_health(health)
+    rig, rig_warnings = _rig_health(health, meta.get("sink"))
     comparison = _comparison(transports)
     warnings = rig_warnings + _warnings(transports)
     every = [*turns, *tasks]
@@ -250,8 +251,31 @@ def _comparison(transports: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
     }
 
 
-def _rig_health(health: Sequence[HealthRecord]) -> tuple[dict[str, Any], list[str]]:
+def _sink_points(
+    health: Sequence[HealthRecord], sink: Any
+) -> tuple[str | None, int | None, int | None]:
+    """The metrics sink's kind and its points written and dropped over the run.
+
+    The run's own final counts (meta.json ``sink``, after the last flush) when present;
+    otherwise each worker's last health sample, summed (their counters are cumulative).
+    """
+    if isinstance(sink, dict):
+        return _text(sink.get("kind")), sink.get("points_written"), sink.get("points_dropped")
+    last: dict[str, HealthRecord] = {}
+    for record in health:
+        if record.tags.worker not in last or record.ts >= last[record.tags.worker].ts:
+            last[record.tags.worker] = record
+    if not any(r.points_written or r.points_dropped for r in last.values()):
+        return None, None, None
+    written = sum(r.points_written for r in last.values())
+    return None, written, sum(r.points_dropped for r in last.values())
+
+
+def _rig_health(
+    health: Sequence[HealthRecord], sink: Any = None
+) -> tuple[dict[str, Any], list[str]]:
     saturated = [record for record in health if record.saturated]
+    sink_kind, points_written, points_dropped = _sink_points(health, sink)
     figures = {
         "samples": len(health),
         "workers": len({record.tags.worker for record in health}),
@@ -261,6 +285,9 @@ def _rig_health(health: Sequence[HealthRecord]) -> tuple[dict[str, Any], list[st
         "cpu_percent_max": rounded(max((r.cpu_percent for r in health), default=None), 1),
         "saturated": bool(saturated),
         "saturated_samples": len(saturated),
+        "sink": sink_kind,
+        "points_written": points_written,
+        "points_dropped": points_dropped,
     }
     warnings = []
     if not health:
@@ -275,11 +302,11 @@ def _rig_health(health: Sequence[HealthRecord]) -> tuple[dict[str, Any], list[st
             f"(worker {workers}): latency figures unreliable; "
             "run more workers or fewer users per worker"
         )
-    dropped = max((record.points_dropped for record in health), default=0)
-    if dropped > 0:
+    if points_dropped:
         warnings.append(
-            f"the metrics sink dropped points (up to {dropped} in one health sample): "
-            "InfluxDB figures are incomplete"
+            f"the metrics sink dropped {points_dropped} points (its buffer was full or "
+            "InfluxDB refused them): InfluxDB figures are incomplete; the run directory "
+            "is complete"
         )
     return figures, warnings
 

@@ -84,17 +84,27 @@ def task(
 
 
 def health(
-    *, cpu: float = 40.0, lag_p99: float = 5.0, lag_max: float = 9.0, saturated: bool = False
+    *,
+    cpu: float = 40.0,
+    lag_p99: float = 5.0,
+    lag_max: float = 9.0,
+    saturated: bool = False,
+    worker: str = "w1",
+    ts: float = 1000.0,
+    points_written: int = 0,
+    points_dropped: int = 0,
 ) -> HealthRecord:
     return HealthRecord(
-        tags=tags("-", worker="w1"),
-        ts=1000.0,
+        tags=tags("-", worker=worker),
+        ts=ts,
         users=10,
         turns_per_s=5.0,
         cpu_percent=cpu,
         lag_ms_p99=lag_p99,
         lag_ms_max=lag_max,
         saturated=saturated,
+        points_written=points_written,
+        points_dropped=points_dropped,
     )
 
 
@@ -319,6 +329,9 @@ def test_rig_health_reports_worst_lag_mean_cpu_and_saturation() -> None:
         "cpu_percent_max": 50,
         "saturated": True,
         "saturated_samples": 1,
+        "sink": None,
+        "points_written": None,
+        "points_dropped": None,
     }
     assert any(
         "load generator saturated" in w and "latency figures unreliable" in w
@@ -426,3 +439,22 @@ def test_few_completed_tasks_are_warned_about_as_noisy() -> None:
     assert any(w.startswith(f"ws: only {FEW_TASKS - 1} completed tasks") for w in few["warnings"])
     enough = summarize(META, [turn("ws", 0)], [task("ws") for _ in range(FEW_TASKS)])
     assert not any("completed tasks" in w for w in enough["warnings"])
+
+
+def test_sink_points_come_from_the_runs_final_counts_when_meta_has_them() -> None:
+    samples = [health(points_written=10, points_dropped=0)]
+    meta = {**META, "sink": {"kind": "influx-v1", "points_written": 95, "points_dropped": 3}}
+    summary = summarize(meta, [turn("http", 0)], [], health=samples)
+    assert (summary["rig"]["sink"], summary["rig"]["points_written"]) == ("influx-v1", 95)
+    assert summary["rig"]["points_dropped"] == 3
+    assert any("dropped 3 points" in w for w in summary["warnings"])
+
+
+def test_sink_points_otherwise_sum_each_workers_last_health_sample() -> None:
+    samples = [
+        health(worker="w0", ts=1.0, points_written=10, points_dropped=1),
+        health(worker="w0", ts=3.0, points_written=30, points_dropped=2),
+        health(worker="w1", ts=2.0, points_written=7, points_dropped=0),
+    ]
+    summary = summarize(META, [turn("http", 0)], [], health=samples)
+    assert (summary["rig"]["points_written"], summary["rig"]["points_dropped"]) == (37, 2)
