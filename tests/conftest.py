@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import ManagedProcess, free_port, require_binary, start_mock
+from tests.servers import (
+    InfluxDBServer,
+    ManagedProcess,
+    VictoriaMetricsServer,
+    free_port,
+    require_binary,
+    start_mock,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +50,22 @@ def redis_url() -> Iterator[str]:
         process.wait_ready()
         yield f"redis://127.0.0.1:{port}/0"
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb() -> Iterator[InfluxDBServer]:
+    """A real InfluxDB 1.x shared by tests; each test creates its own database."""
+    with tempfile.TemporaryDirectory(prefix="rig-influxdb-") as directory:
+        server = InfluxDBServer(directory)
+        server.start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def victoria_metrics() -> Iterator[VictoriaMetricsServer]:
+    """A real VictoriaMetrics with a temporary data directory."""
+    with tempfile.TemporaryDirectory(prefix="rig-vm-") as directory:
+        server = VictoriaMetricsServer(directory)
+        yield server
+        server.stop()

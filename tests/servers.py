@@ -18,7 +18,14 @@ from collections.abc import Sequence
 
 import pytest
 
-__all__ = ["ManagedProcess", "free_port", "require_binary", "start_mock"]
+__all__ = [
+    "InfluxDBServer",
+    "ManagedProcess",
+    "VictoriaMetricsServer",
+    "free_port",
+    "require_binary",
+    "start_mock",
+]
 
 
 def free_port() -> int:
@@ -109,3 +116,95 @@ def start_mock(*args: str, port: int | None = None) -> tuple[ManagedProcess, str
     process = ManagedProcess(argv, "rig mock listening on")
     process.wait_ready()
     return process, f"http://127.0.0.1:{port}/v1"
+
+
+class InfluxDBServer:
+    """A real InfluxDB 1.x (Debian ``influxd``) on free loopback ports with its own data.
+
+    ``stop()`` and ``start()`` again keep the port and the data: an outage and a restart.
+    """
+
+    def __init__(self, directory: str, *, auth: bool = False):
+        self.binary = require_binary("influxd")
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = os.path.join(directory, "influxdb.conf")
+        with open(self.config, "w", encoding="utf-8") as handle:
+            handle.write(
+                "reporting-disabled = true\n"
+                f'bind-address = "127.0.0.1:{free_port()}"\n'
+                f'[meta]\n  dir = "{directory}/meta"\n'
+                f'[data]\n  dir = "{directory}/data"\n  wal-dir = "{directory}/wal"\n'
+                "  query-log-enabled = false\n"
+                "[monitor]\n  store-enabled = false\n"
+                f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n'
+                f"  auth-enabled = {'true' if auth else 'false'}\n  log-enabled = false\n"
+            )
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the server and wait until it listens."""
+        self.process = ManagedProcess(
+            [self.binary, "run", "-config", self.config], "Listening on HTTP"
+        )
+        self.process.wait_ready()
+
+    def stop(self) -> None:
+        """Stop the server (its data stays)."""
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def query(self, statement: str, database: str = "", auth: tuple[str, str] | None = None):
+        """Run an InfluxQL statement; the decoded JSON answer."""
+        import urllib3
+
+        headers = urllib3.make_headers(basic_auth=":".join(auth)) if auth else {}
+        response = urllib3.PoolManager().request(
+            "POST",
+            f"{self.url}/query",
+            fields={"q": statement, "db": database, "epoch": "ns"},
+            encode_multipart=False,
+            headers=headers,
+        )
+        answer = response.json()
+        if response.status != 200 or any("error" in r for r in answer.get("results", ())):
+            raise RuntimeError(f"InfluxDB: {statement!r} failed: {answer}")
+        return answer
+
+
+class VictoriaMetricsServer:
+    """A real VictoriaMetrics (Debian ``victoria-metrics``): it serves ``/api/v2/write``."""
+
+    def __init__(self, directory: str):
+        binary = require_binary("victoria-metrics")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = ManagedProcess(
+            [
+                binary,
+                f"-storageDataPath={directory}",
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                "-retentionPeriod=100y",
+                "-search.latencyOffset=0s",
+            ],
+            "starting http server",
+        )
+        self.process.wait_ready()
+
+    def export(self, match: str) -> list[dict]:
+        """Every sample of the series matching ``match`` (after a forced flush)."""
+        import orjson
+        import urllib3
+
+        pool = urllib3.PoolManager()
+        pool.request("GET", f"{self.url}/internal/force_flush")
+        response = pool.request(
+            "POST", f"{self.url}/api/v1/export", fields={"match[]": match}, encode_multipart=False
+        )
+        return [orjson.loads(line) for line in response.data.splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.process.stop()
