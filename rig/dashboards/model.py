@@ -243,6 +243,7 @@ def stat(
         description,
         targets,
         width=width,
+        height=5,
         unit=unit,
         defaults=defaults,
         options={
