@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 from rig.dashboards.provisioning import FOLDER_TITLE, datasource_model
-from rig.dashboards.push import PushError, PushPlan, folder_uid_for, push
 from rig.dashboards.render import build_all, check_files, default_output_dir, write_files
 
 __all__ = ["add_parser", "run"]
@@ -153,6 +152,8 @@ def _datasource(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str | 
 
 
 def _push(args: argparse.Namespace) -> int:
+    from rig.dashboards.push import PushError, PushPlan, folder_uid_for, push  # grafana-client
+
     token = _env(args.token_env)
     if token is None:
         return _error(
