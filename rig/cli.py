@@ -171,6 +171,29 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_locust(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "locust",
+        add_help=False,
+        help="run Locust with the rig's bundled locustfile (every Locust and rig option)",
+        description="locust -f <the rig's locustfile> ARGS: master, worker, headless or web UI.",
+    )
+    p.add_argument("locust_args", nargs=argparse.REMAINDER, help="passed to Locust as given")
+
+
+def _run_locust(locust_args: Sequence[str]) -> int:
+    from pathlib import Path
+
+    import rig.loadgen
+
+    locustfile = Path(rig.loadgen.__file__).with_name("locustfile.py")
+    sys.argv = ["locust", "-f", str(locustfile), *locust_args]
+    from locust.main import main as locust_main  # patches the standard library with gevent
+
+    locust_main()  # exits the process with Locust's own exit code
+    return 0
+
+
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     try:
@@ -190,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mock(sub)
     _add_compare(sub)
     _add_report(sub)
+    _add_locust(sub)
     return parser
 
 
@@ -298,6 +322,9 @@ def _run_dir_from_influx(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rig`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["locust"]:  # everything after it is Locust's, --help included
+        return _run_locust(argv[1:])
     args = build_parser().parse_args(argv)
     commands = {
         "mock": _run_mock,

@@ -174,6 +174,7 @@ def _run(
         stop_timeout=options.stop_timeout_s,
     )
     runner = environment.create_local_runner()
+    locust_plugin.STATE.report_at_quit = False  # rendered below, with the table and checks
     if latency_model is not None:
         locust_plugin.STATE.extra_meta = {"preset": options.preset, "latency_model": latency_model}
     events.init.fire(environment=environment, runner=runner, web_ui=None)

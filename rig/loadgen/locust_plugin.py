@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import orjson
 from locust import User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -38,6 +39,7 @@ from rig.metrics.influx import InfluxSink
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError, add_influx_arguments
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
 from rig.metrics.rundir import RunDirectory, new_run_id
+from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
 from rig.workload.scenarios import Scenario
 
 __all__ = [
@@ -108,6 +110,19 @@ def add_arguments(parser: Any) -> None:
         "--transport-weights",
         default="",
         help="relative user weights, e.g. http=3,ws=1 (default: equal)",
+    )
+    group.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        help='threshold on summary.json, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" '
+        "(repeatable); a failed check makes the exit code 1",
+    )
+    group.add_argument(
+        "--summary-stdout",
+        action="store_true",
+        default=False,
+        help="at the end, print summary.json as one line to stdout (e.g. a Kubernetes job log)",
     )
     group.add_argument(
         "--users-per-transport",
@@ -242,6 +257,10 @@ class _State:
     sink: Callable[[Any], None] | None = None
     influx: InfluxSink | None = None
     extra_meta: dict[str, Any] = {}
+    report_at_quit: bool = True
+    """Render summary.json and report.html and evaluate ``--check`` when Locust quits
+    (``rig compare`` does that itself and turns this off)."""
+    checks: list[Any] = []
     """Added to meta.json by whoever runs Locust in-process (``rig compare``: the preset)."""
 
 
@@ -374,6 +393,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
     for cls in environment.user_classes:
         cls.weight = weights.get(cls.transport, 1)
         cls.fixed_count = max(0, options.users_per_transport)
+    try:
+        STATE.checks = [parse_check(text) for text in options.check or ()]
+    except CheckError as exc:
+        log.error("rig: %s", exc)
+        raise SystemExit(2) from None
     relay = STATE.relay = RecordRelay(environment)
     STATE.sink = _emit
     config = InfluxConfig.from_options(options)
@@ -449,8 +473,32 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         relay.close(expected_workers=expected)
         if influx is not None and relay.meta:
             influx.write_run(STATE.run_id, relay.meta)
+        if STATE.report_at_quit and relay.run is not None:
+            _report(environment, relay.run.path)
     if influx is not None:
         influx.close(timeout_s=FINAL_FLUSH_S)
+
+
+def _report(environment: Environment, run_dir: Any) -> None:
+    """summary.json, report.html and the ``--check`` verdicts; failed checks set exit 1."""
+    options = environment.parsed_options
+    try:
+        rendered = render_run(run_dir)
+    except ReportError as exc:
+        log.error("rig: no report: %s", exc)
+        environment.process_exit_code = 3
+        return
+    log.info("run directory %s: summary.json and report.html written", run_dir)
+    if options.summary_stdout:
+        print(orjson.dumps(rendered.summary, option=orjson.OPT_SORT_KEYS).decode(), flush=True)
+    failed = 0
+    for result in evaluate(STATE.checks, rendered.summary):
+        (log.info if result.passed else log.error)(
+            "check %s %s", "ok" if result.passed else "FAIL", result.message
+        )
+        failed += not result.passed
+    if failed:
+        environment.process_exit_code = 1
 
 
 def run_meta(environment: Environment) -> dict[str, Any]:

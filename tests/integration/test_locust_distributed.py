@@ -1,4 +1,6 @@
-"""A real Locust master with two real worker processes: records reach the master whole."""
+"""A real Locust master with two real worker processes: records reach the master whole,
+each worker writes its points to a real InfluxDB, and the master's exit code and log carry
+the ``--check`` verdicts and summary.json (what a Kubernetes job acts on)."""
 
 from __future__ import annotations
 
@@ -8,19 +10,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rig.metrics.influxql import InfluxQLClient
 from rig.report import render_run
-from tests.servers import ManagedProcess, free_port, start_mock
+from tests.servers import InfluxDBServer, ManagedProcess, free_port, start_mock
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[2] / "locustfiles" / "agent_sessions.py")
 
 
-def test_master_and_two_workers_produce_one_complete_run_directory(tmp_path: Path) -> None:
+def test_master_and_two_workers_produce_one_complete_run_directory(
+    tmp_path: Path, influxdb: InfluxDBServer
+) -> None:
     mock, url = start_mock()
     port = free_port()
+    influxdb.query('CREATE DATABASE "distributed"')
     common = [
         sys.executable, "-m", "locust", "-f", LOCUSTFILE,
         "--target-url", url, "--transports", "http,ws", "--time-scale", "0.02",
         "--out", str(tmp_path / "runs"), "--run-id", "distributed",
+        "--sink", "influx-v1", "--influx-url", influxdb.url, "--influx-database", "distributed",
     ]  # fmt: skip
     master = subprocess.Popen(
         [
@@ -43,6 +50,9 @@ def test_master_and_two_workers_produce_one_complete_run_directory(tmp_path: Pat
             "60s",
             "--csv",
             str(tmp_path / "locust"),
+            "--check",
+            "ws_vs_http.bytes_sent_reduction>=0.5",
+            "--summary-stdout",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -78,3 +88,49 @@ def test_master_and_two_workers_produce_one_complete_run_directory(tmp_path: Pat
     summary = render_run(run_dir).summary
     assert set(summary["transports"]) == {"http", "ws"}
     assert summary["transports"]["ws"]["turns"] == sum(t["transport"] == "ws" for t in turns)
+    # The master rendered the report itself, logged the verdict and printed summary.json.
+    assert "check ok ws_vs_http.bytes_sent_reduction>=0.5" in output
+    printed = [line for line in output.splitlines() if line.startswith('{"comparison"')]
+    assert [json.loads(line) for line in printed] == [summary]
+    # Both workers wrote their own points; together they are the run directory's turns.
+    client = InfluxQLClient(influxdb.url, "distributed")
+    rows = list(client.rows("SELECT bytes_sent, worker, session FROM turn"))
+    assert sorted((r["worker"], r["session"], r["bytes_sent"]) for r in rows) == sorted(
+        (t["worker"], t["session"], t["bytes_sent"]) for t in turns
+    )
+    assert summary["rig"]["sink"] == "influx-v1"
+    assert summary["rig"]["points_dropped"] == 0
+    assert summary["rig"]["points_written"] == len(rows) + len(tasks) + summary["rig"]["samples"]
+
+
+def test_a_failed_check_makes_locusts_exit_code_1_and_names_the_check(tmp_path: Path) -> None:
+    mock, url = start_mock()
+    try:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "rig", "locust", "--headless", "-u", "2", "-r", "2",
+                "-t", "3s", "--target-url", url, "--time-scale", "0.02",
+                "--out", str(tmp_path / "runs"),
+                "--check", "ws_vs_http.bytes_sent_reduction>=0.5",
+                "--check", "ws_vs_http.bytes_sent_reduction>=0.999",
+            ],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        mock.stop()
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "check FAIL ws_vs_http.bytes_sent_reduction>=0.999" in done.stderr
+    assert "check ok ws_vs_http.bytes_sent_reduction>=0.5" in done.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "summary.json").is_file() and (run_dir / "report.html").is_file()
+
+
+def test_a_malformed_check_is_refused_at_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rig", "locust", "--headless", "-u", "1", "-t", "1s",
+         "--out", str(tmp_path / "runs"), "--check", "ws_vs_http.bytes_sent_reduction>>1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "bytes_sent_reduction>>1" in done.stderr
+    assert not (tmp_path / "runs").exists()
