@@ -1,5 +1,7 @@
 """The ``rig`` command: ``rig mock`` serves the mock provider, ``rig compare`` runs the
-transports side by side and reports, ``rig report`` re-renders a run directory."""
+transports side by side and reports, ``rig report`` re-renders a run (from its directory or
+InfluxDB), ``rig locust`` runs Locust with the packaged locustfile, ``rig dashboards``
+generates or pushes the Grafana dashboards."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+
+from rig.dashboards import cli as dashboards_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -214,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_report(sub)
     _add_locust(sub)
+    dashboards_cli.add_parser(sub)
     return parser
 
 
@@ -330,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mock": _run_mock,
         "compare": _run_compare,
         "report": _run_report,
+        "dashboards": dashboards_cli.run,
     }
     return commands[args.command](args)
 
