@@ -3,7 +3,9 @@
 Parsing is geventhttpclient's (the C parser behind Locust's FastHttpUser); its own
 response reader waits for whole blocks, which would distort time to first token, so the
 connection reads from its :class:`WireSocket` itself and feeds the parser, whose body
-callback goes straight to the caller. The request head is one formatted string.
+callback goes straight to the caller. The request head is one formatted string. Reads
+wait without a timeout of their own: the caller bounds the exchange (a transport sets one
+deadline per turn).
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class _StreamedResponse(HTTPResponse):
 
 
 class HTTPConnection:
-    """One keep-alive connection to one host, reopened when the server closes it."""
+    """One keep-alive connection to one host, reopened when the server closes it.
+
+    ``timeout`` bounds connecting; a request's reads are bounded by the caller.
+    """
 
     def __init__(
         self,
@@ -70,7 +75,6 @@ class HTTPConnection:
 
     def _connect(self) -> WireSocket | TLSWireSocket:
         wire = open_wire(self.host, self.port, self.counter, timeout=self.timeout, tls=self.tls)
-        wire.settimeout(self.timeout)
         self.connects += 1
         return wire
 

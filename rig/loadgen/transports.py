@@ -14,7 +14,9 @@ over with ``previous_response_id``). Recovery follows the protocol: a
 is recovered by resending the full context without ``previous_response_id`` - or, with
 ``store=true``, by continuing from the store over a new connection - and the turn is
 recorded with status ``reconnected``. Bytes come from the session's
-:class:`~rig.loadgen.wire.WireCounter`; times from one monotonic clock.
+:class:`~rig.loadgen.wire.WireCounter`; times from one monotonic clock. A turn, recoveries
+included, has one deadline (``timeout``, the ``--request-timeout``): one timer per turn,
+not one per read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import orjson
 from websockets.exceptions import InvalidState
 
@@ -218,14 +221,24 @@ class Transport:
         outcome = TurnOutcome()
         timing = _Timing()
         sent0, recv0 = self.counter.snapshot()
+        deadline = gevent.Timeout(self.timeout)
+        deadline.start()
         try:
             self._attempts(turn, outcome, timing)
-        except TimeoutError as exc:
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            outcome.status = "timeout"
+            outcome.error = f"timed out: the turn took longer than {self.timeout:g} s"
+            self._drop()
+        except TimeoutError as exc:  # connecting
             outcome.status, outcome.error = "timeout", f"timed out: {exc}"
             self._drop()
         except (OSError, HTTPError, WSClosedError, WSHandshakeError) as exc:
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
             self._drop()
+        finally:
+            deadline.close()
         timing.finish(outcome)
         sent1, recv1 = self.counter.snapshot()
         outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
@@ -406,7 +419,7 @@ class WSTransport(Transport):
 
     def _drop(self) -> None:
         if self.connection is not None:
-            self.connection.close()
+            self.connection.abort()
             self.connection = None
 
     def tcp_info(self) -> TcpInfo | None:
@@ -415,7 +428,9 @@ class WSTransport(Transport):
 
     def close(self) -> None:
         """Close the WebSocket."""
-        self._drop()
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 def _chat_messages(instructions: str, transcript: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

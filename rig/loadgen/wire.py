@@ -9,7 +9,10 @@ masking, and, over TLS, the encrypted records (TLS is run above the counter with
 bandwidth, loss profiles) plugs in here too, in a later milestone.
 
 Sockets are gevent sockets, cooperative with or without monkey-patching, so the same
-code runs inside Locust and in a plain script.
+code runs inside Locust and in a plain script. Reads and writes have no timeout of their
+own once connected: a socket timeout makes gevent arm a timer for every read that waits,
+so the caller bounds a whole exchange with one deadline instead (a transport, one
+``gevent.Timeout`` per turn).
 """
 
 from __future__ import annotations
@@ -78,10 +81,6 @@ class WireSocket:
         data = self.sock.recv(size)
         self.counter.received += len(data)
         return data
-
-    def settimeout(self, timeout: float | None) -> None:
-        """Timeout for each blocking operation."""
-        self.sock.settimeout(timeout)
 
     def dropped(self) -> bool:
         """Whether an idle connection was closed by the peer (readable with nothing to
@@ -168,10 +167,6 @@ class TLSWireSocket:
             except ssl.SSLZeroReturnError:
                 return b""
 
-    def settimeout(self, timeout: float | None) -> None:
-        """Timeout for each blocking operation."""
-        self.wire.settimeout(timeout)
-
     def dropped(self) -> bool:
         """Whether the idle connection was closed by the peer (a TLS close_notify or
         a TCP close both make the socket readable while idle)."""
@@ -194,8 +189,13 @@ def open_wire(
     timeout: float = 30.0,
     tls: ssl.SSLContext | None = None,
 ) -> WireSocket | TLSWireSocket:
-    """Connect to ``host:port`` (TLS when ``tls`` is given) with counting from the first byte."""
+    """Connect to ``host:port`` (TLS when ``tls`` is given) with counting from the first byte.
+
+    ``timeout`` bounds the TCP connect only (it raises :class:`TimeoutError`); afterwards
+    the socket blocks without a timeout, and the caller sets the deadline.
+    """
     sock = gevent.socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(None)
     sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
     wire = WireSocket(sock, counter)
     if tls is None:

@@ -2,7 +2,8 @@
 
 The protocol object does the handshake and framing (masking, fragmentation, control
 frames); this module moves bytes between it and the counting socket, so handshake bytes
-and frame overhead are counted like everything else.
+and frame overhead are counted like everything else. Reads wait without a timeout of their
+own: the caller bounds the exchange (a transport sets one deadline per turn).
 """
 
 from __future__ import annotations
@@ -59,14 +60,14 @@ class WSConnection:
         tls: ssl.SSLContext | None = None,
         max_size: int | None = 64 * 1024 * 1024,
     ) -> WSConnection:
-        """Open ``ws://`` or ``wss://`` ``url`` and complete the handshake."""
+        """Open ``ws://`` or ``wss://`` ``url`` and complete the handshake (``timeout``
+        bounds the TCP connect; the caller bounds the rest)."""
         uri = parse_uri(url)
         if uri.secure and tls is None:
             tls = ssl.create_default_context()
         wire = open_wire(
             uri.host, uri.port, counter, timeout=timeout, tls=tls if uri.secure else None
         )
-        wire.settimeout(timeout)
         protocol = ClientProtocol(uri, max_size=max_size)
         request = protocol.connect()
         for name, value in (headers or {}).items():
@@ -148,6 +149,11 @@ class WSConnection:
     def open(self) -> bool:
         """Whether the connection can still carry messages."""
         return self.protocol.state is State.OPEN
+
+    def abort(self) -> None:
+        """Drop the socket without a closing handshake (after a failure or a deadline: the
+        peer may not be reading, and nothing more is wanted from it)."""
+        self.wire.close()
 
     def close(self) -> None:
         """Start the closing handshake if open, then drop the socket."""

@@ -242,3 +242,25 @@ def test_an_idle_connection_closed_by_the_server_is_not_written_into() -> None:
     assert session.transport.connection.connects == 2
     # One request on the wire, not a lost one plus a resent one.
     assert again.bytes_sent == first.bytes_sent
+
+
+@pytest.fixture(scope="module")
+def trickling_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A mock that answers at once but streams one token every 200 ms."""
+    preset = tmp_path_factory.mktemp("preset") / "trickle.yaml"
+    preset.write_text("name: trickle\ntokens_per_s: 5\n")
+    process, url = start_mock("--preset", str(preset))
+    yield url
+    process.stop()
+
+
+@pytest.mark.parametrize("transport", ["http", "ws"])
+def test_a_turn_longer_than_the_request_timeout_ends_as_timeout(
+    trickling_mock: str, transport: str
+) -> None:
+    # Every event arrives well within the timeout; the turn as a whole does not.
+    task, turns = _run(trickling_mock, transport, timeout_s=0.5)
+    assert not task.ok
+    assert [turn.status for turn in turns] == ["timeout"]
+    assert "longer than 0.5 s" in turns[0].error
+    assert turns[0].bytes_recv > 0  # events did arrive before the deadline
