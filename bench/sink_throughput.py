@@ -14,8 +14,10 @@ Cells (each in a fresh child process that patches with gevent first, as a worker
   20 ms) into the sink, or into nothing, while a greenlet measures its scheduling lag every
   10 ms, for ``--lag-seconds``: what writing does to the lag the load generator reports.
 
-Every cell checks the server holds every point it wrote. Needs Debian's ``influxd`` and
-``victoria-metrics``; each is started on a free loopback port with a temporary directory.
+Every cell accounts for every record (written or dropped, by the server's answers); the
+bench fails otherwise. Needs Debian's ``influxd`` and ``victoria-metrics``; each is started
+on a free loopback port with a temporary directory. The lag cells' CPU, minus
+``lag-none``'s, is the sink's marginal cost per record at that rate (small batches).
 
     python bench/sink_throughput.py [--records 50000] [--lag-seconds 20] [--json PATH]
 """
@@ -49,16 +51,15 @@ def _records(count: int, start_ts: float) -> list:
             run="bench-sink", scenario=scenarios[i % 3], transport=transports[i % 2],
             target="mock", worker="w0",
         )  # fmt: skip
-        records.append(
-            TurnRecord(
-                tags=tags, session=f"s-{i % 1000}", turn=i % 30, ts=start_ts + i * 0.0005,
-                bytes_sent=3000 + i % 5000, bytes_recv=70_000 + i % 9000,
-                body_bytes_sent=2900 + i % 5000, body_bytes_recv=69_000 + i % 9000,
-                ttfb_ms=10.0 + (i % 100) / 7, ttft_ms=90.0 + (i % 100) / 3, turn_ms=400.5 + i % 300,
-                input_tokens=12_000 + i, cached_tokens=8000, output_tokens=289, tool_calls=1,
-                status="ok",
-            )  # fmt: skip
-        )
+        record = TurnRecord(
+            tags=tags, session=f"s-{i % 1000}", turn=i % 30, ts=start_ts + i * 0.0005,
+            bytes_sent=3000 + i % 5000, bytes_recv=70_000 + i % 9000,
+            body_bytes_sent=2900 + i % 5000, body_bytes_recv=69_000 + i % 9000,
+            ttfb_ms=10.0 + (i % 100) / 7, ttft_ms=90.0 + (i % 100) / 3, turn_ms=400.5 + i % 300,
+            input_tokens=12_000 + i, cached_tokens=8000, output_tokens=289, tool_calls=1,
+            status="ok",
+        )  # fmt: skip
+        records.append(record)
     return records
 
 
@@ -193,6 +194,7 @@ def _wait_line(process: subprocess.Popen, marker: str) -> None:
 def _influxd(directory: str, port: int) -> subprocess.Popen:
     from rig.mock.embedded import free_port
 
+    Path(directory).mkdir(parents=True, exist_ok=True)
     config = Path(directory) / "influxdb.conf"
     config.write_text(
         f'reporting-disabled = true\nbind-address = "127.0.0.1:{free_port()}"\n'
@@ -330,7 +332,9 @@ def main() -> int:
         print("\n" + warning)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2))
-    incomplete = [r for r in results if r["written"] + r["dropped"] != r["records"] and r["written"]]
+    incomplete = [
+        r for r in results if r["written"] and r["written"] + r["dropped"] != r["records"]
+    ]
     if incomplete:
         print(f"ERROR: records unaccounted for in {incomplete}", file=sys.stderr)
         return 1
