@@ -1,19 +1,22 @@
-"""The InfluxDB schema the dashboards query, as data.
+"""The InfluxDB schema the dashboards query, in the terms of InfluxDB's field types.
 
-The metrics sink writes one measurement per record kind (docs/metrics.md, Records): the
-record's bounded labels become tags, everything else fields. The dashboards are written
-against exactly this; a test checks every query names only what is listed here, and that
-the list agrees with the record dataclasses of :mod:`rig.metrics.records`.
+Derived from the sink's own schema (:data:`rig.metrics.lineproto.MEASUREMENTS`), so the
+dashboards and the points written can never disagree; a test checks every query names
+only what is listed here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rig.metrics.lineproto import MEASUREMENTS, TAG_KEYS
+
 __all__ = ["COMMON_TAGS", "SCHEMA", "Measurement"]
 
-COMMON_TAGS = ("run", "scenario", "transport", "target", "link", "worker")
+COMMON_TAGS: tuple[str, ...] = TAG_KEYS
 """Tags of every measurement (``RecordTags``)."""
+
+_INFLUX_TYPES = {"int": "integer", "float": "float", "str": "string", "bool": "boolean"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,62 +30,11 @@ class Measurement:
 
 
 SCHEMA: dict[str, Measurement] = {
-    m.name: m
-    for m in (
-        Measurement(
-            "turn",
-            (*COMMON_TAGS, "turn"),
-            {
-                "session": "string",
-                "bytes_sent": "integer",
-                "bytes_recv": "integer",
-                "body_bytes_sent": "integer",
-                "body_bytes_recv": "integer",
-                "ttfb_ms": "float",
-                "ttft_ms": "float",
-                "turn_ms": "float",
-                "input_tokens": "integer",
-                "cached_tokens": "integer",
-                "output_tokens": "integer",
-                "tool_calls": "integer",
-                "retries": "integer",
-                "status": "string",
-                "error": "string",
-            },
-        ),
-        Measurement(
-            "task",
-            COMMON_TAGS,
-            {
-                "session": "string",
-                "task_ms": "float",
-                "turns": "integer",
-                "bytes_sent": "integer",
-                "bytes_recv": "integer",
-                "tool_calls": "integer",
-                "ok": "boolean",
-                "error": "string",
-            },
-        ),
-        Measurement(
-            "ratelimit",
-            (*COMMON_TAGS, "limit"),
-            {"retry_after_ms": "float", "remaining": "integer"},
-        ),
-        Measurement(
-            "rig",
-            COMMON_TAGS,
-            {
-                "users": "integer",
-                "turns_per_s": "float",
-                "cpu_percent": "float",
-                "lag_ms_p99": "float",
-                "lag_ms_max": "float",
-                "saturated": "boolean",
-                "points_written": "integer",
-                "points_dropped": "integer",
-            },
-        ),
+    m.name: Measurement(
+        m.name,
+        (*COMMON_TAGS, *m.extra_tags),
+        {name: _INFLUX_TYPES[kind] for name, kind in m.fields},
     )
+    for m in MEASUREMENTS.values()
 }
 """Measurement name -> what it holds."""
