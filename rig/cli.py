@@ -194,6 +194,21 @@ def _run_locust(locust_args: Sequence[str]) -> int:
     sys.argv = ["locust", "-f", str(locustfile), *locust_args]
     from locust.main import main as locust_main  # patches the standard library with gevent
 
+    if {"-h", "--help"} & set(locust_args):
+        # Locust prints its help before it loads a locustfile, so it never lists the
+        # options a locustfile adds: print the rig's first.
+        from locust.argument_parser import get_empty_argument_parser
+
+        from rig.loadgen.locust_plugin import add_arguments
+
+        parser = get_empty_argument_parser(add_help=False)
+        parser.prog = "rig locust"
+        parser.usage = "rig locust [locust options] [rig options]"
+        parser.description = "The rig's options (also in Locust's web UI); Locust's follow."
+        add_arguments(parser)
+        parser.print_help()
+        print()
+
     locust_main()  # exits the process with Locust's own exit code
     return 0
 
