@@ -23,6 +23,7 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+import gevent
 import gevent.socket
 
 __all__ = ["TLSWireSocket", "TcpInfo", "WireCounter", "WireSocket", "open_wire"]
@@ -65,11 +66,13 @@ _TCP_INFO = struct.Struct("8B24I4Q")
 class WireSocket:
     """A connected TCP socket that counts every byte written and read."""
 
-    __slots__ = ("counter", "sock")
+    __slots__ = ("_drained", "_readable", "counter", "sock")
 
     def __init__(self, sock: gevent.socket.socket, counter: WireCounter):
         self.sock = sock
         self.counter = counter
+        self._readable = gevent.get_hub().loop.io(sock.fileno(), 1)
+        self._drained = False
 
     def sendall(self, data: bytes) -> None:
         """Write all of ``data``."""
@@ -77,8 +80,17 @@ class WireSocket:
         self.counter.sent += len(data)
 
     def recv(self, size: int = RECV_SIZE) -> bytes:
-        """Read up to ``size`` bytes as soon as any arrive; ``b""`` when the peer closed."""
-        data = self.sock.recv(size)
+        """Read up to ``size`` bytes as soon as any arrive; ``b""`` when the peer closed.
+
+        A read that returned less than asked for emptied the kernel's buffer, so the next
+        one first waits until the socket is readable: one wake-up per arrival, where
+        reading first would fail with ``EAGAIN`` (a raised exception and a wasted system
+        call) and then wait. A full read goes straight to the socket, which likely has more.
+        """
+        if self._drained:
+            gevent.socket.wait(self._readable)
+        data = self.sock.recv(size)  # waits itself should the wake-up have been spurious
+        self._drained = len(data) < size
         self.counter.received += len(data)
         return data
 
@@ -95,6 +107,7 @@ class WireSocket:
 
     def close(self) -> None:
         """Close the connection."""
+        self._readable.close()
         self.sock.close()
 
     def tcp_info(self) -> TcpInfo:
