@@ -3,10 +3,15 @@
 Results follow the session's copy of the files: a known defect fails its test
 until an edit removes the defect's marker; a test suite or module that imports
 a file that does not exist fails the way jest and tsc report it.
+
+What is read from one file (its imports, exports, tests) depends on its text alone, so
+it is memoised on the text: every session shares the corpus's unedited files, and each
+``run_jest`` or ``typecheck`` would otherwise rerun the regexes over all of them.
 """
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import random
 import re
@@ -48,6 +53,9 @@ _CROSS, _CHECK, _SKIP = "\u2715", "\u2713", "\u25cb"
 _SUMMARY_THRESHOLD = 20
 """Jest repeats the failures at the end only when more suites than this ran (its default)."""
 _SEP = " \u203a "  # jest joins describe and test names with a single right angle quote
+_MEMO_FILES = 4096
+"""File texts whose analysis is kept (least recently used dropped): the corpus's files
+plus the edited versions of the sessions working at once."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,11 @@ def discover_tests(source: str) -> list[JestCase]:
 
     Nesting is read from indentation, which holds for formatted code.
     """
+    return list(_discovered(source))
+
+
+@functools.lru_cache(maxsize=_MEMO_FILES)
+def _discovered(source: str) -> tuple[JestCase, ...]:
     cases: list[JestCase] = []
     stack: list[tuple[int, str]] = []
     lines = source.splitlines()
@@ -136,7 +149,7 @@ def discover_tests(source: str) -> list[JestCase]:
             else:
                 cases.append(JestCase(tuple(n for _, n in stack), name, i + 1))
         i += 1
-    return cases
+    return tuple(cases)
 
 
 def _printf(template: str, values: Sequence[str]) -> str:
@@ -148,22 +161,45 @@ def _printf(template: str, values: Sequence[str]) -> str:
 
 
 def _resolve(corpus: Corpus, importer: str, spec: str) -> str | None:
-    base = posixpath.normpath(posixpath.join(posixpath.dirname(importer), spec))
-    for suffix in _RESOLVE_SUFFIXES:
-        if base + suffix in corpus.files:
-            return base + suffix
+    files = corpus.files
+    for candidate in _candidates(importer, spec):
+        if candidate in files:
+            return candidate
     return None
 
 
-def _imports(source: str) -> list[tuple[int, str, str]]:
-    """Relative imports as ``(line, clause, specifier)``."""
+@functools.lru_cache(maxsize=_MEMO_FILES)
+def _candidates(importer: str, spec: str) -> tuple[str, ...]:
+    """The paths ``spec`` imported from ``importer`` may resolve to, in order."""
+    base = posixpath.normpath(posixpath.join(posixpath.dirname(importer), spec))
+    return tuple(base + suffix for suffix in _RESOLVE_SUFFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Import:
+    """One relative import statement of a module."""
+
+    line: int
+    column: int
+    """Where the specifier starts on its line (0-based, as tsc's message gives it)."""
+    clause: str
+    spec: str
+
+
+@functools.lru_cache(maxsize=_MEMO_FILES)
+def _imports(source: str) -> tuple[_Import, ...]:
+    """Relative imports, in order."""
     found = []
+    lines: list[str] | None = None
     for match in _IMPORT.finditer(source):
         spec = match.group("spec")
         if spec.startswith("."):
             line = source.count("\n", 0, match.start("spec")) + 1
-            found.append((line, match.group("clause") or "", spec))
-    return found
+            if lines is None:
+                lines = source.splitlines()
+            column = lines[line - 1].find(spec) if line <= len(lines) else 0
+            found.append(_Import(line, column, match.group("clause") or "", spec))
+    return tuple(found)
 
 
 def _missing_module(corpus: Corpus, path: str) -> tuple[str, int, str] | None:
@@ -175,18 +211,19 @@ def _missing_module(corpus: Corpus, path: str) -> tuple[str, int, str] | None:
         if current in seen:
             continue
         seen.add(current)
-        for line, _, spec in _imports(corpus.files.get(current, "")):
-            target = _resolve(corpus, current, spec)
+        for found in _imports(corpus.files.get(current, "")):
+            target = _resolve(corpus, current, found.spec)
             if target is None:
-                if spec.endswith((".css", ".less")):
+                if found.spec.endswith((".css", ".less")):
                     continue  # mapped to identity-obj-proxy
-                return current, line, spec
+                return current, found.line, found.spec
             if _SOURCE_FILE.search(target):
                 pending.append(target)
     return None
 
 
-def _exported_names(source: str) -> set[str] | None:
+@functools.lru_cache(maxsize=_MEMO_FILES)
+def _exported_names(source: str) -> frozenset[str] | None:
     """Names a module exports; None if it re-exports ``*`` and so cannot be known."""
     if re.search(r"^export\s+\*", source, re.MULTILINE):
         return None
@@ -198,11 +235,16 @@ def _exported_names(source: str) -> set[str] | None:
                 names.add(item.split(" as ")[-1].strip())
     if re.search(r"^export\s+default\b", source, re.MULTILINE):
         names.add("default")
-    return names
+    return frozenset(names)
 
 
-def _imported_names(clause: str) -> list[str]:
-    names = []
+@functools.lru_cache(maxsize=_MEMO_FILES)
+def _imported_names(clause: str) -> tuple[str, ...]:
+    return tuple(_clause_names(clause))
+
+
+def _clause_names(clause: str) -> list[str]:
+    names: list[str] = []
     clause = clause.strip()
     if not clause or clause.startswith("*"):
         return names
@@ -227,10 +269,8 @@ def typecheck(corpus: Corpus) -> TypeCheck:
     for path in sorted(corpus.files):
         if not (path.startswith("src/") and _SOURCE_FILE.search(path)):
             continue
-        source = corpus.files[path]
-        lines = source.splitlines()
-        for line, clause, spec in _imports(source):
-            column = lines[line - 1].find(spec) if line <= len(lines) else 0
+        for found in _imports(corpus.files[path]):
+            line, column, spec = found.line, found.column, found.spec
             target = _resolve(corpus, path, spec)
             if target is None:
                 if spec.endswith((".css", ".less")):
@@ -243,7 +283,7 @@ def typecheck(corpus: Corpus) -> TypeCheck:
             exported = _exported_names(corpus.files[target])
             if exported is None:
                 continue
-            for name in _imported_names(clause):
+            for name in _imported_names(found.clause):
                 if name not in exported:
                     message = (
                         f"Module '\"{spec}\"' has no default export."

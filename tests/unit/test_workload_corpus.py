@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from rig.workload import toolchain
 from rig.workload.corpus import Corpus, CorpusError, available_corpora
 from rig.workload.toolchain import discover_tests, jest_suites, run_jest, typecheck
 from rig.workload.tools import INSTRUCTIONS, TOOL_NAMES, TOOLS, chat_tools
@@ -134,6 +135,34 @@ def test_typecheck_reports_a_missing_named_export() -> None:
     corpus = Corpus.load()
     corpus.write("src/utils/classNames.ts", "export function classes(): string { return ''; }\n")
     assert any("has no exported member 'cx'" in error for error in typecheck(corpus).errors)
+
+
+def test_memoised_file_analysis_agrees_with_a_fresh_one_after_edits() -> None:
+    corpus = Corpus.load()
+    pristine = (typecheck(corpus), run_jest(corpus, verbose=True))  # memoises every file
+    test_file = corpus.defects[0].test_file
+    corpus.write(
+        "src/utils/classNames.ts",
+        "import { gone } from './gone';\nexport function classes(): string { return gone; }\n",
+    )
+    corpus.write(
+        test_file,
+        corpus.files[test_file] + "\nit('was added by the agent', () => expect(1).toBe(1));\n",
+    )
+    memoised = (typecheck(corpus), run_jest(corpus, verbose=True))
+    for memo in (
+        toolchain._imports,
+        toolchain._exported_names,
+        toolchain._imported_names,
+        toolchain._discovered,
+        toolchain._candidates,
+    ):
+        memo.cache_clear()
+    fresh = (typecheck(corpus), run_jest(corpus, verbose=True))
+    assert memoised == fresh
+    assert memoised != pristine
+    assert "was added by the agent" in memoised[1].output
+    assert "Cannot find module './gone'" in memoised[0].output
 
 
 # -- tool definitions ----------------------------------------------------------------
