@@ -460,6 +460,12 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         counts = STATE.influx.counts()
     if STATE.relay is not None:
         STATE.relay.stop_shipping(sink=counts)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner) and hasattr(runner, "_send_stats"):
+        # Users have stopped: report the last requests now. Otherwise a worker's requests
+        # since its last 3 s stats report can miss the master's statistics (the master
+        # forgets a worker once it reports stopped and never asks it for a final report).
+        runner._send_stats()
 
 
 @events.quitting.add_listener
