@@ -45,10 +45,12 @@ __all__ = [
     "find",
     "image_entrypoint",
     "kustomize_command",
+    "local_argv",
     "loopback_env",
     "pod_spec",
     "render",
     "resolve_container",
+    "service_ports",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,10 +142,22 @@ class Container:
     """One container's process as the kubelet would start it."""
 
     name: str
-    argv: list[str]
+    template: list[str]
+    """command (or the image's entry point) and args, before ``$(VAR)`` expansion."""
     env: dict[str, str]
     mounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """mount path -> the pod volume mounted there."""
+
+    @property
+    def argv(self) -> list[str]:
+        """The process's arguments in the cluster."""
+        return [expand(part, self.env) for part in self.template]
+
+    def on_loopback(self, services: Mapping[str, int], local_ports: Mapping[str, int]) -> Container:
+        """The same container with Service hostnames and ports rewritten for loopback."""
+        return Container(
+            self.name, self.template, loopback_env(self.env, services, local_ports), self.mounts
+        )
 
 
 def _config_data(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, str]:
@@ -196,10 +210,9 @@ def resolve_container(
         else:
             raise AssertionError(f"unsupported env source in {container_name}: {entry}")
     command = container.get("command") or image_entrypoint()
-    argv = [expand(part, env) for part in [*command, *container.get("args", [])]]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
-    return Container(container_name, argv, env, mounts)
+    return Container(container_name, [*command, *container.get("args", [])], env, mounts)
 
 
 def service_ports(docs: Iterable[dict[str, Any]]) -> dict[str, int]:

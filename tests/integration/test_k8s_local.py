@@ -1,0 +1,139 @@
+"""The smoke overlay's own commands, run as local processes: so the manifests cannot drift
+from what the image runs.
+
+kustomize renders the overlay; the mock, the Locust master (with its init container) and
+the workers run exactly the command lines and environment the kubelet would give them,
+rewritten only for hostnames, ports and mounted volumes (tests/kube.py says how). Real
+servers stand in for the images that are not ours: redis-server for Redis and
+VictoriaMetrics, which serves InfluxDB's /api/v2/write, for InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.kube import (
+    K8S,
+    Container,
+    find,
+    local_argv,
+    render,
+    resolve_container,
+    service_ports,
+)
+from tests.servers import ManagedProcess, VictoriaMetricsServer, free_port
+
+
+def _mount_dirs(container: Container, docs: list[dict[str, Any]], root: Path) -> dict[str, str]:
+    """A local directory per volume the container mounts; ConfigMap volumes get their files."""
+    dirs = {}
+    for path, volume in container.mounts.items():
+        local = root / volume["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        if "configMap" in volume:
+            data = find(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+            for name, text in data.items():
+                (local / name).write_text(text, encoding="utf-8")
+        else:
+            assert "emptyDir" in volume, f"{container.name}: unsupported volume {volume}"
+        dirs[path] = str(local)
+    return dirs
+
+
+def _summary_line(output: str) -> dict[str, Any]:
+    """The summary.json the master printed to its log (one JSON line)."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            summary = json.loads(line)
+            if "transports" in summary:
+                return summary
+    raise AssertionError(f"no summary.json line in the master's output:\n{output[-3000:]}")
+
+
+def test_the_smoke_overlay_runs_as_rendered_master_two_workers_and_mock_on_loopback(
+    tmp_path: Path, redis_url: str, victoria_metrics: VictoriaMetricsServer
+) -> None:
+    docs = render(K8S / "overlays" / "smoke")
+    services = service_ports(docs)
+    local_ports = {name: free_port() for name in services}
+    local_ports["redis"] = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    local_ports["influxdb"] = victoria_metrics.port
+
+    def prepare(kind: str, workload: str, name: str, instance: str) -> tuple[list[str], dict]:
+        container = resolve_container(docs, find(docs, kind, workload), name)
+        local = container.on_loopback(services, local_ports)
+        mounts = _mount_dirs(local, docs, tmp_path / instance)
+        return local_argv(local.argv, mounts), {**os.environ, **local.env}
+
+    job = find(docs, "Job", "locust-master")
+    assert [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]] == [
+        "wait-for-services"
+    ]
+    replicas = find(docs, "Deployment", "locust-worker")["spec"]["replicas"]
+    assert replicas == 2
+
+    processes: list[ManagedProcess] = []
+    try:
+        argv, env = prepare("Deployment", "mock", "mock", "mock")
+        mock = ManagedProcess(argv, "rig mock listening on", env=env)
+        processes.append(mock)
+        mock.wait_ready()
+
+        # Init containers run to completion first, as the kubelet runs them.
+        for kind, workload, instance in (
+            ("Job", "locust-master", "master"),
+            ("Deployment", "locust-worker", "worker-0"),
+        ):
+            argv, env = prepare(kind, workload, "wait-for-services", instance)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        argv, env = prepare("Job", "locust-master", "master", "master")
+        master = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for index in range(replicas):
+            argv, env = prepare("Deployment", "locust-worker", "worker", f"worker-{index}")
+            processes.append(ManagedProcess(argv, "Starting Locust", env=env))
+        try:
+            output, _ = master.communicate(timeout=150)
+        finally:
+            if master.poll() is None:
+                master.kill()
+                master.wait()
+    finally:
+        worker_output = "".join(line for p in processes[1:] for line in p.output)
+        for process in reversed(processes):
+            process.stop()
+
+    assert master.returncode == 0, output[-4000:] + worker_output[-2000:]
+    # The job log carries summary.json, the run directory has it too, and the check ran.
+    summary = _summary_line(output)
+    assert set(summary["transports"]) == {"http", "ws"}
+    assert all(summary["transports"][t]["tasks"] > 0 for t in ("http", "ws"))
+    (run_dir,) = (tmp_path / "master" / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert (run_dir / "report.html").is_file()
+    assert "ws_vs_http.bytes_sent_reduction" in output
+    # The workers wrote their turns to "InfluxDB", tagged with the master's run id.
+    match = f'{{__name__="turn_bytes_sent",run="{run_dir.name}"}}'
+    turns = sum(summary["transports"][t]["turns"] for t in ("http", "ws"))
+
+    def exported_turns() -> int:
+        return sum(len(item["values"]) for item in victoria_metrics.export(match))
+
+    # New series become searchable a moment after a flush: poll the server's own answer.
+    deadline = time.monotonic() + 30
+    while exported_turns() != turns:
+        assert time.monotonic() < deadline, (
+            f"{exported_turns()} of {turns} turns reached InfluxDB; workers:\n"
+            + worker_output[-3000:]
+        )
+        time.sleep(0.1)
+    workers = {item["metric"]["worker"] for item in victoria_metrics.export(match)}
+    assert len(workers) == replicas, workers
