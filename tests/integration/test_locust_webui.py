@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,17 @@ def test_the_web_ui_offers_the_rig_options_and_user_classes() -> None:
     )
     locust.wait_ready()
     try:
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text
+        # Locust logs "Starting web interface" just before its server binds: poll the port
+        # (the process's own state) until it answers.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline or locust.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
     finally:
         locust.stop()
     for option in ("target_url", "transports", "scenario", "time_scale", "seed"):
