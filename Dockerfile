@@ -30,8 +30,8 @@ LABEL org.opencontainers.image.title="agentic-load-rig" \
 RUN groupadd --system --gid 10001 rig \
     && useradd --system --uid 10001 --gid rig --home-dir /home/rig --create-home rig
 COPY --from=build /opt/rig /opt/rig
+# `rig locust` uses the locustfile inside the package; this copy is for `locust -f`.
 COPY locustfiles /app/locustfiles
-COPY dashboards /app/dashboards
 # The master's run directories (a Kubernetes emptyDir or a Compose volume is mounted here).
 RUN mkdir /runs && chown rig:rig /runs
 ENV PATH=/opt/rig/bin:$PATH \
