@@ -34,7 +34,7 @@ from rig.loadgen.http import HTTPConnection, HTTPError
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
 from rig.loadgen.ws import WSClosedError, WSConnection, WSHandshakeError
-from rig.protocol.sniff import event_type
+from rig.protocol.sniff import event_type, is_terminal_event
 from rig.protocol.sse import SSEDecoder
 from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_client_event
 
@@ -410,12 +410,14 @@ class WSTransport(Transport):
         connection.send_text(payload)
         outcome.body_bytes_sent += len(payload)  # written: a stale connection takes it too
         while True:
-            message = connection.recv()
-            outcome.body_bytes_recv += len(message)
-            kind = event_type(message)
-            timing.event(kind)
-            if kind in ("response.completed", "response.incomplete", "response.failed", "error"):
-                return orjson.loads(message)
+            messages = connection.receive()
+            for index, message in enumerate(messages):
+                outcome.body_bytes_recv += len(message)
+                if timing.first_delta is None:  # the type matters only until the first delta
+                    timing.event(event_type(message))
+                if is_terminal_event(message):
+                    connection.unreceive(messages[index + 1 :])  # e.g. a stale age-limit error
+                    return orjson.loads(message)
 
     def _drop(self) -> None:
         if self.connection is not None:

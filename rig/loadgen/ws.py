@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.frames import Close, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -48,6 +48,7 @@ class WSConnection:
         self.wire = wire
         self.protocol = protocol
         self._pending: list[bytes] = []
+        self._fragments: list[bytes] = []
 
     @classmethod
     def connect(
@@ -88,17 +89,39 @@ class WSConnection:
                 self.wire.sendall(data)
 
     def _read(self) -> bool:
+        """Read once and feed the protocol; whether the peer is still sending."""
         data = self.wire.recv()
         if data:
             self.protocol.receive_data(data)
         else:
             self.protocol.receive_eof()
-        self._flush()  # pongs, close acknowledgements
         return bool(data)
+
+    def _collect(self, events: list[Frame]) -> bool:
+        """Append the whole messages among ``events`` to the pending ones (assembling
+        fragmented ones); whether any control frame, which may need an answer, was there."""
+        control = False
+        pending = self._pending
+        for event in events:
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    pending.append(event.data)
+                else:
+                    self._fragments = [event.data]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(event.data)
+                if event.fin:
+                    pending.append(b"".join(self._fragments))
+                    self._fragments = []
+            else:
+                control = True
+        return control
 
     def _await_handshake(self) -> None:
         while True:
             done = False
+            frames: list[Frame] = []
             for event in self.protocol.events_received():
                 if isinstance(event, Response):
                     error = self.protocol.handshake_exc
@@ -108,9 +131,11 @@ class WSConnection:
                     if error is not None:
                         raise WSHandshakeError(event.status_code, event.body or b"") from error
                     done = True
-                elif event.opcode in (Opcode.TEXT, Opcode.BINARY):
-                    self._pending.append(event.data)  # arrived with the handshake response
+                else:
+                    frames.append(event)  # arrived with the handshake response
+            self._collect(frames)
             if done:
+                self._flush()
                 return
             if not self._read():
                 raise InvalidHandshake("connection closed during the WebSocket handshake")
@@ -120,26 +145,32 @@ class WSConnection:
         self.protocol.send_text(payload)
         self._flush()
 
-    def recv(self) -> bytes:
-        """The next whole message's payload; :class:`WSClosedError` once closed."""
-        while not self._pending:
-            for event in self.protocol.events_received():
-                if event.opcode in (Opcode.TEXT, Opcode.BINARY):
-                    self._pending.append(event.data)
-            if self._pending:
-                break
-            if self.protocol.state is State.CLOSED:
-                raise self._closed()
-            if not self._read() and not self._pending:
-                self._drain_events()
-                if not self._pending:
-                    raise self._closed()
-        return self._pending.pop(0)
+    def receive(self) -> list[bytes]:
+        """Every whole message's payload that has arrived, in order, reading until there
+        is at least one; :class:`WSClosedError` once closed and nothing is left.
 
-    def _drain_events(self) -> None:
-        for event in self.protocol.events_received():
-            if event.opcode in (Opcode.TEXT, Opcode.BINARY):
-                self._pending.append(event.data)
+        A streaming server's messages come a few per read: handing them over together
+        saves a call per message, and the protocol's answers (pongs, close
+        acknowledgements) are written only when a control frame asked for one.
+        """
+        protocol = self.protocol
+        while not self._pending:
+            if protocol.state is State.CLOSED:
+                raise self._closed()
+            more = self._read()
+            control = self._collect(protocol.events_received())
+            if control or not more or protocol.state is not State.OPEN:
+                self._flush()
+            if not more and not self._pending:
+                raise self._closed()
+        messages, self._pending = self._pending, []
+        return messages
+
+    def unreceive(self, messages: list[bytes]) -> None:
+        """Put back ``messages`` (the end of a :meth:`receive` the caller did not use):
+        the next :meth:`receive` returns them first."""
+        if messages:
+            self._pending[:0] = messages
 
     def _closed(self) -> WSClosedError:
         close: Close | None = self.protocol.close_rcvd

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-__all__ = ["TERMINAL_TYPES", "event_type", "is_terminal"]
+__all__ = ["TERMINAL_TYPES", "event_type", "is_terminal", "is_terminal_event"]
 
 TERMINAL_TYPES = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "error"}
@@ -18,6 +18,8 @@ TERMINAL_TYPES = frozenset(
 """Event types after which a response produces no further events."""
 
 _PREFIXES = (b'{"type":"', b'{"type": "')
+_COMPACT = _PREFIXES[0]
+_TERMINAL_PREFIXES = tuple(_COMPACT + kind.encode() + b'"' for kind in sorted(TERMINAL_TYPES))
 
 
 def event_type(raw: bytes | str) -> str | None:
@@ -42,3 +44,16 @@ def event_type(raw: bytes | str) -> str | None:
 def is_terminal(kind: str | None) -> bool:
     """Whether an event of type ``kind`` ends its response."""
     return kind in TERMINAL_TYPES
+
+
+def is_terminal_event(raw: bytes) -> bool:
+    """Whether the JSON event ``raw`` ends its response; as :func:`is_terminal` of
+    :func:`event_type`, but a compact event with ``type`` first is decided by its prefix
+    (no decoding, no call): what a client checks for every streamed event."""
+    if raw.startswith(_TERMINAL_PREFIXES):
+        return True
+    if raw.startswith(_COMPACT):
+        end = raw.find(b'"', 9)
+        if end > 9 and raw.find(b"\\", 9, end) < 0:
+            return False  # a plain type that is none of the terminal ones
+    return event_type(raw) in TERMINAL_TYPES

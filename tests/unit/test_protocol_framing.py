@@ -8,7 +8,7 @@ import pytest
 from rig.protocol.errors import InvalidRequestError
 from rig.protocol.events import ResponseStream, usage_object
 from rig.protocol.requests import parse_create_request
-from rig.protocol.sniff import event_type, is_terminal
+from rig.protocol.sniff import event_type, is_terminal, is_terminal_event
 from rig.protocol.sse import SSEDecoder, SSEMessage, encode_data, encode_event
 from rig.protocol.tokens import estimate_tokens, split_tokens
 from rig.protocol.ws import encode_client_event, parse_client_event
@@ -83,6 +83,26 @@ def test_terminal_types() -> None:
         and is_terminal("response.failed")
     )
     assert not is_terminal("response.output_text.delta") and not is_terminal(None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        *(orjson.dumps(event) for event in _stream_events()),
+        b'{"type":"error","error":{}}',
+        b'{"type":"response.failed","response":{}}',
+        b'{"type":"response.incomplete"}',
+        b'{"type":"response.completed_soon"}',
+        b'{"type": "response.completed"}',
+        b'{"sequence_number":1,"type":"response.completed"}',
+        b'{"type":"response.c\\u006fmpleted"}',
+        b'{"type":"err\\"or"}',
+        b'{"type":3}',
+        b"not json",
+    ],
+)
+def test_the_terminal_prefix_check_agrees_with_the_sniffer(raw: bytes) -> None:
+    assert is_terminal_event(raw) == is_terminal(event_type(raw))
 
 
 def test_client_event_encoding_drops_stream_and_keeps_the_lane() -> None:
