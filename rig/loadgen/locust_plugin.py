@@ -25,7 +25,7 @@ from typing import Any
 
 import gevent
 import orjson
-from locust import User, events, task
+from locust import LoadTestShape, User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -33,6 +33,7 @@ from rig import __version__
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.shapes import Shape, ShapeError, parse_shape
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES
 from rig.metrics.influx import InfluxSink
@@ -117,6 +118,13 @@ def add_arguments(parser: Any) -> None:
         default=[],
         help='threshold on summary.json, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" '
         "(repeatable); a failed check makes the exit code 1",
+    )
+    group.add_argument(
+        "--shape",
+        default="",
+        help="load shape instead of -u/-r/-t: steps:users=10,every=30s,max=100 | "
+        "ramp:max=200,over=5m,hold=5m | spike:base=20,max=200,at=2m,for=1m,duration=6m | "
+        "soak:users=100,duration=2h",
     )
     group.add_argument(
         "--summary-stdout",
@@ -242,6 +250,17 @@ class RecordRelay:
             self.run.write_json("meta.json", meta)
             self.meta = meta
             self.run.close()
+
+
+class RigShape(LoadTestShape):
+    """A :mod:`rig.loadgen.shapes` shape as Locust's ``LoadTestShape`` (set by ``--shape``)."""
+
+    def __init__(self, shape: Shape):
+        super().__init__()
+        self.shape = shape
+
+    def tick(self) -> tuple[int, float] | None:
+        return self.shape.tick(self.get_run_time())
 
 
 class _State:
@@ -390,6 +409,17 @@ def _on_init(environment: Environment, **_: Any) -> None:
         AGENT_USERS[name] for name in STATE.transports
     ]
     weights = parse_weights(options.transport_weights, STATE.transports)
+    if options.shape and not isinstance(environment.runner, WorkerRunner):
+        try:
+            shape = parse_shape(options.shape)
+        except ShapeError as exc:
+            log.error("rig: %s", exc)
+            raise SystemExit(2) from None
+        if options.users_per_transport > 0:
+            log.error("rig: --shape sets the session count; drop --users-per-transport")
+            raise SystemExit(2)
+        environment.shape_class = RigShape(shape)
+        environment.shape_class.runner = environment.runner
     for cls in environment.user_classes:
         cls.weight = weights.get(cls.transport, 1)
         cls.fixed_count = max(0, options.users_per_transport)
@@ -517,6 +547,7 @@ def run_meta(environment: Environment) -> dict[str, Any]:
         "transports": STATE.transports,
         "users": getattr(options, "num_users", None),
         "users_per_transport": options.users_per_transport or None,
+        "shape": options.shape or None,
         "seed": options.seed,
         "time_scale": options.time_scale,
         "model": options.model,
