@@ -28,7 +28,18 @@ from rig.metrics.records import RateLimitRecord, TurnRecord
 from rig.report.errors import ReportError
 from rig.report.stats import percentile, rounded
 
-__all__ = ["SETTLE_FRACTION", "capacity", "phases"]
+__all__ = [
+    "DEFAULT_MAX_RATE_LIMITED",
+    "DEFAULT_TTFT_SLO_MS",
+    "SETTLE_FRACTION",
+    "capacity",
+    "phases",
+]
+
+DEFAULT_MAX_RATE_LIMITED = 0.01
+"""Default criterion: at most 1% of attempts rejected by a rate limit."""
+DEFAULT_TTFT_SLO_MS = 2000.0
+"""Default criterion: TTFT p95 at most 2 s."""
 
 SETTLE_FRACTION = 0.25
 """Share of each level's time left out at its start (new sessions still ramping)."""

@@ -40,6 +40,10 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 
 ``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
+
+``capacity`` (only for a run driven by a steps shape): per transport the knee
+``max_sessions``, its ``criteria``, ``bound_by``, ``at_knee`` and every level's figures;
+see :mod:`rig.report.capacity`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import Any
 
 from rig.metrics.records import HealthRecord, RateLimitRecord, TaskRecord, TurnRecord
 from rig.metrics.rundir import RunDirectory, RunDirectoryError
+from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS, capacity
 from rig.report.errors import ReportError
 from rig.report.palette import BASELINE, ordered
 from rig.report.projection import project
@@ -163,6 +168,27 @@ def summarize(
         "projection": project(transports),
         "rig": rig,
         "warnings": warnings,
+        **_capacity(meta, turns, ratelimits),
+    }
+
+
+def _capacity(
+    meta: Mapping[str, Any], turns: Sequence[TurnRecord], ratelimits: Sequence[RateLimitRecord]
+) -> dict[str, Any]:
+    """``{"capacity": ...}`` for a run driven by a steps shape (``rig capacity`` or
+    ``--shape steps:...``), else nothing."""
+    shape = meta.get("shape") or ""
+    if not meta.get("phases") and not (isinstance(shape, str) and shape.startswith("steps")):
+        return {}
+    criteria = meta.get("capacity_criteria") or {}
+    return {
+        "capacity": capacity(
+            meta,
+            turns,
+            ratelimits,
+            max_rate_limited=float(criteria.get("max_rate_limited", DEFAULT_MAX_RATE_LIMITED)),
+            ttft_slo_ms=float(criteria.get("ttft_slo_ms", DEFAULT_TTFT_SLO_MS)),
+        )
     }
 
 
