@@ -175,6 +175,80 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_capacity(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "capacity",
+        help="step load per transport under one quota: the sessions each sustains (the knee)",
+        description="For each transport in turn, add sessions step by step against the same "
+        "quota (a fresh embedded mock with --rpm/--tpm/... limits, or --target-url); report "
+        "the largest session count that keeps rejections and TTFT p95 within bounds.",
+    )
+    p.add_argument("--transports", default="http,ws", help="of http,http_chained,ws,ws_stored,chat")
+    p.add_argument("--step-users", type=_positive_int, default=10, help="sessions added per step")
+    p.add_argument("--step-time", type=_duration, default=30.0, help="each step's length (30s)")
+    p.add_argument("--max-users", type=_positive_int, default=100, help="the last step (100)")
+    p.add_argument("--target-url", default=None, help="a Responses API base URL; default: mock")
+    p.add_argument("--api-key-env", default="", help="variable holding the target's key")
+    p.add_argument("--model", default="mock-agent")
+    p.add_argument("--preset", default="fast", help="latency preset of the embedded mock (fast)")
+    limits = p.add_argument_group("the embedded mock's quota (per key; see rig mock --help)")
+    for flag in ("--rpm", "--tpm", "--max-connections", "--max-inflight"):
+        limits.add_argument(flag, type=int, default=None)
+    limits.add_argument("--burst", default=None)
+    limits.add_argument("--limits", default=None, help="per-key/organisation limits file")
+    p.add_argument("--scenario", default="mixed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-scale", type=float, default=1.0, help="tool time multiplier (1.0)")
+    p.add_argument(
+        "--max-rate-limited",
+        type=float,
+        default=0.01,
+        help="knee criterion: at most this fraction of attempts rejected (0.01)",
+    )
+    p.add_argument(
+        "--ttft-slo-ms", type=float, default=2000.0, help="knee criterion: TTFT p95 (2000)"
+    )
+    p.add_argument("--stop-timeout", type=_duration, default=60.0, help="end of each phase (60s)")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--json", dest="json_path", default=None, help="also copy summary.json here")
+    p.add_argument(
+        "--check", action="append", default=[], help='e.g. "capacity.ws.max_sessions>=50"'
+    )
+    _add_sink(p)
+
+
+def _run_capacity(args: argparse.Namespace) -> int:
+    from rig.loadgen.capacity import CapacityOptions, run_capacity
+
+    mock_limits: list[str] = []
+    for name in ("rpm", "tpm", "max_connections", "max_inflight", "burst", "limits"):
+        value = getattr(args, name)
+        if value is not None:
+            mock_limits += ["--" + name.replace("_", "-"), str(value)]
+    options = CapacityOptions(
+        transports=args.transports,
+        step_users=args.step_users,
+        step_s=args.step_time,
+        max_users=args.max_users,
+        target_url=args.target_url,
+        api_key_env=args.api_key_env,
+        model=args.model,
+        preset=args.preset,
+        mock_limits=mock_limits,
+        scenario=args.scenario,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        max_rate_limited=args.max_rate_limited,
+        ttft_slo_ms=args.ttft_slo_ms,
+        stop_timeout_s=args.stop_timeout,
+        out=args.out,
+        json_path=args.json_path,
+        checks=args.check,
+        sink_args=_sink_args(args),
+    )
+    return run_capacity(options)
+
+
 def _add_locust(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "locust",
@@ -232,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mock(sub)
     _add_compare(sub)
     _add_report(sub)
+    _add_capacity(sub)
     _add_locust(sub)
     dashboards_cli.add_parser(sub)
     return parser
@@ -350,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mock": _run_mock,
         "compare": _run_compare,
         "report": _run_report,
+        "capacity": _run_capacity,
         "dashboards": dashboards_cli.run,
     }
     return commands[args.command](args)

@@ -1,0 +1,209 @@
+"""``rig capacity``: how many concurrent agents each transport sustains under one quota.
+
+For each transport in turn (a phase), it runs a ``steps`` load shape (N sessions more every
+T seconds up to M) against the target: by default a fresh embedded mock with the given
+limits (``--rpm``, ``--tpm``, ...), so every transport meets the same quota from a full
+bucket. Each phase is a ``rig locust --headless`` child process writing its own run
+directory; the phases are then merged into one run directory whose meta.json records each
+phase's shape and start (the phases' own directories and logs are kept under
+``phases/``), and rendered: summary.json gains ``capacity.<transport>``
+(:mod:`rig.report.capacity`), and report.html plots throughput, rejected fraction and TTFT
+p95 against sessions.
+
+Exit codes as ``rig compare``: 0 ok, 1 a ``--check`` failed, 2 bad usage, 3 the target
+was unreachable or a phase failed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["CapacityOptions", "run_capacity"]
+
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TARGET = 3
+
+
+@dataclass
+class CapacityOptions:
+    """What ``rig capacity`` was asked to do."""
+
+    transports: str = "http,ws"
+    step_users: int = 10
+    step_s: float = 30.0
+    max_users: int = 100
+    target_url: str | None = None
+    api_key_env: str = ""
+    model: str = "mock-agent"
+    preset: str = "fast"
+    mock_limits: list[str] = field(default_factory=list)
+    """``rig mock`` limit arguments (``--rpm 600`` ...), for the embedded mock only."""
+    scenario: str = "mixed"
+    seed: int = 0
+    time_scale: float = 1.0
+    max_rate_limited: float = 0.01
+    ttft_slo_ms: float = 2000.0
+    stop_timeout_s: float = 60.0
+    out: str = "runs"
+    json_path: str | None = None
+    checks: list[str] = field(default_factory=list)
+    sink_args: list[str] = field(default_factory=list)
+    locust_args: list[str] = field(default_factory=list)
+    """More Locust arguments for every phase (e.g. ``--transport-weights``)."""
+
+
+def _phase(
+    options: CapacityOptions,
+    transport: str,
+    target_url: str,
+    run_id: str,
+    workdir: Path,
+    out: TextIO,
+) -> Path:
+    shape = f"steps:users={options.step_users},every={options.step_s:g}s,max={options.max_users}"
+    argv = [
+        sys.executable, "-m", "rig", "locust", "--headless",
+        "--shape", shape, "--transports", transport,
+        "--target-url", target_url, "--model", options.model,
+        "--scenario", options.scenario, "--seed", str(options.seed),
+        "--time-scale", str(options.time_scale),
+        "--stop-timeout", f"{max(1, round(options.stop_timeout_s))}",
+        "--out", str(workdir), "--run-id", run_id,
+        *options.sink_args, *options.locust_args,
+    ]  # fmt: skip
+    if options.api_key_env:
+        argv += ["--api-key-env", options.api_key_env]
+    log_path = workdir / f"{run_id}.log"
+    print(f"phase {transport}: {shape} (log: {log_path})", file=out, flush=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode not in (0, 1):  # 1: Locust counted failed requests, still a run
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise RuntimeError(f"phase {transport} exited with {done.returncode}:\n{tail}")
+    return workdir / run_id
+
+
+def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
+    """Run every phase, merge, report; return the exit code."""
+    from rig.loadgen.options import parse_transports
+    from rig.loadgen.shapes import ShapeError, parse_shape
+    from rig.metrics.rundir import RunDirectory, new_run_id
+    from rig.mock.latency import PresetError, load_preset
+    from rig.mock.process import MockProcess, MockProcessError
+    from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
+
+    def fail(code: int, message: str) -> int:
+        print(f"rig capacity: {message}", file=sys.stderr)
+        return code
+
+    try:
+        transports = parse_transports(options.transports)
+        checks = [parse_check(text) for text in options.checks]
+        parse_shape(
+            f"steps:users={options.step_users},every={options.step_s}s,max={options.max_users}"
+        )
+        latency = load_preset(options.preset) if options.target_url is None else None
+    except (ValueError, ShapeError, CheckError, PresetError) as exc:
+        return fail(EXIT_USAGE, str(exc))
+    if options.target_url is not None and options.mock_limits:
+        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
+
+    run_id = new_run_id()
+    workdir = Path(options.out) / f".{run_id}-phases"
+    workdir.mkdir(parents=True, exist_ok=False)
+    phases: dict[str, Any] = {}
+    phase_dirs: list[Path] = []
+    mock_args = ["--preset", options.preset, "--seed", str(options.seed), *options.mock_limits]
+    try:
+        for transport in transports:
+            phase_id = f"{run_id}-{transport}"
+            if options.target_url is None:
+                with MockProcess(mock_args) as mock:
+                    path = _phase(options, transport, mock.base_url, phase_id, workdir, out)
+            else:
+                path = _phase(options, transport, options.target_url, phase_id, workdir, out)
+            meta = RunDirectory(path).read_json("meta.json")
+            phases[transport] = {
+                "shape": meta.get("shape"),
+                "started_at": meta.get("started_at"),
+                "duration_s": meta.get("duration_s"),
+                "phase_run_id": phase_id,
+            }
+            phase_dirs.append(path)
+    except (MockProcessError, RuntimeError, OSError) as exc:
+        return fail(EXIT_TARGET, str(exc))
+
+    first = RunDirectory(phase_dirs[0]).read_json("meta.json")
+    meta = {
+        key: first.get(key)
+        for key in ("target", "scenario", "seed", "time_scale", "model", "rig_version")
+    }
+    meta.update(
+        transports=transports,
+        phases=phases,
+        capacity_criteria={
+            "max_rate_limited": options.max_rate_limited,
+            "ttft_slo_ms": options.ttft_slo_ms,
+        },
+        started_at=phases[transports[0]]["started_at"],
+        duration_s=round(sum(p.get("duration_s") or 0 for p in phases.values()), 3),
+        target_url=options.target_url or "embedded mock",
+    )
+    if latency is not None:
+        meta.update(
+            preset=options.preset, latency_model=latency.as_dict(), mock_limits=options.mock_limits
+        )
+    merged = RunDirectory.create(options.out, run_id, meta)
+    for path in phase_dirs:
+        source = RunDirectory(path)
+        for kind in ("turn", "task", "ratelimit", "rig"):
+            merged.append(source.records(kind))
+    merged.close()
+    shutil.move(str(workdir), str(merged.path / "phases"))  # each phase's records and log
+    try:
+        rendered = render_run(merged.path)
+    except ReportError as exc:
+        return fail(EXIT_TARGET, str(exc))
+    summary = rendered.summary
+    print("", file=out)
+    print(render_capacity_table(summary), file=out)
+    print(f"\nrun directory: {merged.path}\nreport: {rendered.report_path}", file=out)
+    if options.json_path:
+        Path(options.json_path).write_bytes(rendered.summary_path.read_bytes())
+    failed = 0
+    for result in evaluate(checks, summary):
+        print(f"check {'ok  ' if result.passed else 'FAIL'} {result.message}", file=out)
+        failed += not result.passed
+    return EXIT_CHECK_FAILED if failed else 0
+
+
+def render_capacity_table(summary: dict[str, Any]) -> str:
+    """Per transport and level: sessions, turns/s, rejected fraction, TTFT p95, KB/s sent."""
+    lines = []
+    for transport, figures in (summary.get("capacity") or {}).items():
+        criteria = figures["criteria"]
+        lines.append(
+            f"{transport}: knee at {figures['max_sessions']} sessions "
+            f"(rejected <= {criteria['max_rate_limited']:.1%}, TTFT p95 <= "
+            f"{criteria['ttft_slo_ms']:g} ms)"
+            + (f"; the next level broke {figures['bound_by']}" if figures["bound_by"] else "")
+        )
+        lines.append(
+            f"  {'sessions':>8}  {'turns/s':>8}  {'rejected':>8}  {'TTFT p95':>9}  {'KB/s sent':>9}"
+        )
+        for level in figures["levels"]:
+            fraction = level["rate_limited_fraction"]
+            p95 = level["ttft_ms_p95"]
+            lines.append(
+                f"  {level['sessions']:>8}  {level['turns_per_s']:>8.2f}  "
+                f"{'-' if fraction is None else f'{fraction:.1%}':>8}  "
+                f"{'-' if p95 is None else f'{p95:.0f} ms':>9}  "
+                f"{level['bytes_sent_per_s'] / 1000:>9.1f}"
+            )
+    return "\n".join(lines)
