@@ -27,7 +27,7 @@ from rig.report.units import (
     format_seconds,
 )
 
-__all__ = ["PLOT_IDS", "render_html"]
+__all__ = ["CAPACITY_PLOT_IDS", "PLOT_IDS", "render_html"]
 
 PLOT_IDS = (
     "plot-bytes-per-turn",
@@ -36,6 +36,13 @@ PLOT_IDS = (
     "plot-errors",
 )
 """The ``id`` of each plot's ``<svg>``, in page order."""
+
+CAPACITY_PLOT_IDS = (
+    "plot-capacity-throughput",
+    "plot-capacity-rejected",
+    "plot-capacity-ttft",
+)
+"""The capacity section's plots (runs driven by a steps shape), in page order."""
 
 _CSS = """
 :root { --ink: #1f2933; --muted: #5f6b7a; --line: #dde2e8; --panel: #f6f8fa;
@@ -260,6 +267,70 @@ def _comparison_table(summary: Mapping[str, Any]) -> str:
         "nearest rank. "
         "delta = change against HTTP: negative is less, which is better for every row. "
         "KB = 1,000 bytes, counted on the wire (headers and framing included).</p></section>"
+    )
+
+
+def _level_series(capacity: Mapping[str, Any], figure: str, scale: float) -> list[Series]:
+    series = []
+    for name in ordered(capacity):
+        points = tuple(
+            (float(level["sessions"]), level[figure] * scale)
+            for level in capacity[name]["levels"]
+            if level[figure] is not None
+        )
+        series.append(Series(name, label(name), color(name), points, dash(name)))
+    return series
+
+
+def _capacity(summary: Mapping[str, Any]) -> str:
+    """The knee per transport, why, and throughput, rejections and TTFT against sessions."""
+    capacity = summary.get("capacity")
+    if not capacity:
+        return ""
+    rows = []
+    for name in ordered(capacity):
+        figures = capacity[name]
+        knee = figures.get("at_knee") or {}
+        bound = figures.get("bound_by") or "nothing: every level passed"
+        rows.append(
+            f"<tr><th>{_transport_head(name)}</th><td>{_e(figures['max_sessions'])}</td>"
+            f"<td>{_e(knee.get('turns_per_s', NO_DATA))}</td>"
+            f"<td>{_e(format_bytes(knee['bytes_sent_per_s']) + '/s' if knee else NO_DATA)}</td>"
+            f"<td>{_e(bound)}</td></tr>"
+        )
+    criteria = next(iter(capacity.values()))["criteria"]
+    plots = [
+        line_chart(
+            CAPACITY_PLOT_IDS[0], "Successful turns per second, by concurrent sessions",
+            _level_series(capacity, "turns_per_s", 1.0), "concurrent sessions", "turns/s",
+            lambda s, x, y: f"{s.label}, {x:.0f} sessions: {y:.2f} turns/s",
+        ),
+        line_chart(
+            CAPACITY_PLOT_IDS[1], "Attempts rejected by a rate limit",
+            _level_series(capacity, "rate_limited_fraction", 100.0), "concurrent sessions",
+            "% of attempts rejected",
+            lambda s, x, y: f"{s.label}, {x:.0f} sessions: {y:.1f}% rejected",
+        ),
+        line_chart(
+            CAPACITY_PLOT_IDS[2], "TTFT p95, by concurrent sessions",
+            _level_series(capacity, "ttft_ms_p95", 1.0), "concurrent sessions", "TTFT p95, ms",
+            lambda s, x, y: f"{s.label}, {x:.0f} sessions: {format_ms(y)}",
+        ),
+    ]  # fmt: skip
+    return (
+        "<section><h2>Capacity: concurrent sessions per transport</h2>"
+        f'<p class="sub">The knee is the largest session level, from the first, at which at '
+        f"most <b>{criteria['max_rate_limited']:.1%}</b> of attempts were rejected by a rate "
+        f"limit and TTFT p95 stayed within <b>{criteria['ttft_slo_ms']:g} ms</b>; each "
+        "level's first quarter is left out while new sessions start. Faster turns mean more "
+        "requests per minute: under a requests limit the faster transport meets it at fewer "
+        "sessions, while under a tokens limit the one that re-sends its context does.</p>"
+        "<table><thead><tr><th>transport</th><th>max sessions</th><th>turns/s at the knee</th>"
+        "<th>sent at the knee</th><th>the next level broke</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + "".join(plots)
+        + "</section>"
     )
 
 
@@ -549,6 +620,7 @@ def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _warnings(summary),
         _headline(summary),
         _comparison_table(summary),
+        _capacity(summary),
         _plots(summary, run),
         _reliability(summary),
         _projection(summary),

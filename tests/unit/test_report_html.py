@@ -12,7 +12,7 @@ import pytest
 from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord
 from rig.metrics.rundir import RunDirectory
 from rig.report import RenderedRun, ReportError, render_run
-from rig.report.html import PLOT_IDS, render_html
+from rig.report.html import CAPACITY_PLOT_IDS, PLOT_IDS, render_html
 from rig.report.summary import build_summary
 
 LATENCY_MODEL = {"name": "fast", "base_ms": 100.0, "parse_ms_per_kb": 0.3, "tokens_per_s": 1000.0}
@@ -267,3 +267,25 @@ def test_render_run_on_something_that_is_not_a_run_directory(tmp_path: Path) -> 
         render_run(tmp_path / "missing")
     with pytest.raises(ReportError, match=r"meta\.json: missing; is .* a run directory\?"):
         render_run(tmp_path)
+
+
+def test_a_steps_run_gets_the_capacity_section_with_a_point_per_level(tmp_path: Path) -> None:
+    # All records have ts 0; a steps shape started at -10 s puts them in the first level's
+    # measured window (after its 5 s settling time).
+    meta = {**MOCK_META, "shape": "steps:users=2,every=20s,max=6", "started_at": -10.0}
+    page_text = page_of(make_run(tmp_path, meta))
+    page = outline(page_text)
+    assert list(page.plots) == [*CAPACITY_PLOT_IDS, *PLOT_IDS]
+    # Throughput has a point per level (0 where nothing ran); TTFT only where turns ran.
+    for plot_id, points in (("plot-capacity-throughput", 3), ("plot-capacity-ttft", 1)):
+        assert set(page.plots[plot_id]) == {"http", "ws"}
+        for elements in page.plots[plot_id].values():
+            assert elements.count("circle") == points
+    assert "Capacity: concurrent sessions per transport" in page_text
+    assert "the next level broke" in page_text
+
+
+def test_a_run_without_a_steps_shape_has_no_capacity_section(tmp_path: Path) -> None:
+    page_text = page_of(make_run(tmp_path))
+    assert "Capacity:" not in page_text
+    assert not set(CAPACITY_PLOT_IDS) & set(outline(page_text).plots)
