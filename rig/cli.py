@@ -83,6 +83,40 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this certificate (PEM)")
     p.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
 
+    def limit(text: str) -> int:
+        value = int(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0 (0 = unlimited), got {value}")
+        return value
+
+    def fraction(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    g = p.add_argument_group("rate limits (per API key; 0 = unlimited)")
+    g.add_argument("--rpm", type=limit, default=0, help="requests per minute")
+    g.add_argument("--tpm", type=limit, default=0, help="tokens per minute (input + output)")
+    g.add_argument(
+        "--max-connections", type=limit, default=0, help="concurrent WebSocket connections"
+    )
+    g.add_argument("--max-inflight", type=limit, default=0, help="concurrent responses")
+    g.add_argument(
+        "--burst",
+        type=fraction,
+        default=1.0,
+        help="bucket size as a fraction of a minute's limit (default 1.0: a minute's worth)",
+    )
+    g.add_argument(
+        "--limits", default=None, metavar="FILE", help="YAML: per-key and per-organization limits"
+    )
+    g.add_argument(
+        "--limits-store",
+        default=None,
+        help="where limit state lives: memory (default, per process) or redis://HOST:PORT/DB",
+    )
+
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -336,6 +370,13 @@ def _run_mock(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         keep_alive_s=args.keep_alive,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_connections=args.max_connections,
+        max_inflight=args.max_inflight,
+        burst=args.burst,
+        limits_file=args.limits,
+        limits_store=args.limits_store,
     )
     try:
         serve(config)

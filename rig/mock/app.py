@@ -33,6 +33,8 @@ from starlette.websockets import WebSocket
 
 from rig.mock.engine import ConnectionCache, PreparedTurn, TurnEngine
 from rig.mock.latency import LatencyModel
+from rig.mock.limits import RateLimiter, Verdict
+from rig.mock.limits import Scope as LimitScope
 from rig.mock.stats import Stats
 from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (
@@ -64,14 +66,21 @@ class MockSettings:
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
     preset: LatencyModel = field(default_factory=LatencyModel)
+    limiter: RateLimiter | None = None
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
 
 
-def _error_response(error: APIError) -> Response:
-    return _json(error_body(error), error.status)
+def _error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
+    return _json(error_body(error), error.status, headers)
+
+
+def _header_pairs(verdict: Verdict | None) -> list[tuple[bytes, bytes]]:
+    if verdict is None:
+        return []
+    return [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
 
 
 def _masked(key: str) -> str:
@@ -106,6 +115,7 @@ class MockApp:
         self.engine = engine
         self.stats = stats
         self.settings = settings
+        self.limiter = settings.limiter
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -150,6 +160,27 @@ class MockApp:
         self.stats.add("errors")
         return _error_response(error)
 
+    async def admit(self, headers: Any, input_tokens: int, model: str) -> Verdict | None:
+        """Charge one response to the caller's rate limits; ``None`` when none are set.
+        A refusal is counted here; the caller sends ``verdict.error``."""
+        limiter = self.limiter
+        if limiter is None:
+            return None
+        verdict = await limiter.admit(limiter.scopes_for(_bearer(headers)), input_tokens, model)
+        if verdict.rejection is not None:
+            self.stats.add("errors")
+            self.stats.add(f"rate_limited_{verdict.rejection.kind}")
+        return verdict
+
+    async def settle(self, verdict: Verdict | None, output_tokens: int) -> None:
+        """An admitted response ended: debit its output tokens, free its in-flight slot."""
+        if verdict is None or self.limiter is None:
+            return
+        try:
+            await self.limiter.settle(verdict.scopes, output_tokens)
+        except Exception:  # the limits store failing must not fail a finished response
+            log.exception("could not settle a response's rate limits")
+
     # -- HTTP -------------------------------------------------------------------------
 
     async def create_response(self, request: Request) -> Response:
@@ -169,16 +200,23 @@ class MockApp:
             turn = await self.engine.prepare(create, body_bytes=len(body), obfuscate=obfuscate)
         except APIError as error:
             return self.failed(error)
+        verdict = await self.admit(request.headers, turn.input_tokens, create.model)
+        if verdict is not None and verdict.error is not None:
+            return _error_response(verdict.error, verdict.headers)
         if create.stream:
-            return _EventStream(self, turn)
-        if turn.total_s > 0:
-            await asyncio.sleep(turn.total_s)
-        turn.run_to_completion()
-        stored = await self.engine.finish(turn)
+            return _EventStream(self, turn, verdict)
+        try:
+            if turn.total_s > 0:
+                await asyncio.sleep(turn.total_s)
+            turn.run_to_completion()
+            stored = await self.engine.finish(turn)
+        finally:
+            await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
         self.stats.add("responses_completed")
         payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
-        return Response(payload, media_type="application/json")
+        headers = verdict.headers if verdict is not None else None
+        return Response(payload, headers=headers, media_type="application/json")
 
     async def get_response(self, request: Request) -> Response:
         """``GET /v1/responses/{id}``."""
@@ -215,12 +253,19 @@ class MockApp:
             prepared = self.engine.prepare_chat(chat, body_bytes=len(body))
         except APIError as error:
             return self.failed(error)
+        verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
+        if verdict is not None and verdict.error is not None:
+            return _error_response(verdict.error, verdict.headers)
         self.stats.add("chat_completions")
         if chat.stream:
             include = bool(chat.stream_options and chat.stream_options.include_usage)
-            return _ChunkStream(self, prepared.timed_chunks(include))
-        if prepared.total_s > 0:
-            await asyncio.sleep(prepared.total_s)
+            chunks = prepared.timed_chunks(include)
+            return _ChunkStream(self, chunks, verdict, prepared.completion_tokens)
+        try:
+            if prepared.total_s > 0:
+                await asyncio.sleep(prepared.total_s)
+        finally:
+            await self.settle(verdict, prepared.completion_tokens)
         calls = [(cid, name, "".join(p)) for cid, name, p in prepared.call_pieces]
         usage = chat_usage(
             prepared.prompt_tokens, prepared.cached_tokens, prepared.completion_tokens
@@ -229,7 +274,8 @@ class MockApp:
         completion = chat_completion(chat.model, text, calls, usage, prepared.finish_reason)
         payload = orjson.dumps(completion)
         self.stats.add("bytes_out", len(payload))
-        return Response(payload, media_type="application/json")
+        headers = verdict.headers if verdict is not None else None
+        return Response(payload, headers=headers, media_type="application/json")
 
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
@@ -251,19 +297,40 @@ class MockApp:
             self.authenticate(websocket.headers)
         except APIError as error:
             self.stats.add("errors")
-            if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(_error_response(error))
-            else:
-                await websocket.close(code=1008, reason=error.code or "unauthorized")
+            await self._deny(websocket, error)
             return
-        await websocket.accept()
-        self.stats.add("connections_open")
-        self.stats.add("connections_total")
-        connection = _WSConnection(self, websocket, send)
+        limiter = self.limiter
+        scopes = limiter.scopes_for(_bearer(websocket.headers)) if limiter is not None else ()
+        if limiter is not None:
+            verdict = await limiter.connect(scopes)
+            if verdict.error is not None:
+                self.stats.add("errors")
+                self.stats.add("rate_limited_connections")
+                await self._deny(websocket, verdict.error)
+                return
         try:
-            await connection.run()
+            await websocket.accept()
+            self.stats.add("connections_open")
+            self.stats.add("connections_total")
+            connection = _WSConnection(self, websocket, send, scopes)
+            try:
+                await connection.run()
+            finally:
+                self.stats.add("connections_open", -1)
         finally:
-            self.stats.add("connections_open", -1)
+            if limiter is not None:
+                try:
+                    await limiter.disconnect(scopes)
+                except Exception:
+                    log.exception("could not release a connection's rate limits")
+
+    async def _deny(self, websocket: WebSocket, error: APIError) -> None:
+        """Refuse a handshake with the error's HTTP status and body (or, on a server
+        without the denial-response extension, close before accepting)."""
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(_error_response(error))
+        else:
+            await websocket.close(code=1008, reason=error.code or "refused")
 
 
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
@@ -288,29 +355,32 @@ class _Disconnect:
 class _EventStream(Response):
     """A streamed Responses API answer: SSE events paced by the latency model."""
 
-    def __init__(self, app: MockApp, turn: PreparedTurn):
+    def __init__(self, app: MockApp, turn: PreparedTurn, verdict: Verdict | None = None):
         super().__init__(media_type="text/event-stream")
         self.app = app
         self.turn = turn
+        self.verdict = verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stats = self.app.stats
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-request-id", self.turn.stream.response_id.encode()),
-                ],
-            }
-        )
+        turn = self.turn
         pace = _Paced()
         gone = _Disconnect(receive)
         sent = 0
         count = 0
         try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-request-id", turn.stream.response_id.encode()),
+                        *_header_pairs(self.verdict),
+                    ],
+                }
+            )
             for offset, event in self.turn.timed_events():
                 if offset:
                     await pace.wait(offset)
@@ -328,29 +398,42 @@ class _EventStream(Response):
             gone.cancel()
             stats.add("events_sent", count)
             stats.add("bytes_out", sent)
+            if self.verdict is not None:
+                await self.app.settle(self.verdict, turn.output_tokens + turn.reasoning_tokens)
 
 
 class _ChunkStream(Response):
     """A streamed chat completion: ``data:`` chunks, then ``data: [DONE]``."""
 
-    def __init__(self, app: MockApp, chunks: Iterator[tuple[float, dict[str, Any]]]):
+    def __init__(
+        self,
+        app: MockApp,
+        chunks: Iterator[tuple[float, dict[str, Any]]],
+        verdict: Verdict | None = None,
+        output_tokens: int = 0,
+    ):
         super().__init__(media_type="text/event-stream")
         self.app = app
         self.chunks = chunks
+        self.verdict = verdict
+        self.output_tokens = output_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
-            }
-        )
         pace = _Paced()
         gone = _Disconnect(receive)
         sent = 0
         count = 0
         try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        *_header_pairs(self.verdict),
+                    ],
+                }
+            )
             for offset, chunk in self.chunks:
                 if offset:
                     await pace.wait(offset)
@@ -366,6 +449,8 @@ class _ChunkStream(Response):
             gone.cancel()
             self.app.stats.add("events_sent", count)
             self.app.stats.add("bytes_out", sent)
+            if self.verdict is not None:
+                await self.app.settle(self.verdict, self.output_tokens)
 
 
 class _StreamingFront:
@@ -413,10 +498,13 @@ class _StreamingFront:
 class _WSConnection:
     """One WebSocket connection: its lanes, its response cache and its age limit."""
 
-    def __init__(self, app: MockApp, websocket: WebSocket, send: Send):
+    def __init__(
+        self, app: MockApp, websocket: WebSocket, send: Send, scopes: tuple[LimitScope, ...] = ()
+    ):
         self.app = app
         self.websocket = websocket
         self._send = send
+        self.scopes = scopes
         self.cache = ConnectionCache()
         self.default_busy = False
         self.lanes: dict[str, asyncio.Queue[tuple[Any, int]]] = {}
@@ -526,6 +614,8 @@ class _WSConnection:
 
     async def _respond(self, event: Any, size: int, lane: str) -> None:
         stream_id = event.stream_id
+        verdict: Verdict | None = None
+        turn: PreparedTurn | None = None
         try:
             try:
                 turn = await self.app.engine.prepare(
@@ -538,6 +628,15 @@ class _WSConnection:
             except APIError as error:
                 await self.send_error(error, stream_id)
                 return
+            limiter = self.app.limiter
+            if limiter is not None:
+                verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
+                if verdict.error is not None:
+                    assert verdict.rejection is not None
+                    self.app.stats.add(f"rate_limited_{verdict.rejection.kind}")
+                    error, verdict = verdict.error, None  # refused: nothing to settle
+                    await self.send_error(error, stream_id)
+                    return
             await self.stream(turn)
             await self.app.engine.finish(turn, connection=self.cache, lane=lane)
             self.app.stats.add("responses_completed")
@@ -553,6 +652,8 @@ class _WSConnection:
             if not lane:
                 self.default_busy = False
             self._end()
+            if verdict is not None and turn is not None:
+                await self.app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
 
     async def _expire(self, max_age_s: float) -> None:
         await asyncio.sleep(max_age_s)

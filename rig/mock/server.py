@@ -25,6 +25,14 @@ from uvicorn.supervisors import Multiprocess
 from rig.mock.app import MockSettings, build_app
 from rig.mock.engine import TurnEngine
 from rig.mock.latency import load_preset
+from rig.mock.limits import (
+    Limits,
+    MemoryLimitStore,
+    RateLimiter,
+    RedisLimitStore,
+    load_limits_file,
+    open_limit_store,
+)
 from rig.mock.stats import Stats
 from rig.mock.store import RedisStore, open_store
 from rig.workload.policy import ModelPolicy
@@ -68,6 +76,28 @@ class MockConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keep_alive_s: int = 120
+    rpm: int = 0
+    tpm: int = 0
+    max_connections: int = 0
+    max_inflight: int = 0
+    burst: float = 1.0
+    limits_file: str | None = None
+    limits_store: str | None = None
+
+    @property
+    def default_limits(self) -> Limits:
+        """The per-key limits the flags set."""
+        return Limits(self.rpm, self.tpm, self.max_connections, self.max_inflight, self.burst)
+
+    def rate_limiter(self) -> RateLimiter | None:
+        """The limiter the flags and limits file describe; ``None`` when nothing is limited
+        (then the request path does no limit work at all)."""
+        policy = load_limits_file(
+            self.limits_file, self.default_limits, authenticated=bool(self.api_keys)
+        )
+        if not policy.active:
+            return None
+        return RateLimiter(policy, open_limit_store(self.limits_store))
 
     def to_env(self) -> str:
         """The configuration as JSON for :data:`CONFIG_ENV`."""
@@ -88,12 +118,14 @@ def create_app(config: MockConfig) -> Starlette:
     policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
     engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
     stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
+    limiter = config.rate_limiter()
     settings = MockSettings(
         api_keys=config.api_keys,
         max_body_bytes=config.max_body_bytes,
         max_message_bytes=config.max_message_bytes,
         ws_max_age_s=config.ws_max_age_s,
         preset=latency,
+        limiter=limiter,
     )
     app = build_app(engine, stats, settings)
 
@@ -101,8 +133,12 @@ def create_app(config: MockConfig) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if isinstance(store, RedisStore):
             await store.ping()  # fail at start, not on the first continuation
+        if limiter is not None and isinstance(limiter.store, RedisLimitStore):
+            await limiter.store.ping()
         yield
         await store.close()
+        if limiter is not None:
+            await limiter.store.close()
         stats.close()
 
     app.router.lifespan_context = lifespan
@@ -118,7 +154,7 @@ class StoreUnavailableError(RuntimeError):
     """The configured response store cannot be reached."""
 
 
-def check_store(url: str | None) -> None:
+def check_store(url: str | None, what: str = "store") -> None:
     """Fail at start, with the reason, when a Redis store is configured but unreachable."""
     if url is None or not url.startswith(("redis://", "rediss://", "unix://")):
         return
@@ -128,7 +164,7 @@ def check_store(url: str | None) -> None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise StoreUnavailableError(f"cannot reach the store {url}: {exc}") from None
+        raise StoreUnavailableError(f"cannot reach the {what} {url}: {exc}") from None
     finally:
         client.close()
 
@@ -146,6 +182,17 @@ def serve(config: MockConfig) -> None:
         )
     load_preset(config.preset)  # fail before forking on a bad preset
     check_store(config.store)
+    limiter = config.rate_limiter()  # fail before forking on a bad limits file
+    if limiter is not None:
+        check_store(config.limits_store, "limits store")
+        if config.workers > 1 and isinstance(limiter.store, MemoryLimitStore):
+            log.warning(
+                "%d workers with in-process rate limits: each worker limits on its own, so "
+                "the mock admits up to %d times the limits; pass --limits-store "
+                "redis://HOST:6379/0 to share them",
+                config.workers,
+                config.workers,
+            )
     common = dict(
         host=config.host,
         port=config.port,

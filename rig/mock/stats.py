@@ -24,9 +24,15 @@ COUNTERS = (
     "events_sent",
     "bytes_in",
     "bytes_out",
+    "rate_limited_requests",
+    "rate_limited_tokens",
+    "rate_limited_inflight",
+    "rate_limited_connections",
 )
 """Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
-bodies and WebSocket message payloads in; response bodies and message payloads out."""
+bodies and WebSocket message payloads in; response bodies and message payloads out.
+``rate_limited_<limit>`` counts refusals (HTTP 429, WebSocket ``error`` events, refused
+handshakes) by the limit that refused them; they are counted in ``errors`` too."""
 
 _SLOT = {name: i for i, name in enumerate(COUNTERS)}
 _SIZE = 8 * len(COUNTERS)

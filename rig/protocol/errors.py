@@ -101,11 +101,26 @@ class PayloadTooLargeError(APIError):
 
 
 class RateLimitError(APIError):
-    """A rate limit was hit."""
+    """A rate limit was hit. ``type`` says which kind (``requests`` or ``tokens``, as the
+    API does); ``headers`` are the ``x-ratelimit-*`` and ``retry-after(-ms)`` headers sent
+    with it over HTTP, repeated in the WebSocket ``error`` event's ``error.headers``."""
 
     status = 429
     type = "requests"
     default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "requests",
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.type = kind
+        self.headers = dict(headers or {})
 
 
 class ServerError(APIError):
@@ -123,6 +138,9 @@ def error_body(error: APIError) -> dict[str, Any]:
 def ws_error_event(error: APIError, *, stream_id: str | None = None) -> dict[str, Any]:
     """The WebSocket ``error`` event for ``error``, as the SDK's ``ResponseWsError`` parses it."""
     event: dict[str, Any] = {"type": "error", "status": error.status, "error": error.to_dict()}
+    headers = getattr(error, "headers", None)
+    if headers:
+        event["error"]["headers"] = headers  # ResponseWsErrorError.headers in the SDK
     if stream_id is not None:
         event["stream_id"] = stream_id
     return event
