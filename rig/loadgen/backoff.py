@@ -1,0 +1,93 @@
+"""What a session does when a rate limit rejects a turn: the retry policy.
+
+``--retry-policy`` picks one:
+
+* ``backoff`` (default): honour the target's ``retry-after`` (or ``retry-after-ms``), else
+  wait ``base`` seconds doubling per attempt, with full jitter, never more than ``cap``,
+  for at most ``attempts`` retries: ``backoff:base=0.5,cap=30,attempts=8``. The jitter
+  keeps sessions rejected together from retrying together (AWS's "full jitter");
+* ``fail-fast``: no retry; the turn ends ``rate_limited`` and the task fails;
+* ``fixed:attempts=N,wait=S``: N retries, S seconds apart (``retry-after`` when larger).
+
+Every rejected attempt becomes a ``ratelimit`` record; the waiting is part of the turn's
+time (and so the task's), because the agent waits it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["RetryPolicy", "RetryPolicyError", "parse_retry_policy"]
+
+
+class RetryPolicyError(ValueError):
+    """A ``--retry-policy`` value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to retry a rate-limited turn, and how long to wait before each."""
+
+    name: str = "backoff"
+    attempts: int = 8
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    fixed_s: float = 1.0
+
+    def delay(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (1-based); ``None``: give up."""
+        if self.name == "fail-fast" or attempt > self.attempts:
+            return None
+        if self.name == "fixed":
+            return max(self.fixed_s, retry_after_s or 0.0)
+        if retry_after_s is not None and retry_after_s >= 0:
+            # The server's figure, with a little jitter so rejected sessions spread out.
+            return min(self.cap_s, retry_after_s * rng.uniform(1.0, 1.2))
+        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+
+
+_EXAMPLES = "backoff:base=0.5,cap=30,attempts=8 | fail-fast | fixed:attempts=3,wait=1"
+
+
+def parse_retry_policy(value: str) -> RetryPolicy:
+    """``--retry-policy`` as a :class:`RetryPolicy`; a clear error otherwise."""
+    name, _, rest = value.strip().partition(":")
+    keys = {
+        "backoff": {"base": "base_s", "cap": "cap_s", "attempts": "attempts"},
+        "fixed": {"attempts": "attempts", "wait": "fixed_s"},
+        "fail-fast": {},
+    }
+    if name not in keys:
+        raise RetryPolicyError(f"--retry-policy {value!r}: unknown policy; use {_EXAMPLES}")
+    fields: dict[str, float | int] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, raw = part.partition("=")
+        if not sep or key not in keys[name]:
+            raise RetryPolicyError(
+                f"--retry-policy {value!r}: {part!r} not understood; use {_EXAMPLES}"
+            )
+        try:
+            number = float(raw.rstrip("s"))
+        except ValueError:
+            raise RetryPolicyError(
+                f"--retry-policy {value!r}: {key}={raw!r} is not a number"
+            ) from None
+        if number < 0 or (key == "attempts" and number != int(number)):
+            kind = "integer" if key == "attempts" else "number"
+            raise RetryPolicyError(f"--retry-policy {value!r}: {key} must be a non-negative {kind}")
+        fields[keys[name][key]] = int(number) if key == "attempts" else number
+    if name == "fail-fast":
+        return RetryPolicy(name="fail-fast", attempts=0)
+    if name == "fixed":
+        return RetryPolicy(
+            name="fixed",
+            attempts=int(fields.get("attempts", 3)),
+            fixed_s=float(fields.get("fixed_s", 1.0)),
+        )
+    return RetryPolicy(
+        name="backoff",
+        attempts=int(fields.get("attempts", 8)),
+        base_s=float(fields.get("base_s", 0.5)),
+        cap_s=float(fields.get("cap_s", 30.0)),
+    )
