@@ -2,10 +2,12 @@
 
 Parsing is geventhttpclient's (the C parser behind Locust's FastHttpUser); its own
 response reader waits for whole blocks, which would distort time to first token, so the
-connection reads from its :class:`WireSocket` itself and feeds the parser, whose body
-callback goes straight to the caller. The request head is one formatted string. Reads
-wait without a timeout of their own: the caller bounds the exchange (a transport sets one
-deadline per turn).
+connection reads from its :class:`WireSocket` itself and feeds the parser. The body bytes
+of each read go to the caller's sink in one piece as soon as the read is parsed (however
+many chunks of the chunked encoding it held); an error answer's body is kept instead and
+returned with the status. The request head is one formatted string. Reads wait without a
+timeout of their own: the caller bounds the exchange (a transport sets one deadline per
+turn).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from geventhttpclient.response import HTTPResponse
 
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
 
-__all__ = ["HTTPConnection", "HTTPError", "HTTPResult"]
+__all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPResult"]
 
 BodySink = Callable[[bytes], None]
 
@@ -27,23 +29,54 @@ class HTTPError(ConnectionError):
     """The connection failed or the server broke the protocol."""
 
 
+ERROR_BODY_LIMIT = 64 * 1024
+"""How much of an error answer's body is kept for its message."""
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPResult:
-    """Status line and headers of a finished response (the body went to the sink)."""
+    """Status line and headers of a finished response, and what its body came to."""
 
     status: int
     headers: dict[str, str]
+    body_bytes: int = 0
+    """Body bytes received (after the chunked framing), whoever got them."""
+    error_body: bytes = b""
+    """The start of the body (up to :data:`ERROR_BODY_LIMIT`) when the status is not
+    2xx; such a body does not go to the sink."""
 
 
 class _StreamedResponse(HTTPResponse):
-    """geventhttpclient's parser with the body passed on instead of buffered."""
+    """geventhttpclient's parser collecting the body pieces of one read."""
+
+    def __init__(self) -> None:
+        super().__init__("POST")
+        self.pieces: list[bytearray] = []
+        # The C parser looks ``_on_body`` up on the instance for every piece; a list's own
+        # append takes each new bytearray without a Python frame or a copy.
+        self._on_body = self.pieces.append  # type: ignore[method-assign]
+
+
+class _Body:
+    """Where one response's body goes: a 2xx body to the sink, read by read; the start
+    of any other to :attr:`error`."""
+
+    __slots__ = ("error", "received", "sink")
 
     def __init__(self, sink: BodySink):
-        super().__init__("POST")
-        self._sink = sink
+        self.sink = sink
+        self.received = 0
+        self.error = bytearray()
 
-    def _on_body(self, buf: bytearray) -> None:
-        self._sink(bytes(buf))
+    def take(self, status: int, pieces: list[bytearray]) -> None:
+        """Hand over the pieces the parser produced from one read (and clear them)."""
+        data = b"".join(pieces)
+        pieces.clear()
+        self.received += len(data)
+        if 200 <= status < 300:
+            self.sink(data)
+        elif len(self.error) < ERROR_BODY_LIMIT:
+            self.error += data[: ERROR_BODY_LIMIT - len(self.error)]
 
 
 class HTTPConnection:
@@ -97,7 +130,8 @@ class HTTPConnection:
         sink: BodySink,
         on_sent: Callable[[], None] | None = None,
     ) -> HTTPResult:
-        """Send a request and stream the response body into ``sink``.
+        """Send a request and stream a 2xx response's body into ``sink`` (any other
+        status's body comes back in the result).
 
         A kept-alive connection the server closed while idle is noticed before reuse (as
         urllib3 does); if the close races the request, it is reopened once, as browsers
@@ -112,7 +146,9 @@ class HTTPConnection:
             if self._wire is None:
                 self._wire = self._connect()
             wire = self._wire
-            response = _StreamedResponse(sink)
+            response = _StreamedResponse()
+            pieces = response.pieces
+            body = _Body(sink)
             got_bytes = False
             try:
                 if on_sent is not None:
@@ -122,11 +158,15 @@ class HTTPConnection:
                     data = wire.recv()
                     if not data:
                         response.feed(b"")  # let the parser finish a close-delimited body
+                        if pieces:
+                            body.take(response.status_code, pieces)
                         if response.message_complete:
                             break
                         raise HTTPError("connection closed before the response was complete")
                     got_bytes = True
                     response.feed(data)
+                    if pieces:
+                        body.take(response.status_code, pieces)
             except (OSError, HTTPError, ValueError) as exc:
                 self.close()
                 if reused and not got_bytes and attempt == 1:
@@ -134,7 +174,12 @@ class HTTPConnection:
                 raise HTTPError(f"{method} {path}: {exc}") from exc
             if response.should_close():
                 self.close()
-            return HTTPResult(response.status_code, {k.lower(): v for k, v in response.items()})
+            return HTTPResult(
+                response.status_code,
+                {k.lower(): v for k, v in response.items()},
+                body.received,
+                bytes(body.error),
+            )
         raise AssertionError("unreachable")
 
     def tcp_info(self) -> TcpInfo | None:

@@ -34,7 +34,7 @@ from rig.loadgen.http import HTTPConnection, HTTPError
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
 from rig.loadgen.ws import WSClosedError, WSConnection, WSHandshakeError
-from rig.protocol.sniff import event_type, is_terminal_event
+from rig.protocol.sniff import TERMINAL_TYPES, event_type, is_terminal_event
 from rig.protocol.sse import SSEDecoder
 from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_client_event
 
@@ -52,7 +52,6 @@ __all__ = [
 TRANSPORT_NAMES = ("http", "http_chained", "ws", "ws_stored", "chat")
 DELTA_TYPES = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 MAX_RECOVERIES = 2
-_ERROR_PREFIX = 64 * 1024
 
 
 @dataclass
@@ -251,34 +250,22 @@ class Transport:
         """Forget a connection after a failure."""
 
 
-class _BodyReader:
-    """Counts a streamed HTTP body and keeps its start (an error answer is parsed from it)."""
+class _SSEReader:
+    """Consumes a Responses API stream: SSE events, timing marks, the terminal event."""
 
     def __init__(self, timing: _Timing):
         self.decoder = SSEDecoder()
         self.timing = timing
-        self.body_bytes = 0
-        self.prefix = bytearray()
-
-    def _take(self, chunk: bytes) -> None:
-        self.body_bytes += len(chunk)
-        if len(self.prefix) < _ERROR_PREFIX:
-            self.prefix += chunk[: _ERROR_PREFIX - len(self.prefix)]
-
-
-class _SSEReader(_BodyReader):
-    """Consumes a Responses API stream: SSE events, timing marks, the terminal event."""
-
-    def __init__(self, timing: _Timing):
-        super().__init__(timing)
         self.terminal: dict[str, Any] | None = None
 
     def __call__(self, chunk: bytes) -> None:
-        self._take(chunk)
+        timing = self.timing
         for message in self.decoder.feed(chunk):
-            kind = message.event or event_type(message.data)
-            self.timing.event(kind)
-            if kind in ("response.completed", "response.incomplete", "response.failed", "error"):
+            kind = message.event
+            if timing.first_delta is None:  # the type matters only until the first delta
+                timing.event(kind or event_type(message.data))
+            terminal = (kind in TERMINAL_TYPES) if kind else is_terminal_event(message.data)
+            if terminal:
                 self.terminal = orjson.loads(message.data)
 
 
@@ -331,9 +318,9 @@ class HTTPTransport(_OverHTTP):
                 on_sent=timing.sent,
             )
             outcome.body_bytes_sent += len(body)
-            outcome.body_bytes_recv += reader.body_bytes
+            outcome.body_bytes_recv += result.body_bytes
             if result.status != 200:
-                _error_from_body(outcome, result.status, bytes(reader.prefix))
+                _error_from_body(outcome, result.status, result.error_body)
             elif reader.terminal is None:
                 outcome.status, outcome.error = "error", "stream ended without a terminal event"
             else:
@@ -464,18 +451,18 @@ def _chat_messages(instructions: str, transcript: Sequence[dict[str, Any]]) -> l
     return messages
 
 
-class _ChatReader(_BodyReader):
+class _ChatReader:
     """Consumes a streamed chat completion: chunks accumulated into text and tool calls."""
 
     def __init__(self, timing: _Timing):
-        super().__init__(timing)
+        self.decoder = SSEDecoder()
+        self.timing = timing
         self.text: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] = {}
         self.done = False
 
     def __call__(self, chunk: bytes) -> None:
-        self._take(chunk)
         for message in self.decoder.feed(chunk):
             if message.data == b"[DONE]":
                 self.done = True
@@ -544,9 +531,9 @@ class ChatTransport(_OverHTTP):
             on_sent=timing.sent,
         )
         outcome.body_bytes_sent = len(payload)
-        outcome.body_bytes_recv = reader.body_bytes
+        outcome.body_bytes_recv = result.body_bytes
         if result.status != 200:
-            _error_from_body(outcome, result.status, bytes(reader.prefix))
+            _error_from_body(outcome, result.status, result.error_body)
             return
         if not reader.done:
             outcome.status, outcome.error = "error", "stream ended without [DONE]"

@@ -38,14 +38,18 @@ def encode_data(payload: dict[str, Any]) -> bytes:
 
 
 class SSEDecoder:
-    """Incremental SSE parser: :meth:`feed` bytes, get the messages they complete."""
+    """Incremental SSE parser: :meth:`feed` bytes, get the messages they complete.
 
-    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
+    Bytes are kept until a blank line completes a message; each message is then read
+    whole. The two shapes the APIs send (``event:`` + ``data:``, or one ``data:`` line)
+    are read with two ``find`` calls; anything else (comments, ``id``, several ``data``
+    lines, fields without a space) goes through the general line-by-line rules.
+    """
+
+    __slots__ = ("_buffer", "_pending_cr")
 
     def __init__(self) -> None:
         self._buffer = b""
-        self._event = ""
-        self._data: list[bytes] = []
         self._pending_cr = False
 
     def feed(self, chunk: bytes) -> list[SSEMessage]:
@@ -63,31 +67,55 @@ class SSEDecoder:
         messages: list[SSEMessage] = []
         start = 0
         while True:
-            end = buffer.find(b"\n", start)
+            end = buffer.find(b"\n\n", start)
             if end < 0:
                 break
-            line = buffer[start:end]
-            start = end + 1
-            if not line:
-                if self._data:
-                    messages.append(SSEMessage(self._event, b"\n".join(self._data)))
-                self._event = ""
-                self._data = []
+            block = buffer[start:end]  # one message's lines, without the blank line
+            start = end + 2
+            if block.startswith(b"event: "):
+                newline = block.find(b"\n")
+                if (
+                    newline > 0
+                    and block.startswith(b"data: ", newline + 1)
+                    and block.find(b"\n", newline + 1) < 0
+                ):
+                    event = block[7:newline].decode("utf-8", "replace")
+                    messages.append(SSEMessage(event, block[newline + 7 :]))
+                    continue
+            elif block.startswith(b"data: ") and block.find(b"\n") < 0:
+                messages.append(SSEMessage("", block[6:]))
                 continue
-            if line[0] == 0x3A:  # ":" comment
-                continue
-            name, sep, value = line.partition(b":")
-            if sep and value.startswith(b" "):
-                value = value[1:]
-            if name == b"data":
-                self._data.append(value)
-            elif name == b"event":
-                self._event = value.decode("utf-8", "replace")
-            # "id" and "retry" carry nothing the rig uses.
+            message = _read_block(block)
+            if message is not None:
+                messages.append(message)
         self._buffer = buffer[start:]
         return messages
 
     @property
     def pending(self) -> int:
-        """Bytes received but not yet part of a complete line."""
+        """Bytes received but not yet part of a complete message."""
         return len(self._buffer)
+
+
+def _read_block(block: bytes) -> SSEMessage | None:
+    """A message from its lines by the general rules; None when it has no data.
+
+    A block may start with blank lines (a blank line after a dispatch): they dispatch
+    nothing, since no field came before them.
+    """
+    event = ""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line[0] == 0x3A:  # a leading blank line, or a ":" comment
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+        # "id" and "retry" carry nothing the rig uses.
+    if not data:
+        return None
+    return SSEMessage(event, b"\n".join(data))

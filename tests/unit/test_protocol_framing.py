@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import orjson
 import pytest
 
@@ -40,6 +43,43 @@ def test_sse_decoder_follows_the_event_stream_rules() -> None:
     for i in range(len(wire)):
         messages += decoder.feed(wire[i : i + 1])
     assert messages == [SSEMessage("a", b"one\ntwo"), SSEMessage("", b"x"), SSEMessage("", b"y")]
+
+
+def _decode_by_the_rules(stream: bytes) -> list[SSEMessage]:
+    """The WHATWG event-stream rules, one line at a time, over a whole stream."""
+    messages, event, data = [], "", []
+    for line in re.split(rb"\r\n|\r|\n", stream)[:-1]:  # the last piece is unterminated
+        if not line:
+            if data:
+                messages.append(SSEMessage(event, b"\n".join(data)))
+            event, data = "", []
+        elif not line.startswith(b":"):
+            name, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                event = value.decode()
+    return messages
+
+
+def test_sse_decoder_agrees_with_the_rules_on_random_streams_and_chunkings() -> None:
+    rng = random.Random(7)
+    lines = [
+        b"event: response.output_text.delta", b"event:a", b"event: ", b"data: {\"x\":1}",
+        b"data:y", b"data: ", b"data", b": comment", b"id: 3", b"retry: 5", b"", b"", b"",
+    ]  # fmt: skip
+    for _ in range(500):
+        stream = b"".join(
+            rng.choice(lines) + rng.choice((b"\n", b"\n", b"\r\n", b"\r"))
+            for _ in range(rng.randint(0, 12))
+        )
+        decoder, got, at = SSEDecoder(), [], 0
+        while at < len(stream):
+            step = rng.choice((1, 2, 5, 17, len(stream)))
+            got += decoder.feed(stream[at : at + step])
+            at += step
+        assert got == _decode_by_the_rules(stream), stream
 
 
 def test_an_event_without_data_is_not_dispatched() -> None:
