@@ -125,6 +125,17 @@ def raise_fd_limit(needed: int) -> int:
     return soft
 
 
+def pin(cpus: frozenset[int] | None) -> None:
+    """Restrict this process (and the children it starts) to ``cpus``; None leaves it."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+
+
+MOCK_CPUS = frozenset({0})
+CLIENT_CPUS = frozenset({1})
+"""With ``--pin``: the mock (all its workers) on the first core, the client on the second."""
+
+
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of process ``pid`` so far.
 
@@ -155,7 +166,9 @@ def tree_cpu_seconds(root: int) -> float:
 class MockServer:
     """``rig mock`` as a child process on a free port: ready when it says it listens."""
 
-    def __init__(self, options: Sequence[str], *, open_files: int):
+    def __init__(
+        self, options: Sequence[str], *, open_files: int, cpus: frozenset[int] | None = None
+    ):
         self.port = free_port()
         self.output: deque[str] = deque(maxlen=100)
         self._ready = threading.Event()
@@ -173,7 +186,7 @@ class MockServer:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own group: SIGTERM reaches every worker
-            preexec_fn=lambda: raise_fd_limit(open_files),
+            preexec_fn=lambda: (raise_fd_limit(open_files), pin(cpus)),
         )
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -330,10 +343,10 @@ class CellResult:
     wire_bytes_sent_per_turn: float
     wire_bytes_recv_per_turn: float
     lag_p99_ms: float
-    """Scheduling lag p99 over the whole window (HealthMonitor samples every 50 ms)."""
+    """Scheduling lag p99 over the whole window (HealthMonitor samples every 10 ms)."""
     lag_p99_ms_worst_window: float
     """The highest of the HealthMonitor's 2 s window p99s (what it flags saturation on);
-    with 40 samples a window, a window's p99 is its maximum."""
+    about 200 samples a window, so a window's p99 is its second-highest lag."""
     lag_max_ms: float
     """The longest lag either monitor saw (they sample independently)."""
     saturated_windows: int
@@ -724,6 +737,8 @@ class BenchConfig:
     scale_delta_tokens: int
     seed: int
     json_path: Path | None
+    pin: bool = False
+    """Mock on CPU 0, client on CPU 1 (each process keeps its own core)."""
 
 
 def run_client(mock: MockServer, cell: CellPlan, config: BenchConfig) -> CellResult:
@@ -744,7 +759,14 @@ def run_client(mock: MockServer, cell: CellPlan, config: BenchConfig) -> CellRes
     ]  # fmt: skip
     budget = 120 + 3 * (cell.ramp_s + cell.warmup_s + cell.seconds)
     try:
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=budget)
+        done = subprocess.run(
+            argv,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=budget,
+            preexec_fn=lambda: pin(CLIENT_CPUS if config.pin else None),
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"{cell.cell}: the client did not finish within {budget:.0f} s") from exc
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
@@ -824,12 +846,15 @@ def run_benchmark(config: BenchConfig) -> list[CellResult]:
     results = []
     for cell in plan(config):
         open_files = 2 * cell.sessions + FD_HEADROOM
-        mock = MockServer(cell.mock_options, open_files=open_files).wait_ready()
+        mock = MockServer(
+            cell.mock_options, open_files=open_files, cpus=MOCK_CPUS if config.pin else None
+        ).wait_ready()
         try:
             result = run_client(mock, cell, config)
         finally:
             mock.stop()
         result.settings["mock"] = " ".join(cell.mock_options)
+        result.settings["pinned"] = config.pin
         results.append(result)
         print(
             f"  done: {cell.cell:<9} {_preset(result):>7} {result.sessions:>5} sessions  "
@@ -971,9 +996,10 @@ def scale_problems(result: CellResult) -> list[str]:
 
 def report(results: Sequence[CellResult], config: BenchConfig) -> str:
     """The printed figures."""
+    pinned = "; mock pinned to CPU 0, client to CPU 1" if config.pin else ""
     sections = [
         f"loadgen_throughput: {os.cpu_count()} CPUs; one client process per cell, a fresh "
-        "mock per cell; figures over each cell's measured window"
+        f"mock per cell{pinned}; figures over each cell's measured window"
     ]
     throughput = [r for r in results if r.cell in CLIENTS]
     if throughput:
@@ -1126,6 +1152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-delta-tokens", type=positive_int, default=1, help="mock --delta-tokens"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the mock on CPU 0 and the client on CPU 1 (needs 2 CPUs): each process "
+        "keeps a core of its own, so neither steals the other's",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
     child = parser.add_argument_group("client child (started by the bench itself)")
     child.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
@@ -1159,7 +1191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale_delta_tokens=args.scale_delta_tokens,
         seed=args.seed,
         json_path=args.json,
+        pin=args.pin,
     )
+    if config.pin and len(os.sched_getaffinity(0)) < 2:
+        print("loadgen_throughput: --pin needs 2 CPUs", file=sys.stderr)
+        return 2
     try:
         results = run_benchmark(config)
     except (BenchError, OSError) as exc:
