@@ -160,21 +160,20 @@ class MockApp:
         self.stats.add("errors")
         return _error_response(error)
 
-    async def admit(self, headers: Any, input_tokens: int, model: str) -> Verdict | None:
-        """Charge one response to the caller's rate limits; ``None`` when none are set.
+    async def admit(self, headers: Any, input_tokens: int, model: str) -> Verdict:
+        """Charge one response to the caller's rate limits (call only with a limiter).
         A refusal is counted here; the caller sends ``verdict.error``."""
         limiter = self.limiter
-        if limiter is None:
-            return None
+        assert limiter is not None
         verdict = await limiter.admit(limiter.scopes_for(_bearer(headers)), input_tokens, model)
         if verdict.rejection is not None:
             self.stats.add("errors")
             self.stats.add(f"rate_limited_{verdict.rejection.kind}")
         return verdict
 
-    async def settle(self, verdict: Verdict | None, output_tokens: int) -> None:
+    async def settle(self, verdict: Verdict, output_tokens: int) -> None:
         """An admitted response ended: debit its output tokens, free its in-flight slot."""
-        if verdict is None or self.limiter is None:
+        if self.limiter is None:
             return
         try:
             await self.limiter.settle(verdict.scopes, output_tokens)
@@ -200,9 +199,11 @@ class MockApp:
             turn = await self.engine.prepare(create, body_bytes=len(body), obfuscate=obfuscate)
         except APIError as error:
             return self.failed(error)
-        verdict = await self.admit(request.headers, turn.input_tokens, create.model)
-        if verdict is not None and verdict.error is not None:
-            return _error_response(verdict.error, verdict.headers)
+        verdict = None
+        if self.limiter is not None:  # with no limits, no limit work at all
+            verdict = await self.admit(request.headers, turn.input_tokens, create.model)
+            if verdict.error is not None:
+                return _error_response(verdict.error, verdict.headers)
         if create.stream:
             return _EventStream(self, turn, verdict)
         try:
@@ -211,7 +212,8 @@ class MockApp:
             turn.run_to_completion()
             stored = await self.engine.finish(turn)
         finally:
-            await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
+            if verdict is not None:
+                await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
         self.stats.add("responses_completed")
         payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
@@ -253,9 +255,11 @@ class MockApp:
             prepared = self.engine.prepare_chat(chat, body_bytes=len(body))
         except APIError as error:
             return self.failed(error)
-        verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
-        if verdict is not None and verdict.error is not None:
-            return _error_response(verdict.error, verdict.headers)
+        verdict = None
+        if self.limiter is not None:
+            verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
+            if verdict.error is not None:
+                return _error_response(verdict.error, verdict.headers)
         self.stats.add("chat_completions")
         if chat.stream:
             include = bool(chat.stream_options and chat.stream_options.include_usage)
@@ -265,7 +269,8 @@ class MockApp:
             if prepared.total_s > 0:
                 await asyncio.sleep(prepared.total_s)
         finally:
-            await self.settle(verdict, prepared.completion_tokens)
+            if verdict is not None:
+                await self.settle(verdict, prepared.completion_tokens)
         calls = [(cid, name, "".join(p)) for cid, name, p in prepared.call_pieces]
         usage = chat_usage(
             prepared.prompt_tokens, prepared.cached_tokens, prepared.completion_tokens

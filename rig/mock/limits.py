@@ -349,7 +349,8 @@ class _LimitFields(BaseModel):
 
     def over(self, base: Limits) -> Limits:
         """``base`` with the fields this entry sets."""
-        return replace(base, **self.model_dump(exclude_none=True))
+        fields = self.model_dump(include=set(_LimitFields.model_fields), exclude_none=True)
+        return replace(base, **fields)
 
 
 class _KeyEntry(_LimitFields):
@@ -431,16 +432,11 @@ def load_limits_file(
     authenticated: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> LimitPolicy:
-    """The policy from the flags (``defaults``) and, if given, a YAML limits file::
-
-    keys:
-      - key_env: TEAM_A_KEY      # or key: sk-... (the secret itself)
-        label: team-a            # the name errors show; default key-<hash prefix>
-        org: org-agents          # optional: also limited by this organisation
-        rpm: 120                 # any of rpm, tpm, max_connections, max_inflight,
-        tpm: 200000              # burst; unset fields come from the flags
-    organizations:
-      org-agents: {rpm: 300, tpm: 500000, max_connections: 50}
+    """The policy from the flags (``defaults``) and, if given, a YAML limits file: a
+    ``keys`` list (each entry ``key`` or ``key_env``, optional ``label`` and ``org``, any of
+    ``rpm``, ``tpm``, ``max_connections``, ``max_inflight``, ``burst``; unset fields come
+    from the flags) and an ``organizations`` mapping of id to limits (unset = unlimited).
+    docs/architecture.md ("Rate limits") has an example.
     """
     policy = LimitPolicy(defaults=defaults, authenticated=authenticated)
     if path is None:
