@@ -275,6 +275,20 @@ def test_the_websocket_error_event_carries_the_headers() -> None:
     assert event["error"]["headers"]["x-ratelimit-remaining-tokens"] == "0"
 
 
+def test_the_sdk_parses_the_websocket_error_event_with_its_headers() -> None:
+    from openai.types.responses.responses_server_event import ResponseWsError
+
+    rl = limiter(FakeClock())
+    scopes = (key(Limits(rpm=1)),)
+    admit(rl, scopes)
+    refused = admit(rl, scopes)
+    assert refused.error is not None
+    parsed = ResponseWsError.model_validate(ws_error_event(refused.error))
+    assert parsed.status == 429 and parsed.error.code == "rate_limit_exceeded"
+    assert parsed.error.headers is not None
+    assert parsed.error.headers["retry-after-ms"] == "60000"
+
+
 # -- who is limited, and the limits file -----------------------------------------------------
 
 
