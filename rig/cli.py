@@ -160,6 +160,12 @@ def _add_sink(p: argparse.ArgumentParser) -> None:
     from rig.metrics.influx_config import add_influx_arguments
 
     p.add_argument(
+        "--retry-policy",
+        default="backoff",
+        help="on a rate limit: backoff[:base=0.5,cap=30,attempts=8] (default) | fail-fast | "
+        "fixed:attempts=3,wait=1",
+    )
+    p.add_argument(
         "--sink",
         default="dir",
         choices=["dir", "influx", "influx-v1"],
@@ -171,7 +177,7 @@ def _add_sink(p: argparse.ArgumentParser) -> None:
 
 def _sink_args(args: argparse.Namespace) -> list[str]:
     """The sink options as Locust arguments (only those given)."""
-    argv = ["--sink", args.sink]
+    argv = ["--sink", args.sink, "--retry-policy", args.retry_policy]
     for name in (
         "influx_url", "influx_org", "influx_bucket", "influx_token_env", "influx_database",
         "influx_rp", "influx_user_env", "influx_password_env", "influx_buffer",

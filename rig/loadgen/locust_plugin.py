@@ -27,9 +27,11 @@ import gevent
 import orjson
 from locust import LoadTestShape, User, events, task
 from locust.env import Environment
+from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from rig import __version__
+from rig.loadgen.backoff import RetryPolicy, RetryPolicyError, parse_retry_policy
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.session import AgentSession, SessionConfig
@@ -118,6 +120,12 @@ def add_arguments(parser: Any) -> None:
         default=[],
         help='threshold on summary.json, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" '
         "(repeatable); a failed check makes the exit code 1",
+    )
+    group.add_argument(
+        "--retry-policy",
+        default="backoff",
+        help="on a rate limit: backoff[:base=0.5,cap=30,attempts=8] (honours retry-after, "
+        "jittered; default) | fail-fast | fixed:attempts=3,wait=1",
     )
     group.add_argument(
         "--shape",
@@ -275,7 +283,10 @@ class _State:
     counters: dict[str, itertools.count[int]] = {}
     sink: Callable[[Any], None] | None = None
     influx: InfluxSink | None = None
+    influx_backlog: list[Any] | None = None
+    """Records made while the InfluxDB sink is being checked at start."""
     extra_meta: dict[str, Any] = {}
+    retry: RetryPolicy = RetryPolicy()
     report_at_quit: bool = True
     """Render summary.json and report.html and evaluate ``--check`` when Locust quits
     (``rig compare`` does that itself and turns this off)."""
@@ -289,6 +300,8 @@ def _emit(record: Any) -> None:
         STATE.relay(record)
     if STATE.influx is not None:
         STATE.influx(record)
+    elif STATE.influx_backlog is not None:
+        STATE.influx_backlog.append(record)
 
 
 STATE = _State()
@@ -329,6 +342,7 @@ class AgentUser(User):
             seed=options.seed,
             time_scale=options.time_scale,
             timeout_s=options.request_timeout,
+            retry=STATE.retry,
         )
         self.agent = AgentSession(config, self._record, session_index=index)
 
@@ -425,21 +439,32 @@ def _on_init(environment: Environment, **_: Any) -> None:
         cls.fixed_count = max(0, options.users_per_transport)
     try:
         STATE.checks = [parse_check(text) for text in options.check or ()]
-    except CheckError as exc:
+        STATE.retry = parse_retry_policy(options.retry_policy)
+    except (CheckError, RetryPolicyError) as exc:
         log.error("rig: %s", exc)
         raise SystemExit(2) from None
     relay = STATE.relay = RecordRelay(environment)
     STATE.sink = _emit
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(RECORDS_MESSAGE, relay.receive)
+        # The workers take the master's options with their first spawn job: a run id made
+        # here is every worker's too, so their InfluxDB points carry the master's run.
+        options.run_id = options.run_id or new_run_id()
     config = InfluxConfig.from_options(options)
     if config is not None and STATE.influx is None:
+        # The check below waits on the network, and a worker's runner may take its first
+        # spawn job meanwhile: records made before the sink exists wait in a backlog.
+        STATE.influx_backlog = []
         try:
-            STATE.influx = InfluxSink.from_config(config)
+            sink = InfluxSink.from_config(config)
         except InfluxConfigError as exc:
             # Fail at start, naming the problem, rather than losing the run's metrics.
             log.error("rig: %s", exc)
             raise SystemExit(2) from None
-    if isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message(RECORDS_MESSAGE, relay.receive)
+        sink.start()
+        for record in STATE.influx_backlog:
+            sink(record)
+        STATE.influx, STATE.influx_backlog = sink, None
 
 
 @events.test_start.add_listener
@@ -452,8 +477,6 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if not relay.is_worker:
         relay.open(STATE.run_id, run_meta(environment))
     relay.start_shipping()
-    if STATE.influx is not None:
-        STATE.influx.start()
     worker = "local"
     if isinstance(environment.runner, WorkerRunner):
         worker = f"w{environment.runner.worker_index}"
@@ -465,19 +488,21 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         worker=worker,
     )
     if not isinstance(environment.runner, MasterRunner):
-        influx = STATE.influx
         STATE.monitor = HealthMonitor(
             tags,
             _emit,
             users=lambda: environment.runner.user_count if environment.runner else 0,
             turns=lambda: relay.turns,
-            points=influx.counts if influx is not None else lambda: (0, 0),
+            points=lambda: STATE.influx.counts() if STATE.influx is not None else (0, 0),
         )
         STATE.monitor.start()
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner) and STATE.relay is not None:
+        _collect_finals(runner, STATE.relay)
     if STATE.monitor is not None:
         STATE.monitor.stop()
         STATE.monitor = None
@@ -496,6 +521,28 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         # since its last 3 s stats report can miss the master's statistics (the master
         # forgets a worker once it reports stopped and never asks it for a final report).
         runner._send_stats()
+
+
+def _collect_finals(runner: MasterRunner, relay: RecordRelay) -> None:
+    """On the master: get every worker's final records while Locust still listens.
+
+    A headless master at its run time (or the end of a shape) quits straight away: it tells
+    the workers to quit, waits half a second and stops receiving, while each worker lets
+    its users finish their tasks (``--stop-timeout``) before sending its last records.
+    Here, inside that quit and before the master stops listening, the workers that have
+    not sent their final batch are told to quit now, and the master waits for their final
+    batches (up to the stop timeout plus the sink's final flush). After a normal stop the
+    workers have already sent them, and this returns at once.
+    """
+    pending = [client for client in runner.clients.all if client.id not in relay.finals]
+    if not pending:
+        return
+    for client in pending:
+        runner.server.send_to_client(Message("quit", None, client.id))
+    deadline = time.monotonic() + (runner.environment.stop_timeout or 0) + FINAL_FLUSH_S + 5
+    waiting = {client.id for client in pending}
+    while waiting - relay.finals and time.monotonic() < deadline:
+        gevent.sleep(0.05)
 
 
 @events.quitting.add_listener
@@ -548,6 +595,7 @@ def run_meta(environment: Environment) -> dict[str, Any]:
         "users": getattr(options, "num_users", None),
         "users_per_transport": options.users_per_transport or None,
         "shape": options.shape or None,
+        "retry_policy": options.retry_policy,
         "seed": options.seed,
         "time_scale": options.time_scale,
         "model": options.model,

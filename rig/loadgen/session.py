@@ -16,10 +16,17 @@ from typing import Any
 
 import gevent
 
+from rig.loadgen.backoff import RetryPolicy
 from rig.loadgen.target import Target
-from rig.loadgen.transports import Transport, TurnInput, TurnOutcome, make_transport
+from rig.loadgen.transports import (
+    DEFAULT_RETRY,
+    Transport,
+    TurnInput,
+    TurnOutcome,
+    make_transport,
+)
 from rig.loadgen.wire import WireCounter
-from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.metrics.records import RateLimitRecord, RecordTags, TaskRecord, TurnRecord
 from rig.workload.corpus import Corpus
 from rig.workload.scenarios import Scenario, make_task
 from rig.workload.simulator import ToolSimulator
@@ -48,6 +55,8 @@ class SessionConfig:
     timeout_s: float = 120.0
     send_scenario: bool = True
     """Tell the target which scenario to play (``metadata.scenario``; the mock reads it)."""
+    retry: RetryPolicy = DEFAULT_RETRY
+    """What to do when a rate limit refuses a turn (``--retry-policy``)."""
 
 
 class AgentSession:
@@ -73,6 +82,8 @@ class AgentSession:
             instructions=INSTRUCTIONS,
             tools=TOOLS,
             timeout=config.timeout_s,
+            retry=config.retry,
+            seed=config.seed * 1_000_003 + session_index,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
@@ -104,6 +115,16 @@ class AgentSession:
             sent += outcome.bytes_sent
             received += outcome.bytes_recv
             calls += len(outcome.tool_calls)
+            for rejection in outcome.rejections:
+                self.sink(
+                    RateLimitRecord(
+                        tags=config.tags,
+                        ts=rejection.ts,
+                        limit=rejection.limit,
+                        retry_after_ms=round(rejection.retry_after_ms, 3),
+                        remaining=rejection.remaining,
+                    )
+                )
             self.sink(self._turn_record(session_id, index, turn_wall, outcome))
             if outcome.status in _FAILED:
                 error = outcome.error
@@ -165,7 +186,7 @@ class AgentSession:
             output_tokens=outcome.output_tokens,
             tool_calls=len(outcome.tool_calls),
             status=outcome.status,  # type: ignore[arg-type]
-            retries=outcome.retries,
+            retries=outcome.retries + outcome.rate_limit_retries,
             error=outcome.error[:500],
         )
 

@@ -21,6 +21,7 @@ not one per read.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import gevent
 import orjson
 from websockets.exceptions import InvalidState
 
+from rig.loadgen.backoff import RetryPolicy
 from rig.loadgen.http import HTTPConnection, HTTPError
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
@@ -66,6 +68,20 @@ class TurnInput:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+DEFAULT_RETRY = RetryPolicy()
+"""Honour retry-after with jittered exponential back-off (rig.loadgen.backoff)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One attempt a rate limit refused: when, which limit, what the target said."""
+
+    ts: float
+    limit: str
+    retry_after_ms: float
+    remaining: int
+
+
 @dataclass
 class TurnOutcome:
     """What came back, and what it cost on the wire and in time."""
@@ -86,6 +102,18 @@ class TurnOutcome:
     retries: int = 0
     error: str = ""
     error_code: str | None = None
+    limit: str = ""
+    """For a rate-limited attempt: which limit (requests, tokens, inflight, connections)."""
+    retry_after_s: float | None = None
+    """For a rate-limited attempt: how long the target asked the client to wait."""
+    remaining: int = -1
+    """For a rate-limited attempt: what the target said was left of that limit (-1: not said)."""
+    retryable: bool = True
+    """For a rate-limited attempt: ``False`` when waiting cannot help (request too large)."""
+    rejections: list[Rejection] = field(default_factory=list)
+    """Every rate-limited attempt of this turn, retried or not."""
+    rate_limit_retries: int = 0
+    """Attempts repeated after a rate limit (besides ``retries``, the recoveries)."""
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -133,6 +161,8 @@ def _apply_terminal(outcome: TurnOutcome, event: dict[str, Any]) -> None:
         outcome.error_code = error.get("code")
         outcome.error = f"{error.get('code')}: {error.get('message')}"
         outcome.status = "rate_limited" if outcome.error_code == "rate_limit_exceeded" else "error"
+        if outcome.status == "rate_limited":
+            _rate_limit_details(outcome, error, error.get("headers") or {})
         return
     response = event.get("response") or {}
     outcome.response_id = response.get("id")
@@ -150,7 +180,39 @@ def _apply_terminal(outcome: TurnOutcome, event: dict[str, Any]) -> None:
         outcome.status = "ok"
 
 
-def _error_from_body(outcome: TurnOutcome, status: int, body: bytes) -> None:
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate_limit_details(outcome: TurnOutcome, error: dict[str, Any], headers: Any) -> None:
+    """Which limit refused, how long to wait, what is left: from the OpenAI error's
+    ``type`` and message and the ``retry-after-ms`` / ``retry-after`` and
+    ``x-ratelimit-remaining-*`` headers (HTTP headers, or a WebSocket error's
+    ``error.headers``)."""
+    headers = {str(k).lower(): v for k, v in dict(headers).items()}
+    message = str(error.get("message") or "")
+    if error.get("type") == "tokens":
+        outcome.limit = "tokens"
+    elif "concurrent" in message:
+        outcome.limit = "inflight"
+    elif "connections" in message:
+        outcome.limit = "connections"
+    else:
+        outcome.limit = "requests"
+    wait_ms = _number(headers.get("retry-after-ms"))
+    if wait_ms is None and (seconds := _number(headers.get("retry-after"))) is not None:
+        wait_ms = seconds * 1000
+    outcome.retry_after_s = wait_ms / 1000 if wait_ms is not None else None
+    kind = outcome.limit if outcome.limit in ("requests", "tokens") else "requests"
+    remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+    outcome.remaining = int(remaining) if remaining is not None else -1
+    outcome.retryable = not message.startswith("Request too large")
+
+
+def _error_from_body(outcome: TurnOutcome, status: int, body: bytes, headers: Any = None) -> None:
     """Fill ``outcome`` from an HTTP error answer (the OpenAI error shape, or anything)."""
     try:
         error = orjson.loads(body).get("error") or {}
@@ -161,6 +223,8 @@ def _error_from_body(outcome: TurnOutcome, status: int, body: bytes) -> None:
     outcome.error = f"HTTP {status}: {message or body[:200].decode('utf-8', 'replace')}"
     limited = status == 429 or outcome.error_code == "rate_limit_exceeded"
     outcome.status = "rate_limited" if limited else "error"
+    if limited:
+        _rate_limit_details(outcome, error if isinstance(error, dict) else {}, headers or {})
 
 
 class Transport:
@@ -178,12 +242,16 @@ class Transport:
         instructions: str,
         tools: Sequence[dict[str, Any]],
         timeout: float = 120.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        seed: int = 0,
     ):
         self.target = target
         self.counter = counter
         self.instructions = instructions
         self.tools = list(tools)
         self.timeout = timeout
+        self.retry = retry
+        self._rng = random.Random(seed)
 
     def turn(self, turn: TurnInput) -> TurnOutcome:
         """Run one turn; never raises for target or network failures (status says)."""
@@ -217,9 +285,34 @@ class Transport:
         return body
 
     def _run(self, turn: TurnInput) -> TurnOutcome:
+        """The turn, repeated after each rate-limited attempt as the retry policy says:
+        times run from the first attempt (waits included), bytes add up over attempts."""
         outcome = TurnOutcome()
         timing = _Timing()
         sent0, recv0 = self.counter.snapshot()
+        attempt = 0
+        while True:
+            self._attempt(turn, outcome, timing)
+            if outcome.status != "rate_limited":
+                break
+            wait_ms = (outcome.retry_after_s or 0.0) * 1000
+            outcome.rejections.append(
+                Rejection(time.time(), outcome.limit, wait_ms, outcome.remaining)
+            )
+            attempt += 1
+            delay = self.retry.delay(attempt, outcome.retry_after_s, self._rng)
+            if delay is None or not outcome.retryable:
+                break
+            outcome.rate_limit_retries += 1
+            timing.first_event = timing.first_delta = None  # the next attempt's count
+            gevent.sleep(delay)
+        timing.finish(outcome)
+        sent1, recv1 = self.counter.snapshot()
+        outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
+        return outcome
+
+    def _attempt(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
+        """One attempt (with its protocol recoveries) under the turn timeout."""
         deadline = gevent.Timeout(self.timeout)
         deadline.start()
         try:
@@ -233,15 +326,19 @@ class Transport:
         except TimeoutError as exc:  # connecting
             outcome.status, outcome.error = "timeout", f"timed out: {exc}"
             self._drop()
-        except (OSError, HTTPError, WSClosedError, WSHandshakeError) as exc:
+        except WSHandshakeError as exc:
+            if exc.status == 429:  # too many connections: a rate limit on the handshake
+                _error_from_body(outcome, 429, exc.body)
+                if outcome.limit == "requests":
+                    outcome.limit = "connections"
+            else:
+                outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        except (OSError, HTTPError, WSClosedError) as exc:
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
             self._drop()
         finally:
             deadline.close()
-        timing.finish(outcome)
-        sent1, recv1 = self.counter.snapshot()
-        outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
-        return outcome
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: _Timing) -> None:
         raise NotImplementedError
@@ -320,7 +417,7 @@ class HTTPTransport(_OverHTTP):
             outcome.body_bytes_sent += len(body)
             outcome.body_bytes_recv += result.body_bytes
             if result.status != 200:
-                _error_from_body(outcome, result.status, result.error_body)
+                _error_from_body(outcome, result.status, result.error_body, result.headers)
             elif reader.terminal is None:
                 outcome.status, outcome.error = "error", "stream ended without a terminal event"
             else:
@@ -533,7 +630,7 @@ class ChatTransport(_OverHTTP):
         outcome.body_bytes_sent = len(payload)
         outcome.body_bytes_recv = result.body_bytes
         if result.status != 200:
-            _error_from_body(outcome, result.status, result.error_body)
+            _error_from_body(outcome, result.status, result.error_body, result.headers)
             return
         if not reader.done:
             outcome.status, outcome.error = "error", "stream ended without [DONE]"
@@ -567,9 +664,17 @@ def make_transport(
     instructions: str,
     tools: Sequence[dict[str, Any]],
     timeout: float = 120.0,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    seed: int = 0,
 ) -> Transport:
     """The transport called ``name`` (one of :data:`TRANSPORT_NAMES`)."""
-    common: dict[str, Any] = {"instructions": instructions, "tools": tools, "timeout": timeout}
+    common: dict[str, Any] = {
+        "instructions": instructions,
+        "tools": tools,
+        "timeout": timeout,
+        "retry": retry,
+        "seed": seed,
+    }
     if name == "http":
         return HTTPTransport(target, counter, chained=False, **common)
     if name == "http_chained":

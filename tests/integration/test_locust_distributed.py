@@ -20,13 +20,15 @@ LOCUSTFILE = str(Path(__file__).resolve().parents[2] / "locustfiles" / "agent_se
 def test_master_and_two_workers_produce_one_complete_run_directory(
     tmp_path: Path, influxdb: InfluxDBServer
 ) -> None:
-    mock, url = start_mock()
+    # The fast preset and tools at a tenth of real time keep users mid-task when the run
+    # time ends: the workers' last records and points come after the master's quit began.
+    mock, url = start_mock("--preset", "fast")
     port = free_port()
     influxdb.query('CREATE DATABASE "distributed"')
     common = [
         sys.executable, "-m", "locust", "-f", LOCUSTFILE,
-        "--target-url", url, "--transports", "http,ws", "--time-scale", "0.02",
-        "--out", str(tmp_path / "runs"), "--run-id", "distributed",
+        "--target-url", url, "--transports", "http,ws", "--time-scale", "0.1",
+        "--out", str(tmp_path / "runs"),
         "--sink", "influx-v1", "--influx-url", influxdb.url, "--influx-database", "distributed",
     ]  # fmt: skip
     master = subprocess.Popen(
@@ -73,7 +75,9 @@ def test_master_and_two_workers_produce_one_complete_run_directory(
         mock.stop()
     assert master.returncode == 0, output[-3000:]
 
-    run_dir = tmp_path / "runs" / "distributed"
+    # No --run-id: the master made one, and the workers used it.
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert "did not send their final records" not in output
     turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
     tasks = [json.loads(line) for line in (run_dir / "tasks.jsonl").read_text().splitlines()]
     # Every turn Locust counted (its own aggregate over both workers) is in the run directory.
@@ -94,7 +98,9 @@ def test_master_and_two_workers_produce_one_complete_run_directory(
     assert [json.loads(line) for line in printed] == [summary]
     # Both workers wrote their own points; together they are the run directory's turns.
     client = InfluxQLClient(influxdb.url, "distributed")
-    rows = list(client.rows("SELECT bytes_sent, worker, session FROM turn"))
+    rows = list(
+        client.rows(f"SELECT bytes_sent, worker, session FROM turn WHERE run = '{run_dir.name}'")
+    )
     assert sorted((r["worker"], r["session"], r["bytes_sent"]) for r in rows) == sorted(
         (t["worker"], t["session"], t["bytes_sent"]) for t in turns
     )
