@@ -121,7 +121,8 @@ def test_latency_figures_agree_with_the_summary(filled) -> None:
     p95 = _per_transport(_by_title(filled, "rig-latency", "TTFT p95, all turns"), "ttft_ms")
     turns = filled[1].turns()
     for name in TRANSPORTS:
-        assert mean[name] == pytest.approx(summary[name]["ttft_ms_mean"], rel=1e-3, abs=1e-3)
+        # summary.json rounds to 0.01 ms
+        assert mean[name] == pytest.approx(summary[name]["ttft_ms_mean"], abs=0.0051)
         # InfluxQL's percentile() takes rank round(n * p / 100) where the report takes
         # ceil(n * p / 100) (docs/dashboards.md): check it against the records themselves.
         ttfts = sorted(

@@ -79,7 +79,7 @@ def test_fail_fast_ends_the_task_at_the_first_rejection(limited_url: str) -> Non
     assert len(hits) == 1
     assert turns[-1].status == "rate_limited"
     assert turns[-1].retries == 0
-    assert not task.ok and "rate_limit_exceeded" in task.error
+    assert not task.ok and "Rate limit reached" in task.error
 
 
 def test_a_refused_websocket_handshake_is_a_connections_rate_limit() -> None:
