@@ -153,6 +153,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         default=300.0,
         help="at the end, wait this long for tasks in flight (300s)",
     )
+    _add_mock_limits(p)
     _add_sink(p)
 
 
@@ -231,11 +232,7 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key-env", default="", help="variable holding the target's key")
     p.add_argument("--model", default="mock-agent")
     p.add_argument("--preset", default="fast", help="latency preset of the embedded mock (fast)")
-    limits = p.add_argument_group("the embedded mock's quota (per key; see rig mock --help)")
-    for flag in ("--rpm", "--tpm", "--max-connections", "--max-inflight"):
-        limits.add_argument(flag, type=int, default=None)
-    limits.add_argument("--burst", default=None)
-    limits.add_argument("--limits", default=None, help="per-key/organisation limits file")
+    _add_mock_limits(p)
     p.add_argument("--scenario", default="mixed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-scale", type=float, default=1.0, help="tool time multiplier (1.0)")
@@ -257,14 +254,28 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
     _add_sink(p)
 
 
-def _run_capacity(args: argparse.Namespace) -> int:
-    from rig.loadgen.capacity import CapacityOptions, run_capacity
+def _add_mock_limits(p: argparse.ArgumentParser) -> None:
+    limits = p.add_argument_group("the embedded mock's quota (per key; see rig mock --help)")
+    for flag in ("--rpm", "--tpm", "--max-connections", "--max-inflight"):
+        limits.add_argument(flag, type=int, default=None)
+    limits.add_argument("--burst", default=None)
+    limits.add_argument("--limits", default=None, help="per-key/organisation limits file")
 
-    mock_limits: list[str] = []
+
+def _mock_limits(args: argparse.Namespace) -> list[str]:
+    """The given quota flags, as ``rig mock`` arguments."""
+    flags: list[str] = []
     for name in ("rpm", "tpm", "max_connections", "max_inflight", "burst", "limits"):
         value = getattr(args, name)
         if value is not None:
-            mock_limits += ["--" + name.replace("_", "-"), str(value)]
+            flags += ["--" + name.replace("_", "-"), str(value)]
+    return flags
+
+
+def _run_capacity(args: argparse.Namespace) -> int:
+    from rig.loadgen.capacity import CapacityOptions, run_capacity
+
+    mock_limits = _mock_limits(args)
     options = CapacityOptions(
         transports=args.transports,
         step_users=args.step_users,
@@ -415,6 +426,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         model=args.model,
         stop_timeout_s=args.stop_timeout,
         sink_args=_sink_args(args),
+        mock_limits=_mock_limits(args),
     )
     return run_compare(options)
 

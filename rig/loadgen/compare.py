@@ -51,6 +51,8 @@ class CompareOptions:
     progress_s: float = 5.0
     sink_args: list[str] = field(default_factory=list)
     """Locust's ``--sink``/``--influx-*`` arguments, passed through."""
+    mock_limits: list[str] = field(default_factory=list)
+    """``rig mock`` quota arguments (``--rpm 600`` ...), for the embedded mock only."""
 
 
 def _check_sink(sink_args: list[str]) -> str | None:
@@ -114,7 +116,9 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         if problem:
             return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {problem}")
         return _run(options, checks, transports, options.target_url, None, out)
-    mock_args = ["--preset", options.preset, "--seed", str(options.seed)]
+    if options.target_url is not None and options.mock_limits:
+        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
+    mock_args = ["--preset", options.preset, "--seed", str(options.seed), *options.mock_limits]
     try:
         with MockProcess(mock_args) as mock:
             print(f"embedded mock at {mock.base_url} (preset {options.preset})", file=out)
@@ -176,7 +180,11 @@ def _run(
     runner = environment.create_local_runner()
     locust_plugin.STATE.report_at_quit = False  # rendered below, with the table and checks
     if latency_model is not None:
-        locust_plugin.STATE.extra_meta = {"preset": options.preset, "latency_model": latency_model}
+        locust_plugin.STATE.extra_meta = {
+            "preset": options.preset,
+            "latency_model": latency_model,
+            "mock_limits": options.mock_limits,
+        }
     events.init.fire(environment=environment, runner=runner, web_ui=None)
     print(
         f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "

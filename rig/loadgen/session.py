@@ -123,6 +123,7 @@ class AgentSession:
                         limit=rejection.limit,
                         retry_after_ms=round(rejection.retry_after_ms, 3),
                         remaining=rejection.remaining,
+                        waited_ms=round(rejection.waited_ms, 3),
                     )
                 )
             self.sink(self._turn_record(session_id, index, turn_wall, outcome))

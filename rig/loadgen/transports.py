@@ -80,6 +80,8 @@ class Rejection:
     limit: str
     retry_after_ms: float
     remaining: int
+    waited_ms: float = 0.0
+    """How long the session then waited before trying again (0: it gave up)."""
 
 
 @dataclass
@@ -296,12 +298,16 @@ class Transport:
             if outcome.status != "rate_limited":
                 break
             wait_ms = (outcome.retry_after_s or 0.0) * 1000
-            outcome.rejections.append(
-                Rejection(time.time(), outcome.limit, wait_ms, outcome.remaining)
-            )
             attempt += 1
             delay = self.retry.delay(attempt, outcome.retry_after_s, self._rng)
-            if delay is None or not outcome.retryable:
+            if not outcome.retryable:
+                delay = None
+            outcome.rejections.append(
+                Rejection(
+                    time.time(), outcome.limit, wait_ms, outcome.remaining, (delay or 0.0) * 1000
+                )
+            )
+            if delay is None:
                 break
             outcome.rate_limit_retries += 1
             timing.first_event = timing.first_delta = None  # the next attempt's count

@@ -90,7 +90,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "ratelimit": Measurement(
         "ratelimit",
         ("limit",),
-        (("retry_after_ms", "float"), ("remaining", "int")),
+        (("retry_after_ms", "float"), ("remaining", "int"), ("waited_ms", "float")),
     ),
     "rig": Measurement(
         "rig",

@@ -106,6 +106,8 @@ class RateLimitRecord:
     limit: str
     retry_after_ms: float
     remaining: int
+    waited_ms: float = 0.0
+    """How long the session then waited before its next attempt (0: it gave up)."""
 
     kind = "ratelimit"
 

@@ -282,6 +282,39 @@ def _level_series(capacity: Mapping[str, Any], figure: str, scale: float) -> lis
     return series
 
 
+def _rate_limits(summary: Mapping[str, Any]) -> str:
+    """Rejected attempts by limit, time waited, and throughput against the quota."""
+    section = summary.get("rate_limits") or {}
+    figures = section.get("transports") or {}
+    quota = section.get("quota")
+    if not quota and not any(f["hits"] for f in figures.values()):
+        return ""
+    rows = []
+    for name in ordered(figures):
+        f = figures[name]
+        kinds = ", ".join(f"{kind} {count}" for kind, count in f["by_kind"].items()) or "none"
+        share, wait, rate = f["share_of_request_quota"], f["wait_s"], f["turns_per_s"]
+        rows.append(
+            f"<tr><th>{_transport_head(name)}</th><td>{_e(f['hits'])}</td><td>{_e(kinds)}</td>"
+            f"<td>{_e(NO_DATA if wait is None else f'{wait:.1f} s')}</td>"
+            f"<td>{_e(NO_DATA if rate is None else f'{rate:.2f}')}</td>"
+            f"<td>{_e(NO_DATA if share is None else f'{share:.0%}')}</td></tr>"
+        )
+    limits = ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in (quota or {}).items()
+    )
+    return (
+        "<section><h2>Rate limits</h2>"
+        f'<p class="sub">Quota: <b>{_e(limits or "not known (an external target)")}</b>. '
+        "Every rejected attempt (HTTP 429 or a WebSocket <code>rate_limit_exceeded</code> "
+        "event) is counted; the session then waits as its retry policy says, and that "
+        "waiting is part of its turn and task times.</p>"
+        "<table><thead><tr><th>transport</th><th>rejected attempts</th><th>by limit</th>"
+        "<th>time waited</th><th>successful turns/s</th><th>share of the request quota</th>"
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"
+    )
+
+
 def _capacity(summary: Mapping[str, Any]) -> str:
     """The knee per transport, why, and throughput, rejections and TTFT against sessions."""
     capacity = summary.get("capacity")
@@ -623,6 +656,7 @@ def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _capacity(summary),
         _plots(summary, run),
         _reliability(summary),
+        _rate_limits(summary),
         _projection(summary),
         _latency_model(meta),
         f'<section class="columns">{_health(summary)}{_run_details(meta)}</section>',

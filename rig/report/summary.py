@@ -11,7 +11,15 @@ Per transport (``transports.<name>``):
   ``tasks_failed``: task records with ``ok`` false.
 * ``turns``: turn records of any status. ``errors``: turns whose status is ``error`` or
   ``timeout``. ``rate_limited``: turns that gave up with status ``rate_limited``.
-  ``rate_limit_hits``: rejected attempts (``ratelimits.jsonl``), retried or not.
+  ``rate_limit_hits``: rejected attempts (``ratelimits.jsonl``), retried or not;
+  ``rate_limits_by_kind``: them by limit (``requests``, ``tokens``, ``inflight``,
+  ``connections``); ``rate_limit_wait_s``: the time sessions spent waiting after them.
+* ``successful_turns``: turns with status ``ok`` or ``reconnected``.
+* ``bytes_sent_total`` / ``bytes_recv_total``: wire bytes of every turn;
+  ``body_bytes_sent_total`` / ``body_bytes_recv_total``: application bytes (request
+  bodies or message payloads out, response bodies or message payloads in), the figures a
+  server's own counters can be reconciled with (the mock's ``/stats`` ``bytes_in`` and
+  ``bytes_out``).
 * ``bytes_sent_per_task`` / ``bytes_recv_per_task``: mean wire bytes of a completed task.
 * ``task_seconds_mean`` / ``task_seconds_p95``: completed tasks' time, first turn's start
   to the final answer, tool time included.
@@ -38,6 +46,11 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 ``saturated_samples``; the InfluxDB sink's ``sink`` (``influx``, ``influx-v1`` or ``null``),
 ``points_written`` and ``points_dropped`` over the run (``null`` without a sink).
 
+``rate_limits``: ``quota`` (the embedded mock's ``--rpm``/``--tpm``/... when it enforced
+one, else ``null``) and per transport ``hits``, ``by_kind``, ``wait_s``, ``turns_per_s``
+(successful turns over the run's duration) and ``share_of_request_quota`` (those turns
+per second over the quota's requests per second).
+
 ``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
 
@@ -49,7 +62,7 @@ see :mod:`rig.report.capacity`.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -167,9 +180,36 @@ def summarize(
         "comparison": comparison,
         "projection": project(transports),
         "rig": rig,
+        "rate_limits": _rate_limits(meta, transports),
         "warnings": warnings,
         **_capacity(meta, turns, ratelimits),
     }
+
+
+def _rate_limits(meta: Mapping[str, Any], transports: Mapping[str, Any]) -> dict[str, Any]:
+    """The quota the embedded mock enforced (from its limit flags) and, per transport, the
+    rejected attempts, the time waited after them, and successful turns per second against
+    the quota's requests per second."""
+    flags = meta.get("mock_limits") or []
+    quota: dict[str, Any] = {}
+    for flag, value in zip(flags[::2], flags[1::2], strict=False):
+        name = str(flag).lstrip("-").replace("-", "_")
+        quota[name] = _number(float(value)) if name != "limits" else value
+    duration = _number(meta.get("duration_s"))
+    per_second = (quota.get("rpm") or 0) / 60 or None
+    out: dict[str, Any] = {}
+    for name, figures in transports.items():
+        rate = figures["successful_turns"] / duration if duration else None
+        out[name] = {
+            "hits": figures["rate_limit_hits"],
+            "by_kind": figures["rate_limits_by_kind"],
+            "wait_s": figures["rate_limit_wait_s"],
+            "turns_per_s": rounded(rate, 3),
+            "share_of_request_quota": rounded(rate / per_second, 3)
+            if rate is not None and per_second
+            else None,
+        }
+    return {"quota": quota or None, "transports": out}
 
 
 def _capacity(
@@ -228,6 +268,13 @@ def _transport(
         "errors": sum(turn.status in ERROR_STATUSES for turn in turns),
         "rate_limited": sum(turn.status == "rate_limited" for turn in turns),
         "rate_limit_hits": len(hits),
+        "rate_limit_wait_s": rounded(math.fsum(h.waited_ms for h in hits) / 1000, _SECONDS),
+        "rate_limits_by_kind": dict(sorted(Counter(h.limit for h in hits).items())),
+        "successful_turns": len(answered),
+        "bytes_sent_total": sum(t.bytes_sent for t in turns),
+        "bytes_recv_total": sum(t.bytes_recv for t in turns),
+        "body_bytes_sent_total": sum(t.body_bytes_sent for t in turns),
+        "body_bytes_recv_total": sum(t.body_bytes_recv for t in turns),
         "bytes_sent_per_task": rounded(mean(task.bytes_sent for task in done), _BYTES),
         "bytes_recv_per_task": rounded(mean(task.bytes_recv for task in done), _BYTES),
         "task_seconds_mean": rounded(mean(task_seconds), _SECONDS),

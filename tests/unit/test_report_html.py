@@ -289,3 +289,10 @@ def test_a_run_without_a_steps_shape_has_no_capacity_section(tmp_path: Path) -> 
     page_text = page_of(make_run(tmp_path))
     assert "Capacity:" not in page_text
     assert not set(CAPACITY_PLOT_IDS) & set(outline(page_text).plots)
+
+
+def test_a_run_with_a_quota_shows_the_rate_limit_section(tmp_path: Path) -> None:
+    meta = {**MOCK_META, "mock_limits": ["--rpm", "600"]}
+    page_text = page_of(make_run(tmp_path, meta))
+    assert "Rate limits</h2>" in page_text and "rpm 600" in page_text
+    assert "Rate limits</h2>" not in page_of(make_run(tmp_path / "plain"))

@@ -458,3 +458,30 @@ def test_sink_points_otherwise_sum_each_workers_last_health_sample() -> None:
     ]
     summary = summarize(META, [turn("http", 0)], [], health=samples)
     assert (summary["rig"]["points_written"], summary["rig"]["points_dropped"]) == (37, 2)
+
+
+def test_rate_limits_report_hits_waits_and_throughput_against_the_quota() -> None:
+    hits = [
+        RateLimitRecord(tags("ws"), 1.0, "requests", 500.0, 0, waited_ms=600.0),
+        RateLimitRecord(tags("ws"), 2.0, "tokens", 900.0, 10, waited_ms=1000.0),
+        RateLimitRecord(tags("ws"), 3.0, "requests", 500.0, 0, waited_ms=0.0),
+    ]
+    meta = {**META, "mock_limits": ["--rpm", "120", "--burst", "0.5"]}
+    turns = [turn("ws", i) for i in range(6)] + [turn("http", 0)]
+    summary = summarize(meta, turns, [], ratelimits=hits)
+    section = summary["rate_limits"]
+    assert section["quota"] == {"rpm": 120, "burst": 0.5}
+    ws = section["transports"]["ws"]
+    assert ws["hits"] == 3 and ws["by_kind"] == {"requests": 2, "tokens": 1}
+    assert ws["wait_s"] == 1.6
+    assert ws["turns_per_s"] == 0.1  # 6 successful turns in 60 s
+    assert ws["share_of_request_quota"] == 0.05  # of 2 requests/s
+    assert summary["transports"]["ws"]["successful_turns"] == 6
+    assert section["transports"]["http"]["hits"] == 0
+
+
+def test_totals_add_up_every_turns_bytes() -> None:
+    turns = [turn("ws", 0), turn("ws", 1), turn("ws", 2)]
+    figures = summarize(META, turns, [])["transports"]["ws"]
+    assert figures["bytes_sent_total"] == sum(t.bytes_sent for t in turns)
+    assert figures["body_bytes_recv_total"] == sum(t.body_bytes_recv for t in turns)
