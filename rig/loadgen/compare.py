@@ -140,10 +140,12 @@ def _run(
     from locust.argument_parser import get_parser
     from locust.env import Environment
 
+    from rig.fdlimit import raise_open_files_limit
     from rig.loadgen import locust_plugin
     from rig.metrics.rundir import new_run_id
     from rig.report import ReportError, evaluate, render_run, render_table
 
+    raise_open_files_limit()  # one socket per session
     run_id = new_run_id()
     total = options.users * len(transports)
     rate = options.spawn_rate or max(1.0, total / 5)

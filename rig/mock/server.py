@@ -22,6 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
+from rig.fdlimit import raise_open_files_limit
 from rig.mock.app import MockSettings, build_app
 from rig.mock.engine import TurnEngine
 from rig.mock.latency import load_preset
@@ -171,6 +172,7 @@ def check_store(url: str | None, what: str = "store") -> None:
 
 def serve(config: MockConfig) -> None:
     """Run the mock until interrupted."""
+    raise_open_files_limit()  # one socket per client connection
     if config.stats_dir is None:
         config = dataclasses.replace(config, stats_dir=tempfile.mkdtemp(prefix="rig-mock-stats-"))
     if config.workers > 1 and config.store in (None, "", "memory"):
