@@ -297,6 +297,8 @@ class Snapshot:
     wire_bytes_sent: int
     wire_bytes_recv: int
     tool_cpu: float
+    preempted: int
+    """The client's involuntary context switches so far (another process took its CPU)."""
 
     @classmethod
     def take(cls, tally: Tally, server_pid: int) -> Snapshot:
@@ -314,6 +316,7 @@ class Snapshot:
             wire_bytes_sent=tally.wire_bytes_sent,
             wire_bytes_recv=tally.wire_bytes_recv,
             tool_cpu=tally.tool_cpu_s,
+            preempted=_PROCESS.num_ctx_switches().involuntary,
         )
 
 
@@ -354,6 +357,10 @@ class CellResult:
     connects: int
     open_connections: int
     rss_mb: float
+    preempted_per_s: float = 0.0
+    """How often the client was preempted (involuntary context switches per second): a
+    scheduling lag with the client below a full core but preempted often is other
+    processes' doing, above all with ``--pin``, where the client cannot move."""
     ttft_ms_p50: float = 0.0
     ttft_ms_p99: float = 0.0
     turn_ms_p50: float = 0.0
@@ -421,6 +428,7 @@ def summarise(
         connects=connects,
         open_connections=open_connections,
         rss_mb=_PROCESS.memory_info().rss / 2**20,
+        preempted_per_s=(last.preempted - first.preempted) / wall,
         ttft_ms_p50=_quantile(tally.ttft_ms, 0.5),
         ttft_ms_p99=_quantile(tally.ttft_ms, 0.99),
         turn_ms_p50=_quantile(tally.turn_ms, 0.5),
@@ -909,6 +917,7 @@ SCALE: list[Column[CellResult]] = [
     ("TTFT p50/p99 ms", lambda r: f"{r.ttft_ms_p50:.0f}/{r.ttft_ms_p99:.0f}"),
     ("turn p50/p99 ms", lambda r: f"{r.turn_ms_p50:.0f}/{r.turn_ms_p99:.0f}"),
     ("RSS MB", lambda r: f"{r.rss_mb:.0f}"),
+    ("preempted /s", lambda r: f"{r.preempted_per_s:.0f}"),
 ]
 
 
