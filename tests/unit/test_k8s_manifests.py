@@ -19,6 +19,9 @@ import pytest
 import yaml
 
 from rig.dashboards.provisioning import DASHBOARD_PATH
+from rig.loadgen.backoff import parse_retry_policy
+from rig.loadgen.shapes import Steps, parse_shape
+from rig.report.checks import parse_check
 from tests.kube import (
     COMPOSE_FILE,
     K8S,
@@ -155,7 +158,7 @@ def test_credentials_reach_containers_only_from_secrets(overlay: str) -> None:
             if SECRET_NAMES.search(entry["name"]):
                 assert "secretKeyRef" in entry.get("valueFrom", {}), f"{where}: {entry['name']}"
         for arg in container.get("args", []) + container.get("command", []):
-            assert not re.search(r"smoke-.*(key|token|password)", arg), f"{where}: {arg}"
+            assert not re.search(r"(smoke|capacity)-.*(key|token|password)", arg), f"{where}: {arg}"
     for config in (d for d in docs if d["kind"] == "ConfigMap"):
         for key in config.get("data", {}):
             assert not SECRET_NAMES.search(key), f"ConfigMap {config['metadata']['name']}: {key}"
@@ -187,6 +190,8 @@ def test_the_master_job_is_a_headless_run_whose_exit_code_is_the_verdict(overlay
     assert argv[:3] == ["rig", "locust", "--master"]
     for flag in ("--headless", "--check", "--summary-stdout", "--expect-workers", "--run-time"):
         assert flag in argv, flag
+    # A load shape, when set, is the master's: it alone decides the sessions.
+    assert argv[argv.index("--shape") + 1] == run_env(docs)["RIG_SHAPE"]
     assert argv[argv.index("--out") + 1] == "/runs"
     assert "/runs" in {m["mountPath"] for m in pod_spec(job)["containers"][0]["volumeMounts"]}
     # The workers reach the master through its Service, on the port it binds.
@@ -212,13 +217,87 @@ def test_workers_get_the_same_rig_options_as_the_master(overlay: str) -> None:
     assert worker.env["RIG_API_KEY"] == master.env["RIG_API_KEY"]
 
 
-def test_smoke_runs_against_the_mock_with_the_key_the_mock_accepts() -> None:
-    docs = list(rendered("smoke"))
+@pytest.mark.parametrize("overlay", ["smoke", "capacity"])
+def test_mock_overlays_run_against_the_mock_with_the_key_the_mock_accepts(overlay: str) -> None:
+    docs = list(rendered(overlay))
     master = resolve_container(docs, find(docs, "Job", "locust-master"), "master")
     mock = resolve_container(docs, find(docs, "Deployment", "mock"), "mock")
     assert master.argv[master.argv.index("--target-url") + 1] == "http://mock:8000/v1"
     assert master.env["RIG_API_KEY"] == mock.env["RIG_MOCK_API_KEYS"]
     assert mock.argv[mock.argv.index("--store") + 1] == "redis://redis:6379/0"
+
+
+def test_smoke_and_external_target_run_a_fixed_load_without_a_shape() -> None:
+    for overlay in ("smoke", "external-target"):
+        env = run_env(rendered(overlay))
+        assert env["RIG_SHAPE"] == "" and env["RIG_RETRY_POLICY"] == "backoff", overlay
+
+
+def _timespan(text: str) -> float:
+    """Locust's --run-time format (``90``, ``16m``, ``1h30m``), without importing Locust
+    (whose import monkey-patches the test process)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    if text.isdigit():
+        return float(text)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    assert parts and text, f"not a Locust time span: {text!r}"
+    return float(sum(int(n or 0) * u for n, u in zip(parts.groups(), units.values(), strict=True)))
+
+
+def _value(argv: list[str], flag: str) -> str:
+    (index,) = [i for i, arg in enumerate(argv) if arg == flag]
+    return argv[index + 1]
+
+
+def test_capacity_master_runs_a_steps_shape_that_fits_its_workers_and_deadline() -> None:
+    docs = list(rendered("capacity"))
+    env = run_env(tuple(docs))
+    job = find(docs, "Job", "locust-master")
+    master = resolve_container(docs, job, "master")
+    shape = parse_shape(_value(master.argv, "--shape"))
+    assert isinstance(shape, Steps)
+    assert _value(master.argv, "--retry-policy") == env["RIG_RETRY_POLICY"] == "backoff"
+    parse_retry_policy(env["RIG_RETRY_POLICY"])
+    # summary.json's `users` (from --users) says the shape's peak; --run-time its length.
+    assert int(env["RIG_USERS"]) == shape.max_users
+    assert _timespan(env["RIG_DURATION"]) == shape.duration_s
+    # Many workers, each within the ~200 sessions a core carries (docs/performance.md).
+    workers = find(docs, "Deployment", "locust-worker")["spec"]["replicas"]
+    assert workers >= 8 and shape.max_users / workers <= 200
+    # The run (with the wait for workers and the stop timeout) ends before the deadline.
+    waits = float(_value(master.argv, "--expect-workers-max-wait"))
+    waits += float(_value(master.argv, "--stop-timeout"))
+    assert shape.duration_s + waits < job["spec"]["activeDeadlineSeconds"]
+    # One transport per run (one API key, one bucket), and the check reads its knee.
+    (transport,) = env["RIG_TRANSPORTS"].split(",")
+    check = parse_check(_value(master.argv, "--check"))
+    assert check.path[:2] == ("capacity", transport), check
+    assert check.path[2] == "max_sessions" and 0 < check.threshold < shape.max_users
+
+
+def test_capacity_mock_replicas_share_the_run_configmaps_quota_through_redis() -> None:
+    docs = list(rendered("capacity"))
+    env = run_env(tuple(docs))
+    deployment = find(docs, "Deployment", "mock")
+    assert deployment["spec"]["replicas"] >= 2
+    mock = resolve_container(docs, deployment, "mock")
+    argv = mock.argv
+    assert _value(argv, "--rpm") == env["RIG_MOCK_RPM"] and int(env["RIG_MOCK_RPM"]) > 0
+    assert _value(argv, "--tpm") == env["RIG_MOCK_TPM"]
+    assert _value(argv, "--burst") == env["RIG_MOCK_BURST"]
+    # Every replica debits the same buckets: the limit state is in the Redis they share.
+    assert _value(argv, "--limits-store") == "redis://redis:6379/1"
+    assert _value(argv, "--store") == "redis://redis:6379/0"
+    # The mock's own parser takes the rendered command.
+    from rig.cli import build_parser
+
+    options = build_parser().parse_args(argv[1:])
+    assert options.rpm == int(env["RIG_MOCK_RPM"]) and options.limits_store.startswith("redis://")
+    # Enough replicas for the quota (one saturates near 300 turns/s, docs/performance.md)
+    # and a core each; the quota binds before the mock does.
+    assert deployment["spec"]["replicas"] * 300 >= int(env["RIG_MOCK_RPM"]) / 60
+    resources = pod_spec(deployment)["containers"][0]["resources"]
+    assert resources["requests"]["cpu"] == resources["limits"]["cpu"] == "1"
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -266,8 +345,11 @@ def _admitted(docs: tuple[dict[str, Any], ...], target: str) -> set[str]:
         ("locust-master", {"locust-worker"}),
     ],
 )
-def test_network_policies_admit_only_the_rigs_own_clients(target: str, clients: set[str]) -> None:
-    docs = rendered("smoke")
+@pytest.mark.parametrize("overlay", ["smoke", "capacity"])
+def test_network_policies_admit_only_the_rigs_own_clients(
+    overlay: str, target: str, clients: set[str]
+) -> None:
+    docs = rendered(overlay)
     assert _admitted(docs, target) == clients
     # A pod outside the rig (no rig labels) is admitted by no rule.
     assert not _selects({"matchLabels": {"app.kubernetes.io/component": target}}, {})
@@ -300,8 +382,9 @@ def test_grafana_mounts_the_dashboards_where_the_provider_reads_them_with_its_va
     assert env["INFLUX_URL"] == "http://influxdb:8086"
 
 
-def test_generated_configmaps_fit_kubectl_apply_annotation_limit() -> None:
-    for doc in rendered("smoke"):
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_generated_configmaps_fit_kubectl_apply_annotation_limit(overlay: str) -> None:
+    for doc in rendered(overlay):
         if doc["kind"] == "ConfigMap":
             size = len(json.dumps(doc))
             assert size < 262_144, f"{doc['metadata']['name']} is {size} bytes"
