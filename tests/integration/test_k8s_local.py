@@ -1,5 +1,7 @@
-"""The smoke overlay's own commands, run as local processes: so the manifests cannot drift
-from what the image runs.
+"""The overlays' own commands, run as local processes: so the manifests cannot drift from
+what the image runs. The smoke overlay runs as rendered; the capacity overlay runs with
+its run ConfigMap shrunk to seconds and two workers (its shape, quota and Redis-shared
+limit state as rendered).
 
 kustomize renders the overlay; the mock, the Locust master (with its init container) and
 the workers run exactly the command lines and environment the kubelet would give them,
@@ -14,8 +16,12 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from tests.kube import (
     K8S,
@@ -137,3 +143,110 @@ def test_the_smoke_overlay_runs_as_rendered_master_two_workers_and_mock_on_loopb
         time.sleep(0.1)
     workers = {item["metric"]["worker"] for item in victoria_metrics.export(match)}
     assert len(workers) == replicas, workers
+
+
+def test_the_capacity_overlay_runs_its_steps_shape_against_mocks_sharing_a_quota_in_redis(
+    tmp_path: Path, redis_url: str, victoria_metrics: VictoriaMetricsServer
+) -> None:
+    """The capacity overlay's master, workers and two mock replicas, with only the run's
+    size rewritten: steps of 2 sessions every 3 s up to 4 on 2 workers (instead of 100
+    every minute up to 1,600 on 8), tools instant; each worker loads its own mock
+    replica, and both replicas debit one quota in Redis."""
+    docs = render(K8S / "overlays" / "capacity")
+    services = service_ports(docs)
+    local_ports = {name: free_port() for name in services}
+    local_ports["redis"] = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    local_ports["influxdb"] = victoria_metrics.port
+    second_mock = free_port()
+    shrunk = {
+        "RIG_WORKERS": "2",
+        "RIG_SHAPE": "steps:users=2,every=3s,max=4",
+        "RIG_USERS": "4",
+        "RIG_DURATION": "6s",
+        "RIG_TIME_SCALE": "0",
+        "RIG_CHECK": "capacity.ws.max_sessions>=4",
+    }
+    rendered_env = find(docs, "ConfigMap", "rig-run")["data"]
+    assert set(shrunk) <= set(rendered_env)
+    assert rendered_env["RIG_TRANSPORTS"] == "ws" and int(rendered_env["RIG_MOCK_RPM"]) > 0
+
+    def prepare(
+        kind: str, workload: str, name: str, instance: str, extra: Mapping[str, str] = {}
+    ) -> tuple[list[str], dict]:
+        container = resolve_container(docs, find(docs, kind, workload), name)
+        env = {**container.env, **{k: v for k, v in shrunk.items() if k in container.env}}
+        local = Container(name, container.template, env, container.mounts).on_loopback(
+            services, local_ports
+        )
+        local.env.update(extra)
+        mounts = _mount_dirs(local, docs, tmp_path / instance)
+        return local_argv(local.argv, mounts), {**os.environ, **local.env}
+
+    mock_argv, _ = prepare("Deployment", "mock", "mock", "mock-0")
+    for flag in ("--rpm", "--tpm", "--burst", "--limits-store"):
+        assert flag in mock_argv, flag
+    limits_store = mock_argv[mock_argv.index("--limits-store") + 1]
+    assert limits_store.startswith("redis://127.0.0.1:") and limits_store.endswith("/1")
+    mock_urls = [
+        f"http://127.0.0.1:{local_ports['mock']}",
+        f"http://127.0.0.1:{second_mock}",
+    ]
+
+    processes: list[ManagedProcess] = []
+    try:
+        for index, extra in enumerate(({}, {"RIG_MOCK_PORT": str(second_mock)})):
+            argv, env = prepare("Deployment", "mock", "mock", f"mock-{index}", extra)
+            processes.append(ManagedProcess(argv, "rig mock listening on", env=env))
+        for process in processes:
+            process.wait_ready()
+
+        argv, env = prepare("Job", "locust-master", "wait-for-services", "master")
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        argv, env = prepare("Job", "locust-master", "master", "master")
+        assert argv[argv.index("--shape") + 1] == shrunk["RIG_SHAPE"]
+        master = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for index, url in enumerate(mock_urls):
+            # The Service would balance the workers over the replicas; here each has one.
+            extra = {"RIG_TARGET_URL": f"{url}/v1"}
+            argv, env = prepare("Deployment", "locust-worker", "worker", f"worker-{index}", extra)
+            processes.append(ManagedProcess(argv, "Starting Locust", env=env))
+        try:
+            output, _ = master.communicate(timeout=90)
+        finally:
+            if master.poll() is None:
+                master.kill()
+                master.wait()
+        served = [_turns_served(url) for url in mock_urls]
+    finally:
+        worker_output = "".join(line for p in processes[2:] for line in p.output)
+        for process in reversed(processes):
+            process.stop()
+
+    assert master.returncode == 0, output[-4000:] + worker_output[-2000:]
+    summary = _summary_line(output)
+    assert "check ok capacity.ws.max_sessions>=4" in output
+    (run_dir,) = (tmp_path / "master" / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    # The knee: both steps held, under the default criteria.
+    ws = summary["capacity"]["ws"]
+    assert [level["sessions"] for level in ws["levels"]] == [2, 4]
+    assert ws["max_sessions"] == 4 and ws["bound_by"] is None
+    assert ws["criteria"] == {"max_rate_limited": 0.01, "ttft_slo_ms": 2000.0}
+    # Both replicas served turns and kept the quota's state in Redis database 1, where
+    # every replica reads and debits the same buckets (one hash per API key).
+    assert all(count > 0 for count in served), served
+    client = redis.Redis.from_url(limits_store)
+    try:
+        keys = client.keys("rig:limits:*")
+    finally:
+        client.close()
+    assert len(keys) == 1, keys
+
+
+def _turns_served(base_url: str) -> int:
+    with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as response:
+        return int(json.loads(response.read())["turns"])
