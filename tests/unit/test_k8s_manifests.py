@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shlex
 import subprocess
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -490,3 +492,41 @@ def test_compose_runs_the_very_commands_of_the_smoke_overlay(
     docs = list(rendered("smoke"))
     k8s = resolve_container(docs, find(docs, kind, workload), container)
     assert compose_commands()[service] == k8s.argv
+
+
+def _documented_overlay(heading: str) -> str:
+    """The kustomization.yaml block under ``heading`` in docs/kubernetes.md."""
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    section = text.split(f"### {heading}\n", 1)[1]
+    match = re.search(
+        r"```yaml\n(# k8s/overlays/[^\n]+/kustomization\.yaml\n.*?)```", section, re.S
+    )
+    assert match, f"no kustomization.yaml block under {heading!r}"
+    return match.group(1)
+
+
+def test_the_documented_capacity_overlay_for_a_real_endpoint_renders_a_steps_run_without_mock(
+    tmp_path: Path,
+) -> None:
+    text = _documented_overlay("Capacity against a real endpoint")
+    overlay = tmp_path / "overlays" / "my-capacity"
+    overlay.mkdir(parents=True)
+    # As if next to the shipped overlays: ../external-target, from wherever the test runs.
+    parent = os.path.relpath(K8S / "overlays" / "external-target", overlay)
+    (overlay / "kustomization.yaml").write_text(text.replace("../external-target", parent))
+    docs = render(overlay)
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert not {"mock", "redis"} & {d["metadata"]["name"] for d in docs}
+    env = run_env(tuple(docs))
+    assert env["RIG_TARGET_URL"] == run_env(rendered("external-target"))["RIG_TARGET_URL"]
+    workers = find(docs, "Deployment", "locust-worker")["spec"]["replicas"]
+    assert int(env["RIG_WORKERS"]) == workers
+    master = resolve_container(docs, find(docs, "Job", "locust-master"), "master", _user_secrets())
+    shape = parse_shape(_value(master.argv, "--shape"))
+    assert isinstance(shape, Steps) and shape.max_users / workers <= 200
+    assert int(env["RIG_USERS"]) == shape.max_users
+    assert _timespan(env["RIG_DURATION"]) == shape.duration_s
+    (transport,) = env["RIG_TRANSPORTS"].split(",")
+    assert parse_check(_value(master.argv, "--check")).path[:2] == ("capacity", transport)
