@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rig.dashboards import cli as dashboards_cli
 
@@ -83,34 +84,7 @@ def _add_mock(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this certificate (PEM)")
     p.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
 
-    def limit(text: str) -> int:
-        value = int(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0 (0 = unlimited), got {value}")
-        return value
-
-    def fraction(text: str) -> float:
-        value = float(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    g = p.add_argument_group("rate limits (per API key; 0 = unlimited)")
-    g.add_argument("--rpm", type=limit, default=0, help="requests per minute")
-    g.add_argument("--tpm", type=limit, default=0, help="tokens per minute (input + output)")
-    g.add_argument(
-        "--max-connections", type=limit, default=0, help="concurrent WebSocket connections"
-    )
-    g.add_argument("--max-inflight", type=limit, default=0, help="concurrent responses")
-    g.add_argument(
-        "--burst",
-        type=fraction,
-        default=1.0,
-        help="bucket size as a fraction of a minute's limit (default 1.0: a minute's worth)",
-    )
-    g.add_argument(
-        "--limits", default=None, metavar="FILE", help="YAML: per-key and per-organization limits"
-    )
+    g = _add_quota(p, "rate limits (per API key; 0 = unlimited)", passthrough=False)
     g.add_argument(
         "--limits-store",
         default=None,
@@ -254,12 +228,53 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
     _add_sink(p)
 
 
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = unlimited), got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_quota(p: argparse.ArgumentParser, title: str, *, passthrough: bool) -> Any:
+    """The quota flags: ``rig mock``'s own, or (``passthrough``: no defaults, so only
+    those given are passed on) ``rig compare``'s and ``rig capacity``'s for their mock."""
+
+    def default(value: Any) -> Any:
+        return None if passthrough else value
+
+    g = p.add_argument_group(title)
+    g.add_argument("--rpm", type=_limit, default=default(0), help="requests per minute")
+    g.add_argument(
+        "--tpm", type=_limit, default=default(0), help="tokens per minute (input + output)"
+    )
+    g.add_argument(
+        "--max-connections",
+        type=_limit,
+        default=default(0),
+        help="concurrent WebSocket connections",
+    )
+    g.add_argument("--max-inflight", type=_limit, default=default(0), help="concurrent responses")
+    g.add_argument(
+        "--burst",
+        type=_fraction,
+        default=default(1.0),
+        help="bucket size as a fraction of a minute's limit (default 1.0: a minute's worth)",
+    )
+    g.add_argument(
+        "--limits", default=None, metavar="FILE", help="YAML: per-key and per-organization limits"
+    )
+    return g
+
+
 def _add_mock_limits(p: argparse.ArgumentParser) -> None:
-    limits = p.add_argument_group("the embedded mock's quota (per key; see rig mock --help)")
-    for flag in ("--rpm", "--tpm", "--max-connections", "--max-inflight"):
-        limits.add_argument(flag, type=int, default=None)
-    limits.add_argument("--burst", default=None)
-    limits.add_argument("--limits", default=None, help="per-key/organisation limits file")
+    _add_quota(p, "the embedded mock's quota (per API key; see rig mock --help)", passthrough=True)
 
 
 def _mock_limits(args: argparse.Namespace) -> list[str]:
