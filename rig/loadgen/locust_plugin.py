@@ -135,6 +135,18 @@ def add_arguments(parser: Any) -> None:
         "soak:users=100,duration=2h",
     )
     group.add_argument(
+        "--max-rate-limited",
+        type=float,
+        default=0.01,
+        help="with a steps shape: the knee keeps at most this share of attempts rejected",
+    )
+    group.add_argument(
+        "--ttft-slo-ms",
+        type=float,
+        default=2000.0,
+        help="with a steps shape: the knee keeps TTFT p95 within this",
+    )
+    group.add_argument(
         "--summary-stdout",
         action="store_true",
         default=False,
@@ -595,6 +607,10 @@ def run_meta(environment: Environment) -> dict[str, Any]:
         "users": getattr(options, "num_users", None),
         "users_per_transport": options.users_per_transport or None,
         "shape": options.shape or None,
+        "capacity_criteria": {
+            "max_rate_limited": options.max_rate_limited,
+            "ttft_slo_ms": options.ttft_slo_ms,
+        },
         "retry_policy": options.retry_policy,
         "seed": options.seed,
         "time_scale": options.time_scale,

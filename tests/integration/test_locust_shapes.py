@@ -17,6 +17,7 @@ def test_a_steps_shape_raises_the_sessions_level_by_level_then_ends(tmp_path: Pa
             [
                 sys.executable, "-m", "rig", "locust", "--headless",
                 "--shape", "steps:users=2,every=4s,max=4", "--stop-timeout", "30",
+                "--ttft-slo-ms", "1234", "--max-rate-limited", "0.05",
                 "--target-url", url, "--time-scale", "0.02", "--out", str(tmp_path / "runs"),
             ],
             capture_output=True, text=True, timeout=120,
@@ -32,7 +33,10 @@ def test_a_steps_shape_raises_the_sessions_level_by_level_then_ends(tmp_path: Pa
     assert 2 in users and 4 in users
     assert max(users) == 4
     assert users.index(4) > users.index(2), "the second level comes after the first"
-    assert (run_dir / "summary.json").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for figures in summary["capacity"].values():  # a steps run gets the knee, by its criteria
+        assert figures["criteria"] == {"max_rate_limited": 0.05, "ttft_slo_ms": 1234.0}
+        assert [level["sessions"] for level in figures["levels"]] == [2, 4]
 
 
 def test_a_bad_shape_stops_locust_at_start(tmp_path: Path) -> None:
