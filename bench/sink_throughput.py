@@ -222,18 +222,33 @@ def _victoria(directory: str, port: int) -> subprocess.Popen:
     return process
 
 
-def _run_child(args: list[str]) -> tuple[dict, float, float]:
-    """The child's JSON figures, the wall time and the machine's busy CPU during it."""
+def _run_child(args: list[str], servers: list[subprocess.Popen]) -> tuple[dict, float]:
+    """The child's JSON figures and the cores other processes used meanwhile: the
+    machine's busy time less the child's whole CPU and the servers' (they are the cell)."""
+    import resource
+
+    import psutil
+
     from bench._common import machine_cpu_seconds
 
-    busy0, wall0 = machine_cpu_seconds(), time.monotonic()
+    def servers_cpu() -> float:
+        return sum(sum(psutil.Process(s.pid).cpu_times()[:2]) for s in servers)
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    marks = (machine_cpu_seconds(), servers_cpu(), children_cpu(), time.monotonic())
     done = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=False
     )
-    wall = time.monotonic() - wall0
+    wall = time.monotonic() - marks[3]
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1]), wall, machine_cpu_seconds() - busy0
+    used = machine_cpu_seconds() - marks[0]
+    ours = (servers_cpu() - marks[1]) + (children_cpu() - marks[2])
+    other = max(0.0, (used - ours) / wall)
+    return json.loads(done.stdout.strip().splitlines()[-1]), other
 
 
 def main() -> int:
@@ -278,18 +293,19 @@ def main() -> int:
             cells = [("reference", vm_url), ("rig-v2", vm_url), ("rig-v1", influx_url)]
             for round_ in range(args.repeat):
                 for cell, url in cells:
-                    figures, wall, busy = _run_child(
-                        ["--child", cell, "--url", url, "--records", str(args.records)]
+                    figures, busy_other = _run_child(
+                        ["--child", cell, "--url", url, "--records", str(args.records)],
+                        [influxd, victoria],
                     )
-                    child_busy = figures["cpu_s"] / wall
-                    other.append(max(0.0, busy / wall - child_busy - 0.0))
+                    other.append(busy_other)
                     results.append({"cell": cell, "round": round_, **figures})
             for cell in ("lag-none", "lag-sink"):
-                figures, wall, busy = _run_child(
+                figures, busy_other = _run_child(
                     ["--child", cell, "--url", influx_url, "--lag-seconds",
                      str(args.lag_seconds), "--rate", str(args.rate)],
+                    [influxd, victoria],
                 )  # fmt: skip
-                other.append(max(0.0, busy / wall - figures["busy"]))
+                other.append(busy_other)
                 results.append({"cell": cell, **figures})
         finally:
             influxd.terminate()
