@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -210,3 +212,22 @@ def test_chat_tools_converts_to_chat_completions_format() -> None:
 def test_chat_tools_drops_non_function_tools_and_keeps_chat_ones() -> None:
     chat_tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
     assert chat_tools([{"type": "web_search"}, chat_tool]) == [chat_tool]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["useState", "export function", r"^import", r"\)$", r"\Aimport", "fetch.*Tasks", r"(?<!.)const",
+     r"describe\(", "no such text anywhere", r"\s+return"],
+)  # fmt: skip
+def test_grep_finds_exactly_the_lines_a_line_by_line_search_finds(
+    corpus: Corpus, pattern: str
+) -> None:
+    regex = re.compile(pattern)
+    expected = [
+        (path, number, line)
+        for path in corpus.walk("", None)
+        for number, line in enumerate(corpus.files[path].splitlines(), start=1)
+        if regex.search(line)
+    ]
+    got = [(hit.path, hit.line, hit.text) for hit in corpus.grep(pattern)]
+    assert got == expected
