@@ -12,8 +12,10 @@ import psutil
 __all__ = [
     "OTHER_BUSY_LIMIT",
     "Column",
+    "int_list",
     "machine_cpu_seconds",
     "noisy_warning",
+    "positive_float",
     "positive_int",
     "table",
 ]
@@ -50,6 +52,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated integers >= 1, such as ``1,8`` or ``250,1000``."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,8, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be >= 1, got {text!r}")
+    return values
 
 
 def noisy_warning(other_busy: Sequence[float]) -> str | None:

@@ -72,8 +72,10 @@ if str(REPO) not in sys.path:
 
 from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside this file
     Column,
+    int_list,
     machine_cpu_seconds,
     noisy_warning,
+    positive_float,
     positive_int,
     table,
 )
@@ -1057,23 +1059,6 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
 # -- command line ---------------------------------------------------------------------
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 250,1000, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"every value must be >= 1, got {text!r}")
-    return values
-
-
 def _name_list(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     if not names:
@@ -1109,7 +1094,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seconds",
-        type=_positive_float,
+        type=positive_float,
         default=12.0,
         help="measured window of each throughput cell (default 12)",
     )
@@ -1135,15 +1120,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale-sessions",
-        type=_int_list,
+        type=int_list,
         default=(SCALE_SESSIONS_TARGET,),
         help=f"ws sessions of the scale cell; a list runs one cell each (default "
         f"{SCALE_SESSIONS_TARGET})",
     )
-    parser.add_argument("--scale-seconds", type=_positive_float, default=30.0)
+    parser.add_argument("--scale-seconds", type=positive_float, default=30.0)
     parser.add_argument(
         "--scale-spawn-rate",
-        type=_positive_float,
+        type=positive_float,
         default=100.0,
         help="scale sessions started per second (default 100)",
     )

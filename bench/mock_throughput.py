@@ -67,6 +67,7 @@ if str(REPO) not in sys.path:
 
 from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside this file
     Column,
+    int_list,
     machine_cpu_seconds,
     noisy_warning,
     positive_int,
@@ -1036,16 +1037,6 @@ def report(cells: Sequence[CellSummary], config: BenchConfig) -> str:
     return "\n\n".join(sections)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 1,8, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"every value must be >= 1, got {text!r}")
-    return values
-
-
 def _transport_list(text: str) -> tuple[Transport, ...]:
     names = tuple(part.strip() for part in text.split(","))
     unknown = [n for n in names if n not in TRANSPORTS]
@@ -1069,7 +1060,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--delta-tokens",
-        type=_int_list,
+        type=int_list,
         default=(1, 8),
         help="mock --delta-tokens values to run, comma-separated (default: 1,8)",
     )

@@ -34,7 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import machine_cpu_seconds, noisy_warning, table  # noqa: E402
+from bench._common import int_list, machine_cpu_seconds, noisy_warning, table  # noqa: E402
 
 LAG_LIMIT_MS = 10.0
 TTFT_FACTOR = 1.25
@@ -131,14 +131,14 @@ def _cpu(process: psutil.Process) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", default="100,200,400,700,1000")
+    parser.add_argument("--sessions", type=int_list, default=(100, 200, 400, 700, 1000))
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--delta-tokens", type=int, default=8)
     parser.add_argument("--no-pin", action="store_true", help="let both processes float")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
-    counts = [int(x) for x in args.sessions.split(",") if x.strip()]
+    counts = list(args.sessions)
     cpus: tuple[int | None, int | None] = (None, None)
     if not args.no_pin and hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
         first, second = sorted(os.sched_getaffinity(0))[:2]
