@@ -101,6 +101,18 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--users", type=_positive_int, default=10, help="users per transport (10)")
     p.add_argument("--duration", type=_duration, default=60.0, help="e.g. 90, 90s, 5m (60s)")
+    _add_run(p, check_example="ws_vs_http.bytes_sent_reduction>=0.8")
+    p.add_argument(
+        "--stop-timeout",
+        type=_duration,
+        default=300.0,
+        help="at the end, wait this long for tasks in flight (300s)",
+    )
+
+
+def _add_run(p: argparse.ArgumentParser, *, check_example: str) -> None:
+    """What ``rig compare`` and ``rig capacity`` share: transports, target or embedded mock
+    (with its quota), workload, output, checks, sink and retry policy."""
     p.add_argument("--transports", default="http,ws", help="of http,http_chained,ws,ws_stored,chat")
     p.add_argument("--scenario", default="mixed", help="scenario name or YAML file (mixed)")
     p.add_argument(
@@ -119,13 +131,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--check",
         action="append",
         default=[],
-        help='threshold, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" (repeatable)',
-    )
-    p.add_argument(
-        "--stop-timeout",
-        type=_duration,
-        default=300.0,
-        help="at the end, wait this long for tasks in flight (300s)",
+        help=f'threshold, e.g. "{check_example}" (repeatable)',
     )
     _add_mock_limits(p)
     _add_sink(p)
@@ -151,17 +157,10 @@ def _add_sink(p: argparse.ArgumentParser) -> None:
 
 
 def _sink_args(args: argparse.Namespace) -> list[str]:
-    """The sink options as Locust arguments (only those given)."""
-    argv = ["--sink", args.sink, "--retry-policy", args.retry_policy]
-    for name in (
-        "influx_url", "influx_org", "influx_bucket", "influx_token_env", "influx_database",
-        "influx_rp", "influx_user_env", "influx_password_env", "influx_buffer",
-        "influx_batch_size", "influx_flush_interval",
-    ):  # fmt: skip
-        value = getattr(args, name)
-        if value not in ("", None):
-            argv += ["--" + name.replace("_", "-"), str(value)]
-    return argv
+    """The sink and retry options as Locust arguments (only those given)."""
+    from rig.metrics.influx_config import influx_arguments
+
+    return ["--sink", args.sink, "--retry-policy", args.retry_policy, *influx_arguments(args)]
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -198,18 +197,10 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
         "quota (a fresh embedded mock with --rpm/--tpm/... limits, or --target-url); report "
         "the largest session count that keeps rejections and TTFT p95 within bounds.",
     )
-    p.add_argument("--transports", default="http,ws", help="of http,http_chained,ws,ws_stored,chat")
     p.add_argument("--step-users", type=_positive_int, default=10, help="sessions added per step")
     p.add_argument("--step-time", type=_duration, default=30.0, help="each step's length (30s)")
     p.add_argument("--max-users", type=_positive_int, default=100, help="the last step (100)")
-    p.add_argument("--target-url", default=None, help="a Responses API base URL; default: mock")
-    p.add_argument("--api-key-env", default="", help="variable holding the target's key")
-    p.add_argument("--model", default="mock-agent")
-    p.add_argument("--preset", default="fast", help="latency preset of the embedded mock (fast)")
-    _add_mock_limits(p)
-    p.add_argument("--scenario", default="mixed")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-scale", type=float, default=1.0, help="tool time multiplier (1.0)")
+    _add_run(p, check_example="capacity.ws.max_sessions>=50")
     p.add_argument(
         "--max-rate-limited",
         type=float,
@@ -220,12 +211,6 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
         "--ttft-slo-ms", type=float, default=2000.0, help="knee criterion: TTFT p95 (2000)"
     )
     p.add_argument("--stop-timeout", type=_duration, default=60.0, help="end of each phase (60s)")
-    p.add_argument("--out", default="runs")
-    p.add_argument("--json", dest="json_path", default=None, help="also copy summary.json here")
-    p.add_argument(
-        "--check", action="append", default=[], help='e.g. "capacity.ws.max_sessions>=50"'
-    )
-    _add_sink(p)
 
 
 def _limit(text: str) -> int:
@@ -424,6 +409,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     monkey.patch_all()  # before ssl, sockets and threads are imported: Locust runs on gevent
 
     from rig.loadgen.compare import CompareOptions, run_compare
+    from rig.metrics.influx_config import InfluxConfig
 
     options = CompareOptions(
         users=args.users,
@@ -441,6 +427,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         model=args.model,
         stop_timeout_s=args.stop_timeout,
         sink_args=_sink_args(args),
+        influx=InfluxConfig.from_options(args),
         mock_limits=_mock_limits(args),
     )
     return run_compare(options)

@@ -54,8 +54,6 @@ class CapacityOptions:
     json_path: str | None = None
     checks: list[str] = field(default_factory=list)
     sink_args: list[str] = field(default_factory=list)
-    locust_args: list[str] = field(default_factory=list)
-    """More Locust arguments for every phase (e.g. ``--transport-weights``)."""
 
 
 def _phase(
@@ -75,7 +73,7 @@ def _phase(
         "--time-scale", str(options.time_scale),
         "--stop-timeout", f"{max(1, round(options.stop_timeout_s))}",
         "--out", str(workdir), "--run-id", run_id,
-        *options.sink_args, *options.locust_args,
+        *options.sink_args,
     ]  # fmt: skip
     if options.api_key_env:
         argv += ["--api-key-env", options.api_key_env]

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
+
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "CompareOptions", "run_compare"]
 
 EXIT_CHECK_FAILED = 1
@@ -51,23 +53,18 @@ class CompareOptions:
     progress_s: float = 5.0
     sink_args: list[str] = field(default_factory=list)
     """Locust's ``--sink``/``--influx-*`` arguments, passed through."""
+    influx: InfluxConfig | None = None
+    """The InfluxDB sink those arguments configure, checked before anything starts."""
     mock_limits: list[str] = field(default_factory=list)
     """``rig mock`` quota arguments (``--rpm 600`` ...), for the embedded mock only."""
 
 
-def _check_sink(sink_args: list[str]) -> str | None:
+def _check_sink(config: InfluxConfig | None) -> str | None:
     """Bad InfluxDB configuration, named before anything starts (``None`` when fine)."""
-    if not sink_args:
-        return None
-    from locust.argument_parser import get_parser
-
-    from rig.loadgen import locust_plugin  # noqa: F401  (registers the rig's options)
-    from rig.metrics.influx import open_backend
-    from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
-
-    config = InfluxConfig.from_options(get_parser().parse_args(sink_args))
     if config is None:
         return None
+    from rig.metrics.influx import open_backend
+
     try:
         open_backend(config).close()
     except InfluxConfigError as exc:
@@ -106,7 +103,7 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         return fail(EXIT_USAGE, str(exc))
     if options.users < 1 or options.duration_s <= 0:
         return fail(EXIT_USAGE, "--users and --duration must be positive")
-    problem = _check_sink(options.sink_args)
+    problem = _check_sink(options.influx)
     if problem:
         return fail(EXIT_USAGE, problem)
 

@@ -37,7 +37,7 @@ from rig.loadgen.options import parse_transports, parse_weights, resolve_scenari
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.shapes import Shape, ShapeError, parse_shape
 from rig.loadgen.target import Target
-from rig.loadgen.transports import TRANSPORT_NAMES
+from rig.loadgen.transports import DEFAULT_RETRY, TRANSPORT_NAMES
 from rig.metrics.influx import InfluxSink
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError, add_influx_arguments
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
@@ -298,7 +298,7 @@ class _State:
     influx_backlog: list[Any] | None = None
     """Records made while the InfluxDB sink is being checked at start."""
     extra_meta: dict[str, Any] = {}
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = DEFAULT_RETRY
     report_at_quit: bool = True
     """Render summary.json and report.html and evaluate ``--check`` when Locust quits
     (``rig compare`` does that itself and turns this off)."""

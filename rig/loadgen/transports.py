@@ -662,25 +662,10 @@ class ChatTransport(_OverHTTP):
         outcome.status = "ok"
 
 
-def make_transport(
-    name: str,
-    target: Target,
-    counter: WireCounter,
-    *,
-    instructions: str,
-    tools: Sequence[dict[str, Any]],
-    timeout: float = 120.0,
-    retry: RetryPolicy = DEFAULT_RETRY,
-    seed: int = 0,
-) -> Transport:
-    """The transport called ``name`` (one of :data:`TRANSPORT_NAMES`)."""
-    common: dict[str, Any] = {
-        "instructions": instructions,
-        "tools": tools,
-        "timeout": timeout,
-        "retry": retry,
-        "seed": seed,
-    }
+def make_transport(name: str, target: Target, counter: WireCounter, **common: Any) -> Transport:
+    """The transport called ``name`` (one of :data:`TRANSPORT_NAMES`); ``common`` are the
+    keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
+    ``retry``, ``seed``)."""
     if name == "http":
         return HTTPTransport(target, counter, chained=False, **common)
     if name == "http_chained":

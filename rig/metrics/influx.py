@@ -56,11 +56,23 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class WriteError(Exception):
-    """A batch was not written. ``retryable``: worth trying again later."""
+    """A batch was not written: ``status`` the server's answer (``None``: no answer, the
+    server could not be reached). ``retryable``: worth trying again later (by default
+    when there was no answer, or a 5xx or 429 one)."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
-        self.retryable = retryable
+        self.status = status
+        self.retryable = status is None or status in RETRYABLE_STATUSES
+        if retryable is not None:
+            self.retryable = retryable
         self.retry_after_s = retry_after_s
 
 
@@ -128,21 +140,16 @@ class V2Backend:
         except ApiException as exc:
             message = f"InfluxDB answered {exc.status}: {(exc.body or exc.reason or '')!s:.300}"
             raise WriteError(
-                message,
-                retryable=exc.status in RETRYABLE_STATUSES,
-                retry_after_s=_retry_after(exc.headers),
+                message, status=exc.status, retry_after_s=_retry_after(exc.headers)
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise WriteError(
-                f"cannot reach InfluxDB at {self.config.url}: {exc}", retryable=True
-            ) from exc
+            raise WriteError(f"cannot reach InfluxDB at {self.config.url}: {exc}") from exc
 
     def check(self) -> None:
         try:
             self.send(gzip.compress(b"", 1))
         except WriteError as exc:
-            cause = exc.__cause__
-            status = getattr(cause, "status", None)
+            status = exc.status
             where = f"bucket {self.config.bucket!r} of org {self.config.org!r}"
             if status == 401:
                 raise InfluxConfigError(
@@ -186,24 +193,20 @@ class V1Backend:
         try:
             response = self._pool.request("POST", self._url, body=gzipped, headers=self._headers)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise WriteError(
-                f"cannot reach InfluxDB at {self.config.url}: {exc}", retryable=True
-            ) from exc
+            raise WriteError(f"cannot reach InfluxDB at {self.config.url}: {exc}") from exc
         if response.status >= 300:
             text = response.data.decode("utf-8", "replace")[:300]
-            error = WriteError(
+            raise WriteError(
                 f"InfluxDB answered {response.status}: {text}",
-                retryable=response.status in RETRYABLE_STATUSES,
+                status=response.status,
                 retry_after_s=_retry_after(response.headers),
             )
-            error.status = response.status  # type: ignore[attr-defined]
-            raise error
 
     def check(self) -> None:
         try:
             self.send(gzip.compress(b"", 1))
         except WriteError as exc:
-            status = getattr(exc, "status", None)
+            status = exc.status
             if status == 404:
                 raise InfluxConfigError(
                     f"InfluxDB at {self.config.url}: database {self.config.database!r} "

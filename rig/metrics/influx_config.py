@@ -6,10 +6,11 @@ options before gevent patches the standard library (the sink imports urllib3 and
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["InfluxConfig", "InfluxConfigError", "add_influx_arguments"]
+__all__ = ["InfluxConfig", "InfluxConfigError", "add_influx_arguments", "influx_arguments"]
 
 
 class InfluxConfigError(ValueError):
@@ -54,6 +55,19 @@ class InfluxConfig:
             flush_interval_s=options.influx_flush_interval,
             buffer_points=options.influx_buffer,
         )
+
+
+def influx_arguments(options: Any) -> list[str]:
+    """The ``--influx-*`` options set in ``options`` (a parsed namespace), as arguments to
+    pass on to another command line that takes them (``rig locust``)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_influx_arguments(probe, web_ui=False)
+    argv: list[str] = []
+    for action in probe._actions:
+        value = getattr(options, action.dest, None)
+        if value not in ("", None):
+            argv += [action.option_strings[0], str(value)]
+    return argv
 
 
 def add_influx_arguments(parser: Any, *, web_ui: bool = True) -> None:
