@@ -19,6 +19,7 @@ kind rejected most there), or ``null`` when every level passed.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -73,6 +74,15 @@ def phases(meta: Mapping[str, Any], transports: Sequence[str]) -> dict[str, tupl
     return out
 
 
+def _between(records: Sequence[Any], start: float, end: float) -> Sequence[Any]:
+    """The records (sorted by ``ts``) with ``start <= ts < end``."""
+    return records[bisect_left(records, start, key=_ts) : bisect_left(records, end, key=_ts)]
+
+
+def _ts(record: Any) -> float:
+    return record.ts
+
+
 def _level_figures(
     level: int,
     window: tuple[float, float],
@@ -81,8 +91,8 @@ def _level_figures(
 ) -> dict[str, Any]:
     start, end = window
     seconds = end - start
-    inside = [t for t in turns if start <= t.ts < end]
-    rejected = [h for h in hits if start <= h.ts < end]
+    inside = _between(turns, start, end)
+    rejected = _between(hits, start, end)
     good = [t for t in inside if t.status in _OK]
     attempts = len(inside) + len(rejected)
     return {
@@ -113,8 +123,9 @@ def capacity(
     transports = sorted({t.tags.transport for t in turns} | set(meta.get("phases") or {}))
     result: dict[str, Any] = {}
     for name, (shape, started) in phases(meta, transports).items():
-        own_turns = [t for t in turns if t.tags.transport == name]
-        own_hits = [h for h in ratelimits if h.tags.transport == name]
+        # Sorted by time once, so each level takes its window by bisection.
+        own_turns = sorted((t for t in turns if t.tags.transport == name), key=_ts)
+        own_hits = sorted((h for h in ratelimits if h.tags.transport == name), key=_ts)
         levels = []
         for index, level in enumerate(shape.levels):
             start = started + index * shape.every_s
