@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rig.dashboards import cli as dashboards_cli
+from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
 __all__ = ["build_parser", "main"]
 
@@ -204,11 +205,15 @@ def _add_capacity(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-rate-limited",
         type=float,
-        default=0.01,
-        help="knee criterion: at most this fraction of attempts rejected (0.01)",
+        default=DEFAULT_MAX_RATE_LIMITED,
+        help="knee criterion: at most this fraction of attempts rejected "
+        f"({DEFAULT_MAX_RATE_LIMITED})",
     )
     p.add_argument(
-        "--ttft-slo-ms", type=float, default=2000.0, help="knee criterion: TTFT p95 (2000)"
+        "--ttft-slo-ms",
+        type=float,
+        default=DEFAULT_TTFT_SLO_MS,
+        help=f"knee criterion: TTFT p95 ({DEFAULT_TTFT_SLO_MS:g})",
     )
     p.add_argument("--stop-timeout", type=_duration, default=60.0, help="end of each phase (60s)")
 

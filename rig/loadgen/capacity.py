@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
+
 __all__ = ["CapacityOptions", "run_capacity"]
 
 EXIT_CHECK_FAILED = 1
@@ -47,8 +49,8 @@ class CapacityOptions:
     scenario: str = "mixed"
     seed: int = 0
     time_scale: float = 1.0
-    max_rate_limited: float = 0.01
-    ttft_slo_ms: float = 2000.0
+    max_rate_limited: float = DEFAULT_MAX_RATE_LIMITED
+    ttft_slo_ms: float = DEFAULT_TTFT_SLO_MS
     stop_timeout_s: float = 60.0
     out: str = "runs"
     json_path: str | None = None

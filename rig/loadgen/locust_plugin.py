@@ -43,6 +43,7 @@ from rig.metrics.influx_config import InfluxConfig, InfluxConfigError, add_influ
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
 from rig.metrics.rundir import RunDirectory, new_run_id
 from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
+from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 from rig.workload.scenarios import Scenario
 
 __all__ = [
@@ -137,13 +138,13 @@ def add_arguments(parser: Any) -> None:
     group.add_argument(
         "--max-rate-limited",
         type=float,
-        default=0.01,
+        default=DEFAULT_MAX_RATE_LIMITED,
         help="with a steps shape: the knee keeps at most this share of attempts rejected",
     )
     group.add_argument(
         "--ttft-slo-ms",
         type=float,
-        default=2000.0,
+        default=DEFAULT_TTFT_SLO_MS,
         help="with a steps shape: the knee keeps TTFT p95 within this",
     )
     group.add_argument(
