@@ -84,7 +84,7 @@ from rig.loadgen.health import LAG_LIMIT_MS, HealthMonitor  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
 from rig.loadgen.target import Target  # noqa: E402
 from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord  # noqa: E402
-from rig.mock.embedded import free_port  # noqa: E402
+from rig.run.ports import free_port  # noqa: E402
 from rig.workload.corpus import Corpus  # noqa: E402
 from rig.workload.scenarios import Scenario, builtin_scenarios  # noqa: E402
 from rig.workload.simulator import ToolSimulator  # noqa: E402

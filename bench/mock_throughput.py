@@ -74,8 +74,8 @@ from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside thi
     table,
 )
 
-from rig.mock.embedded import free_port  # noqa: E402
 from rig.protocol.ws import encode_client_event  # noqa: E402
+from rig.run.ports import free_port  # noqa: E402
 from rig.workload.corpus import Corpus  # noqa: E402
 from rig.workload.scenarios import Scenario, builtin_scenarios, make_task  # noqa: E402
 from rig.workload.simulator import ToolSimulator  # noqa: E402

@@ -50,7 +50,7 @@ def _pinned(cpu: int | None):
 
 
 def _start_mock(args: argparse.Namespace, cpu: int | None) -> tuple[subprocess.Popen, str]:
-    from rig.mock.embedded import free_port
+    from rig.run.ports import free_port
 
     port = free_port()
     process = subprocess.Popen(

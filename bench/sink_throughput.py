@@ -192,7 +192,7 @@ def _wait_line(process: subprocess.Popen, marker: str) -> None:
 
 
 def _influxd(directory: str, port: int) -> subprocess.Popen:
-    from rig.mock.embedded import free_port
+    from rig.run.ports import free_port
 
     Path(directory).mkdir(parents=True, exist_ok=True)
     config = Path(directory) / "influxdb.conf"
@@ -274,7 +274,7 @@ def main() -> int:
         return 0
 
     from bench._common import noisy_warning, table
-    from rig.mock.embedded import free_port
+    from rig.run.ports import free_port
 
     results: list[dict] = []
     other: list[float] = []

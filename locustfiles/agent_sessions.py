@@ -8,7 +8,7 @@ to ``runs/<run-id>/``; render them with ``rig report runs/<run-id>``. Distribute
 ``--master`` here and ``--worker --master-host HOST`` on the workers, same options.
 """
 
-from rig.loadgen.locust_plugin import (  # noqa: F401 - Locust finds the users here
+from rig.locust.plugin import (  # noqa: F401 - Locust finds the users here
     ChatAgent,
     HttpAgent,
     HttpChainedAgent,

@@ -278,7 +278,7 @@ def _mock_limits(args: argparse.Namespace) -> list[str]:
 
 
 def _run_capacity(args: argparse.Namespace) -> int:
-    from rig.loadgen.capacity import CapacityOptions, run_capacity
+    from rig.run.capacity import CapacityOptions, run_capacity
 
     mock_limits = _mock_limits(args)
     options = CapacityOptions(
@@ -318,9 +318,9 @@ def _add_locust(sub: argparse._SubParsersAction) -> None:
 def _run_locust(locust_args: Sequence[str]) -> int:
     from pathlib import Path
 
-    import rig.loadgen
+    import rig.locust
 
-    locustfile = Path(rig.loadgen.__file__).with_name("locustfile.py")
+    locustfile = Path(rig.locust.__file__).with_name("locustfile.py")
     sys.argv = ["locust", "-f", str(locustfile), *locust_args]
     from locust.main import main as locust_main  # patches the standard library with gevent
 
@@ -329,7 +329,7 @@ def _run_locust(locust_args: Sequence[str]) -> int:
         # options a locustfile adds: print the rig's first.
         from locust.argument_parser import get_empty_argument_parser
 
-        from rig.loadgen.locust_plugin import add_arguments
+        from rig.locust.plugin import add_arguments
 
         parser = get_empty_argument_parser(add_help=False)
         parser.prog = "rig locust"
@@ -413,8 +413,8 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     monkey.patch_all()  # before ssl, sockets and threads are imported: Locust runs on gevent
 
-    from rig.loadgen.compare import CompareOptions, run_compare
     from rig.metrics.influx_config import InfluxConfig
+    from rig.run.compare import CompareOptions, run_compare
 
     options = CompareOptions(
         users=args.users,

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rig.report.palette import color, ordered
+from rig.loadgen.registry import names
+from rig.report.palette import color
 
 __all__ = [
     "DATASOURCE",
@@ -116,7 +117,7 @@ def _transport_overrides() -> list[dict[str, Any]]:
                 {"id": "color", "value": {"fixedColor": color(name), "mode": "fixed"}},
             ],
         }
-        for name in ordered(["http", "http_chained", "ws", "ws_stored", "chat"])
+        for name in names()
     ]
 
 

@@ -26,6 +26,7 @@ from grafana_client.client import (
 from niquests.exceptions import RequestException
 
 from rig.dashboards.model import DATASOURCE_UID
+from rig.errors import RigError
 
 __all__ = [
     "Outcome",
@@ -43,7 +44,7 @@ _DASHBOARD_SERVER_KEYS = ("id", "version")
 _PUSH_MESSAGE = "rig dashboards push"
 
 
-class PushError(Exception):
+class PushError(RigError):
     """Grafana could not be reached, refused the token, or refused a change."""
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from rig.errors import RigError
+
 __all__ = ["RetryPolicy", "RetryPolicyError", "parse_retry_policy"]
 
 
-class RetryPolicyError(ValueError):
+class RetryPolicyError(RigError, ValueError):
     """A ``--retry-policy`` value that cannot be used."""
 
 

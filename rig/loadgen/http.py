@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from geventhttpclient.response import HTTPResponse
 
+from rig.errors import RigError
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPResult"]
@@ -25,7 +26,7 @@ __all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPResult"]
 BodySink = Callable[[bytes], None]
 
 
-class HTTPError(ConnectionError):
+class HTTPError(RigError, ConnectionError):
     """The connection failed or the server broke the protocol."""
 
 

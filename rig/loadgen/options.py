@@ -6,7 +6,7 @@ them. Importing this module does not import Locust (which monkey-patches the pro
 
 from __future__ import annotations
 
-from rig.loadgen.transports import TRANSPORT_NAMES
+from rig.loadgen.registry import parse_transports
 from rig.workload.scenarios import Scenario, builtin_scenarios, load_scenario
 
 __all__ = ["parse_transports", "parse_weights", "resolve_scenarios", "turn_bucket"]
@@ -21,18 +21,6 @@ def turn_bucket(turn: int) -> str:
     if turn < 20:
         return "10-19"
     return "20+"
-
-
-def parse_transports(value: str) -> list[str]:
-    """``--transports`` as a list, with a clear error for unknown names."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TRANSPORT_NAMES]
-    if unknown or not names:
-        raise ValueError(
-            f"--transports {value!r}: unknown {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(TRANSPORT_NAMES)}"
-        )
-    return names
 
 
 def parse_weights(value: str, transports: list[str]) -> dict[str, int]:

@@ -7,10 +7,12 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from rig.errors import RigError
+
 __all__ = ["Target", "TargetError"]
 
 
-class TargetError(ValueError):
+class TargetError(RigError, ValueError):
     """A target URL or key setting is unusable."""
 
 

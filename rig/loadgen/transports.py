@@ -31,6 +31,7 @@ import gevent
 import orjson
 from websockets.exceptions import InvalidState
 
+from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy
 from rig.loadgen.http import HTTPConnection, HTTPError
 from rig.loadgen.target import Target
@@ -51,7 +52,7 @@ __all__ = [
     "make_transport",
 ]
 
-TRANSPORT_NAMES = ("http", "http_chained", "ws", "ws_stored", "chat")
+TRANSPORT_NAMES = registry.names()
 DELTA_TYPES = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 MAX_RECOVERIES = 2
 
@@ -663,17 +664,8 @@ class ChatTransport(_OverHTTP):
 
 
 def make_transport(name: str, target: Target, counter: WireCounter, **common: Any) -> Transport:
-    """The transport called ``name`` (one of :data:`TRANSPORT_NAMES`); ``common`` are the
-    keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
+    """The transport registered as ``name`` (:mod:`rig.loadgen.registry`); ``common`` are
+    the keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
     ``retry``, ``seed``)."""
-    if name == "http":
-        return HTTPTransport(target, counter, chained=False, **common)
-    if name == "http_chained":
-        return HTTPTransport(target, counter, chained=True, **common)
-    if name == "ws":
-        return WSTransport(target, counter, store=False, **common)
-    if name == "ws_stored":
-        return WSTransport(target, counter, store=True, **common)
-    if name == "chat":
-        return ChatTransport(target, counter, **common)
-    raise ValueError(f"unknown transport {name!r}; choose from {', '.join(TRANSPORT_NAMES)}")
+    transport: Transport = registry.spec(name).factory()(target, counter, **common)
+    return transport

@@ -18,12 +18,13 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from rig.errors import RigError
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["WSClosedError", "WSConnection", "WSHandshakeError"]
 
 
-class WSHandshakeError(ConnectionError):
+class WSHandshakeError(RigError, ConnectionError):
     """The server refused the upgrade; ``status`` and ``body`` say why."""
 
     def __init__(self, status: int, body: bytes):
@@ -32,7 +33,7 @@ class WSHandshakeError(ConnectionError):
         self.body = body
 
 
-class WSClosedError(ConnectionError):
+class WSClosedError(RigError, ConnectionError):
     """The connection closed; ``code`` and ``reason`` are the close frame's, if any."""
 
     def __init__(self, code: int | None, reason: str):

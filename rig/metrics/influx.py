@@ -36,6 +36,7 @@ import gevent.event
 import orjson
 import urllib3
 
+from rig.errors import RigError
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
 from rig.metrics.lineproto import LineEncoder
 from rig.metrics.records import Record
@@ -55,7 +56,7 @@ log = logging.getLogger("rig.metrics.influx")
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class WriteError(Exception):
+class WriteError(RigError):
     """A batch was not written: ``status`` the server's answer (``None``: no answer, the
     server could not be reached). ``retryable``: worth trying again later (by default
     when there was no answer, or a 5xx or 429 one)."""

@@ -10,10 +10,12 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from rig.errors import RigError
+
 __all__ = ["InfluxConfig", "InfluxConfigError", "add_influx_arguments", "influx_arguments"]
 
 
-class InfluxConfigError(ValueError):
+class InfluxConfigError(RigError, ValueError):
     """The sink cannot start: a missing option, variable, or a server that says no."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import urllib3
 
+from rig.errors import RigError
 from rig.metrics.lineproto import MEASUREMENTS, RUN_FIELD, RUN_MEASUREMENT, TAG_KEYS
 from rig.metrics.records import (
     HealthRecord,
@@ -38,7 +39,7 @@ _RECORD_TYPES: dict[str, type[Any]] = {
 _DEFAULTS = {"int": 0, "float": 0.0, "bool": False, "str": ""}
 
 
-class InfluxQLError(RuntimeError):
+class InfluxQLError(RigError, RuntimeError):
     """A query failed: the server is unreachable, refused us, or rejected the query."""
 
 

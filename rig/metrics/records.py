@@ -15,7 +15,6 @@ import orjson
 
 __all__ = [
     "STATUSES",
-    "TRANSPORTS",
     "HealthRecord",
     "RateLimitRecord",
     "RecordTags",
@@ -25,9 +24,6 @@ __all__ = [
     "record_to_dict",
     "record_to_json",
 ]
-
-TRANSPORTS = ("http", "http_chained", "ws", "ws_stored", "chat")
-"""The cells of the comparison (docs/architecture.md, Transports)."""
 
 Status = Literal["ok", "error", "rate_limited", "timeout", "reconnected"]
 STATUSES: tuple[Status, ...] = ("ok", "error", "rate_limited", "timeout", "reconnected")

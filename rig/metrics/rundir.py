@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from rig.errors import RigError
 from rig.metrics.records import (
     HealthRecord,
     RateLimitRecord,
@@ -40,7 +41,7 @@ _FILES = {
 }
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(RigError, ValueError):
     """A run directory is missing, incomplete or holds a malformed line."""
 
 

@@ -31,10 +31,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from rig.limits import RateLimiter, Verdict
+from rig.limits import Scope as LimitScope
 from rig.mock.engine import ConnectionCache, PreparedTurn, TurnEngine
 from rig.mock.latency import LatencyModel
-from rig.mock.limits import RateLimiter, Verdict
-from rig.mock.limits import Scope as LimitScope
 from rig.mock.stats import Stats
 from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (

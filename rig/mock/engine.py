@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
+from rig.conversation.store import ResponseStore, StoredResponse
 from rig.mock.latency import LatencyModel
-from rig.mock.store import ResponseStore, StoredResponse
 from rig.protocol.chat import ChatRequest, ChatStream, normalize_messages, responses_tools
 from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
 from rig.protocol.events import ResponseStream, usage_object

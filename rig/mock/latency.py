@@ -19,10 +19,12 @@ from typing import Any
 
 import yaml
 
+from rig.errors import RigError
+
 __all__ = ["LatencyModel", "PresetError", "builtin_presets", "load_preset"]
 
 
-class PresetError(ValueError):
+class PresetError(RigError, ValueError):
     """A latency preset file is missing, malformed or has out-of-range values."""
 
 

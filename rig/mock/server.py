@@ -22,11 +22,10 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
+from rig.conversation.store import RedisStore, open_store
+from rig.errors import RigError
 from rig.fdlimit import raise_open_files_limit
-from rig.mock.app import MockSettings, build_app
-from rig.mock.engine import TurnEngine
-from rig.mock.latency import load_preset
-from rig.mock.limits import (
+from rig.limits import (
     Limits,
     MemoryLimitStore,
     RateLimiter,
@@ -34,8 +33,10 @@ from rig.mock.limits import (
     load_limits_file,
     open_limit_store,
 )
+from rig.mock.app import MockSettings, build_app
+from rig.mock.engine import TurnEngine
+from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
-from rig.mock.store import RedisStore, open_store
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
@@ -151,7 +152,7 @@ def app_from_env() -> Starlette:
     return create_app(MockConfig.from_env(os.environ[CONFIG_ENV]))
 
 
-class StoreUnavailableError(RuntimeError):
+class StoreUnavailableError(RigError, RuntimeError):
     """The configured response store cannot be reached."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rig.errors import RigError
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class APIError(Exception):
+class APIError(RigError):
     """Base of every error a server reports to a client in the OpenAI shape."""
 
     status: int = 500

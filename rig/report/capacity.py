@@ -1,6 +1,6 @@
 """The knee of a step-load run: how many concurrent sessions each transport sustains.
 
-A ``steps`` shape (:mod:`rig.loadgen.shapes`) holds each session level for a fixed time.
+A ``steps`` shape (:mod:`rig.workload.shapes`) holds each session level for a fixed time.
 For every level this module takes the turns that *started* in the level's window, after a
 settling time (sessions just added are still on their first turns), and computes:
 
@@ -24,10 +24,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rig.loadgen.shapes import ShapeError, Steps, parse_shape
 from rig.metrics.records import RateLimitRecord, TurnRecord
 from rig.report.errors import ReportError
 from rig.report.stats import percentile, rounded
+from rig.workload.shapes import ShapeError, Steps, parse_shape
 
 __all__ = [
     "DEFAULT_MAX_RATE_LIMITED",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rig.errors import RigError
+
 __all__ = ["CheckError", "ReportError"]
 
 
-class ReportError(ValueError):
+class ReportError(RigError, ValueError):
     """A run directory cannot be turned into a report (missing, empty or malformed)."""
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from rig.errors import RigError
+
 __all__ = [
     "DEFAULT_CORPUS",
     "Corpus",
@@ -49,7 +51,7 @@ _DEFECT_FIELDS = (
 )
 
 
-class CorpusError(ValueError):
+class CorpusError(RigError, ValueError):
     """A corpus does not exist or its metadata file is invalid."""
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from rig.errors import RigError
 from rig.workload.corpus import Corpus
 
 __all__ = ["FilePatch", "Hunk", "PatchError", "apply_patch", "parse_patch"]
@@ -19,7 +20,7 @@ _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 _NO_VALID_PATCHES = 'error: No valid patches in input (allow with "--allow-empty")'
 
 
-class PatchError(ValueError):
+class PatchError(RigError, ValueError):
     """A patch cannot be parsed or does not apply; the message reads like git's."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from rig.errors import RigError
 from rig.workload.scenarios import Phase, Scenario, Step, builtin_scenarios
 from rig.workload.tools import TOOL_NAMES
 
@@ -58,7 +59,7 @@ _PATCH_PATHS = re.compile(
 )
 
 
-class UnknownScenarioError(ValueError):
+class UnknownScenarioError(RigError, ValueError):
     """A request named a scenario the policy does not know (a client error: HTTP 400)."""
 
     param = "metadata.scenario"

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import yaml
 
+from rig.errors import RigError
 from rig.workload.corpus import DEFAULT_CORPUS, Corpus, CorpusError
 from rig.workload.patch import PatchError, apply_patch
 from rig.workload.tools import TOOL_NAMES, TOOLS
@@ -81,7 +82,7 @@ _TOOL_SCHEMAS = {tool["name"]: tool["parameters"] for tool in TOOLS}
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(RigError, ValueError):
     """A scenario file is missing or invalid; the message names the file, the field and the fix."""
 
 

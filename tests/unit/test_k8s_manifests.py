@@ -22,8 +22,8 @@ import yaml
 
 from rig.dashboards.provisioning import DASHBOARD_PATH
 from rig.loadgen.backoff import parse_retry_policy
-from rig.loadgen.shapes import Steps, parse_shape
 from rig.report.checks import parse_check
+from rig.workload.shapes import Steps, parse_shape
 from tests.kube import (
     COMPOSE_FILE,
     K8S,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig.loadgen.shapes import Ramp, ShapeError, Soak, Spike, Steps, parse_shape
+from rig.workload.shapes import Ramp, ShapeError, Soak, Spike, Steps, parse_shape
 
 
 def test_steps_add_users_every_period_up_to_max_then_end() -> None:

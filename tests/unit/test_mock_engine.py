@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.conversation.store import MemoryStore, StoredResponse
 from rig.mock.engine import ConnectionCache, PromptCache, TurnEngine, cacheable_tokens
 from rig.mock.latency import LatencyModel, PresetError, builtin_presets, load_preset
-from rig.mock.store import MemoryStore, StoredResponse
 from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
 from rig.protocol.requests import parse_create_request
 from rig.protocol.tokens import split_tokens

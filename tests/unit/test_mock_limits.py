@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rig.mock.limits import (
+from rig.limits import (
     Limits,
     LimitsFileError,
     MemoryLimitStore,

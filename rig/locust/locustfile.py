@@ -4,7 +4,7 @@ Same users as ``locustfiles/agent_sessions.py`` (which is for ``locust -f`` from
 checkout); installed with the package, so a container image needs no checkout.
 """
 
-from rig.loadgen.locust_plugin import (  # noqa: F401 - Locust finds the users here
+from rig.locust.plugin import (  # noqa: F401 - Locust finds the users here
     ChatAgent,
     HttpAgent,
     HttpChainedAgent,

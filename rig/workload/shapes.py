@@ -20,10 +20,12 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from rig.errors import RigError
+
 __all__ = ["Ramp", "Shape", "ShapeError", "Soak", "Spike", "Steps", "parse_shape"]
 
 
-class ShapeError(ValueError):
+class ShapeError(RigError, ValueError):
     """A ``--shape`` value that cannot be used, with what to write instead."""
 
 

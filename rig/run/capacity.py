@@ -92,11 +92,11 @@ def _phase(
 def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
     """Run every phase, merge, report; return the exit code."""
     from rig.loadgen.options import parse_transports
-    from rig.loadgen.shapes import ShapeError, parse_shape
     from rig.metrics.rundir import RunDirectory, new_run_id
     from rig.mock.latency import PresetError, load_preset
-    from rig.mock.process import MockProcess, MockProcessError
     from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
+    from rig.run.mock_process import MockProcess, MockProcessError
+    from rig.workload.shapes import ShapeError, parse_shape
 
     def fail(code: int, message: str) -> int:
         print(f"rig capacity: {message}", file=sys.stderr)

@@ -35,7 +35,6 @@ from rig.loadgen.backoff import RetryPolicy, RetryPolicyError, parse_retry_polic
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.session import AgentSession, SessionConfig
-from rig.loadgen.shapes import Shape, ShapeError, parse_shape
 from rig.loadgen.target import Target
 from rig.loadgen.transports import DEFAULT_RETRY, TRANSPORT_NAMES
 from rig.metrics.influx import InfluxSink
@@ -45,6 +44,7 @@ from rig.metrics.rundir import RunDirectory, new_run_id
 from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 from rig.workload.scenarios import Scenario
+from rig.workload.shapes import Shape, ShapeError, parse_shape
 
 __all__ = [
     "AGENT_USERS",
@@ -274,7 +274,7 @@ class RecordRelay:
 
 
 class RigShape(LoadTestShape):
-    """A :mod:`rig.loadgen.shapes` shape as Locust's ``LoadTestShape`` (set by ``--shape``)."""
+    """A :mod:`rig.workload.shapes` shape as Locust's ``LoadTestShape`` (set by ``--shape``)."""
 
     def __init__(self, shape: Shape):
         super().__init__()

@@ -85,8 +85,8 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
     from rig.loadgen.options import parse_transports
     from rig.loadgen.target import Target, TargetError
     from rig.mock.latency import PresetError, load_preset
-    from rig.mock.process import MockProcess, MockProcessError
     from rig.report import CheckError, parse_check
+    from rig.run.mock_process import MockProcess, MockProcessError
 
     def fail(code: int, message: str) -> int:
         print(f"rig compare: {message}", file=sys.stderr)
@@ -138,7 +138,7 @@ def _run(
     from locust.env import Environment
 
     from rig.fdlimit import raise_open_files_limit
-    from rig.loadgen import locust_plugin
+    from rig.locust import plugin as locust_plugin
     from rig.metrics.rundir import new_run_id
     from rig.report import ReportError, evaluate, render_run, render_table
 

@@ -15,14 +15,15 @@ from types import TracebackType
 
 import httpx
 
-from rig.mock.embedded import free_port
+from rig.errors import RigError
+from rig.run.ports import free_port
 
 __all__ = ["MockProcess", "MockProcessError"]
 
 READY_MARKER = "rig mock listening on"
 
 
-class MockProcessError(RuntimeError):
+class MockProcessError(RigError, RuntimeError):
     """The mock did not start; the message carries its output."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rig.errors import RigError
 from rig.protocol.errors import RateLimitError
 
 __all__ = [
@@ -334,7 +335,7 @@ def rate_limit_error(
 # -- who is limited -------------------------------------------------------------------------
 
 
-class LimitsFileError(ValueError):
+class LimitsFileError(RigError, ValueError):
     """The limits file is unreadable or invalid; the message names the file and field."""
 
 

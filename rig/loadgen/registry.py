@@ -1,0 +1,163 @@
+"""The transports, registered once: name, label, colour, flags, how to build one.
+
+Everything that lists transports reads this registry: the CLI's choices, the Locust user
+classes (one per entry), the report's palette and order, the dashboards' variables. A new
+transport is its own module plus one :class:`TransportSpec` in :data:`REGISTRY`.
+
+This module is data only: it imports neither gevent nor a transport module, so the report
+and the dashboards can read it without loading the load generator. A spec names its
+class as ``"module:Class"``; :meth:`TransportSpec.factory` imports it on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rig.errors import RigError
+
+__all__ = [
+    "BASELINE",
+    "REGISTRY",
+    "TransportSpec",
+    "UnknownTransportError",
+    "names",
+    "parse_transports",
+    "spec",
+]
+
+BASELINE = "http"
+"""The transport every ratio is relative to: stateless HTTP, full context every turn."""
+
+
+class UnknownTransportError(RigError, ValueError):
+    """A transport name that is not registered."""
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """One transport: what it is called, how it looks, what it sends, how to build it."""
+
+    name: str
+    """The identifier in options, records and summary.json (``ws_stored``)."""
+    label: str
+    """The display name in tables and plots (``WebSocket stored``)."""
+    color: str
+    """Its colour in every plot (Okabe-Ito, readable with colour-vision deficiencies)."""
+    summary: str
+    """What each turn sends, in one phrase (for ``--help`` and the docs)."""
+    user_class: str
+    """The name of its Locust user class (``WsStoredAgent``)."""
+    cls: str
+    """``"module:Class"`` of the :class:`~rig.loadgen.transports.Transport` subclass."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments the class takes besides the common ones."""
+    store: bool = False
+    """Sends ``store=true``: the target keeps every response."""
+    chained: bool = False
+    """Sends ``previous_response_id`` and only the new items."""
+    dash: str = ""
+    """SVG ``stroke-dasharray`` of its line (empty: solid)."""
+
+    def factory(self) -> Callable[..., Any]:
+        """A callable ``(target, counter, **common) -> Transport`` for this entry."""
+        module_name, _, attr = self.cls.partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+        extra = dict(self.kwargs)
+
+        def build(*args: Any, **common: Any) -> Any:
+            return cls(*args, **extra, **common)
+
+        return build
+
+
+_TRANSPORTS = "rig.loadgen.transports"
+
+REGISTRY: dict[str, TransportSpec] = {
+    spec.name: spec
+    for spec in (
+        TransportSpec(
+            name="http",
+            label="HTTP",
+            color="#D55E00",
+            summary="Responses API over HTTP, the full input every turn, store=false",
+            user_class="HttpAgent",
+            cls=f"{_TRANSPORTS}:HTTPTransport",
+            kwargs={"chained": False},
+        ),
+        TransportSpec(
+            name="http_chained",
+            label="HTTP chained",
+            color="#E69F00",
+            summary="HTTP, previous_response_id and the new items, store=true",
+            user_class="HttpChainedAgent",
+            cls=f"{_TRANSPORTS}:HTTPTransport",
+            kwargs={"chained": True},
+            store=True,
+            chained=True,
+            dash="6 3",
+        ),
+        TransportSpec(
+            name="ws",
+            label="WebSocket",
+            color="#0072B2",
+            summary="WebSocket mode, previous_response_id and the new items, store=false",
+            user_class="WsAgent",
+            cls=f"{_TRANSPORTS}:WSTransport",
+            kwargs={"store": False},
+            chained=True,
+        ),
+        TransportSpec(
+            name="ws_stored",
+            label="WebSocket stored",
+            color="#009E73",
+            summary="WebSocket mode, previous_response_id and the new items, store=true",
+            user_class="WsStoredAgent",
+            cls=f"{_TRANSPORTS}:WSTransport",
+            kwargs={"store": True},
+            store=True,
+            chained=True,
+            dash="6 3",
+        ),
+        TransportSpec(
+            name="chat",
+            label="Chat Completions",
+            color="#CC79A7",
+            summary="Chat Completions, the full messages every turn",
+            user_class="ChatAgent",
+            cls=f"{_TRANSPORTS}:ChatTransport",
+            dash="2 3",
+        ),
+    )
+}
+
+
+def names() -> tuple[str, ...]:
+    """Every registered transport, in report order (the baseline first)."""
+    return tuple(REGISTRY)
+
+
+def spec(name: str) -> TransportSpec:
+    """The entry for ``name``, or :class:`UnknownTransportError` naming the choices."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownTransportError(
+            f"unknown transport {name!r}; choose from {', '.join(REGISTRY)}"
+        ) from None
+
+
+def parse_transports(value: str | Iterable[str]) -> list[str]:
+    """``--transports`` (``"http,ws"``) as a list of registered names, with a clear error
+    for unknown or missing names."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    chosen = [name.strip() for name in parts if name.strip()]
+    unknown = [name for name in chosen if name not in REGISTRY]
+    if unknown or not chosen:
+        raise UnknownTransportError(
+            f"--transports {value!r}: unknown {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(REGISTRY)}"
+        )
+    return chosen

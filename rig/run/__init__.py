@@ -1,0 +1,2 @@
+"""Orchestration: ``rig compare``, ``rig capacity``, the mock as a child process, the
+end-of-run report and verdict."""
