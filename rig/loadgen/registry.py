@@ -21,6 +21,8 @@ from rig.errors import RigError
 __all__ = [
     "BASELINE",
     "REGISTRY",
+    "TransportContext",
+    "TransportOption",
     "TransportSpec",
     "UnknownTransportError",
     "names",
@@ -34,6 +36,59 @@ BASELINE = "http"
 
 class UnknownTransportError(RigError, ValueError):
     """A transport name that is not registered."""
+
+
+@dataclass(frozen=True)
+class TransportOption:
+    """A setting of one transport (``ws_mux``'s sessions per connection): the option
+    ``--<transport>-<name>`` (dashes for underscores) on every run command is derived
+    from it, and its value reaches the transport as the keyword ``name``."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+    def flag(self, transport: str) -> str:
+        """The command-line flag, e.g. ``--ws-mux-sessions-per-connection``."""
+        return f"--{transport}-{self.name}".replace("_", "-")
+
+    def dest(self, transport: str) -> str:
+        """The attribute name argparse gives the flag."""
+        return f"{transport}_{self.name}"
+
+
+class TransportContext:
+    """What one run shares among its sessions' transports: option values and objects
+    a transport keeps per run (``ws_mux``'s pool of shared connections).
+
+    Created once per run by whoever runs the sessions (the Locust integration, a test,
+    a script) and handed to every :func:`make_transport` call; nothing is module-level,
+    so two runs in one process never share state.
+    """
+
+    def __init__(self, options: dict[str, dict[str, Any]] | None = None):
+        self._options = options or {}
+        self._shared: dict[str, Any] = {}
+
+    def options(self, transport: str) -> dict[str, Any]:
+        """The option values of ``transport``: set ones over the spec's defaults."""
+        given = self._options.get(transport, {})
+        return {o.name: given.get(o.name, o.default) for o in spec(transport).options}
+
+    def shared(self, key: str, create: Callable[[], Any]) -> Any:
+        """The run's object under ``key``, created by ``create()`` on first use."""
+        if key not in self._shared:
+            self._shared[key] = create()
+        return self._shared[key]
+
+    def close(self) -> None:
+        """Close every shared object that has a ``close()`` (at the end of the run)."""
+        shared, self._shared = self._shared, {}
+        for value in shared.values():
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
 
 
 @dataclass(frozen=True)
@@ -60,6 +115,8 @@ class TransportSpec:
     """Sends ``previous_response_id`` and only the new items."""
     dash: str = ""
     """SVG ``stroke-dasharray`` of its line (empty: solid)."""
+    options: tuple[TransportOption, ...] = ()
+    """Its own settings (each becomes a ``--<name>-<option>`` flag on the run commands)."""
 
     def factory(self) -> Callable[..., Any]:
         """A callable ``(target, counter, **common) -> Transport`` for this entry."""
