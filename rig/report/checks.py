@@ -125,7 +125,8 @@ def _resolve(check: Check, summary: Mapping[str, Any]) -> float | None:
         return float(node)
     if isinstance(node, int | float):
         return float(node)
-    kind = {dict: "an object", list: "a list", str: "a string"}.get(type(node), type(node).__name__)
+    kinds: dict[type[object], str] = {dict: "an object", list: "a list", str: "a string"}
+    kind = kinds.get(type(node), type(node).__name__)
     raise CheckError(
         f"check {check.expression!r}: {'.'.join(walked)} is {kind}, not a number"
         + (f"; its keys: {_names(node)}" if isinstance(node, dict) else "")

@@ -167,7 +167,7 @@ def summarize(
     rig, rig_warnings = _rig_health(health, meta.get("sink"))
     comparison = _comparison(transports)
     warnings = rig_warnings + _warnings(transports)
-    every = [*turns, *tasks]
+    every: list[TurnRecord | TaskRecord] = [*turns, *tasks]
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": _text(meta.get("run_id")) or default_run_id,

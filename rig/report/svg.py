@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rig.report.stats import mean, percentile
+from rig.report.stats import mean_of, nearest_rank
 
 __all__ = ["Bar", "Box", "Series", "bar_chart", "box_plot", "line_chart", "nice_ticks"]
 
@@ -63,11 +63,11 @@ class Box:
             label=label,
             color=color,
             low=ordered[0],
-            q1=percentile(ordered, 25),  # type: ignore[arg-type]
-            median=percentile(ordered, 50),  # type: ignore[arg-type]
-            q3=percentile(ordered, 75),  # type: ignore[arg-type]
+            q1=nearest_rank(ordered, 25),
+            median=nearest_rank(ordered, 50),
+            q3=nearest_rank(ordered, 75),
             high=ordered[-1],
-            mean=mean(ordered),  # type: ignore[arg-type]
+            mean=mean_of(ordered),
             n=len(ordered),
         )
 
@@ -306,9 +306,9 @@ def box_plot(
     )
     parts.append(_x_axis(frame, ticks, x_label))
     for tick in ticks[1:]:
-        x = _n(frame.x(tick))
+        grid_x = _n(frame.x(tick))
         parts.append(
-            f'<line x1="{x}" y1="{_n(frame.top)}" x2="{x}" y2="{_n(frame.bottom)}" '
+            f'<line x1="{grid_x}" y1="{_n(frame.top)}" x2="{grid_x}" y2="{_n(frame.bottom)}" '
             f'stroke="{_GRID}"/>'
         )
     if not boxes:
@@ -384,14 +384,15 @@ def bar_chart(
         parts.append(f'<g class="series" data-transport="{_e(key)}">')
         for bar in mine:
             group = groups.index(bar.group)
-            left = frame.left + slot * group + slot / 2 - width * len(keys) / 2
-            left += width * keys.index(key)
-            top = frame.y(bar.value)
+            bar_left = frame.left + slot * group + slot / 2 - width * len(keys) / 2
+            bar_left += width * keys.index(key)
+            bar_top = frame.y(bar.value)
             parts.append(
-                f'<rect x="{_n(left)}" y="{_n(top)}" width="{_n(width - 2)}" '
-                f'height="{_n(max(frame.bottom - top, 0))}" fill="{bar.color}">'
+                f'<rect x="{_n(bar_left)}" y="{_n(bar_top)}" width="{_n(width - 2)}" '
+                f'height="{_n(max(frame.bottom - bar_top, 0))}" fill="{bar.color}">'
                 f"<title>{_e(f'{bar.label}, {bar.group}: {bar.value:,.0f}')}</title></rect>"
-                f'<text x="{_n(left + (width - 2) / 2)}" y="{_n(top - 4)}" text-anchor="middle" '
+                f'<text x="{_n(bar_left + (width - 2) / 2)}" y="{_n(bar_top - 4)}" '
+                'text-anchor="middle" '
                 f'fill="{_INK if bar.value else _AXIS}" font-size="11">{bar.value:,.0f}</text>'
             )
         parts.append("</g>")
