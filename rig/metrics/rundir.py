@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -39,6 +39,10 @@ _FILES = {
     "ratelimit": "ratelimits.jsonl",
     "rig": "health.jsonl",
 }
+_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls for cls in (TurnRecord, TaskRecord, RateLimitRecord, HealthRecord)
+}
+_R = TypeVar("_R", bound=Record)
 
 
 class RunDirectoryError(RigError, ValueError):
@@ -110,7 +114,28 @@ class RunDirectory:
 
     def records(self, kind: str) -> Iterator[Record]:
         """Every record of ``kind`` (``turn``, ``task``, ``ratelimit``, ``rig``), in order."""
-        path = self.path / _FILES[kind]
+        return self._read(_TYPES[kind])
+
+    def turns(self) -> list[TurnRecord]:
+        """All turn records."""
+        return list(self._read(TurnRecord))
+
+    def tasks(self) -> list[TaskRecord]:
+        """All task records."""
+        return list(self._read(TaskRecord))
+
+    def ratelimits(self) -> list[RateLimitRecord]:
+        """All rate-limit records."""
+        return list(self._read(RateLimitRecord))
+
+    def health(self) -> list[HealthRecord]:
+        """All load-generator health records."""
+        return list(self._read(HealthRecord))
+
+    def _read(self, cls: type[_R]) -> Iterator[_R]:
+        """The records of ``cls``'s file, each checked to be a ``cls`` (a line of another
+        kind there is as malformed as a line that does not parse)."""
+        path = self.path / _FILES[cls.kind]
         if not path.exists():
             return
         with open(path, "rb") as handle:
@@ -118,22 +143,12 @@ class RunDirectory:
                 if not line.strip():
                     continue
                 try:
-                    yield record_from_dict(orjson.loads(line))
+                    record = record_from_dict(orjson.loads(line))
                 except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                     raise RunDirectoryError(f"{path}:{number}: malformed record: {exc}") from None
-
-    def turns(self) -> list[TurnRecord]:
-        """All turn records."""
-        return list(self.records("turn"))  # type: ignore[arg-type]
-
-    def tasks(self) -> list[TaskRecord]:
-        """All task records."""
-        return list(self.records("task"))  # type: ignore[arg-type]
-
-    def ratelimits(self) -> list[RateLimitRecord]:
-        """All rate-limit records."""
-        return list(self.records("ratelimit"))  # type: ignore[arg-type]
-
-    def health(self) -> list[HealthRecord]:
-        """All load-generator health records."""
-        return list(self.records("rig"))  # type: ignore[arg-type]
+                if not isinstance(record, cls):
+                    raise RunDirectoryError(
+                        f"{path}:{number}: a {record.kind!r} record; "
+                        f"this file holds {cls.kind!r} records"
+                    )
+                yield record
