@@ -304,7 +304,10 @@ def _build(name: str, directory: Traversable, meta_file: Traversable | None) -> 
     if not files:
         raise CorpusError(f"corpus {name!r} has no files ({directory})")
     meta = _read_meta(name, meta_file) if meta_file is not None else {}
-    defects = tuple(_parse_defect(name, i, raw) for i, raw in enumerate(meta.get("defects") or []))
+    raw_defects = meta.get("defects") or []
+    if not isinstance(raw_defects, list):
+        raise CorpusError(f"{name}.yaml: defects: expected a list of mappings (one per defect)")
+    defects = tuple(_parse_defect(name, i, raw) for i, raw in enumerate(raw_defects))
     git_log = meta.get("git_log") or []
     if not isinstance(git_log, list) or not all(isinstance(line, str) for line in git_log):
         raise CorpusError(f"{name}.yaml: git_log: expected a list of strings (one per commit)")

@@ -264,9 +264,9 @@ def _apply_hunks(path: str, content: str, hunks: tuple[Hunk, ...]) -> str:
     position = 0
     for hunk in hunks:
         if not hunk.old:
-            at = len(lines) if hunk.line is None else min(max(hunk.line - 1, 0), len(lines))
-            lines[at:at] = hunk.new
-            position = at + len(hunk.new)
+            insert_at = len(lines) if hunk.line is None else min(max(hunk.line - 1, 0), len(lines))
+            lines[insert_at:insert_at] = hunk.new
+            position = insert_at + len(hunk.new)
             continue
         start = position
         if hunk.anchor:

@@ -502,9 +502,9 @@ def _observe(transcript: Sequence[Mapping[str, Any]]) -> str | None:
             first_line = output.splitlines()[0][:120]
             notes.append(f"The {name or 'tool'} call failed ({first_line}).")
         else:
-            note = _describe_output(name, arguments, output)
-            if note:
-                notes.append(note)
+            description = _describe_output(name, arguments, output)
+            if description:
+                notes.append(description)
     return " ".join(notes[:3]) or None
 
 

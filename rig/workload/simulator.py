@@ -519,13 +519,13 @@ class ToolSimulator:
                 before = self._baseline.get(path, "").splitlines(keepends=True)
                 after = self.workspace.files.get(path, "").splitlines(keepends=True)
                 if stat:
-                    added = removed = 0
+                    inserted = deleted = 0
                     for line in difflib.unified_diff(before, after, n=0):
                         if line.startswith("+") and not line.startswith("+++"):
-                            added += 1
+                            inserted += 1
                         elif line.startswith("-") and not line.startswith("---"):
-                            removed += 1
-                    out.append(f" {path} | {added + removed} {'+' * added}{'-' * removed}\n")
+                            deleted += 1
+                    out.append(f" {path} | {inserted + deleted} {'+' * inserted}{'-' * deleted}\n")
                     continue
                 out.append(f"diff --git a/{path} b/{path}\n")
                 out.extend(difflib.unified_diff(before, after, f"a/{path}", f"b/{path}"))
@@ -677,7 +677,7 @@ def _edited_snippet(
             regions[-1] = (regions[-1][0], max(high, regions[-1][1]))
         else:
             regions.append((low, high))
-    shown = []
+    shown: list[str] = []
     for low, high in regions:
         shown.extend(f"{number + 1:>6}\t{new_lines[number]}" for number in range(low, high))
         shown.append("   ...")

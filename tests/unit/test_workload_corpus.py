@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -37,6 +38,24 @@ def test_corpus_is_listed_as_built_in() -> None:
 def test_unknown_corpus_names_the_known_ones() -> None:
     with pytest.raises(CorpusError, match=r"unknown corpus 'nope'.*webapp"):
         Corpus.load("nope")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("defects: 3\n", r"mine\.yaml: defects: expected a list of mappings"),
+        ("defects: [x]\n", r"mine\.yaml: defects\[0\]: expected a mapping"),
+        ("git_log: 3\n", r"mine\.yaml: git_log: expected a list of strings"),
+    ],
+)
+def test_a_malformed_corpus_yaml_names_the_file_and_field(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.ts").write_text("export {};\n")
+    (tmp_path / "mine.yaml").write_text(yaml_text)
+    with pytest.raises(CorpusError, match=message):
+        Corpus.load(str(tmp_path / "mine"))
 
 
 def test_load_gives_independent_copies() -> None:
