@@ -57,9 +57,12 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class WriteError(RigError):
-    """A batch was not written: ``status`` the server's answer (``None``: no answer, the
-    server could not be reached). ``retryable``: worth trying again later (by default
-    when there was no answer, or a 5xx or 429 one)."""
+    """A batch of points was not written to InfluxDB.
+
+    ``status`` is the server's answer (``None``: no answer, the server could not be
+    reached); ``retryable``: worth trying again later (by default when there was no
+    answer, or a 5xx or 429 one).
+    """
 
     def __init__(
         self,

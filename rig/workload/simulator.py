@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from rig.errors import RigError
 from rig.workload.corpus import Corpus
 from rig.workload.patch import PatchError, apply_patch
 from rig.workload.toolchain import run_jest, typecheck
@@ -108,7 +109,7 @@ class ToolResult:
 _Handler = Callable[[dict[str, Any], random.Random], tuple[str, bool, float]]
 
 
-class _ToolError(Exception):
+class _ToolError(RigError):
     """A tool call the harness refuses; the message goes back to the model."""
 
 
