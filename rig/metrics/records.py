@@ -127,7 +127,7 @@ class HealthRecord:
 
 
 Record = TurnRecord | TaskRecord | RateLimitRecord | HealthRecord
-_KINDS: dict[str, type[Any]] = {
+_KINDS: dict[str, type[Record]] = {
     cls.kind: cls for cls in (TurnRecord, TaskRecord, RateLimitRecord, HealthRecord)
 }
 
