@@ -28,10 +28,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """The nearest-rank percentile: the smallest value with at least ``q`` percent of the
     values at or below it (rank ``ceil(q / 100 * n)``, at least 1). Always one of the
     values, never interpolated; ``None`` when there are no values."""
-    if not values:
-        _check_q(q)
-        return None
-    return nearest_rank(sorted(values), q)
+    _check_q(q)
+    return nearest_rank(sorted(values), q) if values else None
 
 
 def nearest_rank(ordered: Sequence[float], q: float) -> float:
