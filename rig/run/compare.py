@@ -103,6 +103,8 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         return fail(EXIT_USAGE, str(exc))
     if options.users < 1 or options.duration_s <= 0:
         return fail(EXIT_USAGE, "--users and --duration must be positive")
+    if options.target_url is not None and options.mock_limits:
+        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
     problem = _check_sink(options.influx)
     if problem:
         return fail(EXIT_USAGE, problem)
@@ -113,8 +115,6 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         if problem:
             return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {problem}")
         return _run(options, checks, transports, options.target_url, None, out)
-    if options.target_url is not None and options.mock_limits:
-        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
     mock_args = ["--preset", options.preset, "--seed", str(options.seed), *options.mock_limits]
     try:
         with MockProcess(mock_args) as mock:
