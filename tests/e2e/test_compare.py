@@ -122,9 +122,7 @@ def test_bad_usage_exits_2_with_a_clear_message(
 
 
 @pytest.mark.parametrize("quota", [["--rpm", "5"], ["--burst", "0.5"], ["--limits", "x.yaml"]])
-def test_a_quota_with_a_target_url_is_refused_not_ignored(
-    tmp_path: Path, quota: list[str]
-) -> None:
+def test_a_quota_with_a_target_url_is_refused_not_ignored(tmp_path: Path, quota: list[str]) -> None:
     # The quota configures the embedded mock; a target of one's own has its own limits.
     # The target is unreachable on purpose: the refusal comes before any connection.
     url = f"http://127.0.0.1:{free_port()}/v1"
