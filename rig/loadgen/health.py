@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 import gevent
 import psutil
@@ -58,6 +59,10 @@ class HealthMonitor:
         points: Callable[[], tuple[int, int]] = lambda: (0, 0),
         interval_s: float = 0.01,
         report_s: float = 2.0,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = gevent.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        cpu_percent: Callable[[], float] | None = None,
     ):
         self.tags = tags
         self.sink = sink
@@ -69,13 +74,22 @@ class HealthMonitor:
         self.saturated_reports = 0
         self.reports = 0
         self.worst_lag_p99_ms = 0.0
-        self._process = psutil.Process()
+        self.clock = clock
+        """Monotonic seconds; the lag is measured with it (a test passes its own)."""
+        self.sleep = sleep
+        self.wall_clock = wall_clock
+        """Seconds since the epoch, for the records' timestamps only."""
+        if cpu_percent is None:
+            process = psutil.Process()
+            cpu_percent = partial(process.cpu_percent, None)
+        self.cpu_percent = cpu_percent
+        """The process's CPU since the last call, in percent of one core."""
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
         """Begin sampling in a background greenlet."""
-        self._process.cpu_percent(None)  # prime: the next call measures from now
-        self._greenlet = gevent.spawn(self._run)
+        self.cpu_percent()  # prime: the next call measures from now
+        self._greenlet = gevent.spawn(self.run)
 
     def stop(self) -> None:
         """Stop sampling (the last partial window is reported)."""
@@ -83,15 +97,17 @@ class HealthMonitor:
             self._greenlet.kill()
             self._greenlet = None
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The sampling loop, until :class:`gevent.GreenletExit` (``start`` runs it in a
+        greenlet and ``stop`` kills it; a test calls it with its own clock and sleep)."""
         lags: list[float] = []
-        window_start = time.perf_counter()
+        window_start = self.clock()
         turns_before = self.turns()
         try:
             while True:
-                asked = time.perf_counter()
-                gevent.sleep(self.interval_s)
-                woke = time.perf_counter()
+                asked = self.clock()
+                self.sleep(self.interval_s)
+                woke = self.clock()
                 lags.append(max(0.0, (woke - asked - self.interval_s) * 1000))
                 if woke - window_start >= self.report_s:
                     turns_now = self.turns()
@@ -99,11 +115,11 @@ class HealthMonitor:
                     lags, window_start, turns_before = [], woke, turns_now
         except gevent.GreenletExit:
             if lags:
-                elapsed = time.perf_counter() - window_start
+                elapsed = self.clock() - window_start
                 self._report(lags, self.turns() - turns_before, elapsed)
 
     def _report(self, lags: list[float], turns: int, elapsed: float) -> None:
-        cpu = self._process.cpu_percent(None)
+        cpu = self.cpu_percent()
         p99 = _p99(lags)
         saturated = p99 > LAG_LIMIT_MS or cpu > CPU_LIMIT_PERCENT
         self.reports += 1
@@ -113,7 +129,7 @@ class HealthMonitor:
         self.sink(
             HealthRecord(
                 tags=self.tags,
-                ts=time.time(),
+                ts=self.wall_clock(),
                 users=self.users(),
                 turns_per_s=round(turns / elapsed, 3) if elapsed > 0 else 0.0,
                 cpu_percent=round(cpu, 1),

@@ -1,61 +1,69 @@
-"""Locust integration: agent users per transport, options, and records to one place.
+"""Locust integration: agent users per transport, the rig's options, records to one place.
 
-Importing this module (the locustfile does) registers listeners on Locust's events:
+A locustfile calls :func:`install`, which hooks two of Locust's events:
 
-* ``init_command_line_parser``: the rig's options, shown in ``--help`` and the web UI;
-* ``init``: keeps only the users of ``--transports`` and sets their counts;
-* ``test_start``/``test_stop``/``quitting``: the record relay and the health monitor.
+* ``init_command_line_parser``: the rig's options (:mod:`rig.options`), shown in
+  ``--help`` and the web UI;
+* ``init``: a new :class:`LocustRun` for the environment, which keeps only the users of
+  ``--transports``, sets their counts and listens to ``test_start``/``test_stop``/
+  ``quitting`` for that run only (the record relay, the health monitor, the sink).
+
+Everything a run holds lives on its :class:`LocustRun`, created per run and detached at
+its end: nothing is module-level, so two runs in one process share nothing.
 
 Each Locust user is one :class:`~rig.loadgen.session.AgentSession` running tasks in a
-loop. Every turn is also fired as a Locust ``request`` event (type = transport, name =
+loop; the user classes are built from the transport registry (:func:`user_classes`).
+Every turn is also fired as a Locust ``request`` event (type = transport, name =
 transport and turn bucket), so Locust's own statistics, CSV and HTML report work as
 usual. Records go to the run directory: written directly by a local runner or the
 master; a worker ships them to the master in batches (custom message ``rig_records``),
-so a distributed run produces the same run directory as a local one.
+so a distributed run produces the same run directory as a local one. What happens with
+the run directory at the end (report, verdict) is the caller's: ``on_end``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 import gevent
-import orjson
-from locust import LoadTestShape, User, events, task
+from locust import LoadTestShape, User, task
 from locust.env import Environment
+from locust.event import Events
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from rig import __version__
-from rig.loadgen.backoff import RetryPolicy, RetryPolicyError, parse_retry_policy
+from rig.errors import RigError
+from rig.loadgen import registry
+from rig.loadgen.backoff import RetryPolicy, parse_retry_policy
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
+from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
-from rig.loadgen.transports import DEFAULT_RETRY, TRANSPORT_NAMES
 from rig.metrics.influx import InfluxSink
-from rig.metrics.influx_config import InfluxConfig, InfluxConfigError, add_influx_arguments
+from rig.metrics.influx_config import InfluxConfig
 from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
 from rig.metrics.rundir import RunDirectory, new_run_id
-from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
-from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
+from rig.options import RunOptions, add_arguments
+from rig.report import Check, parse_check
 from rig.workload.scenarios import Scenario
 from rig.workload.shapes import Shape, ShapeError, parse_shape
 
 __all__ = [
-    "AGENT_USERS",
-    "ChatAgent",
-    "HttpAgent",
-    "HttpChainedAgent",
+    "AgentUser",
+    "LocustRun",
     "RecordRelay",
-    "WsAgent",
-    "WsStoredAgent",
-    "add_arguments",
+    "install",
+    "run_of",
     "turn_bucket",
+    "user_classes",
 ]
 
 log = logging.getLogger("rig.loadgen")
@@ -66,109 +74,12 @@ FINAL_FLUSH_S = 30.0
 """Seconds the InfluxDB sink gets to send what is queued when the test stops."""
 
 
-def add_arguments(parser: Any) -> None:
-    """The rig's options on Locust's parser: in ``--help`` and in the web UI's form."""
-    group = parser
-    group.add_argument(
-        "--target-url",
-        default="http://127.0.0.1:8000/v1",
-        help="base URL of the Responses API under test (default: the mock on :8000)",
-    )
-    group.add_argument(
-        "--transports",
-        default="http,ws",
-        help=f"comma-separated transports to run side by side, of {', '.join(TRANSPORT_NAMES)}",
-    )
-    group.add_argument(
-        "--scenario",
-        default="mixed",
-        help="scenario name or YAML file; 'mixed' cycles through the built-in ones",
-    )
-    group.add_argument("--seed", type=int, default=0, help="seed for tasks and tool timings")
-    group.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="multiplies simulated tool time (0 = instant tools; default 1 = real time)",
-    )
-    group.add_argument(
-        "--sink",
-        default="dir",
-        choices=["dir", "influx", "influx-v1", "none"],
-        help="where records go: the run directory (dir, default); also InfluxDB 2.x/3.x "
-        "(influx) or 1.x (influx-v1), written by every worker; or nowhere (none)",
-    )
-    add_influx_arguments(group)
-    group.add_argument("--out", default="runs", help="parent of run directories (default: runs)")
-    group.add_argument("--run-id", default="", help="run id (default: generated)")
-    group.add_argument(
-        "--api-key-env",
-        default="",
-        help="environment variable holding the target's API key (never logged)",
-        include_in_web_ui=False,
-    )
-    group.add_argument("--model", default="mock-agent", help="model name sent to the target")
-    group.add_argument("--target-name", default="", help="label for the target in records")
-    group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per turn")
-    group.add_argument(
-        "--transport-weights",
-        default="",
-        help="relative user weights, e.g. http=3,ws=1 (default: equal)",
-    )
-    group.add_argument(
-        "--check",
-        action="append",
-        default=[],
-        help='threshold on summary.json, e.g. "ws_vs_http.bytes_sent_reduction>=0.8" '
-        "(repeatable); a failed check makes the exit code 1",
-    )
-    group.add_argument(
-        "--retry-policy",
-        default="backoff",
-        help="on a rate limit: backoff[:base=0.5,cap=30,attempts=8] (honours retry-after, "
-        "jittered; default) | fail-fast | fixed:attempts=3,wait=1",
-    )
-    group.add_argument(
-        "--shape",
-        default="",
-        help="load shape instead of -u/-r/-t: steps:users=10,every=30s,max=100 | "
-        "ramp:max=200,over=5m,hold=5m | spike:base=20,max=200,at=2m,for=1m,duration=6m | "
-        "soak:users=100,duration=2h",
-    )
-    group.add_argument(
-        "--max-rate-limited",
-        type=float,
-        default=DEFAULT_MAX_RATE_LIMITED,
-        help="with a steps shape: the knee keeps at most this share of attempts rejected",
-    )
-    group.add_argument(
-        "--ttft-slo-ms",
-        type=float,
-        default=DEFAULT_TTFT_SLO_MS,
-        help="with a steps shape: the knee keeps TTFT p95 within this",
-    )
-    group.add_argument(
-        "--summary-stdout",
-        action="store_true",
-        default=False,
-        help="at the end, print summary.json as one line to stdout (e.g. a Kubernetes job log)",
-    )
-    group.add_argument(
-        "--users-per-transport",
-        type=int,
-        default=0,
-        help="exact users per transport (overrides -u's weighting when > 0)",
-    )
-
-
-events.init_command_line_parser.add_listener(add_arguments)
-
-
 class RecordRelay:
     """Gets every record of this process to the run directory, wherever that is."""
 
-    def __init__(self, environment: Environment):
+    def __init__(self, environment: Environment, options: RunOptions):
         self.environment = environment
+        self.options = options
         self.runner = environment.runner
         self.pending: list[dict[str, Any]] = []
         self.run: RunDirectory | None = None
@@ -176,7 +87,7 @@ class RecordRelay:
         self.finals: set[str] = set()
         self.meta: dict[str, Any] = {}
         self._shipper: gevent.Greenlet | None = None
-        self.enabled = getattr(environment.parsed_options, "sink", "dir") != "none"
+        self.enabled = options.sink != "none"
         self.sink_counts: dict[str, tuple[int, int]] = {}
         """Points written and dropped by each process's InfluxDB sink (at its end)."""
 
@@ -187,8 +98,7 @@ class RecordRelay:
     def open(self, run_id: str, meta: dict[str, Any]) -> None:
         """Create the run directory (local runner or master)."""
         if self.enabled and not self.is_worker and self.run is None:
-            out = self.environment.parsed_options.out
-            self.run = RunDirectory.create(out, run_id, meta)
+            self.run = RunDirectory.create(self.options.out, run_id, meta)
             log.info("run directory %s", self.run.path)
 
     def __call__(self, record: Any) -> None:
@@ -220,6 +130,7 @@ class RecordRelay:
         message: dict[str, Any] = {"records": batch, "final": final}
         if sink is not None:
             message["sink"] = list(sink)
+        assert self.runner is not None
         self.runner.send_message(RECORDS_MESSAGE, message)
 
     def stop_shipping(self, sink: tuple[int, int] | None = None) -> None:
@@ -264,7 +175,7 @@ class RecordRelay:
             meta["duration_s"] = round(time.time() - meta.get("started_at", time.time()), 3)
             if self.sink_counts:
                 meta["sink"] = {
-                    "kind": self.environment.parsed_options.sink,
+                    "kind": self.options.sink,
                     "points_written": sum(w for w, _ in self.sink_counts.values()),
                     "points_dropped": sum(d for _, d in self.sink_counts.values()),
                 }
@@ -284,256 +195,269 @@ class RigShape(LoadTestShape):
         return self.shape.tick(self.get_run_time())
 
 
-class _State:
-    """Per-process state of the plugin (one Locust environment per process)."""
-
-    relay: RecordRelay | None = None
-    monitor: HealthMonitor | None = None
-    run_id: str = ""
-    transports: list[str] = []
-    scenarios: list[Scenario] = []
-    target: Target | None = None
-    counters: dict[str, itertools.count[int]] = {}
-    sink: Callable[[Any], None] | None = None
-    influx: InfluxSink | None = None
-    influx_backlog: list[Any] | None = None
-    """Records made while the InfluxDB sink is being checked at start."""
-    extra_meta: dict[str, Any] = {}
-    retry: RetryPolicy = DEFAULT_RETRY
-    report_at_quit: bool = True
-    """Render summary.json and report.html and evaluate ``--check`` when Locust quits
-    (``rig compare`` does that itself and turns this off)."""
-    checks: list[Any] = []
-    """Added to meta.json by whoever runs Locust in-process (``rig compare``: the preset)."""
+RunEnded = Callable[[Environment, "LocustRun"], None]
+"""Called when a run ends on the process that holds its run directory (a local runner or
+the master), after the directory is closed: the orchestration's report and verdict."""
 
 
-def _emit(record: Any) -> None:
-    """Every record of this process: to the run directory's relay and to InfluxDB."""
-    if STATE.relay is not None:
-        STATE.relay(record)
-    if STATE.influx is not None:
-        STATE.influx(record)
-    elif STATE.influx_backlog is not None:
-        STATE.influx_backlog.append(record)
+class LocustRun:
+    """Everything one run of the rig in one Locust environment holds: its options, the
+    scenarios and target, the record relay, the health monitor, the InfluxDB sink, the
+    transports' shared context. Created when the run starts (:meth:`attach`), kept on the
+    environment, and detached from its events when the run ends, so a second run in the
+    same process starts from nothing."""
 
-
-STATE = _State()
-
-
-class AgentUser(User):
-    """One simulated coding agent; subclasses pick the transport."""
-
-    abstract = True
-    transport = "http"
-
-    def on_start(self) -> None:
-        options = self.environment.parsed_options
-        runner = self.environment.runner
-        worker = (
-            f"w{getattr(runner, 'worker_index', 0)}"
-            if isinstance(runner, WorkerRunner)
-            else "local"
+    def __init__(
+        self,
+        environment: Environment,
+        options: RunOptions,
+        *,
+        extra_meta: dict[str, Any] | None = None,
+        on_end: RunEnded | None = None,
+    ):
+        self.environment = environment
+        self.options = options
+        self.extra_meta = dict(extra_meta or {})
+        """Added to meta.json (``rig compare``: the embedded mock's preset and quota)."""
+        self.on_end = on_end
+        self.transports = parse_transports(options.transports)
+        self.scenarios: list[Scenario] = resolve_scenarios(options.scenario)
+        self.target = Target.from_url(
+            options.target_url or "",
+            model=options.model,
+            name=options.target_name or None,
+            api_key_env=options.api_key_env or None,
         )
-        # A per-transport counter pairs the cells: user k of every transport gets the same
-        # scenario and the same tasks, so transports differ only in how they talk.
-        counter = STATE.counters.setdefault(self.transport, itertools.count())
-        index = next(counter) + 1_000_000 * getattr(runner, "worker_index", 0)
-        scenario = STATE.scenarios[index % len(STATE.scenarios)]
-        assert STATE.target is not None
-        tags = RecordTags(
-            run=STATE.run_id,
-            scenario=scenario.name,
-            transport=self.transport,
-            target=STATE.target.name,
-            worker=worker,
-        )
-        config = SessionConfig(
-            transport=self.transport,
-            scenario=scenario,
-            target=STATE.target,
-            tags=tags,
-            seed=options.seed,
-            time_scale=options.time_scale,
-            timeout_s=options.request_timeout,
-            retry=STATE.retry,
-        )
-        self.agent = AgentSession(config, self._record, session_index=index)
+        self.weights = parse_weights(options.transport_weights, self.transports)
+        self.checks: list[Check] = [parse_check(text) for text in options.check]
+        self.retry: RetryPolicy = parse_retry_policy(options.retry_policy)
+        self.context = TransportContext(options.transport_options)
+        """What the run's transports share (option values, pooled connections)."""
+        self.run_id = options.run_id
+        self.counters: dict[str, itertools.count[int]] = {}
+        self.relay = RecordRelay(environment, options)
+        self.monitor: HealthMonitor | None = None
+        self.influx: InfluxSink | None = None
+        self.influx_backlog: list[Any] | None = None
+        """Records made while the InfluxDB sink is being checked at start."""
+        self._listeners: list[tuple[Any, Callable[..., None]]] = []
 
-    def _record(self, record: Any) -> None:
-        if isinstance(record, TurnRecord):
-            failed = record.status in ("error", "timeout", "rate_limited")
-            self.environment.events.request.fire(
-                request_type=self.transport,
-                name=f"{self.transport} turn {turn_bucket(record.turn)}",
-                response_time=record.turn_ms,
-                response_length=record.bytes_recv,
-                response=None,
-                context={"ttft_ms": record.ttft_ms, "bytes_sent": record.bytes_sent},
-                exception=RuntimeError(record.error or record.status) if failed else None,
-            )
-        if STATE.sink is not None:
-            STATE.sink(record)
+    @classmethod
+    def attach(
+        cls,
+        environment: Environment,
+        options: RunOptions,
+        *,
+        extra_meta: dict[str, Any] | None = None,
+        on_end: RunEnded | None = None,
+    ) -> LocustRun:
+        """Start a run in ``environment``: choose and weigh its users, install the load
+        shape, open the InfluxDB sink, listen to the environment's events.
 
-    def on_stop(self) -> None:
-        self.agent.close()
+        Bad options raise :class:`~rig.errors.RigError` (or ``ValueError``), naming them.
+        """
+        run = cls(environment, options, extra_meta=extra_meta, on_end=on_end)
+        run._choose_users()
+        if options.shape and not isinstance(environment.runner, WorkerRunner):
+            if options.users_per_transport > 0:
+                raise ShapeError("--shape sets the session count; drop --users-per-transport")
+            shape = RigShape(parse_shape(options.shape))
+            shape.runner = environment.runner
+            environment.shape_class = shape
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            runner.register_message(RECORDS_MESSAGE, run.relay.receive)
+            # The workers take the master's options with their first spawn job: a run id
+            # made here is every worker's too, so their InfluxDB points carry the master's.
+            run.run_id = run.run_id or new_run_id()
+            if environment.parsed_options is not None:
+                environment.parsed_options.run_id = run.run_id
+        setattr(environment, _ATTRIBUTE, run)
+        events = environment.events
+        for hook, listener in (
+            (events.test_start, run._on_test_start),
+            (events.test_stop, run._on_test_stop),
+            (events.quitting, run._on_quitting),
+        ):
+            hook.add_listener(listener)
+            run._listeners.append((hook, listener))
+        run._open_influx()
+        return run
 
-    @task
-    def run_task(self) -> None:
-        """One agent task, start to final answer."""
-        self.agent.run_task()
+    def _choose_users(self) -> None:
+        environment = self.environment
+        chosen = [c for c in environment.user_classes if _transport_of(c) in self.transports]
+        environment.user_classes[:] = chosen or user_classes(self.transports)
+        for user in environment.user_classes:
+            user.weight = self.weights.get(_transport_of(user), 1)
+            user.fixed_count = max(0, self.options.users_per_transport)
 
-
-class HttpAgent(AgentUser):
-    """Responses API over HTTP, full context every turn."""
-
-    transport = "http"
-
-
-class HttpChainedAgent(AgentUser):
-    """HTTP with ``previous_response_id`` and ``store=true``."""
-
-    transport = "http_chained"
-
-
-class WsAgent(AgentUser):
-    """WebSocket mode, ``store=false``."""
-
-    transport = "ws"
-
-
-class WsStoredAgent(AgentUser):
-    """WebSocket mode, ``store=true``."""
-
-    transport = "ws_stored"
-
-
-class ChatAgent(AgentUser):
-    """Chat Completions, full messages every turn."""
-
-    transport = "chat"
-
-
-AGENT_USERS: dict[str, type[AgentUser]] = {
-    cls.transport: cls for cls in (HttpAgent, HttpChainedAgent, WsAgent, WsStoredAgent, ChatAgent)
-}
-
-
-@events.init.add_listener
-def _on_init(environment: Environment, **_: Any) -> None:
-    options = environment.parsed_options
-    if options is None or not hasattr(options, "transports"):
-        return
-    STATE.transports = parse_transports(options.transports)
-    STATE.scenarios = resolve_scenarios(options.scenario)
-    STATE.target = Target.from_url(
-        options.target_url,
-        model=options.model,
-        name=options.target_name or None,
-        api_key_env=options.api_key_env or None,
-    )
-    chosen = {AGENT_USERS[name] for name in STATE.transports}
-    environment.user_classes[:] = [cls for cls in environment.user_classes if cls in chosen] or [
-        AGENT_USERS[name] for name in STATE.transports
-    ]
-    weights = parse_weights(options.transport_weights, STATE.transports)
-    if options.shape and not isinstance(environment.runner, WorkerRunner):
-        try:
-            shape = parse_shape(options.shape)
-        except ShapeError as exc:
-            log.error("rig: %s", exc)
-            raise SystemExit(2) from None
-        if options.users_per_transport > 0:
-            log.error("rig: --shape sets the session count; drop --users-per-transport")
-            raise SystemExit(2)
-        environment.shape_class = RigShape(shape)
-        environment.shape_class.runner = environment.runner
-    for cls in environment.user_classes:
-        cls.weight = weights.get(cls.transport, 1)
-        cls.fixed_count = max(0, options.users_per_transport)
-    try:
-        STATE.checks = [parse_check(text) for text in options.check or ()]
-        STATE.retry = parse_retry_policy(options.retry_policy)
-    except (CheckError, RetryPolicyError) as exc:
-        log.error("rig: %s", exc)
-        raise SystemExit(2) from None
-    relay = STATE.relay = RecordRelay(environment)
-    STATE.sink = _emit
-    if isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message(RECORDS_MESSAGE, relay.receive)
-        # The workers take the master's options with their first spawn job: a run id made
-        # here is every worker's too, so their InfluxDB points carry the master's run.
-        options.run_id = options.run_id or new_run_id()
-    config = InfluxConfig.from_options(options)
-    if config is not None and STATE.influx is None:
+    def _open_influx(self) -> None:
+        config = InfluxConfig.from_options(self.options)
+        if config is None:
+            return
         # The check below waits on the network, and a worker's runner may take its first
         # spawn job meanwhile: records made before the sink exists wait in a backlog.
-        STATE.influx_backlog = []
-        try:
-            sink = InfluxSink.from_config(config)
-        except InfluxConfigError as exc:
-            # Fail at start, naming the problem, rather than losing the run's metrics.
-            log.error("rig: %s", exc)
-            raise SystemExit(2) from None
+        self.influx_backlog = []
+        sink = InfluxSink.from_config(config)  # InfluxConfigError: fail before the test
         sink.start()
-        for record in STATE.influx_backlog:
+        for record in self.influx_backlog:
             sink(record)
-        STATE.influx, STATE.influx_backlog = sink, None
+        self.influx, self.influx_backlog = sink, None
 
+    def emit(self, record: Any) -> None:
+        """Every record of this process: to the run directory's relay and to InfluxDB."""
+        self.relay(record)
+        if self.influx is not None:
+            self.influx(record)
+        elif self.influx_backlog is not None:
+            self.influx_backlog.append(record)
 
-@events.test_start.add_listener
-def _on_test_start(environment: Environment, **_: Any) -> None:
-    relay = STATE.relay
-    if relay is None:
-        return
-    options = environment.parsed_options
-    STATE.run_id = options.run_id or STATE.run_id or new_run_id()
-    if not relay.is_worker:
-        relay.open(STATE.run_id, run_meta(environment))
-    relay.start_shipping()
-    worker = "local"
-    if isinstance(environment.runner, WorkerRunner):
-        worker = f"w{environment.runner.worker_index}"
-    tags = RecordTags(
-        run=STATE.run_id,
-        scenario=options.scenario,
-        transport="all",
-        target=STATE.target.name if STATE.target else "",
-        worker=worker,
-    )
-    if not isinstance(environment.runner, MasterRunner):
-        STATE.monitor = HealthMonitor(
-            tags,
-            _emit,
-            users=lambda: environment.runner.user_count if environment.runner else 0,
-            turns=lambda: relay.turns,
-            points=lambda: STATE.influx.counts() if STATE.influx is not None else (0, 0),
+    def session_config(self, transport: str, worker_index: int) -> tuple[SessionConfig, int]:
+        """The next session of ``transport``, and its index.
+
+        A per-transport counter pairs the cells: user k of every transport gets the same
+        scenario and the same tasks, so transports differ only in how they talk.
+        """
+        counter = self.counters.setdefault(transport, itertools.count())
+        index = next(counter) + 1_000_000 * worker_index
+        scenario = self.scenarios[index % len(self.scenarios)]
+        worker = f"w{worker_index}" if self.relay.is_worker else "local"
+        tags = RecordTags(
+            run=self.run_id,
+            scenario=scenario.name,
+            transport=transport,
+            target=self.target.name,
+            worker=worker,
         )
-        STATE.monitor.start()
+        settings: dict[str, Any] = {
+            "transport": transport,
+            "scenario": scenario,
+            "target": self.target,
+            "tags": tags,
+            "seed": self.options.seed,
+            "time_scale": self.options.time_scale,
+            "timeout_s": self.options.request_timeout,
+            "retry": self.retry,
+        }
+        if "context" in {f.name for f in dataclasses.fields(SessionConfig)}:
+            settings["context"] = self.context  # the run's shared transport state
+        return SessionConfig(**settings), index
 
-
-@events.test_stop.add_listener
-def _on_test_stop(environment: Environment, **_: Any) -> None:
-    runner = environment.runner
-    if isinstance(runner, MasterRunner) and STATE.relay is not None:
-        _collect_finals(runner, STATE.relay)
-    if STATE.monitor is not None:
-        STATE.monitor.stop()
-        STATE.monitor = None
-    counts = None
-    if STATE.influx is not None and not isinstance(environment.runner, MasterRunner):
-        if not STATE.influx.flush(timeout_s=FINAL_FLUSH_S):
-            log.warning(
-                "InfluxDB: %d points still queued after the final flush", STATE.influx.queued
+    def _on_test_start(self, environment: Environment, **_: Any) -> None:
+        if environment.parsed_options is not None:
+            # A worker has the master's options now (its spawn job brought them).
+            self.options = RunOptions.from_namespace(environment.parsed_options)
+        self.run_id = self.options.run_id or self.run_id or new_run_id()
+        relay = self.relay
+        if not relay.is_worker:
+            relay.open(self.run_id, self.meta())
+        relay.start_shipping()
+        runner = environment.runner
+        worker = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+        tags = RecordTags(
+            run=self.run_id,
+            scenario=self.options.scenario,
+            transport="all",
+            target=self.target.name,
+            worker=worker,
+        )
+        if not isinstance(runner, MasterRunner):
+            influx = self.influx
+            self.monitor = HealthMonitor(
+                tags,
+                self.emit,
+                users=lambda: runner.user_count if runner is not None else 0,
+                turns=lambda: relay.turns,
+                points=lambda: influx.counts() if influx is not None else (0, 0),
             )
-        counts = STATE.influx.counts()
-    if STATE.relay is not None:
-        STATE.relay.stop_shipping(sink=counts)
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner) and hasattr(runner, "_send_stats"):
-        # Users have stopped: report the last requests now. Otherwise a worker's requests
-        # since its last 3 s stats report can miss the master's statistics (the master
-        # forgets a worker once it reports stopped and never asks it for a final report).
-        runner._send_stats()
+            self.monitor.start()
+
+    def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            _collect_finals(runner, self.relay)
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+        counts = None
+        if self.influx is not None and not isinstance(runner, MasterRunner):
+            if not self.influx.flush(timeout_s=FINAL_FLUSH_S):
+                log.warning(
+                    "InfluxDB: %d points still queued after the final flush", self.influx.queued
+                )
+            counts = self.influx.counts()
+        self.relay.stop_shipping(sink=counts)
+        if isinstance(runner, WorkerRunner) and hasattr(runner, "_send_stats"):
+            # Users have stopped: report the last requests now. Otherwise a worker's
+            # requests since its last 3 s stats report can miss the master's statistics
+            # (the master forgets a worker once it reports stopped and never asks it for
+            # a final report).
+            runner._send_stats()
+
+    def _on_quitting(self, environment: Environment, **_: Any) -> None:
+        relay = self.relay
+        influx, self.influx = self.influx, None
+        try:
+            if not relay.is_worker:
+                expected = 0
+                if isinstance(environment.runner, MasterRunner):
+                    expected = max(len(environment.runner.clients), len(relay.finals))
+                relay.close(expected_workers=expected)
+                if influx is not None and relay.meta:
+                    influx.write_run(self.run_id, relay.meta)
+                if self.on_end is not None and relay.run is not None:
+                    self.on_end(environment, self)
+            if influx is not None:
+                influx.close(timeout_s=FINAL_FLUSH_S)
+        finally:
+            self.detach()
+
+    def detach(self) -> None:
+        """Stop listening to the environment's events and close what the run shares."""
+        for hook, listener in self._listeners:
+            hook.remove_listener(listener)
+        self._listeners.clear()
+        self.context.close()
+        if getattr(self.environment, _ATTRIBUTE, None) is self:
+            delattr(self.environment, _ATTRIBUTE)
+
+    def meta(self) -> dict[str, Any]:
+        """What was run, for meta.json (never a key)."""
+        options = self.options
+        return {
+            "target": self.target.name,
+            "target_url": options.target_url,
+            "scenario": options.scenario,
+            "transports": self.transports,
+            "users": getattr(self.environment.parsed_options, "num_users", None),
+            "users_per_transport": options.users_per_transport or None,
+            "shape": options.shape or None,
+            "capacity_criteria": {
+                "max_rate_limited": options.max_rate_limited,
+                "ttft_slo_ms": options.ttft_slo_ms,
+            },
+            "retry_policy": options.retry_policy,
+            "seed": options.seed,
+            "time_scale": options.time_scale,
+            "model": options.model,
+            "started_at": time.time(),
+            "rig_version": __version__,
+            "pid": os.getpid(),
+            **self.extra_meta,
+        }
+
+
+_ATTRIBUTE = "rig_run"
+"""The environment's attribute holding its :class:`LocustRun`."""
+
+
+def run_of(environment: Environment) -> LocustRun:
+    """The run going on in ``environment``."""
+    run = getattr(environment, _ATTRIBUTE, None)
+    if not isinstance(run, LocustRun):
+        raise RuntimeError("no rig run in this Locust environment (is the plugin installed?)")
+    return run
 
 
 def _collect_finals(runner: MasterRunner, relay: RecordRelay) -> None:
@@ -558,66 +482,76 @@ def _collect_finals(runner: MasterRunner, relay: RecordRelay) -> None:
         gevent.sleep(0.05)
 
 
-@events.quitting.add_listener
-def _on_quitting(environment: Environment, **_: Any) -> None:
-    relay = STATE.relay
-    influx, STATE.influx = STATE.influx, None
-    if relay is not None and not relay.is_worker:
-        expected = 0
-        if isinstance(environment.runner, MasterRunner):
-            expected = max(len(environment.runner.clients), len(relay.finals))
-        relay.close(expected_workers=expected)
-        if influx is not None and relay.meta:
-            influx.write_run(STATE.run_id, relay.meta)
-        if STATE.report_at_quit and relay.run is not None:
-            _report(environment, relay.run.path)
-    if influx is not None:
-        influx.close(timeout_s=FINAL_FLUSH_S)
+class AgentUser(User):
+    """One simulated coding agent; :func:`user_classes` makes one subclass per transport."""
+
+    abstract = True
+    transport: ClassVar[str] = ""
+
+    def on_start(self) -> None:
+        runner = self.environment.runner
+        run = run_of(self.environment)
+        config, index = run.session_config(self.transport, getattr(runner, "worker_index", 0))
+        self.agent = AgentSession(config, self._record, session_index=index)
+        self._emit = run.emit
+
+    def _record(self, record: Any) -> None:
+        if isinstance(record, TurnRecord):
+            failed = record.status in ("error", "timeout", "rate_limited")
+            self.environment.events.request.fire(
+                request_type=self.transport,
+                name=f"{self.transport} turn {turn_bucket(record.turn)}",
+                response_time=record.turn_ms,
+                response_length=record.bytes_recv,
+                response=None,
+                context={"ttft_ms": record.ttft_ms, "bytes_sent": record.bytes_sent},
+                exception=RuntimeError(record.error or record.status) if failed else None,
+            )
+        self._emit(record)
+
+    def on_stop(self) -> None:
+        self.agent.close()
+
+    @task
+    def run_task(self) -> None:
+        """One agent task, start to final answer."""
+        self.agent.run_task()
 
 
-def _report(environment: Environment, run_dir: Any) -> None:
-    """summary.json, report.html and the ``--check`` verdicts; failed checks set exit 1."""
-    options = environment.parsed_options
-    try:
-        rendered = render_run(run_dir)
-    except ReportError as exc:
-        log.error("rig: no report: %s", exc)
-        environment.process_exit_code = 3
-        return
-    log.info("run directory %s: summary.json and report.html written", run_dir)
-    if options.summary_stdout:
-        print(orjson.dumps(rendered.summary, option=orjson.OPT_SORT_KEYS).decode(), flush=True)
-    failed = 0
-    for result in evaluate(STATE.checks, rendered.summary):
-        (log.info if result.passed else log.error)(
-            "check %s %s", "ok" if result.passed else "FAIL", result.message
-        )
-        failed += not result.passed
-    if failed:
-        environment.process_exit_code = 1
+def _transport_of(user: type[User]) -> str:
+    return getattr(user, "transport", "")
 
 
-def run_meta(environment: Environment) -> dict[str, Any]:
-    """What was run, for meta.json (never a key)."""
-    options = environment.parsed_options
-    return {
-        "target": STATE.target.name if STATE.target else "",
-        "target_url": options.target_url,
-        "scenario": options.scenario,
-        "transports": STATE.transports,
-        "users": getattr(options, "num_users", None),
-        "users_per_transport": options.users_per_transport or None,
-        "shape": options.shape or None,
-        "capacity_criteria": {
-            "max_rate_limited": options.max_rate_limited,
-            "ttft_slo_ms": options.ttft_slo_ms,
-        },
-        "retry_policy": options.retry_policy,
-        "seed": options.seed,
-        "time_scale": options.time_scale,
-        "model": options.model,
-        "started_at": time.time(),
-        "rig_version": __version__,
-        "pid": os.getpid(),
-        **STATE.extra_meta,
-    }
+def user_classes(transports: Iterable[str] | None = None) -> list[type[AgentUser]]:
+    """New Locust user classes, one per registered transport (or per name in
+    ``transports``): class name ``spec.user_class``, attribute ``transport``."""
+    chosen = registry.names() if transports is None else tuple(transports)
+    classes: list[type[AgentUser]] = []
+    for name in chosen:
+        spec = registry.spec(name)
+        attributes = {"transport": spec.name, "__doc__": spec.summary, "__module__": __name__}
+        classes.append(type(spec.user_class, (AgentUser,), attributes))
+    return classes
+
+
+def install(events: Events, *, on_end: RunEnded | None = None) -> None:
+    """Hook the rig into Locust's ``events`` (a locustfile calls this once): its options
+    on Locust's parser, and at ``init`` a new :class:`LocustRun` for the environment.
+    ``on_end`` runs when a run ends (the packaged locustfile: report and verdict)."""
+
+    def add_locust_arguments(parser: Any, **_: Any) -> None:
+        add_arguments(parser, "locust", locust=True)
+
+    def start_run(environment: Environment, **_: Any) -> None:
+        parsed = environment.parsed_options
+        if parsed is None or not hasattr(parsed, "transports"):
+            return
+        try:
+            LocustRun.attach(environment, RunOptions.from_namespace(parsed), on_end=on_end)
+        except (RigError, ValueError) as exc:
+            # Fail at start, naming the problem, rather than losing the run's metrics.
+            log.error("rig: %s", exc)
+            raise SystemExit(2) from None
+
+    events.init_command_line_parser.add_listener(add_locust_arguments)
+    events.init.add_listener(start_run)

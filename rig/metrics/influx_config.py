@@ -1,18 +1,18 @@
-"""The InfluxDB sink's options and configuration, without importing the sink.
+"""The InfluxDB sink's configuration, without importing the sink.
 
-Kept apart from :mod:`rig.metrics.influx` so ``rig``'s argument parser can offer the
-options before gevent patches the standard library (the sink imports urllib3 and gevent).
+Kept apart from :mod:`rig.metrics.influx` so the run commands can check it before gevent
+patches the standard library (the sink imports urllib3 and gevent). The ``--influx-*``
+options themselves are defined with the others, in :mod:`rig.options`.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any
 
 from rig.errors import RigError
 
-__all__ = ["InfluxConfig", "InfluxConfigError", "add_influx_arguments", "influx_arguments"]
+__all__ = ["InfluxConfig", "InfluxConfigError"]
 
 
 class InfluxConfigError(RigError, ValueError):
@@ -57,61 +57,3 @@ class InfluxConfig:
             flush_interval_s=options.influx_flush_interval,
             buffer_points=options.influx_buffer,
         )
-
-
-def influx_arguments(options: Any) -> list[str]:
-    """The ``--influx-*`` options set in ``options`` (a parsed namespace), as arguments to
-    pass on to another command line that takes them (``rig locust``)."""
-    probe = argparse.ArgumentParser(add_help=False)
-    add_influx_arguments(probe, web_ui=False)
-    argv: list[str] = []
-    for action in probe._actions:
-        value = getattr(options, action.dest, None)
-        if value not in ("", None):
-            argv += [action.option_strings[0], str(value)]
-    return argv
-
-
-def add_influx_arguments(parser: Any, *, web_ui: bool = True) -> None:
-    """The ``--influx-*`` options, on Locust's parser (``web_ui``) or an argparse parser."""
-    extra: dict[str, Any] = {} if not web_ui else {"include_in_web_ui": False}
-    parser.add_argument(
-        "--influx-url", default="", help="InfluxDB base URL, e.g. http://influxdb:8086"
-    )
-    parser.add_argument(
-        "--influx-org", default="", help="InfluxDB 2.x/3.x organisation (--sink influx)"
-    )
-    parser.add_argument(
-        "--influx-bucket", default="", help="InfluxDB 2.x/3.x bucket (--sink influx)"
-    )
-    parser.add_argument(
-        "--influx-token-env",
-        default="",
-        help="environment variable holding the InfluxDB token (--sink influx)",
-        **extra,
-    )
-    parser.add_argument(
-        "--influx-database", default="", help="InfluxDB 1.x database (--sink influx-v1)"
-    )
-    parser.add_argument(
-        "--influx-rp", default="", help="InfluxDB 1.x retention policy (default: the database's)"
-    )
-    parser.add_argument(
-        "--influx-user-env", default="", help="variable holding the InfluxDB 1.x user", **extra
-    )
-    parser.add_argument(
-        "--influx-password-env",
-        default="",
-        help="variable holding the InfluxDB 1.x password",
-        **extra,
-    )
-    parser.add_argument(
-        "--influx-buffer",
-        type=int,
-        default=200_000,
-        help="points held while InfluxDB is slow or down; beyond it points are counted dropped",
-    )
-    parser.add_argument("--influx-batch-size", type=int, default=5_000, help="points per write")
-    parser.add_argument(
-        "--influx-flush-interval", type=float, default=1.0, help="seconds between writes"
-    )

@@ -19,66 +19,41 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
+from rig.options import RunOptions, to_argv
 
-__all__ = ["CapacityOptions", "run_capacity"]
+__all__ = ["render_capacity_table", "run_capacity"]
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TARGET = 3
 
 
-@dataclass
-class CapacityOptions:
-    """What ``rig capacity`` was asked to do."""
-
-    transports: str = "http,ws"
-    step_users: int = 10
-    step_s: float = 30.0
-    max_users: int = 100
-    target_url: str | None = None
-    api_key_env: str = ""
-    model: str = "mock-agent"
-    preset: str = "fast"
-    mock_limits: list[str] = field(default_factory=list)
-    """``rig mock`` limit arguments (``--rpm 600`` ...), for the embedded mock only."""
-    scenario: str = "mixed"
-    seed: int = 0
-    time_scale: float = 1.0
-    max_rate_limited: float = DEFAULT_MAX_RATE_LIMITED
-    ttft_slo_ms: float = DEFAULT_TTFT_SLO_MS
-    stop_timeout_s: float = 60.0
-    out: str = "runs"
-    json_path: str | None = None
-    checks: list[str] = field(default_factory=list)
-    sink_args: list[str] = field(default_factory=list)
+def _shape(options: RunOptions) -> str:
+    return f"steps:users={options.step_users},every={options.step_time:g}s,max={options.max_users}"
 
 
 def _phase(
-    options: CapacityOptions,
+    options: RunOptions,
     transport: str,
     target_url: str,
     run_id: str,
     workdir: Path,
     out: TextIO,
 ) -> Path:
-    shape = f"steps:users={options.step_users},every={options.step_s:g}s,max={options.max_users}"
-    argv = [
-        sys.executable, "-m", "rig", "locust", "--headless",
-        "--shape", shape, "--transports", transport,
-        "--target-url", target_url, "--model", options.model,
-        "--scenario", options.scenario, "--seed", str(options.seed),
-        "--time-scale", str(options.time_scale),
-        "--stop-timeout", f"{max(1, round(options.stop_timeout_s))}",
-        "--out", str(workdir), "--run-id", run_id,
-        *options.sink_args,
-    ]  # fmt: skip
-    if options.api_key_env:
-        argv += ["--api-key-env", options.api_key_env]
+    shape = _shape(options)
+    phase = options.replace(
+        shape=shape,
+        transports=transport,
+        target_url=target_url,
+        out=str(workdir),
+        run_id=run_id,
+        check=[],  # judged on the merged run, not per phase
+    )
+    argv = [sys.executable, "-m", "rig", "locust", "--headless", *to_argv(phase, "locust")]
+    argv += ["--stop-timeout", f"{max(1, round(options.stop_timeout))}"]
     log_path = workdir / f"{run_id}.log"
     print(f"phase {transport}: {shape} (log: {log_path})", file=out, flush=True)
     with open(log_path, "w", encoding="utf-8") as log:
@@ -89,7 +64,7 @@ def _phase(
     return workdir / run_id
 
 
-def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
+def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Run every phase, merge, report; return the exit code."""
     from rig.loadgen.options import parse_transports
     from rig.metrics.rundir import RunDirectory, new_run_id
@@ -104,14 +79,12 @@ def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
 
     try:
         transports = parse_transports(options.transports)
-        checks = [parse_check(text) for text in options.checks]
-        parse_shape(
-            f"steps:users={options.step_users},every={options.step_s}s,max={options.max_users}"
-        )
+        checks = [parse_check(text) for text in options.check]
+        parse_shape(_shape(options))
         latency = load_preset(options.preset) if options.target_url is None else None
     except (ValueError, ShapeError, CheckError, PresetError) as exc:
         return fail(EXIT_USAGE, str(exc))
-    if options.target_url is not None and options.mock_limits:
+    if options.target_url is not None and options.quota.given():
         return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
 
     run_id = new_run_id()
@@ -119,7 +92,8 @@ def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
     workdir.mkdir(parents=True, exist_ok=False)
     phases: dict[str, Any] = {}
     phase_dirs: list[Path] = []
-    mock_args = ["--preset", options.preset, "--seed", str(options.seed), *options.mock_limits]
+    mock_limits = options.quota.mock_argv()
+    mock_args = ["--preset", options.preset, "--seed", str(options.seed), *mock_limits]
     try:
         for transport in transports:
             phase_id = f"{run_id}-{transport}"
@@ -156,9 +130,7 @@ def run_capacity(options: CapacityOptions, out: TextIO = sys.stdout) -> int:
         target_url=options.target_url or "embedded mock",
     )
     if latency is not None:
-        meta.update(
-            preset=options.preset, latency_model=latency.as_dict(), mock_limits=options.mock_limits
-        )
+        meta.update(preset=options.preset, latency_model=latency.as_dict(), mock_limits=mock_limits)
     merged = RunDirectory.create(options.out, run_id, meta)
     for path in phase_dirs:
         source = RunDirectory(path)

@@ -17,46 +17,18 @@ import socket
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
+from rig.options import RunOptions
 
-__all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "CompareOptions", "run_compare"]
+__all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "run_compare"]
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TARGET = 3
-
-
-@dataclass
-class CompareOptions:
-    """What ``rig compare`` was asked to do."""
-
-    users: int = 10
-    duration_s: float = 60.0
-    transports: str = "http,ws"
-    scenario: str = "mixed"
-    target_url: str | None = None
-    preset: str = "fast"
-    seed: int = 0
-    time_scale: float = 1.0
-    spawn_rate: float = 0.0
-    out: str = "runs"
-    json_path: str | None = None
-    checks: list[str] = field(default_factory=list)
-    api_key_env: str = ""
-    model: str = "mock-agent"
-    stop_timeout_s: float = 300.0
-    progress_s: float = 5.0
-    sink_args: list[str] = field(default_factory=list)
-    """Locust's ``--sink``/``--influx-*`` arguments, passed through."""
-    influx: InfluxConfig | None = None
-    """The InfluxDB sink those arguments configure, checked before anything starts."""
-    mock_limits: list[str] = field(default_factory=list)
-    """``rig mock`` quota arguments (``--rpm 600`` ...), for the embedded mock only."""
 
 
 def _check_sink(config: InfluxConfig | None) -> str | None:
@@ -80,8 +52,15 @@ def _reachable(host: str, port: int) -> str | None:
         return str(exc)
 
 
-def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
-    """Run the comparison; return the process exit code."""
+def run_compare(
+    options: RunOptions,
+    out: TextIO = sys.stdout,
+    *,
+    spawn_rate: float = 0.0,
+    progress_s: float = 5.0,
+) -> int:
+    """Run the comparison; return the process exit code. ``spawn_rate`` 0: all users
+    within about five seconds."""
     from rig.loadgen.options import parse_transports
     from rig.loadgen.target import Target, TargetError
     from rig.mock.latency import PresetError, load_preset
@@ -93,7 +72,7 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
         return code
 
     try:
-        checks = [parse_check(text) for text in options.checks]
+        checks = [parse_check(text) for text in options.check]
         transports = parse_transports(options.transports)
         if options.target_url is None:
             latency = load_preset(options.preset)
@@ -101,128 +80,127 @@ def run_compare(options: CompareOptions, out: TextIO = sys.stdout) -> int:
             Target.from_url(options.target_url, api_key_env=options.api_key_env or None)
     except (CheckError, ValueError, PresetError, TargetError) as exc:
         return fail(EXIT_USAGE, str(exc))
-    if options.users < 1 or options.duration_s <= 0:
+    if options.users < 1 or options.duration <= 0:
         return fail(EXIT_USAGE, "--users and --duration must be positive")
-    problem = _check_sink(options.influx)
+    if options.target_url is not None and options.quota.given():
+        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
+    problem = _check_sink(InfluxConfig.from_options(options))
     if problem:
         return fail(EXIT_USAGE, problem)
 
+    run = _Comparison(options, checks, transports, out, spawn_rate, progress_s)
     if options.target_url is not None:
         target = Target.from_url(options.target_url)
         problem = _reachable(target.host, target.port)
         if problem:
             return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {problem}")
-        return _run(options, checks, transports, options.target_url, None, out)
-    if options.target_url is not None and options.mock_limits:
-        return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
-    mock_args = ["--preset", options.preset, "--seed", str(options.seed), *options.mock_limits]
+        return run(options.target_url, None)
+    mock_args = ["--preset", options.preset, "--seed", str(options.seed)]
+    mock_args += options.quota.mock_argv()
     try:
         with MockProcess(mock_args) as mock:
             print(f"embedded mock at {mock.base_url} (preset {options.preset})", file=out)
-            return _run(options, checks, transports, mock.base_url, latency.as_dict(), out)
+            return run(mock.base_url, latency.as_dict())
     except MockProcessError as exc:
         return fail(EXIT_TARGET, str(exc))
 
 
-def _run(
-    options: CompareOptions,
-    checks: list[Any],
-    transports: list[str],
-    target_url: str,
-    latency_model: dict[str, Any] | None,
-    out: TextIO,
-) -> int:
-    import gevent
-    from locust import events
-    from locust.argument_parser import get_parser
-    from locust.env import Environment
+class _Comparison:
+    """One comparison run against a target that is up."""
 
-    from rig.fdlimit import raise_open_files_limit
-    from rig.locust import plugin as locust_plugin
-    from rig.metrics.rundir import new_run_id
-    from rig.report import ReportError, evaluate, render_run, render_table
+    def __init__(
+        self,
+        options: RunOptions,
+        checks: list[Any],
+        transports: list[str],
+        out: TextIO,
+        spawn_rate: float,
+        progress_s: float,
+    ):
+        self.options = options
+        self.checks = checks
+        self.transports = transports
+        self.out = out
+        self.spawn_rate = spawn_rate
+        self.progress_s = progress_s
 
-    raise_open_files_limit()  # one socket per session
-    run_id = new_run_id()
-    total = options.users * len(transports)
-    rate = options.spawn_rate or max(1.0, total / 5)
-    args = [
-        "--headless",
-        "-u", str(total),
-        "-r", str(rate),
-        "--target-url", target_url,
-        "--transports", ",".join(transports),
-        "--users-per-transport", str(options.users),
-        "--scenario", options.scenario,
-        "--seed", str(options.seed),
-        "--time-scale", str(options.time_scale),
-        "--out", options.out,
-        "--run-id", run_id,
-        "--model", options.model,
-        "--stop-timeout", f"{max(1, round(options.stop_timeout_s))}s",
-        *options.sink_args,
-    ]  # fmt: skip
-    if options.api_key_env:
-        args += ["--api-key-env", options.api_key_env]
-    args += [
-        "--target-name",
-        "mock" if latency_model is not None else urlsplit(target_url).hostname,
-    ]
-    parsed = get_parser().parse_args(args)
-    classes = [locust_plugin.AGENT_USERS[name] for name in transports]
-    environment = Environment(
-        user_classes=list(classes),
-        events=events,
-        parsed_options=parsed,
-        stop_timeout=options.stop_timeout_s,
-    )
-    runner = environment.create_local_runner()
-    locust_plugin.STATE.report_at_quit = False  # rendered below, with the table and checks
-    if latency_model is not None:
-        locust_plugin.STATE.extra_meta = {
-            "preset": options.preset,
-            "latency_model": latency_model,
-            "mock_limits": options.mock_limits,
-        }
-    events.init.fire(environment=environment, runner=runner, web_ui=None)
-    print(
-        f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "
-        f"{options.duration_s:g}s against {target_url}",
-        file=out,
-    )
-    runner.start(total, spawn_rate=rate)
-    started = time.monotonic()
-    progress = gevent.spawn(_progress, environment, started, options.progress_s, out)
-    gevent.sleep(options.duration_s)
-    print("duration reached: waiting for tasks in flight to finish", file=out)
-    runner.stop()
-    progress.kill()
-    runner.quit()
-    events.quitting.fire(environment=environment, reverse=True)
+    def __call__(self, target_url: str, latency_model: dict[str, Any] | None) -> int:
+        import gevent
+        from locust.env import Environment
+        from locust.event import Events
 
-    run_dir = Path(options.out) / run_id
-    try:
-        rendered = render_run(run_dir)
-    except ReportError as exc:
-        print(f"rig compare: {exc}", file=sys.stderr)
-        return EXIT_TARGET
-    summary = rendered.summary
-    print("", file=out)
-    print(render_table(summary), file=out)
-    print(f"\nrun directory: {run_dir}\nreport: {rendered.report_path}", file=out)
-    if options.json_path:
-        shutil.copyfile(rendered.summary_path, options.json_path)
-    completed = sum((figures.get("tasks") or 0) for figures in summary["transports"].values())
-    if completed == 0:
-        first_error = _first_error(run_dir)
-        print(f"rig compare: every session failed: {first_error}", file=sys.stderr)
-        return EXIT_TARGET
-    failed = 0
-    for result in evaluate(checks, summary):
-        mark = "ok  " if result.passed else "FAIL"
-        print(f"check {mark} {result.message}", file=out)
-        failed += not result.passed
-    return EXIT_CHECK_FAILED if failed else 0
+        from rig.fdlimit import raise_open_files_limit
+        from rig.locust.plugin import LocustRun, user_classes
+        from rig.metrics.rundir import new_run_id
+        from rig.report import ReportError, evaluate, render_run, render_table
+
+        options, transports, out = self.options, self.transports, self.out
+        raise_open_files_limit()  # one socket per session
+        run_id = new_run_id()
+        total = options.users * len(transports)
+        rate = self.spawn_rate or max(1.0, total / 5)
+        target_name = "mock" if latency_model is not None else urlsplit(target_url).hostname
+        run_options = options.replace(
+            target_url=target_url,
+            transports=",".join(transports),
+            users_per_transport=options.users,
+            run_id=run_id,
+            target_name=target_name or "",
+        )
+        # A fresh set of events and user classes: nothing of an earlier run in this
+        # process (listeners, class attributes) reaches this one.
+        environment = Environment(
+            user_classes=list(user_classes(transports)),
+            events=Events(),
+            stop_timeout=options.stop_timeout,
+        )
+        runner = environment.create_local_runner()
+        extra_meta: dict[str, Any] = {"users": total}
+        if latency_model is not None:
+            extra_meta.update(
+                preset=options.preset,
+                latency_model=latency_model,
+                mock_limits=options.quota.mock_argv(),
+            )
+        LocustRun.attach(environment, run_options, extra_meta=extra_meta)
+        print(
+            f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "
+            f"{options.duration:g}s against {target_url}",
+            file=out,
+        )
+        runner.start(total, spawn_rate=rate)
+        started = time.monotonic()
+        progress = gevent.spawn(_progress, environment, started, self.progress_s, out)
+        gevent.sleep(options.duration)
+        print("duration reached: waiting for tasks in flight to finish", file=out)
+        runner.stop()
+        progress.kill()
+        runner.quit()
+        environment.events.quitting.fire(environment=environment, reverse=True)
+
+        run_dir = Path(options.out) / run_id
+        try:
+            rendered = render_run(run_dir)
+        except ReportError as exc:
+            print(f"rig compare: {exc}", file=sys.stderr)
+            return EXIT_TARGET
+        summary = rendered.summary
+        print("", file=out)
+        print(render_table(summary), file=out)
+        print(f"\nrun directory: {run_dir}\nreport: {rendered.report_path}", file=out)
+        if options.json_path:
+            shutil.copyfile(rendered.summary_path, options.json_path)
+        completed = sum((figures.get("tasks") or 0) for figures in summary["transports"].values())
+        if completed == 0:
+            first_error = _first_error(run_dir)
+            print(f"rig compare: every session failed: {first_error}", file=sys.stderr)
+            return EXIT_TARGET
+        failed = 0
+        for result in evaluate(self.checks, summary):
+            mark = "ok  " if result.passed else "FAIL"
+            print(f"check {mark} {result.message}", file=out)
+            failed += not result.passed
+        return EXIT_CHECK_FAILED if failed else 0
 
 
 def _first_error(run_dir: Path) -> str:

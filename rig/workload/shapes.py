@@ -32,7 +32,10 @@ class ShapeError(RigError, ValueError):
 class Shape(Protocol):
     """Sessions and spawn rate at run time ``t`` seconds; ``None`` once the run is over."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The shape's kind, as ``--shape`` spells it (``steps``)."""
+        ...
 
     def tick(self, t: float) -> tuple[int, float] | None: ...
 

@@ -97,3 +97,16 @@ def test_the_capacity_report_plots_every_level(under_rpm) -> None:
     meta = json.loads((run_dir / "meta.json").read_text())
     assert set(meta["phases"]) == {"http", "ws"}
     assert (run_dir / "phases").is_dir()
+
+
+def test_a_quota_with_a_target_url_is_refused_not_ignored(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "rig", "capacity", "--target-url", "http://127.0.0.1:9/v1",
+            "--rpm", "5", "--out", str(tmp_path / "runs"),
+        ],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "embedded mock" in done.stderr and "--target-url" in done.stderr
+    assert not (tmp_path / "runs").exists()

@@ -121,6 +121,17 @@ def test_bad_usage_exits_2_with_a_clear_message(
     assert message in done.stderr
 
 
+@pytest.mark.parametrize("quota", [["--rpm", "5"], ["--burst", "0.5"], ["--limits", "x.yaml"]])
+def test_a_quota_with_a_target_url_is_refused_not_ignored(tmp_path: Path, quota: list[str]) -> None:
+    # The quota configures the embedded mock; a target of one's own has its own limits.
+    # The target is unreachable on purpose: the refusal comes before any connection.
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = _compare(tmp_path, *QUICK, "--target-url", url, *quota, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "embedded mock" in done.stderr and "--target-url" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_report_on_a_non_run_directory_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "rig", "report", str(tmp_path)],
