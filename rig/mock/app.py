@@ -560,8 +560,8 @@ class _WSConnection:
         app: MockApp,
         websocket: WebSocket,
         send: Send,
-        scopes: tuple[LimitScope, ...] = (),
-        owner: str = "",
+        scopes: tuple[LimitScope, ...],
+        owner: str,
     ):
         self.app = app
         self.websocket = websocket
