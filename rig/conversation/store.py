@@ -4,6 +4,10 @@ A stored response keeps what ``GET /v1/responses/{id}`` returns and what a conti
 needs: the whole conversation up to and including that response's output, and its size in
 tokens and bytes (for the latency model and ``usage``). Responses created with
 ``store=false`` never reach a store; WebSocket mode keeps them in connection memory only.
+
+Every entry belongs to an owner (:mod:`rig.conversation.ownership`: a digest of the API key
+or organisation that created it, never the key): the owner is part of the entry's key, so
+another owner's lookup misses exactly as an unknown id does, in one step.
 """
 
 from __future__ import annotations
@@ -47,18 +51,18 @@ class StoredResponse:
 
 
 class ResponseStore(Protocol):
-    """A place to keep stored responses by id."""
+    """A place to keep stored responses by owner and id."""
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        """The stored response, or ``None``."""
+    async def get(self, owner: str, response_id: str) -> StoredResponse | None:
+        """``owner``'s stored response ``response_id``, or ``None``."""
         ...
 
-    async def put(self, response_id: str, stored: StoredResponse) -> None:
-        """Keep ``stored`` under ``response_id``."""
+    async def put(self, owner: str, response_id: str, stored: StoredResponse) -> None:
+        """Keep ``stored`` as ``owner``'s ``response_id``."""
         ...
 
-    async def delete(self, response_id: str) -> bool:
-        """Forget ``response_id``; whether it existed."""
+    async def delete(self, owner: str, response_id: str) -> bool:
+        """Forget ``owner``'s ``response_id``; whether it existed."""
         ...
 
     async def close(self) -> None:
@@ -71,25 +75,27 @@ class MemoryStore:
 
     def __init__(self, max_entries: int = 100_000):
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, StoredResponse] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        """The stored response, or ``None``."""
-        stored = self._entries.get(response_id)
+    async def get(self, owner: str, response_id: str) -> StoredResponse | None:
+        """``owner``'s stored response, or ``None``."""
+        key = (owner, response_id)
+        stored = self._entries.get(key)
         if stored is not None:
-            self._entries.move_to_end(response_id)
+            self._entries.move_to_end(key)
         return stored
 
-    async def put(self, response_id: str, stored: StoredResponse) -> None:
+    async def put(self, owner: str, response_id: str, stored: StoredResponse) -> None:
         """Keep ``stored``; evict the oldest entry beyond ``max_entries``."""
-        self._entries[response_id] = stored
-        self._entries.move_to_end(response_id)
+        key = (owner, response_id)
+        self._entries[key] = stored
+        self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    async def delete(self, response_id: str) -> bool:
-        """Forget ``response_id``."""
-        return self._entries.pop(response_id, None) is not None
+    async def delete(self, owner: str, response_id: str) -> bool:
+        """Forget ``owner``'s ``response_id``."""
+        return self._entries.pop((owner, response_id), None) is not None
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -99,7 +105,8 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Stored responses in Redis, shared by every mock process and replica."""
+    """Stored responses in Redis, shared by every process and replica: one string per
+    response under ``<prefix><owner>:<id>``, expiring after ``ttl_s``."""
 
     def __init__(self, url: str, ttl_s: int = 3600, prefix: str = "rig:response:"):
         import redis.asyncio as redis
@@ -107,20 +114,25 @@ class RedisStore:
         self.url = url
         self.ttl_s = ttl_s
         self.prefix = prefix
-        self._redis = redis.Redis.from_url(url)
+        # Any: the stubs of types-redis (4.x) lack redis 5's ``aclose``, which redis itself
+        # (typed since 5.x) has; the client's type depends on which one is installed.
+        self._redis: Any = redis.Redis.from_url(url)
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        """The stored response, or ``None``."""
-        raw = await self._redis.get(self.prefix + response_id)
+    def _key(self, owner: str, response_id: str) -> str:
+        return f"{self.prefix}{owner}:{response_id}"
+
+    async def get(self, owner: str, response_id: str) -> StoredResponse | None:
+        """``owner``'s stored response, or ``None``."""
+        raw = await self._redis.get(self._key(owner, response_id))
         return None if raw is None else StoredResponse.from_bytes(raw)
 
-    async def put(self, response_id: str, stored: StoredResponse) -> None:
+    async def put(self, owner: str, response_id: str, stored: StoredResponse) -> None:
         """Keep ``stored`` with the configured time to live."""
-        await self._redis.set(self.prefix + response_id, stored.to_bytes(), ex=self.ttl_s)
+        await self._redis.set(self._key(owner, response_id), stored.to_bytes(), ex=self.ttl_s)
 
-    async def delete(self, response_id: str) -> bool:
-        """Forget ``response_id``."""
-        return bool(await self._redis.delete(self.prefix + response_id))
+    async def delete(self, owner: str, response_id: str) -> bool:
+        """Forget ``owner``'s ``response_id``."""
+        return bool(await self._redis.delete(self._key(owner, response_id)))
 
     async def ping(self) -> None:
         """Fail fast when Redis is unreachable."""

@@ -10,6 +10,13 @@ Routes (one port):
 
 Every failure a client can cause is answered with the OpenAI error shape: an HTTP status
 and ``{"error": {...}}``, or an ``error`` event on a WebSocket that stays open.
+
+The shells hold no protocol rules of their own: requests are validated by
+:mod:`rig.protocol`, WebSocket mode's lanes, limits and age by
+:class:`rig.protocol.wsmode.WSModeRules`, conversation state and ownership by
+:mod:`rig.conversation`, what the model says and when by the engine. Every streamed answer
+(SSE events, chat chunks, WebSocket frames) leaves through one paced loop,
+:func:`stream_paced`.
 """
 
 from __future__ import annotations
@@ -19,28 +26,28 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from rig.conversation import ConnectionCache, owner_id
 from rig.limits import RateLimiter, Verdict
 from rig.limits import Scope as LimitScope
-from rig.mock.engine import ConnectionCache, PreparedTurn, TurnEngine
+from rig.mock.engine import PreparedTurn, TurnEngine
 from rig.mock.latency import LatencyModel
 from rig.mock.stats import Stats
 from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (
     APIError,
     AuthenticationError,
-    BusyError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -48,11 +55,17 @@ from rig.protocol.errors import (
     error_body,
     ws_error_event,
 )
-from rig.protocol.requests import ResponseCreateRequest, parse_create_request, parse_json_object
+from rig.protocol.requests import (
+    ResponseCreateEvent,
+    ResponseCreateRequest,
+    parse_create_request,
+    parse_json_object,
+)
 from rig.protocol.sse import DONE, encode_data, encode_event
-from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_server_event, parse_client_event
+from rig.protocol.ws import encode_server_event, parse_client_event
+from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 
-__all__ = ["MockSettings", "build_app"]
+__all__ = ["MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
 log = logging.getLogger("rig.mock")
 
@@ -67,6 +80,9 @@ class MockSettings:
     ws_max_age_s: float = 3600.0
     preset: LatencyModel = field(default_factory=LatencyModel)
     limiter: RateLimiter | None = None
+    key_organizations: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """API key -> organisation id (from a limits file): an organisation's keys share
+    ownership of its stored responses."""
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -88,7 +104,7 @@ def _masked(key: str) -> str:
     return f"{key[:3]}***{key[-4:]}" if len(key) > 10 else "***"
 
 
-def _bearer(headers: Any) -> str | None:
+def _bearer(headers: Mapping[str, str]) -> str | None:
     value = headers.get("authorization")
     if not value:
         return None
@@ -96,16 +112,53 @@ def _bearer(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-class _Paced:
-    """Sleeps until each event's due time, so events leave when the latency model says."""
+E = TypeVar("E")
 
-    def __init__(self) -> None:
-        self.start = time.monotonic()
 
-    async def wait(self, offset: float) -> None:
-        delay = self.start + offset - time.monotonic()
-        if delay > 0.001:
-            await asyncio.sleep(delay)
+async def stream_paced(
+    timed: Iterable[tuple[float, E]],
+    encode: Callable[[E], bytes],
+    frame: Callable[[bytes], Message],
+    send: Send,
+    stats: Stats,
+    gone: Callable[[], bool] | None = None,
+) -> bool:
+    """Write timed events as the latency model says: sleep until each one's offset (from
+    now), ``encode`` it, wrap it in an ASGI message with ``frame``, ``send`` it; stop early
+    once ``gone()`` says the client left. Counts ``events_sent`` and ``bytes_out`` once, at
+    the end. Whether every event was written.
+
+    The one streaming loop of the mock (SSE events, chat chunks, WebSocket frames): the
+    hot path, so nothing but the send is awaited per event and nothing is counted per
+    event in shared memory.
+    """
+    start = time.monotonic()
+    sent = 0
+    count = 0
+    try:
+        for offset, event in timed:
+            if offset:
+                delay = start + offset - time.monotonic()
+                if delay > 0.001:
+                    await asyncio.sleep(delay)
+            if gone is not None and gone():
+                return False
+            chunk = encode(event)
+            sent += len(chunk)
+            count += 1
+            await send(frame(chunk))
+        return True
+    finally:
+        stats.add("events_sent", count)
+        stats.add("bytes_out", sent)
+
+
+def _sse_frame(chunk: bytes) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+def _ws_frame(payload: bytes) -> Message:
+    return {"type": "websocket.send", "text": payload.decode()}
 
 
 class MockApp:
@@ -119,7 +172,7 @@ class MockApp:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def authenticate(self, headers: Any) -> None:
+    def authenticate(self, headers: Mapping[str, str]) -> None:
         """Raise :class:`AuthenticationError` unless a configured key was presented."""
         keys = self.settings.api_keys
         if not keys:
@@ -133,6 +186,12 @@ class MockApp:
             )
         if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
             raise AuthenticationError(f"Incorrect API key provided: {_masked(token)}.")
+
+    def owner(self, headers: Mapping[str, str]) -> str:
+        """Who owns what this caller creates (:func:`rig.conversation.owner_id`): its key's
+        organisation in the limits file, else its key, else the anonymous owner."""
+        key = _bearer(headers)
+        return owner_id(key, self.settings.key_organizations.get(key) if key else None)
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused with 413 beyond the configured limit."""
@@ -160,7 +219,7 @@ class MockApp:
         self.stats.add("errors")
         return _error_response(error)
 
-    async def admit(self, headers: Any, input_tokens: int, model: str) -> Verdict:
+    async def admit(self, headers: Mapping[str, str], input_tokens: int, model: str) -> Verdict:
         """Charge one response to the caller's rate limits (call only with a limiter).
         A refusal is counted here; the caller sends ``verdict.error``."""
         limiter = self.limiter
@@ -196,7 +255,12 @@ class MockApp:
                     code="unsupported_parameter",
                 )
             obfuscate = _include_obfuscation(create)
-            turn = await self.engine.prepare(create, body_bytes=len(body), obfuscate=obfuscate)
+            turn = await self.engine.prepare(
+                create,
+                body_bytes=len(body),
+                obfuscate=obfuscate,
+                owner=self.owner(request.headers),
+            )
         except APIError as error:
             return self.failed(error)
         verdict = None
@@ -226,9 +290,8 @@ class MockApp:
         try:
             self.authenticate(request.headers)
             response_id = request.path_params["response_id"]
-            stored = await self.engine.store.get(response_id)
-            if stored is None:
-                raise NotFoundError(f"Response with id '{response_id}' not found.")
+            owner = self.owner(request.headers)
+            stored = await self.engine.conversations.retrieve(owner, response_id)
         except APIError as error:
             return self.failed(error)
         return _json(stored.response)
@@ -239,8 +302,7 @@ class MockApp:
         try:
             self.authenticate(request.headers)
             response_id = request.path_params["response_id"]
-            if not await self.engine.store.delete(response_id):
-                raise NotFoundError(f"Response with id '{response_id}' not found.")
+            await self.engine.conversations.delete(self.owner(request.headers), response_id)
         except APIError as error:
             return self.failed(error)
         return _json({"id": response_id, "object": "response.deleted", "deleted": True})
@@ -317,7 +379,8 @@ class MockApp:
             await websocket.accept()
             self.stats.add("connections_open")
             self.stats.add("connections_total")
-            connection = _WSConnection(self, websocket, send, scopes)
+            owner = self.owner(websocket.headers)
+            connection = _WSConnection(self, websocket, send, scopes, owner)
             try:
                 await connection.run()
             finally:
@@ -348,10 +411,8 @@ class _Disconnect:
 
     def __init__(self, receive: Receive):
         self._task = asyncio.ensure_future(receive())
-
-    @property
-    def happened(self) -> bool:
-        return self._task.done()
+        self.happened = self._task.done
+        """Whether the client went away (a bound method: one call per event)."""
 
     def cancel(self) -> None:
         self._task.cancel()
@@ -367,12 +428,9 @@ class _EventStream(Response):
         self.verdict = verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stats = self.app.stats
+        app = self.app
         turn = self.turn
-        pace = _Paced()
         gone = _Disconnect(receive)
-        sent = 0
-        count = 0
         try:
             await send(
                 {
@@ -386,25 +444,19 @@ class _EventStream(Response):
                     ],
                 }
             )
-            for offset, event in self.turn.timed_events():
-                if offset:
-                    await pace.wait(offset)
-                if gone.happened:
-                    stats.add("responses_failed")
-                    return
-                chunk = encode_event(event)
-                sent += len(chunk)
-                count += 1
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await self.app.engine.finish(self.turn)
-            stats.add("responses_completed")
+            timed = turn.timed_events()
+            if not await stream_paced(
+                timed, encode_event, _sse_frame, send, app.stats, gone.happened
+            ):
+                app.stats.add("responses_failed")
+                return
+            await app.engine.finish(turn)
+            app.stats.add("responses_completed")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
-            stats.add("events_sent", count)
-            stats.add("bytes_out", sent)
             if self.verdict is not None:
-                await self.app.settle(self.verdict, turn.output_tokens + turn.reasoning_tokens)
+                await app.settle(self.verdict, turn.output_tokens + turn.reasoning_tokens)
 
 
 class _ChunkStream(Response):
@@ -424,10 +476,8 @@ class _ChunkStream(Response):
         self.output_tokens = output_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pace = _Paced()
+        stats = self.app.stats
         gone = _Disconnect(receive)
-        sent = 0
-        count = 0
         try:
             await send(
                 {
@@ -439,26 +489,19 @@ class _ChunkStream(Response):
                     ],
                 }
             )
-            for offset, chunk in self.chunks:
-                if offset:
-                    await pace.wait(offset)
-                if gone.happened:
-                    return
-                data = encode_data(chunk)
-                sent += len(data)
-                count += 1
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            sent += len(DONE)
+            if not await stream_paced(
+                self.chunks, encode_data, _sse_frame, send, stats, gone.happened
+            ):
+                return
+            stats.add("bytes_out", len(DONE))
             await send({"type": "http.response.body", "body": DONE, "more_body": False})
         finally:
             gone.cancel()
-            self.app.stats.add("events_sent", count)
-            self.app.stats.add("bytes_out", sent)
             if self.verdict is not None:
                 await self.app.settle(self.verdict, self.output_tokens)
 
 
-class _StreamingFront:
+class StreamingFront:
     """The outermost ASGI app: the two streaming routes go straight to their handlers, with
     the server's own ``send``; everything else (and lifespan) goes through Starlette.
 
@@ -500,57 +543,51 @@ class _StreamingFront:
             log.exception("response failed while streaming")
 
 
+@dataclass(slots=True)
+class _Create:
+    """A ``response.create`` the connection accepted, and the size of its message."""
+
+    event: ResponseCreateEvent
+    size: int
+
+
 class _WSConnection:
-    """One WebSocket connection: its lanes, its response cache and its age limit."""
+    """One WebSocket connection: the asyncio shell around :class:`WSModeRules` (lanes,
+    in-flight limit, stream limit, age), its response cache, one task per response."""
 
     def __init__(
-        self, app: MockApp, websocket: WebSocket, send: Send, scopes: tuple[LimitScope, ...] = ()
+        self,
+        app: MockApp,
+        websocket: WebSocket,
+        send: Send,
+        scopes: tuple[LimitScope, ...],
+        owner: str,
     ):
         self.app = app
         self.websocket = websocket
         self._send = send
         self.scopes = scopes
+        self.owner = owner
         self.cache = ConnectionCache()
-        self.default_busy = False
-        self.lanes: dict[str, asyncio.Queue[tuple[Any, int]]] = {}
+        self.rules: WSModeRules[_Create] = WSModeRules()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self.in_flight = 0
-        self.closed = False
-
-    async def send(self, event: dict[str, Any]) -> None:
-        payload = encode_server_event(event)
-        self.app.stats.add("bytes_out", len(payload))
-        self.app.stats.add("events_sent")
-        await self._send({"type": "websocket.send", "text": payload.decode()})
-
-    async def stream(self, turn: PreparedTurn) -> None:
-        """Write a response's events as text frames, paced; count them once at the end."""
-        send = self._send
-        pace = _Paced()
-        sent = 0
-        count = 0
-        try:
-            for offset, event in turn.timed_events():
-                if offset:
-                    await pace.wait(offset)
-                payload = encode_server_event(event)
-                sent += len(payload)
-                count += 1
-                await send({"type": "websocket.send", "text": payload.decode()})
-        finally:
-            self.app.stats.add("bytes_out", sent)
-            self.app.stats.add("events_sent", count)
+        self.closing = False  # closing at the age limit: read and drop what still arrives
+        self.gone = False  # the client left: start nothing more
 
     async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
         self.app.stats.add("errors")
-        await self.send(ws_error_event(error, stream_id=stream_id))
+        payload = encode_server_event(ws_error_event(error, stream_id=stream_id))
+        self.app.stats.add("bytes_out", len(payload))
+        self.app.stats.add("events_sent")
+        await self._send(_ws_frame(payload))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _start(self, creates: list[_Create]) -> None:
+        if self.gone:
+            return
+        for create in creates:
+            task = asyncio.ensure_future(self._respond(create))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def run(self) -> None:
         expiry = asyncio.ensure_future(self._expire(self.app.settings.ws_max_age_s))
@@ -562,10 +599,11 @@ class _WSConnection:
                 raw = message.get("text")
                 raw_bytes = raw.encode() if raw is not None else (message.get("bytes") or b"")
                 self.app.stats.add("bytes_in", len(raw_bytes))
-                if self.closed:
+                if self.closing:
                     continue
                 await self.handle(raw_bytes)
         finally:
+            self.gone = True
             expiry.cancel()
             for task in list(self.tasks):
                 task.cancel()
@@ -582,96 +620,74 @@ class _WSConnection:
         except APIError as error:
             await self.send_error(error)
             return
-        if event.stream_id is None:
-            if self.default_busy:
-                await self.send_error(
-                    BusyError(
-                        "A response is already in progress on this connection; wait for "
-                        "response.completed or give each concurrent response a stream_id."
-                    )
-                )
-                return
-            self.default_busy = True
-            self._begin()
-            self._spawn(self._respond(event, len(raw), lane=""))
+        try:
+            ready = self.rules.create(_Create(event, len(raw)), event.stream_id)
+        except APIError as error:
+            await self.send_error(error, event.stream_id)
             return
-        queue = self.lanes.get(event.stream_id)
-        if queue is None:
-            queue = self.lanes[event.stream_id] = asyncio.Queue()
-            self._spawn(self._lane(event.stream_id, queue))
-        self._begin()
-        queue.put_nowait((event, len(raw)))
+        self._start(ready)
 
-    def _begin(self) -> None:
-        self.in_flight += 1
-        self.idle.clear()
-
-    def _end(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self.idle.set()
-
-    async def _lane(self, stream_id: str, queue: asyncio.Queue[tuple[Any, int]]) -> None:
-        # Requests on one lane are processed first in, first out.
-        while True:
-            event, size = await queue.get()
-            await self._respond(event, size, lane=stream_id)
-
-    async def _respond(self, event: Any, size: int, lane: str) -> None:
+    async def _respond(self, create: _Create) -> None:
+        event = create.event
         stream_id = event.stream_id
+        app = self.app
         verdict: Verdict | None = None
         turn: PreparedTurn | None = None
         try:
             try:
-                turn = await self.app.engine.prepare(
+                turn = await app.engine.prepare(
                     event,
-                    body_bytes=size,
+                    body_bytes=create.size,
                     connection=self.cache,
                     stream_id=stream_id,
                     obfuscate=_include_obfuscation(event),
+                    owner=self.owner,
                 )
             except APIError as error:
                 await self.send_error(error, stream_id)
                 return
-            limiter = self.app.limiter
+            limiter = app.limiter
             if limiter is not None:
                 verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
                 if verdict.error is not None:
                     assert verdict.rejection is not None
-                    self.app.stats.add(f"rate_limited_{verdict.rejection.kind}")
-                    error, verdict = verdict.error, None  # refused: nothing to settle
-                    await self.send_error(error, stream_id)
+                    app.stats.add(f"rate_limited_{verdict.rejection.kind}")
+                    refusal, verdict = verdict.error, None  # refused: nothing to settle
+                    await self.send_error(refusal, stream_id)
                     return
-            await self.stream(turn)
-            await self.app.engine.finish(turn, connection=self.cache, lane=lane)
-            self.app.stats.add("responses_completed")
+            await stream_paced(
+                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats
+            )
+            await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+            app.stats.add("responses_completed")
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug must not take the connection down silently
             log.exception("response failed")
-            self.app.stats.add("responses_failed")
+            app.stats.add("responses_failed")
             with contextlib.suppress(Exception):
-                error = ServerError("The server had an error processing your request.")
-                await self.send_error(error, stream_id)
+                failure = ServerError("The server had an error processing your request.")
+                await self.send_error(failure, stream_id)
         finally:
-            if not lane:
-                self.default_busy = False
-            self._end()
+            self._start(self.rules.done(stream_id))
             if verdict is not None and turn is not None:
-                await self.app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
+                await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
+            if self.rules.should_close:
+                await self._close()
 
     async def _expire(self, max_age_s: float) -> None:
         await asyncio.sleep(max_age_s)
-        self.closed = True  # accept no new responses; let the ones in flight finish
-        await self.idle.wait()
-        error = InvalidRequestError(
-            f"The WebSocket connection reached its maximum age of {max_age_s:g} seconds; "
-            "open a new connection to continue.",
-            code=CONNECTION_LIMIT_CODE,
-        )
+        # Accept no new responses; the ones accepted finish, the last one closes.
+        if self.rules.expire(max_age_s):
+            await self._close()
+
+    async def _close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
         with contextlib.suppress(Exception):
-            await self.send_error(error)
-            await self.websocket.close(code=1000, reason=CONNECTION_LIMIT_CODE)
+            await self.send_error(self.rules.close_error())
+            await self.websocket.close(code=CLOSE_CODE, reason=CLOSE_REASON)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -693,7 +709,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error_response(ServerError("The server had an error processing your request."))
 
 
-def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> _StreamingFront:
+def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> StreamingFront:
     """The mock provider's ASGI application."""
     mock = MockApp(engine, stats, settings)
     routes = [
@@ -709,4 +725,4 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> _Stre
         exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
     )
     app.state.mock = mock
-    return _StreamingFront(mock, app)
+    return StreamingFront(mock, app)

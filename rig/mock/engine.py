@@ -2,10 +2,10 @@
 
 Transport-independent: the HTTP and WebSocket handlers hand it a request and the bytes it
 arrived in, and get back a :class:`PreparedTurn` whose events they pace and write. The
-engine resolves ``previous_response_id`` (connection cache, then store), checks that tool
-calls and outputs pair up as the real API does, counts tokens (see
-:mod:`rig.protocol.tokens`), models the provider's prompt cache, asks the scripted model
-what to say, and applies the latency model.
+conversation state (resolving ``previous_response_id``, tool-call pairing, recording,
+ownership) is :mod:`rig.conversation`'s, shared with the gateway; what is the mock's own is
+the model of a provider: token counts (see :mod:`rig.protocol.tokens`), the provider's
+prompt cache, the scripted model's answer, and the latency model.
 """
 
 from __future__ import annotations
@@ -15,15 +15,28 @@ import os
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from rig.conversation.store import ResponseStore, StoredResponse
+from rig.conversation import (
+    ANONYMOUS_OWNER,
+    ConnectionCache,
+    Conversations,
+    ResponseStore,
+    StoredResponse,
+    check_pairing,
+)
 from rig.mock.latency import LatencyModel
-from rig.protocol.chat import ChatRequest, ChatStream, normalize_messages, responses_tools
-from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
+from rig.protocol.chat import (
+    ChatRequest,
+    ChatStream,
+    chat_usage,
+    normalize_messages,
+    responses_tools,
+)
+from rig.protocol.errors import InvalidRequestError
 from rig.protocol.events import ResponseStream, usage_object
 from rig.protocol.ids import new_id
 from rig.protocol.requests import ResponseCreateRequest, TranscriptItem, normalize_input
@@ -31,7 +44,6 @@ from rig.protocol.tokens import estimate_tokens, split_tokens
 from rig.workload.policy import ModelPolicy, ModelTurn, UnknownScenarioError
 
 __all__ = [
-    "ConnectionCache",
     "PreparedChat",
     "PreparedTurn",
     "PromptCache",
@@ -123,28 +135,6 @@ class PromptCache:
 
 
 @dataclass
-class ConnectionCache:
-    """A WebSocket connection's memory: the most recent response of each lane."""
-
-    max_lanes: int = 64
-    lanes: OrderedDict[str, tuple[str, StoredResponse]] = field(default_factory=OrderedDict)
-
-    def get(self, response_id: str) -> StoredResponse | None:
-        """The cached response ``response_id``, if it is the latest of some lane."""
-        for cached_id, stored in self.lanes.values():
-            if cached_id == response_id:
-                return stored
-        return None
-
-    def put(self, lane: str, response_id: str, stored: StoredResponse) -> None:
-        """Make ``response_id`` the latest response of ``lane``."""
-        self.lanes[lane] = (response_id, stored)
-        self.lanes.move_to_end(lane)
-        while len(self.lanes) > self.max_lanes:
-            self.lanes.popitem(last=False)
-
-
-@dataclass
 class PreparedTurn:
     """Everything a handler needs to stream (or return) one response."""
 
@@ -164,6 +154,7 @@ class PreparedTurn:
     delta_tokens: int
     chain_end: int | None = None
     truncated: bool = False
+    owner: str = ANONYMOUS_OWNER
     reasoning_tokens: int = 0
     encrypted_reasoning: str | None = None
 
@@ -252,8 +243,6 @@ class PreparedChat:
 
     def timed_chunks(self, include_usage: bool) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, chunk)`` pairs of the streamed completion."""
-        from rig.protocol.chat import chat_usage
-
         stream = ChatStream(self.request.model)
         step = self.token_interval_s * self.delta_tokens
         at = self.ttft_s
@@ -277,37 +266,6 @@ class PreparedChat:
         return self.ttft_s + self.token_interval_s * self.completion_tokens
 
 
-def _check_pairing(items: Sequence[TranscriptItem], pending: set[str]) -> None:
-    """Raise the API's error when a tool output has no call, or a call has no output.
-
-    ``pending`` holds call ids from the resumed conversation still awaiting outputs.
-    """
-    open_calls = set(pending)
-    for item in items:
-        kind = item["type"]
-        if kind == "function_call":
-            open_calls.add(item["call_id"])
-        elif kind == "function_call_output":
-            call_id = item["call_id"]
-            if call_id not in open_calls:
-                raise InvalidRequestError(
-                    f"No tool call found for function call output with call_id {call_id}.",
-                    param="input",
-                )
-            open_calls.discard(call_id)
-    if open_calls:
-        missing = sorted(open_calls)[0]
-        raise InvalidRequestError(
-            f"No tool output found for function call {missing}.", param="input"
-        )
-
-
-def _pending_calls(stored: StoredResponse) -> set[str]:
-    return {
-        item["call_id"] for item in stored.response["output"] if item["type"] == "function_call"
-    }
-
-
 class TurnEngine:
     """Decides, sizes and times responses for every transport of one mock process."""
 
@@ -323,7 +281,7 @@ class TurnEngine:
     ):
         self.policy = policy
         self.latency = latency
-        self.store = store
+        self.conversations = Conversations(store)
         self.rng = random.Random(seed)
         self.delta_tokens = max(1, delta_tokens)
         self.prompt_cache = prompt_cache if prompt_cache is not None else PromptCache()
@@ -386,8 +344,10 @@ class TurnEngine:
         connection: ConnectionCache | None = None,
         stream_id: str | None = None,
         obfuscate: bool = True,
+        owner: str = ANONYMOUS_OWNER,
     ) -> PreparedTurn:
-        """Resolve, validate, decide and time one Responses API request."""
+        """Resolve, validate, decide and time one Responses API request made by ``owner``
+        (:func:`rig.conversation.owner_id`)."""
         new_items = normalize_input(request)
         stream = ResponseStream(request, stream_id=stream_id, obfuscate=obfuscate)
         tools_json = orjson.dumps(stream.tools)
@@ -397,19 +357,18 @@ class TurnEngine:
         chain_end = None
         previous_id = request.previous_response_id
         if previous_id:
-            prior = connection.get(previous_id) if connection is not None else None
-            if prior is None:
-                prior = await self.store.get(previous_id)
-                if prior is None:
-                    raise PreviousResponseNotFoundError(previous_id)
+            resumed = await self.conversations.resume(
+                previous_id, new_items, owner=owner, connection=connection
+            )
+            prior = resumed.stored
+            if resumed.from_store:
                 rehydrated_bytes = prior.context_bytes
-            _check_pairing(new_items, _pending_calls(prior))
             transcript = prior.transcript + new_items
             history_tokens = prior.context_tokens + new_tokens
             cached = cacheable_tokens(prefix_tokens + prior.context_tokens)
             base_bytes = prior.context_bytes
         else:
-            _check_pairing(new_items, set())
+            self.conversations.begin(new_items)
             transcript = new_items
             history_tokens = new_tokens
             seed = (request.instructions or "").encode() + tools_json
@@ -450,6 +409,7 @@ class TurnEngine:
             delta_tokens=self.delta_tokens,
             chain_end=chain_end,
             truncated=truncated,
+            owner=owner,
             reasoning_tokens=reasoning,
             encrypted_reasoning=encrypted,
         )
@@ -457,7 +417,8 @@ class TurnEngine:
     async def finish(
         self, turn: PreparedTurn, *, connection: ConnectionCache | None = None, lane: str = ""
     ) -> StoredResponse:
-        """Record a completed response: connection cache, store, prompt cache."""
+        """Record a completed response: connection cache and store (its owner's), and the
+        prompt cache."""
         output_items = []
         output_tokens = 0
         for item in turn.stream.output:
@@ -487,10 +448,14 @@ class TurnEngine:
             context_tokens=turn.context_tokens + output_tokens,
             context_bytes=turn.context_bytes,
         )
-        if connection is not None:
-            connection.put(lane, turn.stream.response_id, stored)
-        if turn.request.store:
-            await self.store.put(turn.stream.response_id, stored)
+        await self.conversations.record(
+            turn.stream.response_id,
+            stored,
+            owner=turn.owner,
+            store=bool(turn.request.store),
+            connection=connection,
+            lane=lane,
+        )
         if turn.chain_end is not None:
             prefix = turn.input_tokens - turn.context_tokens
             full = PromptCache.chain(turn.chain_end, output_items)
@@ -502,7 +467,7 @@ class TurnEngine:
     def prepare_chat(self, request: ChatRequest, *, body_bytes: int) -> PreparedChat:
         """Decide and time one Chat Completions request (always the full context)."""
         transcript = normalize_messages(request)
-        _check_pairing(transcript, set())
+        check_pairing(transcript)
         tools = responses_tools(request)
         tools_json = orjson.dumps(tools)
         prefix_tokens = self._prefix_tokens(None, tools_json)

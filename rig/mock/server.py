@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import uvicorn
@@ -26,6 +27,7 @@ from rig.conversation.store import RedisStore, open_store
 from rig.errors import RigError
 from rig.fdlimit import raise_open_files_limit
 from rig.limits import (
+    LimitPolicy,
     Limits,
     MemoryLimitStore,
     RateLimiter,
@@ -33,7 +35,7 @@ from rig.limits import (
     load_limits_file,
     open_limit_store,
 )
-from rig.mock.app import MockSettings, build_app
+from rig.mock.app import MockSettings, StreamingFront, build_app
 from rig.mock.engine import TurnEngine
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
@@ -91,12 +93,17 @@ class MockConfig:
         """The per-key limits the flags set."""
         return Limits(self.rpm, self.tpm, self.max_connections, self.max_inflight, self.burst)
 
-    def rate_limiter(self) -> RateLimiter | None:
-        """The limiter the flags and limits file describe; ``None`` when nothing is limited
-        (then the request path does no limit work at all)."""
-        policy = load_limits_file(
+    def limit_policy(self) -> LimitPolicy:
+        """The limits the flags and the limits file describe (reads and checks the file)."""
+        return load_limits_file(
             self.limits_file, self.default_limits, authenticated=bool(self.api_keys)
         )
+
+    def rate_limiter(self, policy: LimitPolicy | None = None) -> RateLimiter | None:
+        """The limiter for ``policy`` (default: :meth:`limit_policy`); ``None`` when nothing
+        is limited (then the request path does no limit work at all)."""
+        if policy is None:
+            policy = self.limit_policy()
         if not policy.active:
             return None
         return RateLimiter(policy, open_limit_store(self.limits_store))
@@ -113,14 +120,29 @@ class MockConfig:
         return cls(**data)
 
 
-def create_app(config: MockConfig) -> Starlette:
+def _key_organizations(policy: LimitPolicy) -> dict[str, str]:
+    """API key -> organisation id, for keys the limits file puts in an organisation.
+
+    Read from the scopes the policy keeps, so an organisation without limits of its own
+    is not seen (rig.limits keeps only limiting scopes).
+    """
+    return {
+        key: scope.label
+        for key, scopes in policy.keys.items()
+        for scope in scopes
+        if scope.kind == "org"
+    }
+
+
+def create_app(config: MockConfig) -> StreamingFront:
     """Build one process's app: policy, store, engine, counters."""
     latency = load_preset(config.preset)
     store = open_store(config.store, ttl_s=config.store_ttl_s)
     policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
     engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
     stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
-    limiter = config.rate_limiter()
+    limit_policy = config.limit_policy()
+    limiter = config.rate_limiter(limit_policy)
     settings = MockSettings(
         api_keys=config.api_keys,
         max_body_bytes=config.max_body_bytes,
@@ -128,6 +150,7 @@ def create_app(config: MockConfig) -> Starlette:
         ws_max_age_s=config.ws_max_age_s,
         preset=latency,
         limiter=limiter,
+        key_organizations=_key_organizations(limit_policy),
     )
     app = build_app(engine, stats, settings)
 
@@ -147,7 +170,7 @@ def create_app(config: MockConfig) -> Starlette:
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> StreamingFront:
     """uvicorn factory for worker processes."""
     return create_app(MockConfig.from_env(os.environ[CONFIG_ENV]))
 
@@ -196,7 +219,7 @@ def serve(config: MockConfig) -> None:
                 config.workers,
                 config.workers,
             )
-    common = dict(
+    common: dict[str, Any] = dict(
         host=config.host,
         port=config.port,
         loop="uvloop",

@@ -13,19 +13,25 @@ from typing import Any
 from rig.errors import RigError
 
 __all__ = [
+    "CONNECTION_LIMIT_CODE",
     "APIError",
     "AuthenticationError",
     "BusyError",
     "ConflictError",
+    "ConnectionLimitError",
     "InvalidRequestError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PreviousResponseNotFoundError",
     "RateLimitError",
     "ServerError",
+    "StreamLimitError",
     "error_body",
     "ws_error_event",
 ]
+
+CONNECTION_LIMIT_CODE = "websocket_connection_limit_reached"
+"""Error code sent before the server closes a connection that reached its maximum age."""
 
 
 class APIError(RigError):
@@ -69,6 +75,18 @@ class BusyError(InvalidRequestError):
     """A ``response.create`` arrived while another response is in flight on the lane."""
 
     default_code = "conversation_already_has_active_response"
+
+
+class StreamLimitError(InvalidRequestError):
+    """A ``response.create`` named one ``stream_id`` more than a WebSocket connection takes."""
+
+    default_code = "websocket_stream_limit_reached"
+
+
+class ConnectionLimitError(InvalidRequestError):
+    """A WebSocket connection reached its maximum age: no new responses; open another."""
+
+    default_code = CONNECTION_LIMIT_CODE
 
 
 class AuthenticationError(APIError):

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from rig.protocol.errors import InvalidRequestError
+from rig.protocol.errors import CONNECTION_LIMIT_CODE, InvalidRequestError
 from rig.protocol.requests import ResponseCreateEvent, invalid_request_from, parse_json_object
 
 __all__ = [
@@ -26,9 +26,6 @@ __all__ = [
 
 CLIENT_EVENT_TYPES = ("response.create",)
 """Client event types this implementation accepts."""
-
-CONNECTION_LIMIT_CODE = "websocket_connection_limit_reached"
-"""Error code sent before the server closes a connection that reached its maximum age."""
 
 
 def encode_server_event(event: dict[str, Any]) -> bytes:

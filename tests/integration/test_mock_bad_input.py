@@ -260,6 +260,43 @@ def test_ws_stream_ids_multiplex_conversations(ws: ClientConnection) -> None:
     assert event["type"] == "response.completed" and event["stream_id"] == "d"
 
 
+def test_ws_one_stream_id_too_many_is_refused_and_the_others_still_work(
+    ws: ClientConnection,
+) -> None:
+    for lane in range(32):
+        _send(ws, {"type": "response.create", "stream_id": f"s{lane}", **GOOD})
+    _send(ws, {"type": "response.create", "stream_id": "s32", **GOOD})
+    completed = set()
+    refused = None
+    while len(completed) < 32 or refused is None:
+        event = orjson.loads(ws.recv(timeout=30))
+        if event["type"] == "error":
+            refused = event
+        elif event["type"] == "response.completed":
+            completed.add(event["stream_id"])
+    assert refused["status"] == 400 and refused["stream_id"] == "s32"
+    assert refused["error"]["code"] == "websocket_stream_limit_reached"
+    assert refused["error"]["param"] == "stream_id"
+    assert completed == {f"s{lane}" for lane in range(32)}
+    _send(ws, {"type": "response.create", "stream_id": "s7", **GOOD})  # a known stream
+    assert _next_terminal(ws)["type"] == "response.completed"
+
+
+def test_ws_creates_beyond_16_in_flight_wait_for_a_slot(slow_mock: str) -> None:
+    with connect(slow_mock.replace("http://", "ws://") + "/responses") as conn:
+        for lane in range(20):
+            _send(conn, {"type": "response.create", "stream_id": f"l{lane}", **GOOD})
+        started_before_first_end = []
+        ended = 0
+        while ended < 20:
+            event = orjson.loads(conn.recv(timeout=30))
+            assert event["type"] != "error", event
+            if event["type"] == "response.created" and not ended:
+                started_before_first_end.append(event["stream_id"])
+            ended += event["type"] == "response.completed"
+    assert started_before_first_end == [f"l{lane}" for lane in range(16)]
+
+
 def test_ws_connection_is_closed_at_its_maximum_age(small_mock: str) -> None:
     with connect(small_mock.replace("http://", "ws://") + "/responses") as conn:
         _send(conn, {"type": "response.create", **GOOD})

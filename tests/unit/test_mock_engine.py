@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.conversation.store import MemoryStore, StoredResponse
-from rig.mock.engine import ConnectionCache, PromptCache, TurnEngine, cacheable_tokens
+from rig.conversation import ANONYMOUS_OWNER, ConnectionCache, MemoryStore, StoredResponse
+from rig.mock.engine import PromptCache, TurnEngine, cacheable_tokens
 from rig.mock.latency import LatencyModel, PresetError, builtin_presets, load_preset
 from rig.protocol.errors import InvalidRequestError, PreviousResponseNotFoundError
 from rig.protocol.requests import parse_create_request
@@ -92,8 +92,11 @@ def test_store_false_is_not_persisted_and_store_true_is() -> None:
     engine, _ = _engine(store=store)
     unstored, _ = _turn(engine, _request(input="a", store=False))
     stored, _ = _turn(engine, _request(input="b", store=True))
-    assert _run(store.get(unstored.stream.response_id)) is None
-    assert _run(store.get(stored.stream.response_id)).response["status"] == "completed"
+    assert _run(store.get(ANONYMOUS_OWNER, unstored.stream.response_id)) is None
+    assert (
+        _run(store.get(ANONYMOUS_OWNER, stored.stream.response_id)).response["status"]
+        == "completed"
+    )
 
 
 def test_unknown_previous_response_id_raises_not_found() -> None:
