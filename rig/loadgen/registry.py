@@ -130,7 +130,7 @@ class TransportSpec:
         return build
 
 
-_TRANSPORTS = "rig.loadgen.transports"
+_TRANSPORTS = "rig.loadgen.transports"  # the package; each class in its module
 
 REGISTRY: dict[str, TransportSpec] = {
     spec.name: spec
@@ -141,7 +141,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#D55E00",
             summary="Responses API over HTTP, the full input every turn, store=false",
             user_class="HttpAgent",
-            cls=f"{_TRANSPORTS}:HTTPTransport",
+            cls=f"{_TRANSPORTS}.http:HTTPTransport",
             kwargs={"chained": False},
         ),
         TransportSpec(
@@ -150,7 +150,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#E69F00",
             summary="HTTP, previous_response_id and the new items, store=true",
             user_class="HttpChainedAgent",
-            cls=f"{_TRANSPORTS}:HTTPTransport",
+            cls=f"{_TRANSPORTS}.http:HTTPTransport",
             kwargs={"chained": True},
             store=True,
             chained=True,
@@ -162,7 +162,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#0072B2",
             summary="WebSocket mode, previous_response_id and the new items, store=false",
             user_class="WsAgent",
-            cls=f"{_TRANSPORTS}:WSTransport",
+            cls=f"{_TRANSPORTS}.ws:WSTransport",
             kwargs={"store": False},
             chained=True,
         ),
@@ -172,7 +172,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#009E73",
             summary="WebSocket mode, previous_response_id and the new items, store=true",
             user_class="WsStoredAgent",
-            cls=f"{_TRANSPORTS}:WSTransport",
+            cls=f"{_TRANSPORTS}.ws:WSTransport",
             kwargs={"store": True},
             store=True,
             chained=True,
@@ -184,7 +184,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#CC79A7",
             summary="Chat Completions, the full messages every turn",
             user_class="ChatAgent",
-            cls=f"{_TRANSPORTS}:ChatTransport",
+            cls=f"{_TRANSPORTS}.chat:ChatTransport",
             dash="2 3",
         ),
     )
