@@ -187,6 +187,27 @@ REGISTRY: dict[str, TransportSpec] = {
             cls=f"{_TRANSPORTS}.chat:ChatTransport",
             dash="2 3",
         ),
+        TransportSpec(
+            name="ws_mux",
+            label="WebSocket multiplexed",
+            color="#56B4E9",
+            summary=(
+                "WebSocket mode, previous_response_id and the new items, store=false; "
+                "sessions share connections by stream_id"
+            ),
+            user_class="WsMuxAgent",
+            cls=f"{_TRANSPORTS}.ws_mux:MuxTransport",
+            chained=True,
+            dash="1 2",
+            options=(
+                TransportOption(
+                    name="sessions_per_connection",
+                    type=int,
+                    default=8,
+                    help="agent sessions of one worker sharing each WebSocket connection",
+                ),
+            ),
+        ),
     )
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from typing import Self
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -61,7 +62,7 @@ class WSConnection:
         timeout: float = 120.0,
         tls: ssl.SSLContext | None = None,
         max_size: int | None = 64 * 1024 * 1024,
-    ) -> WSConnection:
+    ) -> Self:
         """Open ``ws://`` or ``wss://`` ``url`` and complete the handshake (``timeout``
         bounds the TCP connect; the caller bounds the rest)."""
         uri = parse_uri(url)
