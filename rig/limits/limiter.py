@@ -36,7 +36,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rig.errors import RigError
-from rig.protocol.errors import RateLimitError
+from rig.protocol.ratelimit import (
+    LIMIT_KINDS,
+    LimitExceededError,
+    LimitKind,
+    bucket_headers,
+    format_duration,
+    retry_after_headers,
+)
 
 __all__ = [
     "LIMIT_KINDS",
@@ -61,10 +68,6 @@ __all__ = [
     "rate_limit_headers",
     "refill",
 ]
-
-LimitKind = Literal["requests", "tokens", "inflight", "connections"]
-LIMIT_KINDS: tuple[LimitKind, ...] = ("requests", "tokens", "inflight", "connections")
-"""What can reject a caller; ``/stats`` counts rejections as ``rate_limited_<kind>``."""
 
 RATE_LIMITS_URL = "https://platform.openai.com/account/rate-limits"
 
@@ -149,7 +152,7 @@ class Verdict:
 
     scopes: tuple[Scope, ...]
     headers: dict[str, str]
-    error: RateLimitError | None = None
+    error: LimitExceededError | None = None
     rejection: Rejection | None = None
 
 
@@ -243,24 +246,6 @@ def check_connection(scopes: Sequence[Scope], states: Sequence[ScopeState]) -> R
 # -- what the client sees -------------------------------------------------------------------
 
 
-def format_duration(seconds: float) -> str:
-    """A wait as OpenAI's headers and messages write it (Go durations): ``20ms``, ``1s``,
-    ``1.5s``, ``6m0s``, ``1h2m3.5s``; rounded up to the millisecond."""
-    ms = math.ceil(round(seconds * 1000, 6)) if seconds > 0 else 0
-    if ms == 0:
-        return "0s"
-    if ms < 1000:
-        return f"{ms}ms"
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
 def rate_limit_headers(
     scopes: Sequence[Scope], states: Sequence[ScopeState], retry_after_s: float | None = None
 ) -> dict[str, str]:
@@ -282,19 +267,18 @@ def rate_limit_headers(
                 tightest = (level, per_minute, reset)
         if tightest is not None:
             level, per_minute, reset = tightest
-            headers[f"x-ratelimit-limit-{kind}"] = str(per_minute)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(level)))
-            headers[f"x-ratelimit-reset-{kind}"] = format_duration(reset)
+            headers.update(bucket_headers(kind, per_minute, math.floor(level), reset))
     if retry_after_s is not None:
-        headers["retry-after"] = str(max(1, math.ceil(retry_after_s)))
-        headers["retry-after-ms"] = str(max(1, math.ceil(retry_after_s * 1000)))
+        headers.update(retry_after_headers(retry_after_s))
     return headers
 
 
 def rate_limit_error(
     rejection: Rejection, model: str | None, headers: Mapping[str, str]
-) -> RateLimitError:
-    """The OpenAI-shaped 429 for ``rejection``; its message names the scope by label only."""
+) -> LimitExceededError:
+    """The OpenAI-shaped 429 for ``rejection`` (:mod:`rig.protocol.ratelimit` says which
+    fields carry the kind and whether waiting helps); its message, for people, names the
+    scope by label only."""
     r = rejection
     subject = f"{model} in {r.scope.where}" if model else r.scope.where
     visit = f"Visit {RATE_LIMITS_URL} to learn more."
@@ -327,9 +311,8 @@ def rate_limit_error(
             f"connections, Used {r.used}, Requested 1. Close a connection, or retry when "
             "one has closed."
         )
-    return RateLimitError(
-        message, kind="tokens" if r.kind == "tokens" else "requests", headers=dict(headers)
-    )
+    too_large = r.kind == "tokens" and r.retry_after_s is None
+    return LimitExceededError(message, kind=r.kind, headers=headers, too_large=too_large)
 
 
 # -- who is limited -------------------------------------------------------------------------

@@ -55,7 +55,8 @@ class _StreamedResponse(HTTPResponse):
         self.pieces: list[bytearray] = []
         # The C parser looks ``_on_body`` up on the instance for every piece; a list's own
         # append takes each new bytearray without a Python frame or a copy.
-        self._on_body = self.pieces.append  # type: ignore[method-assign]
+        # Set in the instance's own dict, where attribute lookup finds it before the method.
+        self.__dict__["_on_body"] = self.pieces.append
 
 
 class _Body:
@@ -149,7 +150,7 @@ class HTTPConnection:
             wire = self._wire
             response = _StreamedResponse()
             pieces = response.pieces
-            body = _Body(sink)
+            answer = _Body(sink)
             got_bytes = False
             try:
                 if on_sent is not None:
@@ -160,14 +161,14 @@ class HTTPConnection:
                     if not data:
                         response.feed(b"")  # let the parser finish a close-delimited body
                         if pieces:
-                            body.take(response.status_code, pieces)
+                            answer.take(response.status_code, pieces)
                         if response.message_complete:
                             break
                         raise HTTPError("connection closed before the response was complete")
                     got_bytes = True
                     response.feed(data)
                     if pieces:
-                        body.take(response.status_code, pieces)
+                        answer.take(response.status_code, pieces)
             except (OSError, HTTPError, ValueError) as exc:
                 self.close()
                 if reused and not got_bytes and attempt == 1:
@@ -178,8 +179,8 @@ class HTTPConnection:
             return HTTPResult(
                 response.status_code,
                 {k.lower(): v for k, v in response.items()},
-                body.received,
-                bytes(body.error),
+                answer.received,
+                bytes(answer.error),
             )
         raise AssertionError("unreachable")
 

@@ -130,7 +130,7 @@ class TransportSpec:
         return build
 
 
-_TRANSPORTS = "rig.loadgen.transports"
+_TRANSPORTS = "rig.loadgen.transports"  # the package; each class in its module
 
 REGISTRY: dict[str, TransportSpec] = {
     spec.name: spec
@@ -141,7 +141,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#D55E00",
             summary="Responses API over HTTP, the full input every turn, store=false",
             user_class="HttpAgent",
-            cls=f"{_TRANSPORTS}:HTTPTransport",
+            cls=f"{_TRANSPORTS}.http:HTTPTransport",
             kwargs={"chained": False},
         ),
         TransportSpec(
@@ -150,7 +150,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#E69F00",
             summary="HTTP, previous_response_id and the new items, store=true",
             user_class="HttpChainedAgent",
-            cls=f"{_TRANSPORTS}:HTTPTransport",
+            cls=f"{_TRANSPORTS}.http:HTTPTransport",
             kwargs={"chained": True},
             store=True,
             chained=True,
@@ -162,7 +162,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#0072B2",
             summary="WebSocket mode, previous_response_id and the new items, store=false",
             user_class="WsAgent",
-            cls=f"{_TRANSPORTS}:WSTransport",
+            cls=f"{_TRANSPORTS}.ws:WSTransport",
             kwargs={"store": False},
             chained=True,
         ),
@@ -172,7 +172,7 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#009E73",
             summary="WebSocket mode, previous_response_id and the new items, store=true",
             user_class="WsStoredAgent",
-            cls=f"{_TRANSPORTS}:WSTransport",
+            cls=f"{_TRANSPORTS}.ws:WSTransport",
             kwargs={"store": True},
             store=True,
             chained=True,
@@ -184,8 +184,29 @@ REGISTRY: dict[str, TransportSpec] = {
             color="#CC79A7",
             summary="Chat Completions, the full messages every turn",
             user_class="ChatAgent",
-            cls=f"{_TRANSPORTS}:ChatTransport",
+            cls=f"{_TRANSPORTS}.chat:ChatTransport",
             dash="2 3",
+        ),
+        TransportSpec(
+            name="ws_mux",
+            label="WebSocket multiplexed",
+            color="#56B4E9",
+            summary=(
+                "WebSocket mode, previous_response_id and the new items, store=false; "
+                "sessions share connections by stream_id"
+            ),
+            user_class="WsMuxAgent",
+            cls=f"{_TRANSPORTS}.ws_mux:MuxTransport",
+            chained=True,
+            dash="1 2",
+            options=(
+                TransportOption(
+                    name="sessions_per_connection",
+                    type=int,
+                    default=8,
+                    help="agent sessions of one worker sharing each WebSocket connection",
+                ),
+            ),
         ),
     )
 }

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 
 from rig.loadgen.backoff import RetryPolicy
+from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.transports import (
     DEFAULT_RETRY,
@@ -57,6 +58,10 @@ class SessionConfig:
     """Tell the target which scenario to play (``metadata.scenario``; the mock reads it)."""
     retry: RetryPolicy = DEFAULT_RETRY
     """What to do when a rate limit refuses a turn (``--retry-policy``)."""
+    context: TransportContext | None = None
+    """The run's shared transport state and per-transport option values (one per run,
+    made by whoever runs the sessions); ``None``: each session's transport on its own,
+    with its options' defaults."""
 
 
 class AgentSession:
@@ -84,6 +89,7 @@ class AgentSession:
             timeout=config.timeout_s,
             retry=config.retry,
             seed=config.seed * 1_000_003 + session_index,
+            context=config.context,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
@@ -186,7 +192,7 @@ class AgentSession:
             cached_tokens=outcome.cached_tokens,
             output_tokens=outcome.output_tokens,
             tool_calls=len(outcome.tool_calls),
-            status=outcome.status,  # type: ignore[arg-type]
+            status=outcome.status,
             retries=outcome.retries + outcome.rate_limit_retries,
             error=outcome.error[:500],
         )

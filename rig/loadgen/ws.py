@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from typing import Self, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -61,7 +62,7 @@ class WSConnection:
         timeout: float = 120.0,
         tls: ssl.SSLContext | None = None,
         max_size: int | None = 64 * 1024 * 1024,
-    ) -> WSConnection:
+    ) -> Self:
         """Open ``ws://`` or ``wss://`` ``url`` and complete the handshake (``timeout``
         bounds the TCP connect; the caller bounds the rest)."""
         uri = parse_uri(url)
@@ -106,12 +107,13 @@ class WSConnection:
         for event in events:
             opcode = event.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                data = cast(bytes, event.data)  # the protocol's reader makes bytes
                 if event.fin:
-                    pending.append(event.data)
+                    pending.append(data)
                 else:
-                    self._fragments = [event.data]
+                    self._fragments = [data]
             elif opcode is Opcode.CONT:
-                self._fragments.append(event.data)
+                self._fragments.append(cast(bytes, event.data))
                 if event.fin:
                     pending.append(b"".join(self._fragments))
                     self._fragments = []
@@ -132,7 +134,7 @@ class WSConnection:
                     if error is not None:
                         raise WSHandshakeError(event.status_code, event.body or b"") from error
                     done = True
-                else:
+                elif isinstance(event, Frame):
                     frames.append(event)  # arrived with the handshake response
             self._collect(frames)
             if done:
@@ -159,7 +161,8 @@ class WSConnection:
             if protocol.state is State.CLOSED:
                 raise self._closed()
             more = self._read()
-            control = self._collect(protocol.events_received())
+            # Past the handshake a client protocol yields frames only.
+            control = self._collect(cast(list[Frame], protocol.events_received()))
             if control or not more or protocol.state is not State.OPEN:
                 self._flush()
             if not more and not self._pending:

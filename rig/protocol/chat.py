@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from rig.protocol.ids import new_id
-from rig.protocol.requests import ContentPart, TranscriptItem, content_text, invalid_request_from
+from rig.protocol.requests import ContentPart, TranscriptItem, invalid_request_from
+from rig.protocol.transcript import items_from_chat, tools_from_chat
 
 __all__ = [
     "ChatRequest",
@@ -131,47 +132,14 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
 
 
 def normalize_messages(request: ChatRequest) -> list[TranscriptItem]:
-    """The messages as normalised transcript items (same shapes as the Responses side)."""
-    items: list[TranscriptItem] = []
-    for message in request.messages:
-        if isinstance(message, AssistantMessage):
-            if message.content:
-                text = content_text(message.content)
-                items.append({"type": "message", "role": "assistant", "content": text})
-            for call in message.tool_calls or ():
-                items.append(
-                    {
-                        "type": "function_call",
-                        "call_id": call.id,
-                        "name": call.function.name,
-                        "arguments": call.function.arguments or "",
-                    }
-                )
-        elif isinstance(message, ToolMessage):
-            items.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": message.tool_call_id,
-                    "output": content_text(message.content),
-                }
-            )
-        else:
-            text = content_text(message.content)
-            items.append({"type": "message", "role": message.role, "content": text})
-    return items
+    """The messages as normalised transcript items (same shapes as the Responses side;
+    :func:`rig.protocol.transcript.items_from_chat`)."""
+    return items_from_chat(message.model_dump(exclude_none=True) for message in request.messages)
 
 
 def responses_tools(request: ChatRequest) -> list[dict[str, Any]]:
     """The request's tools in the Responses API format."""
-    return [
-        {
-            "type": "function",
-            "name": tool.function.name,
-            "description": tool.function.description,
-            "parameters": tool.function.parameters,
-        }
-        for tool in request.tools or ()
-    ]
+    return tools_from_chat(tool.model_dump() for tool in request.tools or ())
 
 
 def chat_usage(prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> dict[str, Any]:

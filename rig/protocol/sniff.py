@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-__all__ = ["TERMINAL_TYPES", "event_type", "is_terminal", "is_terminal_event"]
+__all__ = ["TERMINAL_TYPES", "event_type", "is_terminal", "is_terminal_event", "stream_id"]
 
 TERMINAL_TYPES = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "error"}
@@ -57,3 +57,28 @@ def is_terminal_event(raw: bytes) -> bool:
         if end > 9 and raw.find(b"\\", 9, end) < 0:
             return False  # a plain type that is none of the terminal ones
     return event_type(raw) in TERMINAL_TYPES
+
+
+_STREAM_ID_KEY = b'"stream_id":"'
+
+
+def stream_id(raw: bytes) -> str | None:
+    """The top-level ``stream_id`` of the JSON event ``raw`` (``None`` if it has none).
+
+    Servers, ours included, add ``stream_id`` last, so a compact event ends with
+    ``"stream_id":"<id>"}`` and the lane is read from its end without a parse; anything
+    else falls back to a full parse.
+    """
+    if raw.endswith(b'"}'):
+        start = raw.rfind(_STREAM_ID_KEY)
+        if start > 0 and raw[start - 1 : start] == b",":
+            begin = start + len(_STREAM_ID_KEY)
+            end = len(raw) - 2
+            if raw.find(b'"', begin, end) < 0 and raw.find(b"\\", begin, end) < 0:
+                return raw[begin:end].decode()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    lane = value.get("stream_id") if isinstance(value, dict) else None
+    return lane if isinstance(lane, str) else None

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from rig.loadgen.backoff import parse_retry_policy
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
+from rig.loadgen.transports import TurnInput, make_transport
+from rig.loadgen.wire import WireCounter
 from rig.metrics.records import RateLimitRecord, RecordTags, TaskRecord, TurnRecord
+from rig.protocol.client import chat_body
+from rig.protocol.transcript import chat_tools
+from rig.protocol.ws import encode_client_event
 from rig.workload.scenarios import builtin_scenarios
+from rig.workload.tools import INSTRUCTIONS, TOOLS
 from tests.servers import start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
@@ -104,3 +111,54 @@ def test_a_refused_websocket_handshake_is_a_connections_rate_limit() -> None:
     assert [h.limit for h in hits] == ["connections"]
     assert turns[0].status == "rate_limited"
     assert not task.ok
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_turn_that_succeeds_after_a_429_is_clean_and_counts_every_attempt(
+    limited_url: str, transport: str
+) -> None:
+    transport_ = make_transport(
+        transport,
+        Target.from_url(limited_url),
+        WireCounter(),
+        instructions=INSTRUCTIONS,
+        tools=TOOLS,
+        retry=parse_retry_policy("backoff:base=0.2,cap=5,attempts=20"),
+    )
+    prompt = {"role": "user", "content": "Fix the failing formatDate test, please."}
+    try:
+        for _ in range(10):  # the bucket holds 3: one of the first few turns is refused
+            outcome = transport_.turn(TurnInput([prompt], [prompt], None, {}))
+            if outcome.rate_limit_retries:
+                break
+        else:
+            pytest.fail("no turn met the rate limit")
+    finally:
+        transport_.close()
+    assert outcome.status == "ok"
+    assert (outcome.error, outcome.error_code, outcome.limit, outcome.retry_after_s) == (
+        "",
+        None,
+        "",
+        None,
+    )
+    if transport == "chat":
+        body = chat_body(
+            model="mock-agent",
+            instructions=INSTRUCTIONS,
+            tools=chat_tools(TOOLS),
+            transcript=[prompt],
+        )
+        one_attempt = len(orjson.dumps(body))
+    elif transport == "http":
+        one_attempt = len(
+            orjson.dumps(
+                {**transport_._body(TurnInput([prompt], [prompt], None, {}), False), "stream": True}
+            )
+        )
+    else:
+        one_attempt = len(
+            encode_client_event(transport_._body(TurnInput([prompt], [prompt], None, {}), True))
+        )
+    # Every attempt's body crossed the wire: bytes add up over attempts.
+    assert outcome.body_bytes_sent == (outcome.rate_limit_retries + 1) * one_attempt

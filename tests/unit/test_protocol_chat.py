@@ -14,6 +14,7 @@ from rig.protocol.chat import (
     responses_tools,
 )
 from rig.protocol.errors import InvalidRequestError
+from rig.protocol.transcript import chat_messages, chat_tools, items_from_chat, tools_from_chat
 
 BODY = {
     "model": "m",
@@ -96,3 +97,40 @@ def test_completion_parses_as_sdk_completion() -> None:
     )
     assert done.choices[0].finish_reason == "tool_calls"
     assert done.choices[0].message.tool_calls[0].id == "call_1"
+
+
+TRANSCRIPT = [
+    {"type": "message", "role": "user", "content": "Fix it"},
+    {"type": "message", "role": "assistant", "content": "Looking."},
+    {"type": "function_call", "call_id": "c1", "name": "read_file", "arguments": "{}"},
+    {"type": "function_call", "call_id": "c2", "name": "grep", "arguments": '{"q":"x"}'},
+    {"type": "function_call_output", "call_id": "c1", "output": "file text"},
+    {"type": "function_call_output", "call_id": "c2", "output": "no match"},
+    {"type": "message", "role": "assistant", "content": "Done."},
+]
+
+
+def test_transcript_items_round_trip_through_chat_messages() -> None:
+    messages = chat_messages("Be brief.", TRANSCRIPT)
+    assert messages[2]["tool_calls"][1]["id"] == "c2"  # text and calls: one assistant message
+    back = items_from_chat(messages)
+    assert back == [{"type": "message", "role": "system", "content": "Be brief."}, *TRANSCRIPT]
+    # The server's side reads the same messages the same way.
+    request = parse_chat_request({"model": "m", "messages": messages})
+    assert normalize_messages(request) == back
+
+
+def test_function_tools_round_trip_through_chat_tools() -> None:
+    tools = [
+        {
+            "type": "function",
+            "name": "read_file",
+            "description": "d",
+            "parameters": {"type": "object"},
+        }
+    ]
+    assert tools_from_chat(chat_tools(tools)) == tools
+    request = parse_chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": chat_tools(tools)}
+    )
+    assert responses_tools(request) == tools

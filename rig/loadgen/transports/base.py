@@ -1,0 +1,312 @@
+"""What every transport shares: a turn's input and outcome, its clock, the retry loop.
+
+A transport carries the turns of one agent session. It builds each body and reads each
+answer through :mod:`rig.protocol.client` (no protocol code here), counts bytes on the
+session's :class:`~rig.loadgen.wire.WireCounter` and times with one monotonic clock.
+Recovery follows the protocol: a ``previous_response_not_found`` answer, or a WebSocket
+that closed (age limit, restart), is recovered by resending the full context without
+``previous_response_id`` - or, with ``store=true``, by continuing from the store over a
+new connection - and the turn is recorded with status ``reconnected``. A turn, recoveries
+included, has one deadline (``timeout``, the ``--request-timeout``): one timer per turn,
+not one per read. A rate-limited attempt is repeated as the retry policy says.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from rig.loadgen import registry
+from rig.loadgen.backoff import RetryPolicy
+from rig.loadgen.http import HTTPError
+from rig.loadgen.registry import TransportContext
+from rig.loadgen.target import Target
+from rig.loadgen.wire import TcpInfo, WireCounter
+from rig.loadgen.ws import WSClosedError, WSHandshakeError
+from rig.metrics.records import Status
+from rig.protocol.client import FIRST_DELTA, FIRST_EVENT, TurnResult, error_result, responses_body
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "MAX_RECOVERIES",
+    "TRANSPORT_NAMES",
+    "Rejection",
+    "Transport",
+    "TurnInput",
+    "TurnOutcome",
+    "TurnTiming",
+    "make_transport",
+]
+
+TRANSPORT_NAMES = registry.names()
+MAX_RECOVERIES = 2
+
+
+@dataclass
+class TurnInput:
+    """What the agent sends this turn, in Responses API item form."""
+
+    transcript: list[dict[str, Any]]
+    """The whole conversation so far, ending with this turn's new items."""
+    new_items: list[dict[str, Any]]
+    """Items added since the previous response (the user prompt, or tool outputs)."""
+    previous_response_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+DEFAULT_RETRY = RetryPolicy()
+"""Honour retry-after with jittered exponential back-off (rig.loadgen.backoff)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One attempt a rate limit refused: when, which limit, what the target said."""
+
+    ts: float
+    limit: str
+    retry_after_ms: float
+    remaining: int
+    waited_ms: float = 0.0
+    """How long the session then waited before trying again (0: it gave up)."""
+
+
+@dataclass
+class TurnOutcome:
+    """What came back, and what it cost on the wire and in time."""
+
+    status: Status = "ok"
+    response_id: str | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    body_bytes_sent: int = 0
+    body_bytes_recv: int = 0
+    ttfb_ms: float = 0.0
+    ttft_ms: float = 0.0
+    turn_ms: float = 0.0
+    retries: int = 0
+    error: str = ""
+    error_code: str | None = None
+    limit: str = ""
+    """For a rate-limited attempt: which limit (requests, tokens, inflight, connections)."""
+    retry_after_s: float | None = None
+    """For a rate-limited attempt: how long the target asked the client to wait."""
+    remaining: int = -1
+    """For a rate-limited attempt: what the target said was left of that limit (-1: not said)."""
+    retryable: bool = True
+    """For a rate-limited attempt: ``False`` when waiting cannot help (request too large)."""
+    rejections: list[Rejection] = field(default_factory=list)
+    """Every rate-limited attempt of this turn, retried or not."""
+    rate_limit_retries: int = 0
+    """Attempts repeated after a rate limit (besides ``retries``, the recoveries)."""
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The function calls the model made."""
+        return [item for item in self.output if item.get("type") == "function_call"]
+
+    def apply(self, result: TurnResult) -> None:
+        """Take an attempt's result, replacing whatever an earlier attempt left (its
+        error text and rate-limit details go when a later attempt succeeds)."""
+        self.status = result.status
+        self.response_id = result.response_id
+        self.output = result.output
+        self.input_tokens = result.input_tokens
+        self.cached_tokens = result.cached_tokens
+        self.output_tokens = result.output_tokens
+        self.error = result.error
+        self.error_code = result.error_code
+        info = result.rate_limit
+        if info is None:
+            self.limit, self.retry_after_s, self.remaining, self.retryable = "", None, -1, True
+        else:
+            self.limit = info.limit
+            self.retry_after_s = info.retry_after_s
+            self.remaining = info.remaining
+            self.retryable = info.retryable
+
+
+class TurnTiming:
+    """One turn's clock: start at the first request byte, marks on the way back (the
+    readers of :mod:`rig.protocol.client` say which marks an arrival was)."""
+
+    __slots__ = ("first_delta", "first_event", "start")
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.first_event: float | None = None
+        self.first_delta: float | None = None
+
+    def sent(self) -> None:
+        """The turn starts (the first attempt's first byte, or its connect)."""
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def mark(self, marks: int) -> None:
+        """Something arrived now that set ``marks`` (``FIRST_EVENT``, ``FIRST_DELTA``)."""
+        now = time.perf_counter()
+        if marks & FIRST_EVENT and self.first_event is None:
+            self.first_event = now
+        if marks & FIRST_DELTA and self.first_delta is None:
+            self.first_delta = now
+
+    def restart_marks(self) -> None:
+        """A new attempt after a rate limit: its events count, not the refusal's."""
+        self.first_event = self.first_delta = None
+
+    def finish(self, outcome: TurnOutcome) -> None:
+        """Write the turn's times into ``outcome``."""
+        end = time.perf_counter()
+        start = self.start if self.start is not None else end
+        outcome.turn_ms = (end - start) * 1000
+        outcome.ttfb_ms = ((self.first_event or end) - start) * 1000
+        outcome.ttft_ms = ((self.first_delta or self.first_event or end) - start) * 1000
+
+
+class Transport:
+    """Carries turns for one agent session; one instance per session."""
+
+    name = "abstract"
+    store = False
+    chained = False
+
+    def __init__(
+        self,
+        target: Target,
+        counter: WireCounter,
+        *,
+        instructions: str,
+        tools: Sequence[dict[str, Any]],
+        timeout: float = 120.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        seed: int = 0,
+        context: TransportContext | None = None,
+    ):
+        self.target = target
+        self.counter = counter
+        self.instructions = instructions
+        self.tools = list(tools)
+        self.timeout = timeout
+        self.retry = retry
+        self._rng = random.Random(seed)
+        self.context = context
+        """The run's shared state; ``None`` outside a run (a transport that needs one
+        makes a private one)."""
+
+    def turn(self, turn: TurnInput) -> TurnOutcome:
+        """Run one turn; never raises for target or network failures (status says)."""
+        return self._run(turn)
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's byte counters of the current connection, if one is open."""
+        return None
+
+    def _body(self, turn: TurnInput, chained: bool) -> dict[str, Any]:
+        """This turn's Responses API body: the new items after ``previous_response_id``
+        when ``chained`` (and there is one), else the whole transcript."""
+        chain = chained and turn.previous_response_id
+        return responses_body(
+            model=self.target.model,
+            instructions=self.instructions,
+            tools=self.tools,
+            store=self.store,
+            input=turn.new_items if chain else turn.transcript,
+            previous_response_id=turn.previous_response_id if chain else None,
+            metadata=turn.metadata,
+        )
+
+    def _run(self, turn: TurnInput) -> TurnOutcome:
+        """The turn, repeated after each rate-limited attempt as the retry policy says:
+        times run from the first attempt (waits included), bytes add up over attempts."""
+        outcome = TurnOutcome()
+        timing = TurnTiming()
+        sent0, recv0 = self.counter.snapshot()
+        attempt = 0
+        while True:
+            self._attempt(turn, outcome, timing)
+            if outcome.status != "rate_limited":
+                break
+            wait_ms = (outcome.retry_after_s or 0.0) * 1000
+            attempt += 1
+            delay = self.retry.delay(attempt, outcome.retry_after_s, self._rng)
+            if not outcome.retryable:
+                delay = None
+            outcome.rejections.append(
+                Rejection(
+                    time.time(), outcome.limit, wait_ms, outcome.remaining, (delay or 0.0) * 1000
+                )
+            )
+            if delay is None:
+                break
+            outcome.rate_limit_retries += 1
+            timing.restart_marks()
+            gevent.sleep(delay)
+        timing.finish(outcome)
+        sent1, recv1 = self.counter.snapshot()
+        outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
+        return outcome
+
+    def _attempt(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
+        """One attempt (with its protocol recoveries) under the turn timeout."""
+        deadline = gevent.Timeout(self.timeout)
+        deadline.start()
+        try:
+            self._attempts(turn, outcome, timing)
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            outcome.status = "timeout"
+            outcome.error = f"timed out: the turn took longer than {self.timeout:g} s"
+            self._drop()
+        except TimeoutError as exc:  # connecting
+            outcome.status, outcome.error = "timeout", f"timed out: {exc}"
+            self._drop()
+        except WSHandshakeError as exc:
+            if exc.status == 429:  # too many connections: a rate limit on the handshake
+                outcome.apply(error_result(429, exc.body, default_limit="connections"))
+            else:
+                outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        except (OSError, HTTPError, WSClosedError) as exc:
+            outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        finally:
+            deadline.close()
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        """Forget a connection after a failure."""
+
+
+def make_transport(
+    name: str,
+    target: Target,
+    counter: WireCounter,
+    *,
+    context: TransportContext | None = None,
+    **common: Any,
+) -> Transport:
+    """The transport registered as ``name`` (:mod:`rig.loadgen.registry`); ``common`` are
+    the keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
+    ``retry``, ``seed``); the transport's own options come from ``context`` (their
+    defaults without one) as keywords."""
+    spec = registry.spec(name)
+    if context is not None:
+        options: Mapping[str, Any] = context.options(name)
+    else:
+        options = {option.name: option.default for option in spec.options}
+    transport: Transport = spec.factory()(target, counter, context=context, **options, **common)
+    return transport

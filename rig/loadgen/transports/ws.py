@@ -1,0 +1,112 @@
+"""Responses API WebSocket mode, one connection per session: ``ws`` (``store=false``) and
+``ws_stored`` (``store=true``), ``previous_response_id`` and the new items every turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from websockets.exceptions import InvalidState
+
+from rig.loadgen.target import Target
+from rig.loadgen.transports.base import (
+    MAX_RECOVERIES,
+    Transport,
+    TurnInput,
+    TurnOutcome,
+    TurnTiming,
+)
+from rig.loadgen.wire import TcpInfo, WireCounter
+from rig.loadgen.ws import WSClosedError, WSConnection
+from rig.protocol.client import ResponsesStreamReader, TurnResult
+from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_client_event
+
+__all__ = ["WSTransport"]
+
+
+class WSTransport(Transport):
+    """Responses API WebSocket mode: ``ws`` (``store=false``) or ``ws_stored``."""
+
+    chained = True
+
+    def __init__(self, target: Target, counter: WireCounter, *, store: bool, **kw: Any):
+        super().__init__(target, counter, **kw)
+        self.store = store
+        self.name = "ws_stored" if store else "ws"
+        self.connection: WSConnection | None = None
+        self.connects = 0
+
+    def _connect(self) -> WSConnection:
+        connection = WSConnection.connect(
+            self.target.ws_url,
+            self.counter,
+            headers=self.target.auth_headers(),
+            timeout=self.timeout,
+            tls=self.target.ssl_context(),
+        )
+        self.connects += 1
+        return connection
+
+    def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
+        chained = True
+        for _ in range(MAX_RECOVERIES + 1):
+            timing.sent()  # the handshake counts toward the turn's time and bytes
+            if self.connection is None or not self.connection.open:
+                if self.connection is not None or self.connects:
+                    # A new connection after the first: memory of the old one is gone.
+                    outcome.retries += 1
+                    chained = chained and self.store
+                self.connection = self._connect()
+            payload = encode_client_event(self._body(turn, chained))
+            try:
+                result = self._exchange(self.connection, payload, outcome, timing)
+            except (WSClosedError, InvalidState, ConnectionError):
+                # Closed or reset under us (age limit, restart): reconnect and resend.
+                self.connection.close()
+                self.connection = None
+                continue
+            outcome.apply(result)
+            if outcome.error_code == CONNECTION_LIMIT_CODE:
+                self.connection.close()
+                self.connection = None
+                continue
+            if outcome.error_code == "previous_response_not_found" and chained:
+                chained = False
+                outcome.retries += 1
+                continue
+            if outcome.status == "ok" and outcome.retries:
+                outcome.status = "reconnected"
+            return
+        outcome.status = "error"
+        outcome.error = outcome.error or "connection kept closing; gave up"
+
+    def _exchange(
+        self, connection: WSConnection, payload: bytes, outcome: TurnOutcome, timing: TurnTiming
+    ) -> TurnResult:
+        connection.send_text(payload)
+        outcome.body_bytes_sent += len(payload)  # written: a stale connection takes it too
+        reader = ResponsesStreamReader()
+        feed, mark = reader.feed_messages, timing.mark
+        try:
+            while reader.raw is None:
+                marks = feed(connection.receive())
+                if marks:
+                    mark(marks)
+        finally:
+            outcome.body_bytes_recv += reader.body_bytes
+        connection.unreceive(reader.leftover)  # e.g. a stale age-limit error
+        return reader.result()
+
+    def _drop(self) -> None:
+        if self.connection is not None:
+            self.connection.abort()
+            self.connection = None
+
+    def tcp_info(self) -> TcpInfo | None:
+        """The kernel's counters of the WebSocket's connection."""
+        return self.connection.wire.tcp_info() if self.connection is not None else None
+
+    def close(self) -> None:
+        """Close the WebSocket."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
