@@ -23,7 +23,6 @@ the run directory at the end (report, verdict) is the caller's: ``on_end``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import os
@@ -330,19 +329,18 @@ class LocustRun:
             target=self.target.name,
             worker=worker,
         )
-        settings: dict[str, Any] = {
-            "transport": transport,
-            "scenario": scenario,
-            "target": self.target,
-            "tags": tags,
-            "seed": self.options.seed,
-            "time_scale": self.options.time_scale,
-            "timeout_s": self.options.request_timeout,
-            "retry": self.retry,
-        }
-        if "context" in {f.name for f in dataclasses.fields(SessionConfig)}:
-            settings["context"] = self.context  # the run's shared transport state
-        return SessionConfig(**settings), index
+        config = SessionConfig(
+            transport=transport,
+            scenario=scenario,
+            target=self.target,
+            tags=tags,
+            seed=self.options.seed,
+            time_scale=self.options.time_scale,
+            timeout_s=self.options.request_timeout,
+            retry=self.retry,
+            context=self.context,  # the run's shared transport state (ws_mux's pool)
+        )
+        return config, index
 
     def _on_test_start(self, environment: Environment, **_: Any) -> None:
         if environment.parsed_options is not None:
