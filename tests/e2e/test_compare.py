@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, start_mock
 
 QUICK = ["--users", "2", "--duration", "4", "--time-scale", "0.02", "--preset", "instant"]
 
@@ -141,3 +142,32 @@ def test_report_on_a_non_run_directory_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert str(tmp_path) in done.stderr
+
+
+def test_ws_mux_is_a_sixth_cell_with_fewer_sockets_than_sessions(tmp_path: Path) -> None:
+    """``rig compare`` runs the registered ``ws_mux`` like any transport: in the table and
+    summary.json, on fewer sockets than sessions, every turn reconciled with the mock."""
+    process, url = start_mock("--preset", "instant")
+    try:
+        done = _compare(
+            tmp_path, *QUICK, "--users", "6", "--transports", "http,ws_mux",
+            "--ws-mux-sessions-per-connection", "3", "--target-url", url,
+        )  # fmt: skip
+        stats = httpx.get(url.removesuffix("/v1") + "/stats", timeout=30).json()
+    finally:
+        process.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "WebSocket multiplexed" in done.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["transports"]["ws_mux"]["tasks"] > 0
+    assert summary["transports"]["ws_mux"]["errors"] == 0
+    turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
+    mux = [t for t in turns if t["transport"] == "ws_mux"]
+    http = [t for t in turns if t["transport"] == "http"]
+    assert mux and all(t["status"] == "ok" for t in turns)
+    # 6 ws_mux sessions at 3 per connection: 2 WebSockets (the http sessions open none).
+    assert stats["connections_total"] == 2
+    assert stats["responses_completed"] == len(turns)
+    assert stats["bytes_in"] == sum(t["body_bytes_sent"] for t in turns)
+    assert stats["bytes_out"] == sum(t["body_bytes_recv"] for t in turns)
