@@ -1,49 +1,7 @@
-"""Rate limits: token buckets, the limits file, and their memory and Redis stores."""
+"""Rate limits: token buckets, the limits file, and their memory and Redis stores
+(:mod:`rig.limits.limiter`; everything it offers is offered here)."""
 
-from rig.limits.limiter import (
-    LIMIT_KINDS,
-    LimitPolicy,
-    Limits,
-    LimitsFileError,
-    LimitStore,
-    MemoryLimitStore,
-    RateLimiter,
-    RedisLimitStore,
-    Rejection,
-    Scope,
-    ScopeState,
-    Verdict,
-    admit_response,
-    check_connection,
-    check_response,
-    format_duration,
-    load_limits_file,
-    open_limit_store,
-    rate_limit_error,
-    rate_limit_headers,
-    refill,
-)
+from rig.limits import limiter as _limiter
+from rig.limits.limiter import *  # noqa: F403 - the package's face is the module's
 
-__all__ = [
-    "LIMIT_KINDS",
-    "LimitPolicy",
-    "LimitStore",
-    "Limits",
-    "LimitsFileError",
-    "MemoryLimitStore",
-    "RateLimiter",
-    "RedisLimitStore",
-    "Rejection",
-    "Scope",
-    "ScopeState",
-    "Verdict",
-    "admit_response",
-    "check_connection",
-    "check_response",
-    "format_duration",
-    "load_limits_file",
-    "open_limit_store",
-    "rate_limit_error",
-    "rate_limit_headers",
-    "refill",
-]
+__all__ = list(_limiter.__all__)

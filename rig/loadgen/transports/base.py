@@ -133,6 +133,18 @@ class TurnOutcome:
             self.remaining = info.remaining
             self.retryable = info.retryable
 
+    def resend_in_full(self, chained: bool) -> bool:
+        """After an answer: whether the turn must be sent again with its whole context
+        (a continuation whose ``previous_response_id`` the target does not know: the
+        documented recovery, counted in ``retries``). Otherwise the turn is over, and a
+        success after recoveries is marked ``reconnected``."""
+        if chained and self.error_code == "previous_response_not_found":
+            self.retries += 1
+            return True
+        if self.status == "ok" and self.retries:
+            self.status = "reconnected"
+        return False
+
 
 class TurnTiming:
     """One turn's clock: start at the first request byte, marks on the way back (the

@@ -90,11 +90,7 @@ class HTTPTransport(OverHTTP):
                 outcome.apply(error_result(result.status, result.error_body, result.headers))
             else:
                 outcome.apply(reader.result())
-            if outcome.error_code == "previous_response_not_found" and chained:
-                # The documented recovery: resend the whole context, no previous id.
+            if outcome.resend_in_full(chained):  # previous_response_not_found
                 chained = False
-                outcome.retries += 1
                 continue
-            if outcome.status == "ok" and outcome.retries:
-                outcome.status = "reconnected"
             return

@@ -350,12 +350,9 @@ class MuxTransport(Transport):
             if lane.failure is not None:
                 continue  # the connection died under the turn: over to a new one
             outcome.apply(reader.result())
-            if outcome.error_code == "previous_response_not_found" and chained:
+            if outcome.resend_in_full(chained):  # previous_response_not_found
                 chained = False
-                outcome.retries += 1
                 continue
-            if outcome.status == "ok" and outcome.retries:
-                outcome.status = "reconnected"
             return
         outcome.status = "error"
         outcome.error = outcome.error or "connection kept closing; gave up"
