@@ -33,7 +33,7 @@ from rig.metrics.rundir import RunDirectory
 from tests.servers import InfluxDBServer, ManagedProcess, free_port, start_mock
 
 RECORD_FILES = {"turn": "turns", "task": "tasks", "rig": "health", "ratelimit": "ratelimits"}
-FINAL_FLUSH_S = 3.0
+FINAL_FLUSH_S = 8.0
 """The sink's final wait in these runs (``--influx-final-flush``)."""
 
 
@@ -118,9 +118,10 @@ def test_influxdb_killed_mid_run_every_point_is_written_or_counted_dropped_and_a
         rig.stop()
     output = "".join(rig.output)
     assert code == 1, output[-3000:]
-    # One bounded wait: the final flush's 3 s, not the old 30 s + 30 s (tasks in flight
-    # finish at once with instant tools; the rest is rendering the report).
-    assert ending_s < FINAL_FLUSH_S + 20, f"the run took {ending_s:.0f} s to end"
+    # One bounded wait, not one at the test's stop and another at quitting (it was 30 s
+    # + 30 s): tasks in flight finish at once with instant tools, and the rest (the
+    # report) takes far less than a second wait would.
+    assert FINAL_FLUSH_S <= ending_s < 2 * FINAL_FLUSH_S, f"the run took {ending_s:.1f} s to end"
 
     run = _only_run(out)
     made = sum(len(list(run.records(kind))) for kind in RECORD_FILES)
