@@ -369,6 +369,13 @@ class RunOptions:
     )
     influx_batch_size: int = option("points per write", _RUN, default=5_000, type=int)
     influx_flush_interval: float = option("seconds between writes", _RUN, default=1.0, type=float)
+    influx_final_flush: float = option(
+        "at the end, the most the sink waits, in all, to send what is queued; what is not "
+        "sent by then is counted dropped (30s)",
+        _RUN,
+        default=30.0,
+        type=parse_duration,
+    )
     transport_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each transport's own settings given (``--ws-mux-sessions-per-connection``), by
     transport and option name; see :class:`~rig.loadgen.registry.TransportContext`."""

@@ -69,8 +69,6 @@ log = logging.getLogger("rig.loadgen")
 
 RECORDS_MESSAGE = "rig_records"
 BATCH_INTERVAL_S = 1.0
-FINAL_FLUSH_S = 30.0
-"""Seconds the InfluxDB sink gets to send what is queued when the test stops."""
 
 
 class RecordRelay:
@@ -239,6 +237,10 @@ class LocustRun:
         self.influx: InfluxSink | None = None
         self.influx_backlog: list[Any] | None = None
         """Records made while the InfluxDB sink is being checked at start."""
+        self.influx_deadline: float | None = None
+        """When the sink's final attempt must end (``time.monotonic()``): set when the
+        test stops, shared by the flush then and the close at quitting, so the two
+        together wait at most ``--influx-final-flush``."""
         self._listeners: list[tuple[Any, Callable[..., None]]] = []
 
     @classmethod
@@ -347,6 +349,7 @@ class LocustRun:
             # A worker has the master's options now (its spawn job brought them).
             self.options = RunOptions.from_namespace(environment.parsed_options)
         self.run_id = self.options.run_id or self.run_id or new_run_id()
+        self.influx_deadline = None
         relay = self.relay
         if not relay.is_worker:
             relay.open(self.run_id, self.meta())
@@ -374,17 +377,24 @@ class LocustRun:
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
         if isinstance(runner, MasterRunner):
-            _collect_finals(runner, self.relay)
+            _collect_finals(runner, self.relay, self.options.influx_final_flush)
         if self.monitor is not None:
             self.monitor.stop()
             self.monitor = None
         counts = None
         if self.influx is not None and not isinstance(runner, MasterRunner):
-            if not self.influx.flush(timeout_s=FINAL_FLUSH_S):
-                log.warning(
-                    "InfluxDB: %d points still queued after the final flush", self.influx.queued
-                )
+            # The final attempt, then the final figures: what it could not send by the
+            # deadline is counted dropped before the counts are taken and relayed.
+            self.influx.finish(timeout_s=self._influx_time_left())
             counts = self.influx.counts()
+            if counts[1]:
+                log.warning(
+                    "InfluxDB: %d of %d points dropped (last error: %s); the run directory "
+                    "has every record",
+                    counts[1],
+                    sum(counts),
+                    self.influx.last_error or "buffer full",
+                )
         self.relay.stop_shipping(sink=counts)
         if isinstance(runner, WorkerRunner) and hasattr(runner, "_send_stats"):
             # Users have stopped: report the last requests now. Otherwise a worker's
@@ -407,9 +417,16 @@ class LocustRun:
                 if self.on_end is not None and relay.run is not None:
                     self.on_end(environment, self)
             if influx is not None:
-                influx.close(timeout_s=FINAL_FLUSH_S)
+                influx.close(timeout_s=self._influx_time_left())
         finally:
             self.detach()
+
+    def _influx_time_left(self) -> float:
+        """What is left of the sink's one final wait (``--influx-final-flush``), starting
+        it on first use: the flush when the test stops and the close at quitting share it."""
+        if self.influx_deadline is None:
+            self.influx_deadline = time.monotonic() + self.options.influx_final_flush
+        return max(0.0, self.influx_deadline - time.monotonic())
 
     def detach(self) -> None:
         """Stop listening to the environment's events and close what the run shares."""
@@ -458,7 +475,7 @@ def run_of(environment: Environment) -> LocustRun:
     return run
 
 
-def _collect_finals(runner: MasterRunner, relay: RecordRelay) -> None:
+def _collect_finals(runner: MasterRunner, relay: RecordRelay, final_flush_s: float) -> None:
     """On the master: get every worker's final records while Locust still listens.
 
     A headless master at its run time (or the end of a shape) quits straight away: it tells
@@ -474,7 +491,7 @@ def _collect_finals(runner: MasterRunner, relay: RecordRelay) -> None:
         return
     for client in pending:
         runner.server.send_to_client(Message("quit", None, client.id))
-    deadline = time.monotonic() + (runner.environment.stop_timeout or 0) + FINAL_FLUSH_S + 5
+    deadline = time.monotonic() + (runner.environment.stop_timeout or 0) + final_flush_s + 5
     waiting = {client.id for client in pending}
     while waiting - relay.finals and time.monotonic() < deadline:
         gevent.sleep(0.05)

@@ -4,7 +4,10 @@ One writer greenlet per process takes encoded lines from a bounded queue and pos
 batches (by size and by interval), gzip-compressed, retrying with jittered exponential
 back-off on 5xx, 429 and connection errors. A record that finds the queue full is counted
 as dropped, never silently: :attr:`InfluxSink.points_dropped` goes into the ``rig``
-measurement and the summary. A final flush at the end of the test sends what is queued.
+measurement and the summary. At the end of the test one bounded final attempt
+(:meth:`InfluxSink.finish`) sends what is queued; what it could not send by its deadline
+(InfluxDB down or hung) is counted dropped before the run's figures are taken, so
+``points_written + points_dropped`` is every point the process made.
 
 Two backends, chosen by ``--sink``:
 
@@ -270,6 +273,8 @@ class InfluxSink:
         self._closing = False
         self._give_up_at: float | None = None
         self._writer: gevent.Greenlet | None = None
+        self._sending = 0
+        """Points of the batch being sent (neither written nor dropped yet)."""
 
     @classmethod
     def from_config(cls, config: InfluxConfig) -> InfluxSink:
@@ -315,22 +320,50 @@ class InfluxSink:
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Send everything queued now; ``True`` when the queue emptied within ``timeout_s``."""
         self._wake.set()
-        return self._idle.wait(timeout_s)
+        return self._idle.wait(max(0.0, timeout_s))
+
+    def finish(self, timeout_s: float) -> bool:
+        """The final attempt: send what is queued, taking at most ``timeout_s`` in all.
+
+        A failing batch is retried only until then, and at that moment whatever is still
+        queued or being sent is counted dropped (an unreachable or hung InfluxDB cannot
+        hold the run longer): afterwards :meth:`counts` are final for what was recorded so
+        far, and the sink is still open for more points (the run's ``run`` point).
+        ``True`` when nothing had to be given up at the deadline.
+        """
+        self._give_up_at = time.monotonic() + max(0.0, timeout_s)
+        try:
+            drained = self.flush(timeout_s)
+            if not drained:
+                self._abandon()
+            return drained
+        finally:
+            self._give_up_at = None
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Final flush, then stop. What could not be sent by ``timeout_s`` counts as dropped."""
-        self._give_up_at = time.monotonic() + timeout_s
-        self.flush(timeout_s)
+        self.finish(timeout_s)
         self._closing = True
         if self._writer is not None:
-            self._wake.set()
-            self._writer.join(timeout=5)
             self._writer.kill()
             self._writer = None
-        if self._queue:
-            self.points_dropped += len(self._queue)
-            self._queue.clear()
         self.backend.close()
+
+    def _abandon(self) -> None:
+        """Stop the writer where it is (a send in flight is not waited for) and count the
+        batch it held and everything queued as dropped; a new writer takes later points."""
+        if self._writer is not None:
+            self._writer.kill()
+            self._writer = None
+        lost = self._sending + len(self._queue)
+        if lost:
+            log.error("InfluxDB: %d points not sent by the final deadline, dropped", lost)
+        self.points_dropped += lost
+        self._sending = 0
+        self._queue.clear()
+        self._idle.set()
+        if not self._closing:
+            self.start()
 
     def _run(self) -> None:
         while not self._closing:
@@ -339,7 +372,9 @@ class InfluxSink:
             while self._queue and not self._closing:
                 count = min(self.batch_size, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(count)]
+                self._sending = len(batch)
                 self._send(batch)
+                self._sending = 0
             if not self._queue:
                 self._idle.set()
 

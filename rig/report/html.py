@@ -589,6 +589,8 @@ def _health(summary: Mapping[str, Any]) -> str:
         ("scheduling lag max", _e(format_ms(rig.get("lag_ms_max")))),
         ("CPU mean / max", _e(_cpu(rig.get("cpu_percent_mean"), rig.get("cpu_percent_max")))),
     ]
+    if rig.get("points_written") is not None or rig.get("points_dropped"):
+        facts.append(("metric points written / dropped", _points(rig)))
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in facts)
     return (
         '<div id="rig-health"><h2>Load generator health</h2>'
@@ -596,6 +598,16 @@ def _health(summary: Mapping[str, Any]) -> str:
         '<p class="note">A load generator that falls behind its own schedule inflates every '
         "latency it measures; these are its own figures for this run.</p></div>"
     )
+
+
+def _points(rig: Mapping[str, Any]) -> str:
+    """The sink's figures, dropped points marked as a fault (InfluxDB lacks them)."""
+    written, dropped = rig.get("points_written") or 0, rig.get("points_dropped") or 0
+    sink = f" ({rig['sink']})" if rig.get("sink") else ""
+    text = f"{written:,} / {dropped:,}{sink}"
+    if dropped:
+        return f'<span class="bad">{_e(text)}: InfluxDB lacks {dropped:,} points</span>'
+    return _e(text)
 
 
 def _samples(samples: int, workers: int) -> str:

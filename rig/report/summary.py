@@ -44,7 +44,9 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 ``lag_ms_p99_max`` (worst scheduling-lag p99 of any sample), ``lag_ms_max``,
 ``cpu_percent_mean`` / ``cpu_percent_max``, ``saturated`` (any sample saturated),
 ``saturated_samples``; the InfluxDB sink's ``sink`` (``influx``, ``influx-v1`` or ``null``),
-``points_written`` and ``points_dropped`` over the run (``null`` without a sink).
+``points_written`` and ``points_dropped`` over the run (``null`` without a sink), taken
+after the sink's final attempt: their sum is every record the run made, and a run that
+dropped points gets a warning (``--check rig.points_dropped==0`` fails it).
 
 ``rate_limits``: ``quota`` (the embedded mock's ``--rpm``/``--tpm``/... when it enforced
 one, else ``null``) and per transport ``hits``, ``by_kind``, ``wait_s``, ``turns_per_s``
@@ -376,9 +378,11 @@ def _rig_health(
             "run more workers or fewer users per worker"
         )
     if points_dropped:
+        made = (points_written or 0) + points_dropped
         warnings.append(
-            f"the metrics sink dropped {points_dropped} points (its buffer was full or "
-            "InfluxDB refused them): InfluxDB figures are incomplete; the run directory "
+            f"the metrics sink dropped {points_dropped} points of {made} (its buffer was "
+            "full, InfluxDB refused them, or InfluxDB could not be reached before the "
+            "final flush's deadline): InfluxDB figures are incomplete; the run directory "
             "is complete"
         )
     return figures, warnings

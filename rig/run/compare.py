@@ -3,8 +3,10 @@
 Without ``--target-url`` it starts the mock provider as a child process (the embedded
 default). It runs Locust in this process (a local runner, the same users and listeners as
 the locustfile), prints progress, waits for in-flight tasks at the end, renders
-summary.json and report.html into the run directory, prints the comparison table, and
-evaluates ``--check`` thresholds.
+summary.json and report.html into the run directory, prints the comparison table and the
+summary's warnings (a saturated load generator, failed turns, InfluxDB points dropped),
+and evaluates ``--check`` thresholds (``rig.points_dropped==0`` fails a run whose sink
+lost points).
 
 Exit codes: 0 all good; 1 a check failed; 2 bad usage; 3 the target was unreachable or
 every session failed.
@@ -187,6 +189,9 @@ class _Comparison:
         summary = rendered.summary
         print("", file=out)
         print(render_table(summary), file=out)
+        for warning in summary.get("warnings") or ():
+            # What the report shows before its figures (dropped InfluxDB points among it).
+            print(f"warning: {warning}", file=out)
         print(f"\nrun directory: {run_dir}\nreport: {rendered.report_path}", file=out)
         if options.json_path:
             shutil.copyfile(rendered.summary_path, options.json_path)

@@ -36,6 +36,8 @@ def report_at_end(environment: Environment, run: LocustRun) -> None:
         environment.process_exit_code = EXIT_NOTHING_TO_REPORT
         return
     log.info("run directory %s: summary.json and report.html written", run_dir)
+    for warning in rendered.summary.get("warnings") or ():
+        log.warning("rig: %s", warning)
     if run.options.summary_stdout:
         print(orjson.dumps(rendered.summary, option=orjson.OPT_SORT_KEYS).decode(), flush=True)
     failed = 0

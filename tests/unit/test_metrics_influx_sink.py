@@ -8,6 +8,7 @@ rule of the writer can be driven exactly.
 from __future__ import annotations
 
 import gzip
+import time
 
 import gevent
 import gevent.event
@@ -137,3 +138,56 @@ def test_close_gives_up_after_its_timeout_and_counts_what_was_left() -> None:
 def test_nonsense_batching_is_refused(options) -> None:
     with pytest.raises(InfluxConfigError):
         InfluxSink(RecordingBackend(), **options)
+
+
+class HangingBackend(RecordingBackend):
+    """Never answers a send (a hung InfluxDB) until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = gevent.event.Event()
+        self.entered = gevent.event.Event()
+
+    def send(self, gzipped: bytes) -> None:
+        self.entered.set()
+        self.release.wait()
+        super().send(gzipped)
+
+
+def test_finish_against_a_hung_server_counts_the_batch_in_flight_and_the_queue_dropped() -> None:
+    backend = HangingBackend()
+    writer = sink(backend, batch_size=2, flush_interval_s=0.01)
+    for i in range(5):
+        writer(task(i))
+    assert backend.entered.wait(timeout=10)
+    started = time.monotonic()
+    assert writer.finish(timeout_s=0.2) is False
+    assert time.monotonic() - started < 2, "finish waited past its deadline"
+    assert writer.counts() == (0, 5), "the batch in flight and the queued ones are dropped"
+    assert writer.queued == 0
+    backend.release.set()
+
+
+def test_finish_against_a_refusing_server_gives_up_at_its_deadline_not_at_the_backoff_cap() -> None:
+    backend = RecordingBackend(failures=10**9)
+    writer = sink(backend, batch_size=2, backoff_base_s=5.0)  # backoff alone would wait 5 s+
+    for i in range(5):
+        writer(task(i))
+    started = time.monotonic()
+    writer.finish(timeout_s=0.3)
+    assert time.monotonic() - started < 2
+    assert writer.counts() == (0, 5)
+
+
+def test_after_finish_the_sink_still_sends_the_run_point_and_counts_stay_final() -> None:
+    backend = RecordingBackend()
+    writer = sink(backend, batch_size=10)
+    for i in range(3):
+        writer(task(i))
+    assert writer.finish(timeout_s=10) is True
+    final = writer.counts()
+    assert final == (3, 0)
+    writer.write_run("r1", {"transports": ["ws"]})
+    writer.close(timeout_s=10)
+    lines = [line for batch in backend.batches for line in batch]
+    assert len(lines) == 4 and lines[-1].startswith("run,")

@@ -296,3 +296,22 @@ def test_a_run_with_a_quota_shows_the_rate_limit_section(tmp_path: Path) -> None
     page_text = page_of(make_run(tmp_path, meta))
     assert "Rate limits</h2>" in page_text and "rpm 600" in page_text
     assert "Rate limits</h2>" not in page_of(make_run(tmp_path / "plain"))
+
+
+def test_dropped_metric_points_are_a_warning_and_a_fault_in_the_health_section(
+    tmp_path: Path,
+) -> None:
+    sink = {"kind": "influx-v1", "points_written": 104, "points_dropped": 332}
+    page = page_of(make_run(tmp_path, {**MOCK_META, "sink": sink}))
+    warnings = page[page.index('id="warnings"') : page.index('id="comparison"')]
+    assert "dropped 332 points of 436" in warnings
+    health_section = page[page.index('id="rig-health"') :]
+    assert "104 / 332 (influx-v1)" in health_section
+    assert "InfluxDB lacks 332 points" in health_section
+
+
+def test_a_sink_that_lost_nothing_shows_its_count_without_a_warning(tmp_path: Path) -> None:
+    sink = {"kind": "influx-v1", "points_written": 436, "points_dropped": 0}
+    page = page_of(make_run(tmp_path, {**MOCK_META, "sink": sink}))
+    assert "436 / 0 (influx-v1)" in page
+    assert "sink dropped" not in page and "InfluxDB lacks" not in page

@@ -17,7 +17,7 @@ from rig.metrics.records import (
     TurnRecord,
 )
 from rig.metrics.rundir import RunDirectory
-from rig.report import ReportError, build_summary, summarize
+from rig.report import ReportError, build_summary, evaluate, parse_check, summarize
 from rig.report.stats import percentile
 from rig.report.summary import FEW_TASKS
 
@@ -447,7 +447,16 @@ def test_sink_points_come_from_the_runs_final_counts_when_meta_has_them() -> Non
     summary = summarize(meta, [turn("http", 0)], [], health=samples)
     assert (summary["rig"]["sink"], summary["rig"]["points_written"]) == ("influx-v1", 95)
     assert summary["rig"]["points_dropped"] == 3
-    assert any("dropped 3 points" in w for w in summary["warnings"])
+    assert any("dropped 3 points of 98" in w for w in summary["warnings"])
+
+
+def test_a_check_on_dropped_points_fails_a_run_that_dropped_any() -> None:
+    lossy = {**META, "sink": {"kind": "influx-v1", "points_written": 104, "points_dropped": 332}}
+    clean = {**META, "sink": {"kind": "influx-v1", "points_written": 436, "points_dropped": 0}}
+    check = parse_check("rig.points_dropped==0")
+    ((failed,),) = [evaluate([check], summarize(lossy, [turn("http", 0)], []))]
+    ((passed,),) = [evaluate([check], summarize(clean, [turn("http", 0)], []))]
+    assert (failed.passed, failed.actual, passed.passed) == (False, 332.0, True)
 
 
 def test_sink_points_otherwise_sum_each_workers_last_health_sample() -> None:
