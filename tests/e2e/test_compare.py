@@ -165,7 +165,7 @@ def test_ws_mux_is_a_sixth_cell_with_fewer_sockets_than_sessions(tmp_path: Path)
     turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
     mux = [t for t in turns if t["transport"] == "ws_mux"]
     http = [t for t in turns if t["transport"] == "http"]
-    assert mux and all(t["status"] == "ok" for t in turns)
+    assert mux and http and all(t["status"] == "ok" for t in turns)
     # 6 ws_mux sessions at 3 per connection: 2 WebSockets (the http sessions open none).
     assert stats["connections_total"] == 2
     assert stats["responses_completed"] == len(turns)
