@@ -199,13 +199,19 @@ def check_response(
             found.append(Rejection(scope, "inflight", limits.max_inflight, state.inflight, 1, None))
         if limits.rpm and state.requests < 1:
             used = round(limits.request_capacity - state.requests)
-            wait = _wait_s(state.requests, 1, limits.rpm)
-            found.append(Rejection(scope, "requests", limits.rpm, used, 1, wait))
+            found.append(
+                Rejection(
+                    scope, "requests", limits.rpm, used, 1, _wait_s(state.requests, 1, limits.rpm)
+                )
+            )
         if limits.tpm and state.tokens < tokens:
             used = round(limits.token_capacity - state.tokens)
-            wait: float | None = None
-            if tokens <= limits.token_capacity:
-                wait = _wait_s(state.tokens, tokens, limits.tpm)
+            # A request larger than the bucket can never pass: no wait helps.
+            wait = (
+                _wait_s(state.tokens, tokens, limits.tpm)
+                if tokens <= limits.token_capacity
+                else None
+            )
             found.append(Rejection(scope, "tokens", limits.tpm, used, tokens, wait))
     return _binding(found)
 
