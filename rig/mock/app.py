@@ -26,7 +26,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -122,11 +122,14 @@ async def stream_paced(
     send: Send,
     stats: Stats,
     gone: Callable[[], bool] | None = None,
+    before_last: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
     """Write timed events as the latency model says: sleep until each one's offset (from
     now), ``encode`` it, wrap it in an ASGI message with ``frame``, ``send`` it; stop early
-    once ``gone()`` says the client left. Counts ``events_sent`` and ``bytes_out`` once, at
-    the end. Whether every event was written.
+    once ``gone()`` says the client left. Await ``before_last()`` just before the last
+    event is written (a response is recorded, and its lane freed, before the client can see
+    it end and act on it). Counts ``events_sent`` and ``bytes_out`` once, at the end.
+    Whether every event was written.
 
     The one streaming loop of the mock (SSE events, chat chunks, WebSocket frames): the
     hot path, so nothing but the send is awaited per event and nothing is counted per
@@ -135,14 +138,20 @@ async def stream_paced(
     start = time.monotonic()
     sent = 0
     count = 0
+    events = iter(timed)
+    upcoming = next(events, None)
     try:
-        for offset, event in timed:
+        while upcoming is not None:
+            offset, event = upcoming
+            upcoming = next(events, None)
             if offset:
                 delay = start + offset - time.monotonic()
                 if delay > 0.001:
                     await asyncio.sleep(delay)
             if gone is not None and gone():
                 return False
+            if upcoming is None and before_last is not None:
+                await before_last()
             chunk = encode(event)
             sent += len(chunk)
             count += 1
@@ -445,12 +454,15 @@ class _EventStream(Response):
                 }
             )
             timed = turn.timed_events()
+
+            async def record() -> None:  # before the terminal event, so a GET finds it
+                await app.engine.finish(turn)
+
             if not await stream_paced(
-                timed, encode_event, _sse_frame, send, app.stats, gone.happened
+                timed, encode_event, _sse_frame, send, app.stats, gone.happened, record
             ):
                 app.stats.add("responses_failed")
                 return
-            await app.engine.finish(turn)
             app.stats.add("responses_completed")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -633,6 +645,7 @@ class _WSConnection:
         app = self.app
         verdict: Verdict | None = None
         turn: PreparedTurn | None = None
+        ready: list[_Create] | None = None  # set once the lane was freed
         try:
             try:
                 turn = await app.engine.prepare(
@@ -655,10 +668,21 @@ class _WSConnection:
                     refusal, verdict = verdict.error, None  # refused: nothing to settle
                     await self.send_error(refusal, stream_id)
                     return
+            prepared = turn
+
+            async def finish() -> None:
+                # Recorded (connection memory, store), then the lane is free, then the
+                # terminal event goes out: a client that waits for it and sends the next
+                # create on the same lane is never refused as busy, and finds this
+                # response. What may start now starts after the terminal event is sent.
+                nonlocal ready
+                await app.engine.finish(prepared, connection=self.cache, lane=stream_id or "")
+                ready = self.rules.done(stream_id)
+
             await stream_paced(
-                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats
-            )
-            await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
+                before_last=finish,
+            )  # fmt: skip
             app.stats.add("responses_completed")
         except asyncio.CancelledError:
             raise
@@ -669,7 +693,7 @@ class _WSConnection:
                 failure = ServerError("The server had an error processing your request.")
                 await self.send_error(failure, stream_id)
         finally:
-            self._start(self.rules.done(stream_id))
+            self._start(self.rules.done(stream_id) if ready is None else ready)
             if verdict is not None and turn is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
             if self.rules.should_close:
