@@ -39,6 +39,7 @@ from rig.mock.app import MockSettings, StreamingFront, build_app
 from rig.mock.engine import TurnEngine
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
+from rig.mock.wsproto import MessageLimitProtocol, ws_read_limit
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
@@ -224,8 +225,8 @@ def serve(config: MockConfig) -> None:
         port=config.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=max(config.max_message_bytes * 2, 1 << 20),
+        ws=MessageLimitProtocol,
+        ws_max_size=ws_read_limit(config.max_message_bytes),
         log_level=config.log_level,
         access_log=False,
         lifespan="on",

@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from rig.mock.wsproto import ws_read_limit
 from rig.protocol.sniff import is_terminal
 from tests.servers import start_mock
 
@@ -211,6 +212,29 @@ def test_ws_oversized_message_is_an_error_event(ws: ClientConnection) -> None:
     assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
     _send(ws, {"type": "response.create", **GOOD})
     assert _next_terminal(ws)["type"] == "response.completed"
+
+
+def test_ws_message_at_the_read_limit_is_a_413_event_and_the_socket_stays(
+    ws: ClientConnection,
+) -> None:
+    read_limit = ws_read_limit(4096)  # the small mock's --max-message-bytes
+    ws.send(b" " * read_limit)
+    event = _next_terminal(ws)
+    assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
+    _send(ws, {"type": "response.create", **GOOD})
+    assert _next_terminal(ws)["type"] == "response.completed"
+
+
+def test_ws_message_beyond_the_read_limit_is_a_413_event_then_a_1009_close(
+    ws: ClientConnection,
+) -> None:
+    ws.send(b" " * (ws_read_limit(4096) + 1))
+    event = orjson.loads(ws.recv(timeout=30))
+    assert event["type"] == "error"
+    assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
 @pytest.fixture(scope="module")
