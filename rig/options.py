@@ -448,6 +448,20 @@ class MockOptions:
         default=120,
         type=positive_int,
     )
+    header_timeout: float = option(
+        "seconds a connection may take to send a request's headers, from when it opens or "
+        "the request begins; then it is closed with 408 (default: 10)",
+        {MOCK},
+        default=10.0,
+        type=float,
+    )
+    body_timeout: float = option(
+        "seconds a request body may stall between two reads; then 408 and the connection "
+        "is closed (default: 30)",
+        {MOCK},
+        default=30.0,
+        type=float,
+    )
     tls_cert: str | None = option("serve HTTPS/WSS with this certificate (PEM)", {MOCK})
     tls_key: str | None = option("the certificate's private key (PEM)", {MOCK})
     quota: Quota = nested(Quota)

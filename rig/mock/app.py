@@ -32,13 +32,14 @@ from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rig.conversation import ConnectionCache, owner_id
+from rig.errors import RigError
 from rig.limits import RateLimiter, Verdict
 from rig.limits import Scope as LimitScope
 from rig.mock.engine import PreparedTurn, TurnEngine
@@ -51,6 +52,7 @@ from rig.protocol.errors import (
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ServerError,
     error_body,
     ws_error_event,
@@ -65,9 +67,14 @@ from rig.protocol.sse import DONE, encode_data, encode_event
 from rig.protocol.ws import encode_server_event, parse_client_event
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 
-__all__ = ["MockSettings", "StreamingFront", "build_app", "stream_paced"]
+__all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
 log = logging.getLogger("rig.mock")
+
+
+class ClientGone(RigError):
+    """The client closed its connection before its request was read: nothing to answer,
+    and nothing wrong with the server (one info line, never a traceback)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class MockSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    body_timeout_s: float = 30.0
+    """Longest wait for the next part of a request body."""
     preset: LatencyModel = field(default_factory=LatencyModel)
     limiter: RateLimiter | None = None
     key_organizations: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -203,7 +212,8 @@ class MockApp:
         return owner_id(key, self.settings.key_organizations.get(key) if key else None)
 
     async def read_body(self, request: Request) -> bytes:
-        """The request body, refused with 413 beyond the configured limit."""
+        """The request body, refused with 413 beyond the configured limit and with 408 when
+        it stalls longer than ``body_timeout_s``; :class:`ClientGone` if the client left."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -215,18 +225,43 @@ class MockApp:
                 )
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-            chunks.append(chunk)
+        timeout = self.settings.body_timeout_s
+        stream = request.stream()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"The request body stalled for more than {timeout:g} seconds."
+                    ) from None
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone() from None
         self.stats.add("bytes_in", size)
         return b"".join(chunks)
 
     def failed(self, error: APIError) -> Response:
-        """Count and render an error response."""
+        """Count and render an error response (closing the connection after a 408: the
+        rest of the stalled body may still arrive)."""
         self.stats.add("errors")
+        if isinstance(error, RequestTimeoutError):
+            return _error_response(error, {"connection": "close"})
         return _error_response(error)
+
+    def gone(self, request: Request) -> Response:
+        """The client left before its request was read: one info line; the answer is never
+        sent (uvicorn drops writes to a closed connection)."""
+        self.stats.add("client_disconnects")
+        log.info("client disconnected before its request was read (%s %s)",
+                 request.method, request.url.path)  # fmt: skip
+        return Response(status_code=400)
 
     async def admit(self, headers: Mapping[str, str], input_tokens: int, model: str) -> Verdict:
         """Charge one response to the caller's rate limits (call only with a limiter).
@@ -272,6 +307,8 @@ class MockApp:
             )
         except APIError as error:
             return self.failed(error)
+        except ClientGone:
+            return self.gone(request)
         verdict = None
         if self.limiter is not None:  # with no limits, no limit work at all
             verdict = await self.admit(request.headers, turn.input_tokens, create.model)
@@ -326,6 +363,8 @@ class MockApp:
             prepared = self.engine.prepare_chat(chat, body_bytes=len(body))
         except APIError as error:
             return self.failed(error)
+        except ClientGone:
+            return self.gone(request)
         verdict = None
         if self.limiter is not None:
             verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
