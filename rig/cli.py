@@ -149,6 +149,7 @@ def _run_mock(args: argparse.Namespace) -> int:
         scenario=given.scenario,
         store=given.store,
         store_ttl_s=given.store_ttl,
+        store_max_bytes=given.store_max_bytes,
         api_keys=tuple(keys),
         max_body_bytes=given.max_body_bytes,
         max_message_bytes=given.max_message_bytes,

@@ -415,6 +415,13 @@ class MockOptions:
     store_ttl: int = option(
         "seconds a stored response is kept in Redis", {MOCK}, default=3600, type=positive_int
     )
+    store_max_bytes: int = option(
+        "bytes of conversation the in-process store keeps; least recently used responses "
+        "beyond it are evicted, counted in /stats (default: 256 MiB)",
+        {MOCK},
+        default=256 * 1024 * 1024,
+        type=positive_int,
+    )
     api_key: list[str] = option(
         "accept only this key (repeatable); also read from RIG_MOCK_API_KEYS (comma list)",
         {MOCK},

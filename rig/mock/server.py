@@ -36,7 +36,7 @@ from rig.limits import (
     open_limit_store,
 )
 from rig.mock.app import MockSettings, StreamingFront, build_app
-from rig.mock.engine import TurnEngine
+from rig.mock.engine import PromptCache, TurnEngine
 from rig.mock.httpproto import MockServerConfig, TimedHttpProtocol
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
@@ -73,6 +73,7 @@ class MockConfig:
     scenario: str = "mixed"
     store: str | None = None
     store_ttl_s: int = 3600
+    store_max_bytes: int = 256 * 1024 * 1024
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
@@ -165,10 +166,28 @@ def create_app(config: MockConfig) -> StreamingFront:
     """Build one process's app: policy, store, engine, counters."""
     install_redaction(config.api_keys)  # in each worker too: its own logging
     latency = load_preset(config.preset)
-    store = open_store(config.store, ttl_s=config.store_ttl_s)
-    policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
-    engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
     stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
+    store = open_store(
+        config.store,
+        ttl_s=config.store_ttl_s,
+        max_bytes=config.store_max_bytes,
+        on_evict=lambda n: stats.add("store_evictions", n),
+    )
+    policy = ModelPolicy(
+        builtin_scenarios(),
+        default_scenario=config.scenario,
+        seed=config.seed,
+        on_evict=lambda n: stats.add("plan_cache_evictions", n),
+    )
+    prompt_cache = PromptCache(on_evict=lambda n: stats.add("prompt_cache_evictions", n))
+    engine = TurnEngine(
+        policy,
+        latency,
+        store,
+        seed=config.seed,
+        delta_tokens=config.delta_tokens,
+        prompt_cache=prompt_cache,
+    )
     limit_policy = config.limit_policy()
     limiter = config.rate_limiter(limit_policy)
     settings = MockSettings(
