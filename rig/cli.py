@@ -149,6 +149,7 @@ def _run_mock(args: argparse.Namespace) -> int:
         scenario=given.scenario,
         store=given.store,
         store_ttl_s=given.store_ttl,
+        store_max_bytes=given.store_max_bytes,
         api_keys=tuple(keys),
         max_body_bytes=given.max_body_bytes,
         max_message_bytes=given.max_message_bytes,
@@ -158,6 +159,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         tls_cert=given.tls_cert,
         tls_key=given.tls_key,
         keep_alive_s=given.keep_alive,
+        header_timeout_s=given.header_timeout,
+        body_timeout_s=given.body_timeout,
         limits_store=given.limits_store,
         **quota,
     )
@@ -230,6 +233,9 @@ def _run_dir_from_influx(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rig`` console script."""
+    from rig.redact import install_redaction
+
+    install_redaction()  # no key in any log, whatever the command (rig.redact)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["locust"]:  # everything after it is Locust's, --help included
         return _run_locust(argv[1:])

@@ -422,6 +422,13 @@ class MockOptions:
     store_ttl: int = option(
         "seconds a stored response is kept in Redis", {MOCK}, default=3600, type=positive_int
     )
+    store_max_bytes: int = option(
+        "bytes of conversation the in-process store keeps; least recently used responses "
+        "beyond it are evicted, counted in /stats (default: 256 MiB)",
+        {MOCK},
+        default=256 * 1024 * 1024,
+        type=positive_int,
+    )
     api_key: list[str] = option(
         "accept only this key (repeatable); also read from RIG_MOCK_API_KEYS (comma list)",
         {MOCK},
@@ -454,6 +461,20 @@ class MockOptions:
         {MOCK},
         default=120,
         type=positive_int,
+    )
+    header_timeout: float = option(
+        "seconds a connection may take to send a request's headers, from when it opens or "
+        "the request begins; then it is closed with 408 (default: 10)",
+        {MOCK},
+        default=10.0,
+        type=float,
+    )
+    body_timeout: float = option(
+        "seconds a request body may stall between two reads; then 408 and the connection "
+        "is closed (default: 30)",
+        {MOCK},
+        default=30.0,
+        type=float,
     )
     tls_cert: str | None = option("serve HTTPS/WSS with this certificate (PEM)", {MOCK})
     tls_key: str | None = option("the certificate's private key (PEM)", {MOCK})

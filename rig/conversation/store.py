@@ -13,6 +13,7 @@ another owner's lookup misses exactly as an unknown id does, in one step.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -71,10 +72,24 @@ class ResponseStore(Protocol):
 
 
 class MemoryStore:
-    """A bounded in-process store, least recently used entries evicted first."""
+    """A bounded in-process store, least recently used entries evicted first: at most
+    ``max_entries`` responses and ``max_bytes`` of conversation (each entry weighs its
+    ``context_bytes``: the request and output bytes of its whole conversation, what its
+    transcript holds). ``evictions`` counts entries pushed out by either bound;
+    ``on_evict(n)`` is told of each eviction (the mock counts them in ``/stats``)."""
 
-    def __init__(self, max_entries: int = 100_000):
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        on_evict: Callable[[int], None] | None = None,
+    ):
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.on_evict = on_evict
+        self.bytes = 0
+        """Weight of the entries held."""
+        self.evictions = 0
         self._entries: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
 
     async def get(self, owner: str, response_id: str) -> StoredResponse | None:
@@ -86,16 +101,33 @@ class MemoryStore:
         return stored
 
     async def put(self, owner: str, response_id: str, stored: StoredResponse) -> None:
-        """Keep ``stored``; evict the oldest entry beyond ``max_entries``."""
+        """Keep ``stored``; evict the least recently used entries beyond the bounds (an
+        entry heavier than ``max_bytes`` on its own is not kept)."""
         key = (owner, response_id)
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= previous.context_bytes
         self._entries[key] = stored
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.bytes += stored.context_bytes
+        evicted = 0
+        while self._entries and (
+            len(self._entries) > self.max_entries or self.bytes > self.max_bytes
+        ):
+            _, gone = self._entries.popitem(last=False)
+            self.bytes -= gone.context_bytes
+            evicted += 1
+        if evicted:
+            self.evictions += evicted
+            if self.on_evict is not None:
+                self.on_evict(evicted)
 
     async def delete(self, owner: str, response_id: str) -> bool:
         """Forget ``owner``'s ``response_id``."""
-        return self._entries.pop((owner, response_id), None) is not None
+        stored = self._entries.pop((owner, response_id), None)
+        if stored is None:
+            return False
+        self.bytes -= stored.context_bytes
+        return True
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -143,10 +175,18 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def open_store(url: str | None, ttl_s: int = 3600) -> ResponseStore:
-    """The store named by ``url``: ``None``/``memory`` or ``redis://...``."""
+def open_store(
+    url: str | None,
+    ttl_s: int = 3600,
+    *,
+    max_bytes: int = 256 * 1024 * 1024,
+    on_evict: Callable[[int], None] | None = None,
+) -> ResponseStore:
+    """The store named by ``url``: ``None``/``memory`` (bounded by ``max_bytes``, telling
+    ``on_evict`` of evictions) or ``redis://...`` (bounded by its TTL and Redis's own
+    ``maxmemory``)."""
     if url is None or url in ("", "memory"):
-        return MemoryStore()
+        return MemoryStore(max_bytes=max_bytes, on_evict=on_evict)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url, ttl_s=ttl_s)
     raise ValueError(f"unknown store {url!r}: use 'memory' or a redis:// URL")

@@ -26,19 +26,20 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rig.conversation import ConnectionCache, owner_id
+from rig.errors import RigError
 from rig.limits import RateLimiter, Verdict
 from rig.limits import Scope as LimitScope
 from rig.mock.engine import PreparedTurn, TurnEngine
@@ -51,6 +52,7 @@ from rig.protocol.errors import (
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ServerError,
     error_body,
     ws_error_event,
@@ -65,9 +67,14 @@ from rig.protocol.sse import DONE, encode_data, encode_event
 from rig.protocol.ws import encode_server_event, parse_client_event
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 
-__all__ = ["MockSettings", "StreamingFront", "build_app", "stream_paced"]
+__all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
 log = logging.getLogger("rig.mock")
+
+
+class ClientGone(RigError):
+    """The client closed its connection before its request was read: nothing to answer,
+    and nothing wrong with the server (one info line, never a traceback)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class MockSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    body_timeout_s: float = 30.0
+    """Longest wait for the next part of a request body."""
     preset: LatencyModel = field(default_factory=LatencyModel)
     limiter: RateLimiter | None = None
     key_organizations: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -122,11 +131,14 @@ async def stream_paced(
     send: Send,
     stats: Stats,
     gone: Callable[[], bool] | None = None,
+    before_last: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
     """Write timed events as the latency model says: sleep until each one's offset (from
     now), ``encode`` it, wrap it in an ASGI message with ``frame``, ``send`` it; stop early
-    once ``gone()`` says the client left. Counts ``events_sent`` and ``bytes_out`` once, at
-    the end. Whether every event was written.
+    once ``gone()`` says the client left. Await ``before_last()`` just before the last
+    event is written (a response is recorded, and its lane freed, before the client can see
+    it end and act on it). Counts ``events_sent`` and ``bytes_out`` once, at the end.
+    Whether every event was written.
 
     The one streaming loop of the mock (SSE events, chat chunks, WebSocket frames): the
     hot path, so nothing but the send is awaited per event and nothing is counted per
@@ -135,14 +147,20 @@ async def stream_paced(
     start = time.monotonic()
     sent = 0
     count = 0
+    events = iter(timed)
+    upcoming = next(events, None)
     try:
-        for offset, event in timed:
+        while upcoming is not None:
+            offset, event = upcoming
+            upcoming = next(events, None)
             if offset:
                 delay = start + offset - time.monotonic()
                 if delay > 0.001:
                     await asyncio.sleep(delay)
             if gone is not None and gone():
                 return False
+            if upcoming is None and before_last is not None:
+                await before_last()
             chunk = encode(event)
             sent += len(chunk)
             count += 1
@@ -194,7 +212,8 @@ class MockApp:
         return owner_id(key, self.settings.key_organizations.get(key) if key else None)
 
     async def read_body(self, request: Request) -> bytes:
-        """The request body, refused with 413 beyond the configured limit."""
+        """The request body, refused with 413 beyond the configured limit and with 408 when
+        it stalls longer than ``body_timeout_s``; :class:`ClientGone` if the client left."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -206,18 +225,43 @@ class MockApp:
                 )
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-            chunks.append(chunk)
+        timeout = self.settings.body_timeout_s
+        stream = request.stream()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"The request body stalled for more than {timeout:g} seconds."
+                    ) from None
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone() from None
         self.stats.add("bytes_in", size)
         return b"".join(chunks)
 
     def failed(self, error: APIError) -> Response:
-        """Count and render an error response."""
+        """Count and render an error response (closing the connection after a 408: the
+        rest of the stalled body may still arrive)."""
         self.stats.add("errors")
+        if isinstance(error, RequestTimeoutError):
+            return _error_response(error, {"connection": "close"})
         return _error_response(error)
+
+    def gone(self, request: Request) -> Response:
+        """The client left before its request was read: one info line; the answer is never
+        sent (uvicorn drops writes to a closed connection)."""
+        self.stats.add("client_disconnects")
+        log.info("client disconnected before its request was read (%s %s)",
+                 request.method, request.url.path)  # fmt: skip
+        return Response(status_code=400)
 
     async def admit(self, headers: Mapping[str, str], input_tokens: int, model: str) -> Verdict:
         """Charge one response to the caller's rate limits (call only with a limiter).
@@ -247,7 +291,7 @@ class MockApp:
         try:
             self.authenticate(request.headers)
             body = await self.read_body(request)
-            create = parse_create_request(parse_json_object(body))
+            create = await _off_loop_if_large(len(body), _parse_create, body)
             if create.background:
                 raise InvalidRequestError(
                     "'background' is not supported by the mock provider.",
@@ -263,6 +307,8 @@ class MockApp:
             )
         except APIError as error:
             return self.failed(error)
+        except ClientGone:
+            return self.gone(request)
         verdict = None
         if self.limiter is not None:  # with no limits, no limit work at all
             verdict = await self.admit(request.headers, turn.input_tokens, create.model)
@@ -313,10 +359,12 @@ class MockApp:
         try:
             self.authenticate(request.headers)
             body = await self.read_body(request)
-            chat = parse_chat_request(parse_json_object(body))
+            chat = await _off_loop_if_large(len(body), _parse_chat, body)
             prepared = self.engine.prepare_chat(chat, body_bytes=len(body))
         except APIError as error:
             return self.failed(error)
+        except ClientGone:
+            return self.gone(request)
         verdict = None
         if self.limiter is not None:
             verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
@@ -401,6 +449,27 @@ class MockApp:
             await websocket.close(code=1008, reason=error.code or "refused")
 
 
+OFF_LOOP_BYTES = 1 << 20
+"""Bodies at least this large are parsed and validated in a worker thread: an 8 MiB body
+held the event loop (every other connection of the process) for over half a second."""
+
+T = TypeVar("T")
+
+
+async def _off_loop_if_large(size: int, work: Callable[[bytes], T], body: bytes) -> T:
+    if size >= OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work, body)
+    return work(body)
+
+
+def _parse_create(body: bytes) -> ResponseCreateRequest:
+    return parse_create_request(parse_json_object(body))
+
+
+def _parse_chat(body: bytes) -> Any:
+    return parse_chat_request(parse_json_object(body))
+
+
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
     options = getattr(create, "stream_options", None)
     return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
@@ -445,12 +514,15 @@ class _EventStream(Response):
                 }
             )
             timed = turn.timed_events()
+
+            async def record() -> None:  # before the terminal event, so a GET finds it
+                await app.engine.finish(turn)
+
             if not await stream_paced(
-                timed, encode_event, _sse_frame, send, app.stats, gone.happened
+                timed, encode_event, _sse_frame, send, app.stats, gone.happened, record
             ):
                 app.stats.add("responses_failed")
                 return
-            await app.engine.finish(turn)
             app.stats.add("responses_completed")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -633,6 +705,7 @@ class _WSConnection:
         app = self.app
         verdict: Verdict | None = None
         turn: PreparedTurn | None = None
+        ready: list[_Create] | None = None  # set once the lane was freed
         try:
             try:
                 turn = await app.engine.prepare(
@@ -655,10 +728,21 @@ class _WSConnection:
                     refusal, verdict = verdict.error, None  # refused: nothing to settle
                     await self.send_error(refusal, stream_id)
                     return
+            prepared = turn
+
+            async def finish() -> None:
+                # Recorded (connection memory, store), then the lane is free, then the
+                # terminal event goes out: a client that waits for it and sends the next
+                # create on the same lane is never refused as busy, and finds this
+                # response. What may start now starts after the terminal event is sent.
+                nonlocal ready
+                await app.engine.finish(prepared, connection=self.cache, lane=stream_id or "")
+                ready = self.rules.done(stream_id)
+
             await stream_paced(
-                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats
-            )
-            await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
+                before_last=finish,
+            )  # fmt: skip
             app.stats.add("responses_completed")
         except asyncio.CancelledError:
             raise
@@ -669,7 +753,7 @@ class _WSConnection:
                 failure = ServerError("The server had an error processing your request.")
                 await self.send_error(failure, stream_id)
         finally:
-            self._start(self.rules.done(stream_id))
+            self._start(self.rules.done(stream_id) if ready is None else ready)
             if verdict is not None and turn is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
             if self.rules.should_close:

@@ -14,7 +14,7 @@ import base64
 import os
 import random
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +89,16 @@ class PromptCache:
     """Prefixes of stateless conversations the provider has seen, to report cached tokens.
 
     A conversation prefix is identified by a hash chain over its items; the cache maps
-    chain values to the prefix's token count. Bounded, least recently used out first.
+    chain values to the prefix's token count. Bounded, least recently used out first: an
+    entry is two ints whatever the prompt's size (never the prompt), so the count bounds the
+    bytes too (about 100 bytes an entry, 20 MB at the default). ``on_evict(n)`` is told of
+    evictions (the mock counts them in ``/stats``).
     """
 
-    def __init__(self, max_entries: int = 200_000):
+    def __init__(self, max_entries: int = 200_000, on_evict: Callable[[int], None] | None = None):
         self.max_entries = max_entries
+        self.on_evict = on_evict
+        self.evictions = 0
         self._entries: OrderedDict[int, int] = OrderedDict()
 
     @staticmethod
@@ -130,8 +135,14 @@ class PromptCache:
         """Remember that the prefix ending at chain ``value`` has ``tokens`` tokens."""
         self._entries[value] = tokens
         self._entries.move_to_end(value)
+        evicted = 0
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+            evicted += 1
+        if evicted:
+            self.evictions += evicted
+            if self.on_evict is not None:
+                self.on_evict(evicted)
 
 
 @dataclass

@@ -36,9 +36,12 @@ from rig.limits import (
     open_limit_store,
 )
 from rig.mock.app import MockSettings, StreamingFront, build_app
-from rig.mock.engine import TurnEngine
+from rig.mock.engine import PromptCache, TurnEngine
+from rig.mock.httpproto import MockServerConfig, TimedHttpProtocol
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
+from rig.mock.wsproto import MessageLimitProtocol, ws_read_limit
+from rig.redact import install_redaction
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
@@ -70,6 +73,7 @@ class MockConfig:
     scenario: str = "mixed"
     store: str | None = None
     store_ttl_s: int = 3600
+    store_max_bytes: int = 256 * 1024 * 1024
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
@@ -80,6 +84,8 @@ class MockConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keep_alive_s: int = 120
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     rpm: int = 0
     tpm: int = 0
     max_connections: int = 0
@@ -134,13 +140,54 @@ def _key_organizations(policy: LimitPolicy) -> dict[str, str]:
     }
 
 
+def log_config(config: MockConfig) -> dict[str, Any]:
+    """uvicorn's logging configuration (applied in every worker process), with the
+    :mod:`rig.redact` filter on every handler and the mock's own loggers at
+    ``--log-level``: no key reaches a log at any level."""
+    redacting = {"()": "rig.redact.RedactingFilter", "secrets": list(config.api_keys)}
+    base = uvicorn.config.LOGGING_CONFIG
+    handlers = {
+        name: {**handler, "filters": ["redact"]} for name, handler in base["handlers"].items()
+    }
+    level = config.log_level.upper()
+    return {
+        **base,
+        "filters": {"redact": redacting},
+        "handlers": handlers,
+        "loggers": {
+            **base["loggers"],
+            "rig": {"handlers": ["default"], "level": level, "propagate": False},
+        },
+        "root": {"handlers": ["default"], "level": "WARNING"},
+    }
+
+
 def create_app(config: MockConfig) -> StreamingFront:
     """Build one process's app: policy, store, engine, counters."""
+    install_redaction(config.api_keys)  # in each worker too: its own logging
     latency = load_preset(config.preset)
-    store = open_store(config.store, ttl_s=config.store_ttl_s)
-    policy = ModelPolicy(builtin_scenarios(), default_scenario=config.scenario, seed=config.seed)
-    engine = TurnEngine(policy, latency, store, seed=config.seed, delta_tokens=config.delta_tokens)
     stats = Stats(config.stats_dir or tempfile.mkdtemp(prefix="rig-mock-stats-"))
+    store = open_store(
+        config.store,
+        ttl_s=config.store_ttl_s,
+        max_bytes=config.store_max_bytes,
+        on_evict=lambda n: stats.add("store_evictions", n),
+    )
+    policy = ModelPolicy(
+        builtin_scenarios(),
+        default_scenario=config.scenario,
+        seed=config.seed,
+        on_evict=lambda n: stats.add("plan_cache_evictions", n),
+    )
+    prompt_cache = PromptCache(on_evict=lambda n: stats.add("prompt_cache_evictions", n))
+    engine = TurnEngine(
+        policy,
+        latency,
+        store,
+        seed=config.seed,
+        delta_tokens=config.delta_tokens,
+        prompt_cache=prompt_cache,
+    )
     limit_policy = config.limit_policy()
     limiter = config.rate_limiter(limit_policy)
     settings = MockSettings(
@@ -148,6 +195,7 @@ def create_app(config: MockConfig) -> StreamingFront:
         max_body_bytes=config.max_body_bytes,
         max_message_bytes=config.max_message_bytes,
         ws_max_age_s=config.ws_max_age_s,
+        body_timeout_s=config.body_timeout_s,
         preset=latency,
         limiter=limiter,
         key_organizations=_key_organizations(limit_policy),
@@ -196,6 +244,7 @@ def check_store(url: str | None, what: str = "store") -> None:
 
 def serve(config: MockConfig) -> None:
     """Run the mock until interrupted."""
+    install_redaction(config.api_keys)
     raise_open_files_limit()  # one socket per client connection
     if config.stats_dir is None:
         config = dataclasses.replace(config, stats_dir=tempfile.mkdtemp(prefix="rig-mock-stats-"))
@@ -223,10 +272,12 @@ def serve(config: MockConfig) -> None:
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=max(config.max_message_bytes * 2, 1 << 20),
+        http=TimedHttpProtocol,
+        header_timeout_s=config.header_timeout_s,
+        ws=MessageLimitProtocol,
+        ws_max_size=ws_read_limit(config.max_message_bytes),
         log_level=config.log_level,
+        log_config=log_config(config),
         access_log=False,
         lifespan="on",
         ssl_certfile=config.tls_cert,
@@ -237,11 +288,11 @@ def serve(config: MockConfig) -> None:
     )
     if config.workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()
-        uv_config = uvicorn.Config(
+        uv_config = MockServerConfig(
             "rig.mock.server:app_from_env", factory=True, workers=config.workers, **common
         )
     else:
-        uv_config = uvicorn.Config(create_app(config), **common)
+        uv_config = MockServerConfig(create_app(config), **common)
     # Listen before any worker starts: connections queue in the backlog until a worker
     # accepts, so the line below is a true readiness signal for scripts and tests.
     sock = uv_config.bind_socket()

@@ -28,11 +28,18 @@ COUNTERS = (
     "rate_limited_tokens",
     "rate_limited_inflight",
     "rate_limited_connections",
+    "client_disconnects",
+    "store_evictions",
+    "prompt_cache_evictions",
+    "plan_cache_evictions",
 )
 """Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
 bodies and WebSocket message payloads in; response bodies and message payloads out.
 ``rate_limited_<limit>`` counts refusals (HTTP 429, WebSocket ``error`` events, refused
-handshakes) by the limit that refused them; they are counted in ``errors`` too."""
+handshakes) by the limit that refused them; they are counted in ``errors`` too.
+``client_disconnects`` counts requests whose client left before the body was read;
+``*_evictions`` count entries the byte bounds of the response store, the provider prompt
+cache and the scripted model's plan cache pushed out (docs/reliability.md)."""
 
 _SLOT = {name: i for i, name in enumerate(COUNTERS)}
 _SIZE = 8 * len(COUNTERS)

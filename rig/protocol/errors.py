@@ -24,6 +24,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PreviousResponseNotFoundError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ServerError",
     "StreamLimitError",
     "error_body",
@@ -118,6 +119,14 @@ class PayloadTooLargeError(APIError):
     status = 413
     type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class RequestTimeoutError(APIError):
+    """The request's headers or body stopped arriving for longer than the server waits."""
+
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class RateLimitError(APIError):

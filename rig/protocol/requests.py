@@ -24,6 +24,7 @@ from pydantic import (
 from rig.protocol.errors import InvalidRequestError
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "ContentPart",
     "FunctionCallItem",
     "FunctionCallOutputItem",
@@ -43,6 +44,13 @@ __all__ = [
 
 TranscriptItem = dict[str, Any]
 """A conversation item in normalised form (see :func:`normalize_input`)."""
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of objects and lists a request body or client event may have (the body
+itself is level 1). Checked at parsing, before anything recurses over the value: orjson
+encodes at most 254 levels and decodes at most 1,024, and validation and the model walk
+the value recursively, so a deeper body would fail as a server error far from the input.
+JSON schemas of real tools nest well under 20 levels."""
 
 
 class _Strict(BaseModel):
@@ -250,11 +258,47 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequestError:
     )
 
 
-def parse_json_object(raw: bytes | str) -> dict[str, Any]:
-    """Decode ``raw`` as a JSON object, or raise the API's invalid-JSON error."""
+def _too_deep(raw: bytes | str, value: Any, limit: int) -> bool:
+    """Whether ``value`` (decoded from ``raw``) nests objects and lists beyond ``limit``.
+
+    Iterative, so the check itself cannot exhaust the stack; skipped outright when ``raw``
+    has too few opening brackets to reach the limit (most bodies), which costs two scans
+    in C.
+    """
+    if isinstance(raw, str):
+        opening = raw.count("{") + raw.count("[")
+    else:
+        opening = raw.count(b"{") + raw.count(b"[")
+    if opening <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        children = container.values() if isinstance(container, dict) else container
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _too_deep_error(limit: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The JSON body of your request nests objects and arrays more than {limit} levels "
+        "deep; flatten it (tool parameter schemas included).",
+        code="json_too_deep",
+    )
+
+
+def parse_json_object(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Decode ``raw`` as a JSON object nested at most ``max_depth`` levels, or raise the
+    API's invalid-JSON error (or :func:`_too_deep_error`)."""
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise _too_deep_error(max_depth) from None
         raise InvalidRequestError(
             "We could not parse the JSON body of your request. The API expects a JSON "
             "payload, but what was sent was not valid JSON.",
@@ -266,6 +310,8 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
             "instead.",
             code="invalid_type",
         )
+    if _too_deep(raw, value, max_depth):
+        raise _too_deep_error(max_depth)
     return value
 
 

@@ -10,11 +10,11 @@ gets the plan's first turn again, which makes the mistake visible.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,11 @@ class Plan:
         return sum(len(turn.steps) for turn in self.turns)
 
 
+def _prompt_digest(prompt: str) -> bytes:
+    """16 bytes standing for ``prompt`` in the plan caches."""
+    return hashlib.blake2b(prompt.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class ModelPolicy:
     """Decides the next model response from the transcript, following a per-task plan."""
 
@@ -131,6 +136,7 @@ class ModelPolicy:
         default_scenario: str = MIXED,
         seed: int = 0,
         plan_cache_size: int = 4096,
+        on_evict: Callable[[int], None] | None = None,
     ) -> None:
         self.scenarios: dict[str, Scenario] = dict(
             builtin_scenarios() if scenarios is None else scenarios
@@ -142,8 +148,14 @@ class ModelPolicy:
             raise UnknownScenarioError(default_scenario, self._names)
         self.default_scenario = default_scenario
         self.seed = seed
-        self._plan_cached = functools.lru_cache(maxsize=plan_cache_size)(self._make_plan)
-        self._mixed_cached = functools.lru_cache(maxsize=plan_cache_size)(self._mixed_choice)
+        self.plan_cache_size = plan_cache_size
+        self.on_evict = on_evict
+        """Told of plan-cache evictions (the mock counts them in ``/stats``)."""
+        self.plan_cache_evictions = 0
+        # Keyed by a digest of the prompt, never the prompt: an entry's size does not
+        # grow with the prompt (a client may send megabytes), so the count bounds bytes.
+        self._plans: OrderedDict[tuple[str, bytes], Plan] = OrderedDict()
+        self._mixed: OrderedDict[bytes, str] = OrderedDict()
 
     # -- public API --------------------------------------------------------------------
 
@@ -185,6 +197,34 @@ class ModelPolicy:
         return self._plan_cached(chosen.name, prompt)
 
     # -- planning ----------------------------------------------------------------------
+
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        cache[key] = value
+        if len(cache) > self.plan_cache_size:
+            cache.popitem(last=False)
+            self.plan_cache_evictions += 1
+            if self.on_evict is not None:
+                self.on_evict(1)
+
+    def _plan_cached(self, scenario_name: str, prompt: str) -> Plan:
+        key = (scenario_name, _prompt_digest(prompt))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._make_plan(scenario_name, prompt)
+            self._remember(self._plans, key, plan)
+        else:
+            self._plans.move_to_end(key)
+        return plan
+
+    def _mixed_cached(self, prompt: str) -> str:
+        key = _prompt_digest(prompt)
+        name = self._mixed.get(key)
+        if name is None:
+            name = self._mixed_choice(prompt)
+            self._remember(self._mixed, key, name)
+        else:
+            self._mixed.move_to_end(key)
+        return name
 
     def _mixed_choice(self, prompt: str) -> str:
         """A scenario whose prompt templates produced ``prompt``, else one picked by its hash."""

@@ -1,5 +1,5 @@
 """Hypothesis profiles: ``ci`` (the test command: bounded and derandomised, so a run is
-reproducible) and ``long`` (``HYPOTHESIS_PROFILE=long``, what ``bench/fuzz.py`` uses)."""
+reproducible) and ``long`` (``HYPOTHESIS_PROFILE=long``, what ``bench/fuzz.py`` uses; ``RIG_FUZZ_EXAMPLES`` sets its examples per property)."""
 
 from __future__ import annotations
 
@@ -13,5 +13,7 @@ _common = {
     "database": None,
 }
 settings.register_profile("ci", max_examples=120, derandomize=True, **_common)
-settings.register_profile("long", max_examples=5_000, **_common)
+settings.register_profile(
+    "long", max_examples=int(os.environ.get("RIG_FUZZ_EXAMPLES", "5000")), **_common
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -137,3 +137,84 @@ def test_any_websocket_messages_get_answers_and_the_connection_stays_open(
         conn.send(orjson.dumps({"type": "response.create", "model": "m", "input": "hi"}).decode())
         (last,) = _ws_answers(conn, 1)
         assert last["type"] == "response.completed", last
+
+
+GOOD_CREATE = {"type": "response.create", "model": "mock-agent", "store": False}
+
+
+def _answer_of(conn: ClientConnection, create: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a well-formed create is answered with, without its random ids."""
+    conn.send(orjson.dumps(create).decode())
+    (event,) = _ws_answers(conn, 1)
+    assert event["type"] == "response.completed", event
+    return [
+        (item["type"], orjson.dumps(item.get("content") or item.get("arguments")).decode())
+        for item in event["response"]["output"]
+        if item["type"] != "reasoning"
+    ]
+
+
+@pytest.fixture(scope="module")
+def good_session(fuzz_mock: str) -> Iterator[tuple[ClientConnection, dict[str, Any], Any]]:
+    """A well-behaved connection open through the whole module, and its baseline answer."""
+    url = fuzz_mock.replace("http://", "ws://") + "/responses"
+    with connect(url, open_timeout=10, max_size=None) as conn:
+        create = {**GOOD_CREATE, "input": "Fix the failing test in the parser"}
+        yield conn, create, _answer_of(conn, create)
+
+
+@given(messages=st.lists(ws_messages(), min_size=1, max_size=4))
+def test_a_good_session_is_unaffected_while_another_connection_is_fuzzed(
+    fuzz_mock: str, good_session: tuple[ClientConnection, dict[str, Any], Any], messages: list
+) -> None:
+    conn, create, baseline = good_session
+    url = fuzz_mock.replace("http://", "ws://") + "/responses"
+    with connect(url, open_timeout=10, max_size=None) as hostile:
+        conn.send(orjson.dumps(create).decode())  # in flight while the fuzzing goes on
+        for message in messages:
+            hostile.send(message)
+        (event,) = _ws_answers(conn, 1)
+        _ws_answers(hostile, len(messages))
+    assert event["type"] == "response.completed", event
+    assert [
+        (item["type"], orjson.dumps(item.get("content") or item.get("arguments")).decode())
+        for item in event["response"]["output"]
+        if item["type"] != "reasoning"
+    ] == baseline
+
+
+@given(
+    plan=st.lists(
+        st.tuples(st.sampled_from([None, "a", "b", "c"]), st.booleans(), ws_messages()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_interleaved_lanes_each_get_their_answers(
+    fuzz_mock: str, plan: list[tuple[str | None, bool, str | bytes]]
+) -> None:
+    """Good creates and hostile messages interleaved over lanes: each message gets exactly
+    one end (a terminal event or a 4xx error event), and every good create on a named lane
+    completes, whatever was sent around it."""
+    url = fuzz_mock.replace("http://", "ws://") + "/responses"
+    good_on_lanes = 0
+    with connect(url, open_timeout=10, max_size=None) as conn:
+        for lane, good, hostile in plan:
+            if good:
+                event = {**GOOD_CREATE, "input": "Add a test for the cache"}
+                if lane is not None:
+                    event["stream_id"] = lane
+                    good_on_lanes += 1
+                conn.send(orjson.dumps(event).decode())
+            else:
+                conn.send(hostile)
+        ended = _ws_answers(conn, len(plan))
+    for event in ended:
+        if event["type"] == "error":
+            assert 400 <= event["status"] < 500, event
+    completed_on_lanes = [
+        e
+        for e in ended
+        if e["type"] == "response.completed" and e.get("stream_id") in ("a", "b", "c")
+    ]
+    assert len(completed_on_lanes) >= good_on_lanes

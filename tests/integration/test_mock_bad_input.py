@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from rig.mock.wsproto import ws_read_limit
 from rig.protocol.sniff import is_terminal
 from tests.servers import start_mock
 
@@ -213,6 +214,29 @@ def test_ws_oversized_message_is_an_error_event(ws: ClientConnection) -> None:
     assert _next_terminal(ws)["type"] == "response.completed"
 
 
+def test_ws_message_at_the_read_limit_is_a_413_event_and_the_socket_stays(
+    ws: ClientConnection,
+) -> None:
+    read_limit = ws_read_limit(4096)  # the small mock's --max-message-bytes
+    ws.send(b" " * read_limit)
+    event = _next_terminal(ws)
+    assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
+    _send(ws, {"type": "response.create", **GOOD})
+    assert _next_terminal(ws)["type"] == "response.completed"
+
+
+def test_ws_message_beyond_the_read_limit_is_a_413_event_then_a_1009_close(
+    ws: ClientConnection,
+) -> None:
+    ws.send(b" " * (ws_read_limit(4096) + 1))
+    event = orjson.loads(ws.recv(timeout=30))
+    assert event["type"] == "error"
+    assert event["status"] == 413 and event["error"]["code"] == "request_too_large"
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 @pytest.fixture(scope="module")
 def slow_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A mock whose responses take seconds to start, so a connection is surely busy."""
@@ -316,3 +340,96 @@ def test_server_is_healthy_after_all_of_it(small_mock: str) -> None:
     assert httpx.get(root + "/health").json() == {"status": "ok"}
     stats = httpx.get(root + "/stats").json()
     assert stats["errors"] > 0 and stats["responses_completed"] > 0
+
+
+# -- nesting beyond the JSON depth bound -------------------------------------------------
+
+
+def _deep(depth: int) -> bytes:
+    """A JSON value nested ``depth`` levels in alternating objects and lists."""
+    opening = b"".join(b"[" if level % 2 else b'{"a":' for level in range(depth))
+    closing = b"".join(b"]" if level % 2 else b"}" for level in reversed(range(depth)))
+    return opening + b"1" + closing
+
+
+DEEP_BODIES = {
+    "tools-parameters-126": b'{"model":"m","input":"hi","tools":[{"type":"function","name":"f",'
+    b'"parameters":' + _deep(126) + b"}]}",
+    "tools-parameters-300-streamed": b'{"model":"m","input":"hi","stream":true,"tools":[{"type":'
+    b'"function","name":"f","parameters":' + _deep(300) + b"}]}",
+    "input-1000": b'{"model":"m","input":[{"role":"user","content":' + _deep(1000) + b"}]}",
+    "metadata-600": b'{"model":"m","input":"hi","metadata":' + _deep(600) + b"}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_BODIES))
+def test_http_nesting_too_deep_is_400_and_keeps_the_connection(small_mock: str, name: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(small_mock)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    body = DEEP_BODIES[name]
+    headers = {"content-type": "application/json"}
+    try:
+        conn.request("POST", "/v1/responses", body=body, headers=headers)
+        first = conn.getresponse()
+        payload = first.read()
+        assert first.status == 400, payload[:300]
+        assert orjson.loads(payload)["error"]["code"] == "json_too_deep"
+        sock = conn.sock
+        conn.request("POST", "/v1/responses", body=orjson.dumps(GOOD), headers=headers)
+        second = conn.getresponse()
+        assert second.status == 200 and orjson.loads(second.read())["status"] == "completed"
+        assert conn.sock is sock and sock is not None, "the keep-alive connection was closed"
+    finally:
+        conn.close()
+
+
+def test_chat_tools_nested_too_deep_is_400_and_keeps_the_connection(small_mock: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(small_mock)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    messages = b'[{"role":"user","content":"hi"}]'
+    deep = (
+        b'{"model":"m","messages":' + messages + b',"tools":[{"type":"function","function":'
+        b'{"name":"f","parameters":' + _deep(300) + b"}}]}"
+    )
+    headers = {"content-type": "application/json"}
+    try:
+        conn.request("POST", "/v1/chat/completions", body=deep, headers=headers)
+        first = conn.getresponse()
+        payload = first.read()
+        assert first.status == 400, payload[:300]
+        assert orjson.loads(payload)["error"]["code"] == "json_too_deep"
+        sock = conn.sock
+        good = b'{"model":"m","messages":' + messages + b"}"
+        conn.request("POST", "/v1/chat/completions", body=good, headers=headers)
+        second = conn.getresponse()
+        assert second.status == 200, second.read()[:300]
+        assert orjson.loads(second.read())["object"] == "chat.completion"
+        assert conn.sock is sock and sock is not None, "the keep-alive connection was closed"
+    finally:
+        conn.close()
+
+
+def test_ws_nesting_too_deep_is_an_error_event_and_other_lanes_finish(
+    ws: ClientConnection,
+) -> None:
+    _send(ws, {**GOOD, "type": "response.create", "stream_id": "lane-a"})
+    _send(ws, b'{"type":"response.create","model":"m","input":' + _deep(1000) + b"}")
+    seen: dict[str, dict] = {}
+    while len(seen) < 2:
+        event = orjson.loads(ws.recv(timeout=30))
+        if event["type"] == "error":
+            seen["error"] = event
+        elif is_terminal(event["type"]):
+            seen["lane-a"] = event
+    assert seen["error"]["status"] == 400
+    assert seen["error"]["error"]["code"] == "json_too_deep"
+    assert seen["lane-a"]["type"] == "response.completed"
+    assert seen["lane-a"].get("stream_id") == "lane-a"
+    _send(ws, {**GOOD, "type": "response.create"})
+    assert _next_terminal(ws)["type"] == "response.completed"

@@ -80,3 +80,28 @@ def _terminal(ws) -> dict:
         event = orjson.loads(ws.recv(timeout=30))
         if is_terminal(event["type"]):
             return event
+
+
+def test_ws_default_lane_is_free_once_the_terminal_event_is_sent(redis_url: str) -> None:
+    """A client that waits for ``response.completed`` before its next create (as the API
+    asks) is never refused as busy, though the Redis write follows on the server; and each
+    continuation finds the response before it, in connection memory or the store."""
+    process, url = start_mock("--store", redis_url)
+    try:
+        refused = []
+        previous = None
+        with connect(url.replace("http", "ws") + "/responses") as ws:
+            for index in range(300):
+                create = {"type": "response.create", "model": "m", "input": f"turn {index}"}
+                create["store"] = True
+                if previous is not None and index % 2:
+                    create["previous_response_id"] = previous
+                ws.send(orjson.dumps(create).decode())
+                event = _terminal(ws)
+                if event["type"] != "response.completed":
+                    refused.append(event)
+                    continue
+                previous = event["response"]["id"]
+        assert refused == []
+    finally:
+        process.stop()

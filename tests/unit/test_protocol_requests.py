@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from rig.protocol.errors import InvalidRequestError
-from rig.protocol.requests import normalize_input, parse_create_request, parse_json_object
+from rig.protocol.requests import (
+    MAX_JSON_DEPTH,
+    normalize_input,
+    parse_create_request,
+    parse_json_object,
+)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +133,32 @@ def test_normalize_flattens_content_parts_and_keeps_order() -> None:
         {"type": "function_call", "call_id": "c1", "name": "read_file", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "file"},
     ]
+
+
+def _nested(depth: int) -> bytes:
+    """An object nested ``depth`` levels (the outer object is level 1)."""
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+def test_json_at_the_depth_limit_is_accepted() -> None:
+    assert parse_json_object(_nested(MAX_JSON_DEPTH))["a"]
+    assert parse_json_object(_nested(MAX_JSON_DEPTH).decode())["a"]
+
+
+@pytest.mark.parametrize("depth", [65, 126, 255, 1000, 1025, 5000])
+def test_json_beyond_the_depth_limit_is_refused_as_too_deep(depth: int) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_json_object(_nested(depth))
+    assert caught.value.code == "json_too_deep"
+    assert caught.value.status == 400
+
+
+def test_depth_counts_lists_inside_wide_bodies() -> None:
+    wide = (
+        b'{"input": [' + b",".join([b"[1]"] * 200) + b'], "deep": ' + b"[" * 70 + b"]" * 70 + b"}"
+    )
+    with pytest.raises(InvalidRequestError):
+        parse_json_object(wide)
+    assert (
+        len(parse_json_object(b'{"input": [' + b",".join([b"[1]"] * 200) + b"]}")["input"]) == 200
+    )
