@@ -43,8 +43,8 @@ class StoredResponse:
         )
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> StoredResponse:
-        """Inverse of :meth:`to_bytes`."""
+    def from_bytes(cls, raw: bytes | str) -> StoredResponse:
+        """Inverse of :meth:`to_bytes` (Redis may hand back either type)."""
         data = orjson.loads(raw)
         return cls(
             data["response"], data["transcript"], data["context_tokens"], data["context_bytes"]
@@ -146,9 +146,7 @@ class RedisStore:
         self.url = url
         self.ttl_s = ttl_s
         self.prefix = prefix
-        # Any: the stubs of types-redis (4.x) lack redis 5's ``aclose``, which redis itself
-        # (typed since 5.x) has; the client's type depends on which one is installed.
-        self._redis: Any = redis.Redis.from_url(url)
+        self._redis: redis.Redis = redis.Redis.from_url(url)
 
     def _key(self, owner: str, response_id: str) -> str:
         return f"{self.prefix}{owner}:{response_id}"
