@@ -9,10 +9,15 @@ that closed (age limit, restart), is recovered by resending the full context wit
 new connection - and the turn is recorded with status ``reconnected``. A turn, recoveries
 included, has one deadline (``timeout``, the ``--request-timeout``): one timer per turn,
 not one per read. A rate-limited attempt is repeated as the retry policy says.
+
+Nothing raised in a turn leaves it: the connection modules translate their libraries'
+exceptions into the rig's own (:class:`~rig.errors.RigError`), which become an ``error``
+turn with that cause, and the failed connection is dropped, never reused.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -21,13 +26,13 @@ from typing import Any
 
 import gevent
 
+from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy
-from rig.loadgen.http import HTTPError
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
-from rig.loadgen.ws import WSClosedError, WSHandshakeError
+from rig.loadgen.ws import WSHandshakeError
 from rig.metrics.records import Status
 from rig.protocol.client import FIRST_DELTA, FIRST_EVENT, TurnResult, error_result, responses_body
 
@@ -42,6 +47,8 @@ __all__ = [
     "TurnTiming",
     "make_transport",
 ]
+
+log = logging.getLogger(__name__)
 
 TRANSPORT_NAMES = registry.names()
 MAX_RECOVERIES = 2
@@ -290,8 +297,17 @@ class Transport:
             else:
                 outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
             self._drop()
-        except (OSError, HTTPError, WSClosedError) as exc:
+        except (RigError, OSError) as exc:
+            # The rig's own errors name the cause (an invalid answer, a closed or reset
+            # connection, an invalid stream); the connection is not reused.
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        except Exception as exc:
+            # A library's exception that no layer translated: still a failed turn with
+            # its cause, never an exception out of the transport (nor a flood of them).
+            log.debug("%s: unexpected exception in a turn", self.name, exc_info=True)
+            outcome.status = "error"
+            outcome.error = f"unexpected {type(exc).__module__}.{type(exc).__name__}: {exc}"
             self._drop()
         finally:
             deadline.close()
