@@ -28,6 +28,28 @@ SSE_200 = (
 )
 
 
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _text_frame(data: bytes) -> bytes:
+    assert len(data) < 126
+    return bytes([0x81, len(data)]) + data
+
+
+BROKEN_TERMINAL = b'{"type":"response.completed","response":{"id":"resp_1","output":['
+END = b"0\r\n\r\n"
+
+
+def _broken_terminal(request: Request) -> bytes:
+    if request.is_upgrade:  # ws_mux's first lane on a connection is s1
+        return _upgrade(request) + _text_frame(BROKEN_TERMINAL + b',"stream_id":"s1"}')
+    if b"/chat/completions" in request.head:
+        return SSE_200 + _chunk(b"data: {not json\n\n") + END
+    event = b"event: response.completed\ndata: " + BROKEN_TERMINAL + b"\n\n"
+    return SSE_200 + _chunk(event) + END
+
+
 def _upgrade(request: Request, accept: str | None = None) -> bytes:
     key = request.header("sec-websocket-key")
     return (
@@ -70,6 +92,9 @@ ANSWERS = {
         "not HTTP",
         "invalid WebSocket frame",
     ),
+    # Closes after answering: ws_mux keeps a shared connection that delivered one lane a
+    # bad event (the WebSocket itself is sound), so a second lane would wait on it.
+    "a terminal event that is not JSON": (_broken_terminal, True, "not JSON", "not JSON"),
 }
 
 
@@ -134,3 +159,27 @@ def test_a_target_that_never_answers_ends_each_turn_at_the_request_timeout(
     assert [t.status for t in turns] == ["timeout"]
     assert "longer than 0.5 s" in turns[0].error
     assert not task.ok and task.error == turns[0].error
+
+
+@pytest.mark.parametrize("transport", ["http", "chat"])
+def test_an_sse_event_over_the_bound_fails_the_turn_and_drops_the_connection(
+    transport: str,
+) -> None:
+    # 17 MiB of one event with no blank line, then the server waits: the client gives up
+    # at the decoder's bound (16 MiB), not at the turn timeout, and hangs up.
+    endless = SSE_200 + _chunk(b"data: " + b"x" * (17 * 1024 * 1024))
+    records: list = []
+    with MisbehavingServer(lambda request: endless) as server:
+        session = _session(server.url, transport, records)
+        try:
+            task = session.run_task()
+        finally:
+            session.close()
+    turns = [r for r in records if isinstance(r, TurnRecord)]
+    assert [t.status for t in turns] == ["error"]
+    assert "SSEEventTooLarge" in turns[0].error
+    assert "more than 16,777,216 bytes" in turns[0].error
+    assert turns[0].turn_ms < TIMEOUT_S * 1000 / 2
+    assert 16 * 1024 * 1024 < turns[0].bytes_recv < 18 * 1024 * 1024
+    assert not task.ok
+    assert session.transport.tcp_info() is None  # the connection was dropped
