@@ -245,7 +245,13 @@ class RunOptions:
     )
     model: str = option("model name sent to the target", _RUN, default="mock-agent")
     target_name: str = option("label for the target in records", {LOCUST}, default="")
-    request_timeout: float = option("seconds per turn", {LOCUST}, default=120.0, type=float)
+    request_timeout: float = option(
+        "the most one turn may take, waits for rate limits and recoveries included, before "
+        "it is recorded as a timeout and its connection dropped, e.g. 30, 30s, 2m (120s)",
+        _RUN,
+        default=120.0,
+        type=parse_duration,
+    )
     preset: str = option(
         "latency preset of the embedded mock: instant, fast, gpt-5.4 or a YAML file (fast)",
         EMBEDDED,

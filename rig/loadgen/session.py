@@ -39,6 +39,8 @@ RecordSink = Callable[[Any], None]
 """Receives every record a session produces, in order."""
 
 _FAILED = frozenset({"error", "timeout", "rate_limited"})
+STOPPED_TASK = "stopped: the run ended while the agent was running a tool"
+"""The error of a task cut off between turns when its session was stopped."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,12 @@ class AgentSession:
         self.tasks_done = 0
 
     def run_task(self) -> TaskRecord:
-        """Run one task from the first prompt to the final answer (or a failure)."""
+        """Run one task from the first prompt to the final answer (or a failure).
+
+        Killed while it runs (``GreenletExit``: the run is over, e.g. Locust's stop
+        timeout), it still records the turn in flight (status ``error``, cause
+        :data:`~rig.loadgen.transports.base.STOPPED`) and the task, then re-raises.
+        """
         config = self.config
         task_number = self.tasks_done
         self.tasks_done += 1
@@ -112,7 +119,7 @@ class AgentSession:
         started = time.perf_counter()
         sent = received = calls = 0
         error = ""
-        ok = False
+        ok = stopped = False
         turns = 0
         for index in range(config.max_turns):
             turn_wall = time.time()
@@ -133,6 +140,10 @@ class AgentSession:
                     )
                 )
             self.sink(self._turn_record(session_id, index, turn_wall, outcome))
+            if outcome.stopped:
+                stopped = True
+                error = outcome.error
+                break
             if outcome.status in _FAILED:
                 error = outcome.error
                 break
@@ -155,7 +166,11 @@ class AgentSession:
                 )
             transcript.extend(new_items)
             if config.time_scale > 0 and tool_seconds > 0:
-                self._sleep(tool_seconds * config.time_scale)
+                try:
+                    self._sleep(tool_seconds * config.time_scale)
+                except gevent.GreenletExit:
+                    stopped, error = True, STOPPED_TASK
+                    break
         else:
             error = f"no final answer after {config.max_turns} turns"
         record = TaskRecord(
@@ -171,6 +186,8 @@ class AgentSession:
             error=error,
         )
         self.sink(record)
+        if stopped:
+            raise gevent.GreenletExit  # recorded; now stop as the caller asked
         return record
 
     def _turn_record(

@@ -9,11 +9,15 @@ broken connection.
 
 from __future__ import annotations
 
+import time
+
+import gevent
 import pytest
 
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES
+from rig.loadgen.transports.base import STOPPED
 from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
 from tests.misbehaving import NEVER, MisbehavingServer, Request, websocket_accept
@@ -183,3 +187,26 @@ def test_an_sse_event_over_the_bound_fails_the_turn_and_drops_the_connection(
     assert 16 * 1024 * 1024 < turns[0].bytes_recv < 18 * 1024 * 1024
     assert not task.ok
     assert session.transport.tcp_info() is None  # the connection was dropped
+
+
+@pytest.mark.parametrize("transport", ["http", "ws", "ws_mux"])
+def test_a_session_stopped_while_its_turn_waits_records_the_turn_and_the_task(
+    transport: str,
+) -> None:
+    records: list = []
+    with MisbehavingServer(lambda request: NEVER) as server:
+        session = _session(server.url, transport, records)
+        greenlet = gevent.spawn(session.run_task)
+        deadline = time.monotonic() + 30
+        while not server.requests:  # the request (or the upgrade) reached the target
+            assert time.monotonic() < deadline, "the turn never reached the server"
+            gevent.sleep(0.01)
+        greenlet.kill(block=True, timeout=5)  # what Locust does at its stop timeout
+        session.close()
+    assert greenlet.dead
+    assert isinstance(greenlet.value, gevent.GreenletExit)  # it still stopped
+    (turn,) = [r for r in records if isinstance(r, TurnRecord)]
+    (task,) = [r for r in records if isinstance(r, TaskRecord)]
+    assert (turn.status, turn.error) == ("error", STOPPED)
+    assert turn.turn_ms < TIMEOUT_S * 1000
+    assert not task.ok and task.error == STOPPED and task.turns == 1

@@ -39,6 +39,7 @@ from rig.protocol.client import FIRST_DELTA, FIRST_EVENT, TurnResult, error_resu
 __all__ = [
     "DEFAULT_RETRY",
     "MAX_RECOVERIES",
+    "STOPPED",
     "TRANSPORT_NAMES",
     "Rejection",
     "Transport",
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 
 TRANSPORT_NAMES = registry.names()
 MAX_RECOVERIES = 2
+STOPPED = "stopped: the run ended while the turn was waiting for the target"
+"""The cause recorded for a turn cut off when its session was stopped."""
 
 
 @dataclass
@@ -114,6 +117,9 @@ class TurnOutcome:
     """Every rate-limited attempt of this turn, retried or not."""
     rate_limit_retries: int = 0
     """Attempts repeated after a rate limit (besides ``retries``, the recoveries)."""
+    stopped: bool = False
+    """The session was stopped (the run ended) while the turn waited: the turn is recorded
+    as an ``error`` with cause :data:`STOPPED`, and the caller must stop too."""
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -253,7 +259,14 @@ class Transport:
         sent0, recv0 = self.counter.snapshot()
         attempt = 0
         while True:
-            self._attempt(turn, outcome, timing)
+            try:
+                self._attempt(turn, outcome, timing)
+            except gevent.GreenletExit:
+                # The run is over and its users are being killed (Locust's stop timeout):
+                # the turn is recorded, not lost; the session re-raises once it has.
+                outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                self._drop()
+                break
             if outcome.status != "rate_limited":
                 break
             wait_ms = (outcome.retry_after_s or 0.0) * 1000
@@ -270,7 +283,11 @@ class Transport:
                 break
             outcome.rate_limit_retries += 1
             timing.restart_marks()
-            gevent.sleep(delay)
+            try:
+                gevent.sleep(delay)
+            except gevent.GreenletExit:
+                outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                break
         timing.finish(outcome)
         sent1, recv1 = self.counter.snapshot()
         outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
