@@ -297,6 +297,12 @@ class RunOptions:
         _RUN,
         default="backoff",
     )
+    task_backoff: str = option(
+        "after a failed task, wait before the next: base seconds doubling per failed task "
+        "up to cap, jittered, reset by a success: base=1,cap=30 (default) | off",
+        _RUN,
+        default="base=1,cap=30",
+    )
     # Where records go, and the verdict.
     out: str = option("parent of run directories (default: runs)", _RUN, default="runs")
     run_id: str = option("run id (default: generated)", {LOCUST}, default="")

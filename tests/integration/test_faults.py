@@ -23,6 +23,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rig.loadgen.transports.base import STOPPED
 from rig.metrics.lineproto import MEASUREMENTS
 from rig.metrics.rundir import RunDirectory
 from tests.misbehaving import NEVER, MisbehavingServer
@@ -317,3 +319,77 @@ def test_turns_cut_off_at_the_stop_timeout_are_recorded_as_stopped(tmp_path: Pat
     assert len(tasks) == len(turns) == len(server.requests)  # every turn sent is recorded
     summary = json.loads((run.path / "summary.json").read_text())
     assert sum(f["errors"] for f in summary["transports"].values()) == len(turns)
+
+
+def _attempts_allowed(duration_s: float, base_s: float, cap_s: float) -> int:
+    """The most tasks one session can start in ``duration_s`` against a dead target: one
+    at once, then one after each wait, each at least half of ``min(cap, base * 2^k)``."""
+    attempts, elapsed = 1, 0.0
+    while True:
+        elapsed += min(cap_s, base_s * 2 ** (attempts - 1)) / 2
+        if elapsed > duration_s:
+            return attempts
+        attempts += 1
+
+
+def test_against_a_dead_port_the_task_backoff_bounds_the_attempts(tmp_path: Path) -> None:
+    users, duration = 4, 3
+    out = tmp_path / "runs"
+    # A port bound but not listening refuses connections, and no other process can take
+    # it meanwhile (a merely free port could be given to another test's server).
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    argv = [
+        sys.executable, "-m", "rig", "locust", "--headless", "-u", str(users), "-r", str(users),
+        "-t", f"{duration}s", "--stop-timeout", "2", "--transports", "http,ws",
+        "--target-url", f"http://127.0.0.1:{dead.getsockname()[1]}/v1", "--time-scale", "0",
+        "--task-backoff", "base=1,cap=30", "--out", str(out), "--run-id", "dead",
+    ]  # fmt: skip
+    with dead:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + STARTUP_S)
+    output = done.stdout + done.stderr
+    run = RunDirectory(out / "dead")
+    turns, tasks = run.turns(), run.tasks()
+    # Every attempt is a refused turn of a failed one-turn task (or one cut off by the
+    # stop, recorded as such): none lost, none more than the back-off allows (without it:
+    # about 560 a second per transport).
+    causes = {t.error for t in turns}
+    assert turns and all(t.status == "error" for t in turns), {t.status for t in turns}
+    assert causes - {STOPPED} == {"ConnectionRefusedError: [Errno 111] Connection refused"}
+    assert len(tasks) == len(turns) and not any(task.ok for task in tasks)
+    per_session: Counter[str] = Counter()
+    for turn in turns:  # a session's tasks are named <transport>-<worker>-<index>-<task>
+        per_session[turn.session.rsplit("-", 1)[0]] += 1
+    assert len(per_session) == users, per_session
+    assert max(per_session.values()) <= _attempts_allowed(duration, 1.0, 30.0), per_session
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_a_target_that_answers_garbage_gives_error_records_and_exit_3(tmp_path: Path) -> None:
+    duration, stop_timeout = 3, 5
+    out = tmp_path / "runs"
+    garbage = b"\x00\x01\x02 this is not HTTP at all\r\n\r\n"
+    with MisbehavingServer(lambda request: garbage) as server:
+        code, output = _compare_against(
+            server.url, out, "--duration", str(duration), "--stop-timeout", str(stop_timeout),
+            bound_s=duration + stop_timeout + STARTUP_S,
+        )  # fmt: skip
+    assert code == 3, output[-3000:]
+    assert "every session failed: " in output and "answered with something that is not" in output
+    assert "Traceback" not in output, output[-3000:]
+    run = _only_run(out)
+    turns, tasks = run.turns(), run.tasks()
+    causes = {t.tags.transport: t.error for t in turns}
+    assert "HTTPProtocolError" in causes["http"] and "not HTTP" in causes["http"]
+    assert "WSProtocolError" in causes["ws"] and "not a valid HTTP response" in causes["ws"]
+    assert all(t.status == "error" for t in turns), Counter(t.status for t in turns)
+    assert len(tasks) == len(turns) == len(server.requests)  # every attempt is recorded
+    # Each of the 4 sessions backs off after its failed task: a handful of attempts each.
+    assert len(turns) <= 4 * _attempts_allowed(duration + 1, 1.0, 30.0)
+    assert server.connections == len(server.requests) + 1  # + rig compare's reachability check
+    summary = json.loads((run.path / "summary.json").read_text())
+    for name in ("http", "ws"):
+        figures = summary["transports"][name]
+        assert figures["tasks"] == 0
+        assert figures["tasks_failed"] == sum(t.tags.transport == name for t in turns)
+        assert figures["errors"] == sum(t.tags.transport == name for t in turns)
