@@ -245,7 +245,13 @@ class RunOptions:
     )
     model: str = option("model name sent to the target", _RUN, default="mock-agent")
     target_name: str = option("label for the target in records", {LOCUST}, default="")
-    request_timeout: float = option("seconds per turn", {LOCUST}, default=120.0, type=float)
+    request_timeout: float = option(
+        "the most one turn may take, waits for rate limits and recoveries included, before "
+        "it is recorded as a timeout and its connection dropped, e.g. 30, 30s, 2m (120s)",
+        _RUN,
+        default=120.0,
+        type=parse_duration,
+    )
     preset: str = option(
         "latency preset of the embedded mock: instant, fast, gpt-5.4 or a YAML file (fast)",
         EMBEDDED,
@@ -290,6 +296,12 @@ class RunOptions:
         "jittered; default) | fail-fast | fixed:attempts=3,wait=1",
         _RUN,
         default="backoff",
+    )
+    task_backoff: str = option(
+        "after a failed task, wait before the next: base seconds doubling per failed task "
+        "up to cap, jittered, reset by a success: base=1,cap=30 (default) | off",
+        _RUN,
+        default="base=1,cap=30",
     )
     # Where records go, and the verdict.
     out: str = option("parent of run directories (default: runs)", _RUN, default="runs")

@@ -11,6 +11,14 @@
 
 Every rejected attempt becomes a ``ratelimit`` record; the waiting is part of the turn's
 time (and so the task's), because the agent waits it.
+
+``--task-backoff`` (:class:`TaskBackoff`) is the other wait: after a task that failed
+(refused, timed out, broken answer), a session waits before starting the next one, ``base``
+seconds doubling per consecutive failed task up to ``cap`` (``base=1,cap=30``, the
+default), each wait drawn between half and all of that ("equal jitter": sessions that
+failed together spread out, yet each waits at least half). A task that succeeds resets it;
+``off`` starts the next task at once. Without it a dead target makes every session a tight
+loop of connection attempts (about 560 a second per transport).
 """
 
 from __future__ import annotations
@@ -20,7 +28,15 @@ from dataclasses import dataclass
 
 from rig.errors import RigError
 
-__all__ = ["RetryPolicy", "RetryPolicyError", "parse_retry_policy"]
+__all__ = [
+    "DEFAULT_TASK_BACKOFF",
+    "RetryPolicy",
+    "RetryPolicyError",
+    "TaskBackoff",
+    "TaskBackoffError",
+    "parse_retry_policy",
+    "parse_task_backoff",
+]
 
 
 class RetryPolicyError(RigError, ValueError):
@@ -93,3 +109,55 @@ def parse_retry_policy(value: str) -> RetryPolicy:
         base_s=float(fields.get("base_s", 0.5)),
         cap_s=float(fields.get("cap_s", 30.0)),
     )
+
+
+class TaskBackoffError(RigError, ValueError):
+    """A ``--task-backoff`` value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBackoff:
+    """How long a session waits before its next task after consecutive failed tasks."""
+
+    base_s: float = 1.0
+    cap_s: float = 30.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after ``failures`` failed tasks in a row (0: none failed):
+        between half and all of ``min(cap, base * 2 ** (failures - 1))``."""
+        if failures <= 0 or self.base_s <= 0:
+            return 0.0
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(failures - 1, 62))
+        return ceiling * rng.uniform(0.5, 1.0)
+
+
+DEFAULT_TASK_BACKOFF = TaskBackoff()
+"""1 s after the first failed task, doubling to 30 s (``--task-backoff base=1,cap=30``)."""
+
+_TASK_EXAMPLES = "base=1,cap=30 (seconds) | off"
+
+
+def parse_task_backoff(value: str) -> TaskBackoff:
+    """``--task-backoff`` as a :class:`TaskBackoff`; a clear error otherwise."""
+    text = value.strip()
+    if text in ("off", "0"):
+        return TaskBackoff(base_s=0.0, cap_s=0.0)
+    fields = {"base": DEFAULT_TASK_BACKOFF.base_s, "cap": DEFAULT_TASK_BACKOFF.cap_s}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = part.partition("=")
+        if not sep or key not in fields:
+            raise TaskBackoffError(
+                f"--task-backoff {value!r}: {part!r} not understood; use {_TASK_EXAMPLES}"
+            )
+        try:
+            number = float(raw.rstrip("s"))
+        except ValueError:
+            raise TaskBackoffError(
+                f"--task-backoff {value!r}: {key}={raw!r} is not a number"
+            ) from None
+        if not number >= 0:
+            raise TaskBackoffError(f"--task-backoff {value!r}: {key} must be >= 0")
+        fields[key] = number
+    if fields["cap"] < fields["base"]:
+        raise TaskBackoffError(f"--task-backoff {value!r}: cap must be at least base")
+    return TaskBackoff(base_s=fields["base"], cap_s=fields["cap"])

@@ -8,6 +8,12 @@ many chunks of the chunked encoding it held); an error answer's body is kept ins
 returned with the status. The request head is one formatted string. Reads wait without a
 timeout of their own: the caller bounds the exchange (a transport sets one deadline per
 turn).
+
+Whatever goes wrong leaves as one of the rig's exceptions: :class:`HTTPProtocolError` when
+the server's bytes are not HTTP (the parser's ``HTTPParseError`` never escapes; the message
+says what was wrong and shows the first bytes), :class:`HTTPError` when the connection
+failed; an exception the body sink raised (an invalid stream) passes through unchanged.
+In every case the connection is closed first, so a broken one is never reused.
 """
 
 from __future__ import annotations
@@ -15,19 +21,40 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 
 from geventhttpclient.response import HTTPResponse
 
 from rig.errors import RigError
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
 
-__all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPResult"]
+__all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPProtocolError", "HTTPResult"]
 
 BodySink = Callable[[bytes], None]
 
 
 class HTTPError(RigError, ConnectionError):
     """The connection failed or the server broke the protocol."""
+
+
+class HTTPProtocolError(HTTPError):
+    """The server answered with bytes that are not a valid HTTP/1.1 response."""
+
+
+SHOWN_BYTES = 80
+"""How many of the server's first bytes an :class:`HTTPProtocolError` quotes."""
+
+
+def _parse_failure(exc: Exception, received: bytes, eof: bool) -> HTTPProtocolError:
+    """The parser's complaint as a message naming what the server sent."""
+    detail = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    if eof:
+        what = "closed the connection in the middle of its response"
+    elif not received.startswith(b"HTTP/"):
+        what = "answered with something that is not HTTP"
+    else:
+        what = "sent an invalid HTTP response"
+    return HTTPProtocolError(f"the target {what} ({detail}); it began {received[:SHOWN_BYTES]!r}")
 
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -146,12 +173,12 @@ class HTTPConnection:
         for attempt in (1, 2):
             reused = self._wire is not None
             if self._wire is None:
-                self._wire = self._connect()
+                self._wire = self._connect()  # OSError, TimeoutError: the caller's to name
             wire = self._wire
             response = _StreamedResponse()
             pieces = response.pieces
             answer = _Body(sink)
-            got_bytes = False
+            start = b""  # the answer's first bytes, for an error message
             try:
                 if on_sent is not None:
                     on_sent()
@@ -159,21 +186,38 @@ class HTTPConnection:
                 while not response.message_complete:
                     data = wire.recv()
                     if not data:
-                        response.feed(b"")  # let the parser finish a close-delimited body
+                        self._feed_eof(response, start)
                         if pieces:
                             answer.take(response.status_code, pieces)
                         if response.message_complete:
                             break
                         raise HTTPError("connection closed before the response was complete")
-                    got_bytes = True
-                    response.feed(data)
+                    if len(start) < SHOWN_BYTES:
+                        start += data[: SHOWN_BYTES - len(start)]
+                    try:
+                        response.feed(data)
+                    except HTTPException as exc:
+                        raise _parse_failure(exc, start, eof=False) from None
                     if pieces:
                         answer.take(response.status_code, pieces)
-            except (OSError, HTTPError, ValueError) as exc:
+            except HTTPProtocolError as exc:
                 self.close()
-                if reused and not got_bytes and attempt == 1:
+                exc.args = (f"{method} {path}: {exc}",)
+                raise
+            except HTTPError as exc:
+                self.close()
+                if reused and not start and attempt == 1:
+                    continue  # stale keep-alive connection: retry once on a fresh one
+                exc.args = (f"{method} {path}: {exc}",)
+                raise
+            except OSError as exc:
+                self.close()
+                if reused and not start and attempt == 1:
                     continue  # stale keep-alive connection: retry once on a fresh one
                 raise HTTPError(f"{method} {path}: {exc}") from exc
+            except BaseException:
+                self.close()  # the sink's own error (an invalid stream), or a deadline
+                raise
             if response.should_close():
                 self.close()
             return HTTPResult(
@@ -183,6 +227,15 @@ class HTTPConnection:
                 bytes(answer.error),
             )
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _feed_eof(response: _StreamedResponse, start: bytes) -> None:
+        """Let the parser finish a close-delimited body; a close anywhere else is the
+        server's error."""
+        try:
+            response.feed(b"")
+        except HTTPException as exc:
+            raise _parse_failure(exc, start, eof=True) from None
 
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's byte counters of the open connection (``None`` when closed)."""

@@ -9,6 +9,7 @@ a Locust user, a plain script or a test drive it the same way.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from rig.loadgen.backoff import RetryPolicy
+from rig.loadgen.backoff import DEFAULT_TASK_BACKOFF, RetryPolicy, TaskBackoff
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.transports import (
@@ -39,6 +40,8 @@ RecordSink = Callable[[Any], None]
 """Receives every record a session produces, in order."""
 
 _FAILED = frozenset({"error", "timeout", "rate_limited"})
+STOPPED_TASK = "stopped: the run ended while the agent was running a tool"
+"""The error of a task cut off between turns when its session was stopped."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class SessionConfig:
     """Tell the target which scenario to play (``metadata.scenario``; the mock reads it)."""
     retry: RetryPolicy = DEFAULT_RETRY
     """What to do when a rate limit refuses a turn (``--retry-policy``)."""
+    task_backoff: TaskBackoff = DEFAULT_TASK_BACKOFF
+    """How long to wait before a task after failed ones (``--task-backoff``)."""
     context: TransportContext | None = None
     """The run's shared transport state and per-transport option values (one per run,
     made by whoever runs the sessions); ``None``: each session's transport on its own,
@@ -94,9 +99,36 @@ class AgentSession:
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
         self.tasks_done = 0
+        self.failed_in_a_row = 0
+        """Tasks failed since the last one that succeeded (sets the back-off)."""
+        self._backoff_rng = random.Random(config.seed * 1_000_003 + session_index + 1)
+
+    def next_task_delay(self) -> float:
+        """Seconds to wait before the next task: 0 after a success, else the task back-off
+        for the failures in a row. The driver waits it (a Locust user's ``wait_time``,
+        where a stop interrupts it; :meth:`run_tasks` in a plain script)."""
+        return self.config.task_backoff.delay(self.failed_in_a_row, self._backoff_rng)
+
+    def run_tasks(self, until: float) -> int:
+        """Run tasks, each after its back-off, until ``time.monotonic()`` passes ``until``
+        (a task under way is finished); the number of tasks run."""
+        count = 0
+        while True:
+            delay = self.next_task_delay()
+            if time.monotonic() + delay >= until:
+                return count
+            if delay:
+                self._sleep(delay)
+            self.run_task()
+            count += 1
 
     def run_task(self) -> TaskRecord:
-        """Run one task from the first prompt to the final answer (or a failure)."""
+        """Run one task from the first prompt to the final answer (or a failure).
+
+        Killed while it runs (``GreenletExit``: the run is over, e.g. Locust's stop
+        timeout), it still records the turn in flight (status ``error``, cause
+        :data:`~rig.loadgen.transports.base.STOPPED`) and the task, then re-raises.
+        """
         config = self.config
         task_number = self.tasks_done
         self.tasks_done += 1
@@ -112,7 +144,7 @@ class AgentSession:
         started = time.perf_counter()
         sent = received = calls = 0
         error = ""
-        ok = False
+        ok = stopped = False
         turns = 0
         for index in range(config.max_turns):
             turn_wall = time.time()
@@ -133,6 +165,10 @@ class AgentSession:
                     )
                 )
             self.sink(self._turn_record(session_id, index, turn_wall, outcome))
+            if outcome.stopped:
+                stopped = True
+                error = outcome.error
+                break
             if outcome.status in _FAILED:
                 error = outcome.error
                 break
@@ -155,7 +191,11 @@ class AgentSession:
                 )
             transcript.extend(new_items)
             if config.time_scale > 0 and tool_seconds > 0:
-                self._sleep(tool_seconds * config.time_scale)
+                try:
+                    self._sleep(tool_seconds * config.time_scale)
+                except gevent.GreenletExit:
+                    stopped, error = True, STOPPED_TASK
+                    break
         else:
             error = f"no final answer after {config.max_turns} turns"
         record = TaskRecord(
@@ -170,7 +210,10 @@ class AgentSession:
             ok=ok,
             error=error,
         )
+        self.failed_in_a_row = 0 if ok else self.failed_in_a_row + 1
         self.sink(record)
+        if stopped:
+            raise gevent.GreenletExit  # recorded; now stop as the caller asked
         return record
 
     def _turn_record(

@@ -4,6 +4,11 @@ The protocol object does the handshake and framing (masking, fragmentation, cont
 frames); this module moves bytes between it and the counting socket, so handshake bytes
 and frame overhead are counted like everything else. Reads wait without a timeout of their
 own: the caller bounds the exchange (a transport sets one deadline per turn).
+
+websockets' exceptions stay here: a refused upgrade is :class:`WSHandshakeError` (with the
+status), an answer that is not a valid upgrade or a frame that breaks the protocol is
+:class:`WSProtocolError` (saying what the target sent), and a connection that is closed or
+closing is :class:`WSClosedError`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Mapping
 from typing import Self, cast
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidState, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -22,7 +27,10 @@ from websockets.uri import parse_uri
 from rig.errors import RigError
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
 
-__all__ = ["WSClosedError", "WSConnection", "WSHandshakeError"]
+__all__ = ["WSClosedError", "WSConnection", "WSHandshakeError", "WSProtocolError"]
+
+SHOWN_BYTES = 80
+"""How many of the target's first handshake bytes a :class:`WSProtocolError` quotes."""
 
 
 class WSHandshakeError(RigError, ConnectionError):
@@ -32,6 +40,21 @@ class WSHandshakeError(RigError, ConnectionError):
         super().__init__(f"WebSocket handshake refused with HTTP {status}: {body[:300]!r}")
         self.status = status
         self.body = body
+
+
+class WSProtocolError(RigError):
+    """The target broke the WebSocket protocol: an invalid answer to the upgrade, or an
+    invalid frame. Not a :class:`ConnectionError`: reconnecting to the same target would
+    not help, so a transport fails the turn with this cause instead of recovering."""
+
+
+def _cause(exc: BaseException) -> str:
+    """websockets' exception and what caused it, as one phrase."""
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None:
+        text += f" ({cause or type(cause).__name__})"
+    return text
 
 
 class WSClosedError(RigError, ConnectionError):
@@ -51,6 +74,8 @@ class WSConnection:
         self.protocol = protocol
         self._pending: list[bytes] = []
         self._fragments: list[bytes] = []
+        self._handshake_start = b""
+        """The first bytes of the answer to the upgrade (quoted when it is invalid)."""
 
     @classmethod
     def connect(
@@ -91,12 +116,28 @@ class WSConnection:
                 self.wire.sendall(data)
 
     def _read(self) -> bool:
-        """Read once and feed the protocol; whether the peer is still sending."""
+        """Read once and feed the protocol; whether the peer is still sending.
+
+        :class:`WSProtocolError` when what arrived broke the protocol (after queueing the
+        close frame the protocol answers with, which the caller need not send).
+        """
         data = self.wire.recv()
+        protocol = self.protocol
         if data:
-            self.protocol.receive_data(data)
+            if protocol.state is State.CONNECTING and len(self._handshake_start) < SHOWN_BYTES:
+                self._handshake_start += data[: SHOWN_BYTES - len(self._handshake_start)]
+            protocol.receive_data(data)
         else:
-            self.protocol.receive_eof()
+            protocol.receive_eof()
+        error = protocol.parser_exc
+        # An end of stream without a close frame is a closed connection (reported as such
+        # by the caller); anything else the target sent broke the protocol.
+        if (
+            error is not None
+            and protocol.state is not State.CONNECTING
+            and not isinstance(error, EOFError)
+        ):
+            raise WSProtocolError(f"the target sent an invalid WebSocket frame: {_cause(error)}")
         return bool(data)
 
     def _collect(self, events: list[Frame]) -> bool:
@@ -122,17 +163,21 @@ class WSConnection:
         return control
 
     def _await_handshake(self) -> None:
+        protocol = self.protocol
         while True:
             done = False
             frames: list[Frame] = []
-            for event in self.protocol.events_received():
+            for event in protocol.events_received():
                 if isinstance(event, Response):
-                    error = self.protocol.handshake_exc
+                    error = protocol.handshake_exc
                     if isinstance(error, InvalidStatus):
                         response = error.response
                         raise WSHandshakeError(response.status_code, response.body or b"")
                     if error is not None:
-                        raise WSHandshakeError(event.status_code, event.body or b"") from error
+                        raise WSProtocolError(
+                            f"the target's answer to the WebSocket upgrade (HTTP "
+                            f"{event.status_code}) is invalid: {_cause(error)}"
+                        )
                     done = True
                 elif isinstance(event, Frame):
                     frames.append(event)  # arrived with the handshake response
@@ -140,12 +185,26 @@ class WSConnection:
             if done:
                 self._flush()
                 return
+            error = protocol.handshake_exc
+            if error is not None:  # no response could be parsed
+                raise WSProtocolError(
+                    "the target's answer to the WebSocket upgrade is not a valid HTTP "
+                    f"response ({_cause(error.__cause__ or error)}); it began "
+                    f"{self._handshake_start!r}"
+                )
             if not self._read():
-                raise InvalidHandshake("connection closed during the WebSocket handshake")
+                raise WSProtocolError(
+                    "the target closed the connection during the WebSocket handshake; it "
+                    f"sent {self._handshake_start!r}"
+                )
 
     def send_text(self, payload: bytes) -> None:
-        """Send one text message (``payload`` is UTF-8)."""
-        self.protocol.send_text(payload)
+        """Send one text message (``payload`` is UTF-8); :class:`WSClosedError` when the
+        connection is closing or closed."""
+        try:
+            self.protocol.send_text(payload)
+        except InvalidState:
+            raise self._closed() from None
         self._flush()
 
     def receive(self) -> list[bytes]:

@@ -40,7 +40,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from rig import __version__
 from rig.errors import RigError
 from rig.loadgen import registry
-from rig.loadgen.backoff import RetryPolicy, parse_retry_policy
+from rig.loadgen.backoff import RetryPolicy, TaskBackoff, parse_retry_policy, parse_task_backoff
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.registry import TransportContext
@@ -228,6 +228,7 @@ class LocustRun:
         self.weights = parse_weights(options.transport_weights, self.transports)
         self.checks: list[Check] = [parse_check(text) for text in options.check]
         self.retry: RetryPolicy = parse_retry_policy(options.retry_policy)
+        self.task_backoff: TaskBackoff = parse_task_backoff(options.task_backoff)
         self.context = TransportContext(options.transport_options)
         """What the run's transports share (option values, pooled connections)."""
         self.run_id = options.run_id
@@ -340,6 +341,7 @@ class LocustRun:
             time_scale=self.options.time_scale,
             timeout_s=self.options.request_timeout,
             retry=self.retry,
+            task_backoff=self.task_backoff,
             context=self.context,  # the run's shared transport state (ws_mux's pool)
         )
         return config, index
@@ -526,6 +528,11 @@ class AgentUser(User):
 
     def on_stop(self) -> None:
         self.agent.close()
+
+    def wait_time(self) -> float:
+        """Locust's wait between tasks: the session's back-off after a failed task (0
+        otherwise); a stop interrupts it at once."""
+        return self.agent.next_task_delay()
 
     @task
     def run_task(self) -> None:

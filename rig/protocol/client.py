@@ -8,6 +8,11 @@ each event's type (:mod:`rig.protocol.sniff`) and parse the JSON of the terminal
 only (a Chat Completions stream has no terminal event with the whole answer, so its chunks
 are parsed). An HTTP error answer becomes the same result (:func:`error_result`), rate
 limits read through :mod:`rig.protocol.ratelimit`.
+
+A stream that is not what the API sends (a terminal event or a chat chunk that is not a
+JSON object, an SSE event over :data:`~rig.protocol.sse.MAX_EVENT_BYTES`) raises
+:class:`StreamError` (or :class:`~rig.protocol.sse.SSEError`) from the reader, never a
+parser's exception; the transport records the turn as an error with that cause.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
+from rig.errors import RigError
 from rig.protocol.ratelimit import LimitKind, RateLimitInfo, is_rate_limit, parse_rate_limit
 from rig.protocol.sniff import TERMINAL_TYPES, event_type, is_terminal_event
 from rig.protocol.sse import SSEDecoder
@@ -31,6 +37,7 @@ __all__ = [
     "ChatStreamReader",
     "ResponsesStreamReader",
     "ResultStatus",
+    "StreamError",
     "TurnResult",
     "chat_body",
     "error_result",
@@ -46,6 +53,24 @@ TERMINAL = 4
 """Mark: the event that ends the response arrived."""
 
 DELTA_TYPES = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
+
+
+class StreamError(RigError, ValueError):
+    """What the target streamed is not the API's: the message says what, and shows it."""
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; :class:`StreamError` naming ``what`` otherwise."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StreamError(
+            f"the target sent {what} that is not JSON ({exc}): {raw[:80]!r}"
+        ) from None
+    if not isinstance(value, dict):
+        raise StreamError(f"the target sent {what} that is not a JSON object: {raw[:80]!r}")
+    return value
+
 
 ResultStatus = Literal["ok", "error", "rate_limited"]
 """How a response ended, as far as the protocol says (timeouts are the caller's)."""
@@ -131,8 +156,9 @@ def _rate_limited(
 
 def terminal_result(raw: bytes) -> TurnResult:
     """The result of a response from its terminal event (``response.completed``,
-    ``response.failed``, ``response.incomplete`` or ``error``)."""
-    event = orjson.loads(raw)
+    ``response.failed``, ``response.incomplete`` or ``error``); :class:`StreamError` when it
+    is not a JSON object."""
+    event = _json_object(raw, "a terminal event")
     result = TurnResult()
     if event.get("type") == "error":
         error = event.get("error") or {}
@@ -279,7 +305,7 @@ class ChatStreamReader:
                 self.done = True
                 marks |= TERMINAL
                 continue
-            data = orjson.loads(message.data)
+            data = _json_object(message.data, "a chat completion chunk")
             content = False
             for choice in data.get("choices") or ():
                 delta = choice.get("delta") or {}

@@ -8,7 +8,12 @@ waits only on the processes' own output, files and answers (never a timed sleep)
   dropped, the terminal says so, and ``--check rig.points_dropped==0`` fails the run;
 * the mock killed mid-run with the Redis store: turns after the kill are error records
   with their cause (none lost); a mock restarted on the same port with the same Redis
-  continues responses stored before the kill, and the run recovers.
+  continues responses stored before the kill, and the run recovers;
+* a target that never answers: the run ends within its duration, request timeout and stop
+  timeout; every turn is a ``timeout`` record (or, cut off at the stop, an ``error``
+  record with cause "stopped"), and the exit code is 3 with the cause;
+* a target that answers garbage: every turn is an ``error`` record naming what it sent,
+  with no traceback and a bounded number of attempts (the task back-off), exit code 3.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +35,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rig.loadgen.transports.base import STOPPED
 from rig.metrics.lineproto import MEASUREMENTS
 from rig.metrics.rundir import RunDirectory
+from tests.misbehaving import NEVER, MisbehavingServer
 from tests.servers import InfluxDBServer, ManagedProcess, free_port, start_mock
 
 RECORD_FILES = {"turn": "turns", "task": "tasks", "rig": "health", "ratelimit": "ratelimits"}
@@ -232,3 +241,155 @@ def test_the_mock_killed_mid_run_turns_become_errors_and_a_restart_continues_fro
         )
     assert sum(summary["transports"][n]["errors"] for n in ("ws_stored", "http_chained")) > 0
     assert "turns failed (error or timeout)" in output
+
+
+# -- a target that never answers, or answers garbage ---------------------------------------
+
+
+def _compare_against(url: str, out: Path, *args: str, bound_s: float) -> tuple[int, str]:
+    """``rig compare`` against ``url``; its exit code and output. It must end by itself
+    within ``bound_s`` (derived from the options by the caller)."""
+    argv = [
+        sys.executable, "-m", "rig", "compare", "--target-url", url, "--time-scale", "0",
+        "--transports", "http,ws", "--users", "2", "--out", str(out), *args,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=bound_s)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            f"rig compare did not end within {bound_s:g} s: {exc.output}"
+        ) from None
+    return done.returncode, done.stdout + done.stderr
+
+
+STARTUP_S = 30.0
+"""What a bound on a run's end allows for starting Python, Locust and the report."""
+
+
+def test_a_target_that_never_answers_ends_within_the_timeouts_with_timeout_records(
+    tmp_path: Path,
+) -> None:
+    duration, request_timeout, stop_timeout = 3, 2, 5
+    out = tmp_path / "runs"
+    with MisbehavingServer(lambda request: NEVER) as server:
+        code, output = _compare_against(
+            server.url, out,
+            "--duration", str(duration), "--request-timeout", str(request_timeout),
+            "--stop-timeout", str(stop_timeout),
+            bound_s=duration + stop_timeout + STARTUP_S,
+        )  # fmt: skip
+    assert code == 3, output[-3000:]
+    assert "every session failed: timed out: the turn took longer than 2 s" in output
+    assert "Traceback" not in output
+    run = _only_run(out)
+    turns, tasks = run.turns(), run.tasks()
+    assert turns and all(t.status == "timeout" for t in turns), Counter(t.status for t in turns)
+    assert all(1900 < t.turn_ms < 4000 for t in turns), [t.turn_ms for t in turns]
+    assert {t.tags.transport for t in turns} == {"http", "ws"}
+    per_session = Counter(t.session for t in turns)
+    assert all(per_session[task.session] == task.turns for task in tasks)  # none lost
+    assert len(tasks) == len(turns) and not any(task.ok for task in tasks)
+    summary = json.loads((run.path / "summary.json").read_text())
+    for name in ("http", "ws"):
+        figures = summary["transports"][name]
+        assert figures["tasks"] == 0
+        assert figures["errors"] == sum(t.tags.transport == name for t in turns)
+
+
+def test_turns_cut_off_at_the_stop_timeout_are_recorded_as_stopped(tmp_path: Path) -> None:
+    # The request timeout (60 s) outlasts the run: the users are stopped while waiting.
+    duration, stop_timeout = 2, 1
+    out = tmp_path / "runs"
+    with MisbehavingServer(lambda request: NEVER) as server:
+        code, output = _compare_against(
+            server.url, out,
+            "--duration", str(duration), "--request-timeout", "60",
+            "--stop-timeout", str(stop_timeout),
+            bound_s=duration + stop_timeout + STARTUP_S,
+        )  # fmt: skip
+    assert code == 3, output[-3000:]
+    assert "every session failed: stopped: the run ended while the turn was waiting" in output
+    run = _only_run(out)
+    turns, tasks = run.turns(), run.tasks()
+    assert turns and all(
+        (t.status, t.error)
+        == ("error", "stopped: the run ended while the turn was waiting for the target")
+        for t in turns
+    ), {(t.status, t.error) for t in turns}
+    assert len(tasks) == len(turns) == len(server.requests)  # every turn sent is recorded
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert sum(f["errors"] for f in summary["transports"].values()) == len(turns)
+
+
+def _attempts_allowed(duration_s: float, base_s: float, cap_s: float) -> int:
+    """The most tasks one session can start in ``duration_s`` against a dead target: one
+    at once, then one after each wait, each at least half of ``min(cap, base * 2^k)``."""
+    attempts, elapsed = 1, 0.0
+    while True:
+        elapsed += min(cap_s, base_s * 2 ** (attempts - 1)) / 2
+        if elapsed > duration_s:
+            return attempts
+        attempts += 1
+
+
+def test_against_a_dead_port_the_task_backoff_bounds_the_attempts(tmp_path: Path) -> None:
+    users, duration = 4, 3
+    out = tmp_path / "runs"
+    # A port bound but not listening refuses connections, and no other process can take
+    # it meanwhile (a merely free port could be given to another test's server).
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    argv = [
+        sys.executable, "-m", "rig", "locust", "--headless", "-u", str(users), "-r", str(users),
+        "-t", f"{duration}s", "--stop-timeout", "2", "--transports", "http,ws",
+        "--target-url", f"http://127.0.0.1:{dead.getsockname()[1]}/v1", "--time-scale", "0",
+        "--task-backoff", "base=1,cap=30", "--out", str(out), "--run-id", "dead",
+    ]  # fmt: skip
+    with dead:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + STARTUP_S)
+    output = done.stdout + done.stderr
+    run = RunDirectory(out / "dead")
+    turns, tasks = run.turns(), run.tasks()
+    # Every attempt is a refused turn of a failed one-turn task (or one cut off by the
+    # stop, recorded as such): none lost, none more than the back-off allows (without it:
+    # about 560 a second per transport).
+    causes = {t.error for t in turns}
+    assert turns and all(t.status == "error" for t in turns), {t.status for t in turns}
+    assert causes - {STOPPED} == {"ConnectionRefusedError: [Errno 111] Connection refused"}
+    assert len(tasks) == len(turns) and not any(task.ok for task in tasks)
+    per_session: Counter[str] = Counter()
+    for turn in turns:  # a session's tasks are named <transport>-<worker>-<index>-<task>
+        per_session[turn.session.rsplit("-", 1)[0]] += 1
+    assert len(per_session) == users, per_session
+    assert max(per_session.values()) <= _attempts_allowed(duration, 1.0, 30.0), per_session
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_a_target_that_answers_garbage_gives_error_records_and_exit_3(tmp_path: Path) -> None:
+    duration, stop_timeout = 3, 5
+    out = tmp_path / "runs"
+    garbage = b"\x00\x01\x02 this is not HTTP at all\r\n\r\n"
+    with MisbehavingServer(lambda request: garbage) as server:
+        code, output = _compare_against(
+            server.url, out, "--duration", str(duration), "--stop-timeout", str(stop_timeout),
+            bound_s=duration + stop_timeout + STARTUP_S,
+        )  # fmt: skip
+    assert code == 3, output[-3000:]
+    assert "every session failed: " in output and "answered with something that is not" in output
+    assert "Traceback" not in output, output[-3000:]
+    run = _only_run(out)
+    turns, tasks = run.turns(), run.tasks()
+    causes = {t.tags.transport: t.error for t in turns}
+    assert "HTTPProtocolError" in causes["http"] and "not HTTP" in causes["http"]
+    assert "WSProtocolError" in causes["ws"] and "not a valid HTTP response" in causes["ws"]
+    assert all(t.status == "error" for t in turns), Counter(t.status for t in turns)
+    assert len(tasks) == len(turns) == len(server.requests)  # every attempt is recorded
+    # Each of the 4 sessions backs off after its failed task: a handful of attempts each.
+    assert len(turns) <= 4 * _attempts_allowed(duration + 1, 1.0, 30.0)
+    assert server.connections == len(server.requests) + 1  # + rig compare's reachability check
+    summary = json.loads((run.path / "summary.json").read_text())
+    for name in ("http", "ws"):
+        figures = summary["transports"][name]
+        assert figures["tasks"] == 0
+        assert figures["tasks_failed"] == sum(t.tags.transport == name for t in turns)
+        assert figures["errors"] == sum(t.tags.transport == name for t in turns)

@@ -1,4 +1,5 @@
-"""Retry policies for rate-limited turns: delays, limits, and clear errors."""
+"""Retry policies for rate-limited turns and the back-off between failed tasks: delays,
+limits, and clear errors."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import random
 
 import pytest
 
-from rig.loadgen.backoff import RetryPolicyError, parse_retry_policy
+from rig.loadgen.backoff import (
+    DEFAULT_TASK_BACKOFF,
+    RetryPolicyError,
+    TaskBackoff,
+    TaskBackoffError,
+    parse_retry_policy,
+    parse_task_backoff,
+)
 
 
 def test_backoff_honours_retry_after_with_a_little_jitter_and_the_cap() -> None:
@@ -53,3 +61,27 @@ def test_defaults() -> None:
 def test_bad_policies_are_named(value: str, message: str) -> None:
     with pytest.raises(RetryPolicyError, match=message):
         parse_retry_policy(value)
+
+
+def test_the_task_backoff_doubles_per_failed_task_with_equal_jitter_up_to_the_cap() -> None:
+    backoff = parse_task_backoff("base=1,cap=30")
+    assert backoff == DEFAULT_TASK_BACKOFF == TaskBackoff(base_s=1.0, cap_s=30.0)
+    rng = random.Random(3)
+    assert backoff.delay(0, rng) == 0.0  # no failure (or a success since): no wait
+    for failures, ceiling in ((1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (200, 30)):
+        delays = [backoff.delay(failures, rng) for _ in range(300)]
+        assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) - min(delays) > ceiling * 0.4  # jittered over the upper half
+
+
+def test_the_task_backoff_can_be_turned_off_and_bad_values_are_named() -> None:
+    assert parse_task_backoff("off").delay(5, random.Random(0)) == 0.0
+    assert parse_task_backoff("base=0.5s").cap_s == 30.0
+    for bad, words in (
+        ("base=x", "is not a number"),
+        ("wait=3", "not understood"),
+        ("base=-1", "must be >= 0"),
+        ("base=10,cap=5", "cap must be at least base"),
+    ):
+        with pytest.raises(TaskBackoffError, match=words):
+            parse_task_backoff(bad)

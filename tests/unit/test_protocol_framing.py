@@ -12,7 +12,14 @@ from rig.protocol.errors import InvalidRequestError
 from rig.protocol.events import ResponseStream, usage_object
 from rig.protocol.requests import parse_create_request
 from rig.protocol.sniff import event_type, is_terminal, is_terminal_event
-from rig.protocol.sse import SSEDecoder, SSEMessage, encode_data, encode_event
+from rig.protocol.sse import (
+    MAX_EVENT_BYTES,
+    SSEDecoder,
+    SSEEventTooLarge,
+    SSEMessage,
+    encode_data,
+    encode_event,
+)
 from rig.protocol.tokens import estimate_tokens, split_tokens
 from rig.protocol.ws import encode_client_event, parse_client_event
 
@@ -84,6 +91,40 @@ def test_sse_decoder_agrees_with_the_rules_on_random_streams_and_chunkings() -> 
 
 def test_an_event_without_data_is_not_dispatched() -> None:
     assert SSEDecoder().feed(b"event: lonely\n\n") == []
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 512, 4096])
+def test_an_event_split_into_many_chunks_costs_linear_work(chunk_size: int) -> None:
+    # One 256 KiB event (then a small one) fed in small chunks: the bytes the decoder
+    # copies stay within a small multiple of the input, whatever the chunk size (joining
+    # the buffer again on every chunk copies about size^2 / (2 * chunk): 32 GiB at 1 B).
+    payload = b"x" * (256 * 1024)
+    wire = b"event: big\ndata: " + payload + b"\n\ndata: after\n\n"
+    decoder = SSEDecoder()
+    messages = []
+    for start in range(0, len(wire), chunk_size):
+        messages += decoder.feed(wire[start : start + chunk_size])
+    assert messages == [SSEMessage("big", payload), SSEMessage("", b"after")]
+    assert decoder.copied <= 3 * len(wire)
+    assert decoder.pending == 0
+
+
+def test_an_event_over_the_bound_without_an_end_is_refused_with_a_clear_error() -> None:
+    assert MAX_EVENT_BYTES == 16 * 1024 * 1024  # the documented default
+    decoder = SSEDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: " + b"x" * 494)  # 500 bytes held
+    decoder.feed(b"x" * 500)  # 1000: at the bound, still held
+    assert decoder.pending == 1000
+    with pytest.raises(SSEEventTooLarge, match=r"more than 1,000 bytes \(1,001 so far\)"):
+        decoder.feed(b"x")
+
+
+def test_an_event_over_the_bound_in_one_chunk_is_refused_too() -> None:
+    with pytest.raises(SSEEventTooLarge, match="without the blank line"):
+        SSEDecoder(max_event_bytes=100).feed(b"data: " + b"x" * 200)
+    with pytest.raises(SSEEventTooLarge):  # even when it ends in the same chunk
+        SSEDecoder(max_event_bytes=100).feed(b"data: " + b"x" * 200 + b"\n\n")
+    assert SSEDecoder(max_event_bytes=100).feed(b"data: " + b"x" * 94 + b"\n\n")
 
 
 def test_chat_chunks_are_bare_data_lines() -> None:

@@ -9,10 +9,15 @@ that closed (age limit, restart), is recovered by resending the full context wit
 new connection - and the turn is recorded with status ``reconnected``. A turn, recoveries
 included, has one deadline (``timeout``, the ``--request-timeout``): one timer per turn,
 not one per read. A rate-limited attempt is repeated as the retry policy says.
+
+Nothing raised in a turn leaves it: the connection modules translate their libraries'
+exceptions into the rig's own (:class:`~rig.errors.RigError`), which become an ``error``
+turn with that cause, and the failed connection is dropped, never reused.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -21,19 +26,20 @@ from typing import Any
 
 import gevent
 
+from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy
-from rig.loadgen.http import HTTPError
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
-from rig.loadgen.ws import WSClosedError, WSHandshakeError
+from rig.loadgen.ws import WSHandshakeError
 from rig.metrics.records import Status
 from rig.protocol.client import FIRST_DELTA, FIRST_EVENT, TurnResult, error_result, responses_body
 
 __all__ = [
     "DEFAULT_RETRY",
     "MAX_RECOVERIES",
+    "STOPPED",
     "TRANSPORT_NAMES",
     "Rejection",
     "Transport",
@@ -43,8 +49,12 @@ __all__ = [
     "make_transport",
 ]
 
+log = logging.getLogger(__name__)
+
 TRANSPORT_NAMES = registry.names()
 MAX_RECOVERIES = 2
+STOPPED = "stopped: the run ended while the turn was waiting for the target"
+"""The cause recorded for a turn cut off when its session was stopped."""
 
 
 @dataclass
@@ -107,6 +117,9 @@ class TurnOutcome:
     """Every rate-limited attempt of this turn, retried or not."""
     rate_limit_retries: int = 0
     """Attempts repeated after a rate limit (besides ``retries``, the recoveries)."""
+    stopped: bool = False
+    """The session was stopped (the run ended) while the turn waited: the turn is recorded
+    as an ``error`` with cause :data:`STOPPED`, and the caller must stop too."""
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -246,7 +259,14 @@ class Transport:
         sent0, recv0 = self.counter.snapshot()
         attempt = 0
         while True:
-            self._attempt(turn, outcome, timing)
+            try:
+                self._attempt(turn, outcome, timing)
+            except gevent.GreenletExit:
+                # The run is over and its users are being killed (Locust's stop timeout):
+                # the turn is recorded, not lost; the session re-raises once it has.
+                outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                self._drop()
+                break
             if outcome.status != "rate_limited":
                 break
             wait_ms = (outcome.retry_after_s or 0.0) * 1000
@@ -263,7 +283,11 @@ class Transport:
                 break
             outcome.rate_limit_retries += 1
             timing.restart_marks()
-            gevent.sleep(delay)
+            try:
+                gevent.sleep(delay)
+            except gevent.GreenletExit:
+                outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                break
         timing.finish(outcome)
         sent1, recv1 = self.counter.snapshot()
         outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
@@ -290,8 +314,17 @@ class Transport:
             else:
                 outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
             self._drop()
-        except (OSError, HTTPError, WSClosedError) as exc:
+        except (RigError, OSError) as exc:
+            # The rig's own errors name the cause (an invalid answer, a closed or reset
+            # connection, an invalid stream); the connection is not reused.
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            self._drop()
+        except Exception as exc:
+            # A library's exception that no layer translated: still a failed turn with
+            # its cause, never an exception out of the transport (nor a flood of them).
+            log.debug("%s: unexpected exception in a turn", self.name, exc_info=True)
+            outcome.status = "error"
+            outcome.error = f"unexpected {type(exc).__module__}.{type(exc).__name__}: {exc}"
             self._drop()
         finally:
             deadline.close()

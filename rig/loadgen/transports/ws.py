@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from websockets.exceptions import InvalidState
-
 from rig.loadgen.target import Target
 from rig.loadgen.transports.base import (
     MAX_RECOVERIES,
@@ -16,7 +14,7 @@ from rig.loadgen.transports.base import (
     TurnTiming,
 )
 from rig.loadgen.wire import TcpInfo, WireCounter
-from rig.loadgen.ws import WSClosedError, WSConnection
+from rig.loadgen.ws import WSConnection
 from rig.protocol.client import ResponsesStreamReader, TurnResult
 from rig.protocol.ws import CONNECTION_LIMIT_CODE, encode_client_event
 
@@ -48,6 +46,7 @@ class WSTransport(Transport):
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
         chained = True
+        failure: ConnectionError | None = None
         for _ in range(MAX_RECOVERIES + 1):
             timing.sent()  # the handshake counts toward the turn's time and bytes
             if self.connection is None or not self.connection.open:
@@ -59,8 +58,9 @@ class WSTransport(Transport):
             payload = encode_client_event(self._body(turn, chained))
             try:
                 result = self._exchange(self.connection, payload, outcome, timing)
-            except (WSClosedError, InvalidState, ConnectionError):
+            except ConnectionError as exc:  # WSClosedError, or a reset
                 # Closed or reset under us (age limit, restart): reconnect and resend.
+                failure = exc
                 self.connection.close()
                 self.connection = None
                 continue
@@ -74,7 +74,7 @@ class WSTransport(Transport):
                 continue
             return
         outcome.status = "error"
-        outcome.error = outcome.error or "connection kept closing; gave up"
+        outcome.error = outcome.error or f"connection kept closing; gave up (last: {failure})"
 
     def _exchange(
         self, connection: WSConnection, payload: bytes, outcome: TurnOutcome, timing: TurnTiming

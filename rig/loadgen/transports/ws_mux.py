@@ -27,7 +27,6 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.lock
-from websockets.exceptions import InvalidState
 from websockets.frames import Frame
 
 from rig.errors import RigError
@@ -41,7 +40,7 @@ from rig.loadgen.transports.base import (
     TurnTiming,
 )
 from rig.loadgen.wire import TcpInfo, WireCounter
-from rig.loadgen.ws import WSClosedError, WSConnection, WSHandshakeError
+from rig.loadgen.ws import WSConnection, WSProtocolError
 from rig.protocol.client import TERMINAL, ResponsesStreamReader
 from rig.protocol.sniff import stream_id
 from rig.protocol.ws import encode_client_event
@@ -163,7 +162,7 @@ class MuxConnection:
         """The open WebSocket, once connected; the connect's failure otherwise."""
         self.ready.wait()
         if self.ws is None or self.dead:
-            if isinstance(self.error, WSHandshakeError | OSError):
+            if isinstance(self.error, RigError | OSError):
                 raise self.error
             raise MuxConnectError(f"the shared WebSocket could not be opened: {self.error!r}")
         return self.ws
@@ -216,7 +215,9 @@ class MuxConnection:
                     lane = lanes.get(stream_id(message) or "")
                     if lane is not None:
                         lane.deliver(message)
-        except (WSClosedError, InvalidState, OSError) as exc:
+        except (RigError, OSError) as exc:  # closed, reset, or an invalid frame
+            self.fail(exc)
+        except Exception as exc:  # never let the reader die with its lanes waiting
             self.fail(exc)
 
     def fail(self, exc: BaseException) -> None:
@@ -326,6 +327,7 @@ class MuxTransport(Transport):
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
         chained = True
+        failure: BaseException | None = None
         for _ in range(MAX_RECOVERIES + 1):
             timing.sent()  # a connect (or waiting for one) counts toward the turn's time
             lane, same = self._lane(outcome)
@@ -338,8 +340,9 @@ class MuxTransport(Transport):
             connection = lane.connection
             try:
                 connection.send(lane, payload)
-            except (WSClosedError, InvalidState, ConnectionError) as exc:
+            except ConnectionError as exc:  # WSClosedError, or a reset
                 connection.fail(exc)
+                failure = exc
                 continue
             outcome.body_bytes_sent += len(payload)
             try:
@@ -347,7 +350,10 @@ class MuxTransport(Transport):
             finally:
                 outcome.body_bytes_recv += reader.body_bytes
                 connection.settle(self.counter)
+            if isinstance(lane.failure, WSProtocolError):
+                raise lane.failure  # the target broke the protocol: a new one would too
             if lane.failure is not None:
+                failure = lane.failure
                 continue  # the connection died under the turn: over to a new one
             outcome.apply(reader.result())
             if outcome.resend_in_full(chained):  # previous_response_not_found
@@ -355,7 +361,7 @@ class MuxTransport(Transport):
                 continue
             return
         outcome.status = "error"
-        outcome.error = outcome.error or "connection kept closing; gave up"
+        outcome.error = outcome.error or f"connection kept closing; gave up (last: {failure})"
 
     def _drop(self) -> None:
         """After a timeout or failure: leave the lane (its late events are remainder)."""
