@@ -42,8 +42,10 @@ from tests.misbehaving import NEVER, MisbehavingServer
 from tests.servers import InfluxDBServer, ManagedProcess, free_port, start_mock
 
 RECORD_FILES = {"turn": "turns", "task": "tasks", "rig": "health", "ratelimit": "ratelimits"}
-FINAL_FLUSH_S = 8.0
-"""The sink's final wait in these runs (``--influx-final-flush``)."""
+FINAL_FLUSH_S = 15.0
+"""The sink's final wait in these runs (``--influx-final-flush``): long enough that the rest
+of the run's end (tasks in flight, the report) fits in a second one with room to spare on a
+busy machine, so "one wait, not two" is what the bound below tells apart."""
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
@@ -144,7 +146,9 @@ def test_influxdb_killed_mid_run_every_point_is_written_or_counted_dropped_and_a
     assert "check FAIL rig.points_dropped==0" in output
 
     # What InfluxDB acknowledged is on its disk (the WAL is synced before the answer):
-    # started again after the run, it holds exactly the points counted written.
+    # started again after the run, it holds every point counted written. It may hold a
+    # batch more: one it stored but was killed before acknowledging, which the rig cannot
+    # know arrived and so counts dropped. Never more than written + dropped.
     server.start()
     stored = 0
     for measurement in MEASUREMENTS.values():
@@ -153,7 +157,7 @@ def test_influxdb_killed_mid_run_every_point_is_written_or_counted_dropped_and_a
         )
         for series in answer["results"][0].get("series") or ():
             stored += len(series["values"])
-    assert stored == written
+    assert written <= stored <= written + dropped, (written, stored, dropped)
 
 
 # -- the mock killed mid-run with the Redis store ------------------------------------------
