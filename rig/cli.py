@@ -1,4 +1,5 @@
-"""The ``rig`` command: ``rig mock`` serves the mock provider, ``rig compare`` runs the
+"""The ``rig`` command: ``rig mock`` serves the mock provider, ``rig gateway`` the stateful
+gateway in front of stateless providers, ``rig compare`` runs the
 transports side by side and reports, ``rig report`` re-renders a run (from its directory or
 InfluxDB), ``rig locust`` runs Locust with the packaged locustfile, ``rig dashboards``
 generates or pushes the Grafana dashboards."""
@@ -24,6 +25,54 @@ def _add_mock(sub: Any) -> None:
         description="Serve a mock OpenAI-compatible provider playing a coding agent's model.",
     )
     options.add_arguments(p, options.MOCK)
+
+
+def _add_gateway(sub: Any) -> None:
+    p = sub.add_parser(
+        "gateway",
+        help="serve the stateful gateway (Responses API and WebSocket mode in front of "
+        "stateless providers)",
+        description="Serve the Responses API (HTTP, SSE, WebSocket mode with "
+        "previous_response_id) to clients; keep each conversation and call a stateless "
+        "upstream with the full context.",
+    )
+    options.add_arguments(p, options.GATEWAY)
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from rig.gateway.config import ConfigError, GatewayConfig, UpstreamConfig, parse_model_map
+    from rig.gateway.server import serve
+
+    given = options.GatewayOptions.from_namespace(args)
+    keys = list(given.api_key)
+    keys += [k.strip() for k in os.environ.get("RIG_GATEWAY_API_KEYS", "").split(",") if k.strip()]
+    try:
+        if not given.upstream:
+            raise ConfigError("give the upstream's base URL: --upstream URL")
+        upstream = UpstreamConfig(
+            base_url=given.upstream,
+            dialect=given.dialect,
+            key_env=given.upstream_key_env,
+            model_map=parse_model_map(given.model_map),
+            timeout_s=given.upstream_timeout,
+        )
+        upstream.key()  # a key named but not set: say so now
+        config = GatewayConfig(
+            upstreams=(upstream,),
+            host=given.host,
+            port=given.port,
+            api_keys=tuple(keys),
+            store=given.store,
+            store_ttl_s=given.store_ttl,
+            store_max_bytes=given.store_max_bytes,
+            ws_max_age_s=given.ws_max_age,
+            log_level=given.log_level,
+        )
+        serve(config)
+    except (ConfigError, ValueError) as exc:
+        print(f"rig gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _add_compare(sub: Any) -> None:
@@ -122,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_mock(sub)
+    _add_gateway(sub)
     _add_compare(sub)
     _add_report(sub)
     _add_capacity(sub)
@@ -242,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
         "mock": _run_mock,
+        "gateway": _run_gateway,
         "compare": _run_compare,
         "report": _run_report,
         "capacity": _run_capacity,

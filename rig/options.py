@@ -26,8 +26,10 @@ from rig.loadgen import registry
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
 __all__ = [
+    "GATEWAY",
     "MOCK",
     "RUN_COMMANDS",
+    "GatewayOptions",
     "MockOptions",
     "Option",
     "Quota",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 MOCK = "mock"
+GATEWAY = "gateway"
 COMPARE = "compare"
 CAPACITY = "capacity"
 LOCUST = "locust"
@@ -503,11 +506,85 @@ class MockOptions:
         return _build(cls, namespace)
 
 
+@dataclass(frozen=True)
+class GatewayOptions:
+    """What ``rig gateway`` was told (``rig.gateway.config.GatewayConfig`` is built from it)."""
+
+    host: str = option("address to bind (default: 127.0.0.1)", {GATEWAY}, default="127.0.0.1")
+    port: int = option("port to bind (default: 8100)", {GATEWAY}, default=8100, type=int)
+    upstream: str = option(
+        "the stateless provider's API base URL, e.g. https://api.openai.com/v1 or the "
+        "mock's http://127.0.0.1:8000/v1",
+        {GATEWAY},
+        default="",
+        metavar="URL",
+    )
+    dialect: str = option(
+        "how the upstream is called: responses (full input, store=false) or chat "
+        "(Chat Completions) (default: responses)",
+        {GATEWAY},
+        default="responses",
+        choices=("responses", "chat"),
+    )
+    upstream_key_env: str = option(
+        "environment variable holding the upstream's API key (never logged)",
+        {GATEWAY},
+        default="",
+        metavar="VAR",
+    )
+    model_map: list[str] = option(
+        "client model name = upstream model name (repeatable), e.g. gpt-5=gpt-5-2025-08-07",
+        {GATEWAY},
+        default=[],
+        action="append",
+        metavar="CLIENT=UPSTREAM",
+    )
+    upstream_timeout: float = option(
+        "seconds to wait for the upstream's next bytes (default: 120)",
+        {GATEWAY},
+        default=120.0,
+        type=float,
+    )
+    store: str | None = option(
+        "where store=true responses live: memory (default) or redis://HOST:PORT/DB", {GATEWAY}
+    )
+    store_ttl: int = option(
+        "seconds a stored response is kept in Redis", {GATEWAY}, default=3600, type=positive_int
+    )
+    store_max_bytes: int = option(
+        "bytes of conversation the in-process store keeps (default: 256 MiB)",
+        {GATEWAY},
+        default=256 * 1024 * 1024,
+        type=positive_int,
+    )
+    api_key: list[str] = option(
+        "accept only this client key (repeatable); also read from RIG_GATEWAY_API_KEYS "
+        "(comma list); default: any caller",
+        {GATEWAY},
+        default=[],
+        action="append",
+    )
+    ws_max_age: float = option(
+        "seconds before a WebSocket is closed with websocket_connection_limit_reached",
+        {GATEWAY},
+        default=3600.0,
+        type=float,
+    )
+    log_level: str = option(
+        "log level", {GATEWAY}, default="warning", choices=("debug", "info", "warning", "error")
+    )
+
+    @classmethod
+    def from_namespace(cls, namespace: Any) -> GatewayOptions:
+        """From ``rig gateway``'s parsed arguments."""
+        return _build(cls, namespace)
+
+
 def add_arguments(parser: Any, command: str, *, locust: bool = False) -> None:
     """Every option of ``command`` on ``parser``: an argparse parser, or Locust's
     (``locust``: straight on the parser, which is where Locust's web UI looks, with
     ``include_in_web_ui`` from each definition)."""
-    cls: type = MockOptions if command == MOCK else RunOptions
+    cls: type = {MOCK: MockOptions, GATEWAY: GatewayOptions}.get(command, RunOptions)
     groups: dict[str, Any] = {}
     for dest, spec, default in iter_options(cls):
         if command not in spec.commands:

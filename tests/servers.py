@@ -26,6 +26,7 @@ __all__ = [
     "free_port",
     "missing_tool",
     "require_binary",
+    "start_gateway",
     "start_mock",
 ]
 
@@ -120,6 +121,19 @@ def start_mock(*args: str, port: int | None = None) -> tuple[ManagedProcess, str
     port = port or free_port()
     argv = [sys.executable, "-m", "rig", "mock", "--port", str(port), "--log-level", "info", *args]
     process = ManagedProcess(argv, "rig mock listening on")
+    process.wait_ready()
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def start_gateway(
+    upstream: str, *args: str, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[ManagedProcess, str]:
+    """Start ``rig gateway`` in front of ``upstream`` (a ``/v1`` base URL) with ``args`` on a
+    free port; return it and its ``/v1`` base URL."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "rig", "gateway", "--port", str(port), "--upstream", upstream,
+            "--log-level", "info", *args]  # fmt: skip
+    process = ManagedProcess(argv, "rig gateway listening on", env=env)
     process.wait_ready()
     return process, f"http://127.0.0.1:{port}/v1"
 

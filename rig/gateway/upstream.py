@@ -1,0 +1,338 @@
+"""The gateway's upstreams: stateless providers called over httpx with the full context.
+
+Each dialect turns one client request (validated, its conversation rebuilt) into one
+streamed upstream call and yields Responses API events, so the app relays them without
+knowing which dialect served it:
+
+* ``responses``: ``POST {base}/responses`` with the full ``input``, ``store: false``,
+  ``stream: true``; the upstream's SSE events are relayed as they come (only the events
+  carrying a response object are parsed: to echo the client's ``previous_response_id``,
+  ``store`` and model name, and to record the terminal one);
+* ``chat``: ``POST {base}/chat/completions`` with the context as ``messages``
+  (:mod:`rig.protocol.transcript`); the chunks become Responses events
+  (:class:`rig.gateway.chatrelay.ChatRelay`).
+
+Failures become the API's error shapes (:mod:`rig.protocol.errors`): an upstream 429 keeps
+its status and its ``retry-after``/``x-ratelimit-*`` headers; other refusals keep their
+4xx; the upstream's 5xx, a refused connection or a broken stream is a 502, a timeout a 504.
+The upstream's key is sent and never logged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+
+from rig.gateway.chatrelay import ChatRelay
+from rig.gateway.config import UpstreamConfig
+from rig.gateway.stats import GatewayStats
+from rig.protocol.errors import (
+    APIError,
+    InvalidRequestError,
+    RateLimitError,
+    ServerError,
+)
+from rig.protocol.requests import ResponseCreateRequest
+from rig.protocol.sniff import event_type
+from rig.protocol.sse import SSEDecoder, SSEError
+from rig.protocol.transcript import chat_messages, chat_tools
+
+__all__ = [
+    "DIALECTS",
+    "HTTP2",
+    "RelayedEvent",
+    "Upstream",
+    "UpstreamCall",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "upstream_refusal",
+]
+
+HTTP2 = importlib.util.find_spec("h2") is not None
+"""HTTP/2 to upstreams that offer it (ALPN), when the ``h2`` package is installed."""
+
+CLIENT_ONLY_FIELDS = frozenset(
+    {"previous_response_id", "stream_id", "type", "generate", "background", "input", "stream"}
+)
+"""Fields of a client's request that never reach the upstream as they are."""
+
+PASSED_HEADERS = ("retry-after", "retry-after-ms")
+"""Headers of an upstream 429 passed to the client (with every ``x-ratelimit-*``)."""
+
+RESPONSE_EVENTS = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+        "response.queued",
+    }
+)
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class UpstreamError(ServerError):
+    """The upstream failed: a 5xx, a refused connection, a broken or unreadable stream."""
+
+    status = 502
+    default_code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not answer, or stopped streaming, within its timeout."""
+
+    status = 504
+    default_code = "upstream_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedEvent:
+    """One Responses API event for the client: its type, its JSON, and (for the events
+    that carry one) the response object, already parsed."""
+
+    type: str
+    data: bytes
+    response: dict[str, Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """The response ended (completed, incomplete or failed)."""
+        return self.type in TERMINAL_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """What one upstream call needs: the client's request (validated and as sent), the
+    full conversation to send, and whether deltas carry obfuscation."""
+
+    request: ResponseCreateRequest
+    body: Mapping[str, Any]
+    transcript: list[dict[str, Any]]
+    obfuscate: bool = True
+
+
+def _error_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def upstream_refusal(status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
+    """The client's error for an upstream that answered ``status`` with body ``raw``."""
+    error = _error_object(raw)
+    message = str(error.get("message") or f"The upstream answered HTTP {status}.")
+    code = error.get("code")
+    param = error.get("param")
+    if status == 429:
+        passed = {
+            k: v for k, v in headers.items() if k in PASSED_HEADERS or k.startswith("x-ratelimit-")
+        }
+        kind = str(error.get("type") or "requests")
+        return RateLimitError(message, kind=kind, headers=passed, code=code, param=param)
+    if status in (401, 403):  # the gateway's own key: not the client's to fix
+        return UpstreamError(f"The upstream refused the gateway's credentials (HTTP {status}).")
+    if 400 <= status < 500:
+        refused = InvalidRequestError(message, param=param, code=code)
+        refused.status = status
+        return refused
+    return UpstreamError(f"The upstream failed (HTTP {status}): {message}")
+
+
+class _Dialect:
+    """How one kind of upstream is asked, and how its stream becomes Responses events."""
+
+    path: ClassVar[str]
+
+    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events(self, call: UpstreamCall) -> _EventReader:
+        raise NotImplementedError
+
+
+class _EventReader:
+    """Decodes an upstream's stream, fed its bytes, into events for the client."""
+
+    def feed(self, chunk: bytes) -> list[RelayedEvent]:
+        raise NotImplementedError
+
+    def end(self) -> list[RelayedEvent]:
+        return []
+
+
+def _patched(data: bytes, call: UpstreamCall) -> RelayedEvent:
+    """An event carrying a response object, with the client's own settings echoed."""
+    event = orjson.loads(data)
+    response = event.get("response")
+    if isinstance(response, dict):
+        response["previous_response_id"] = call.request.previous_response_id
+        response["store"] = call.request.store
+        response["model"] = call.request.model
+    return RelayedEvent(event["type"], orjson.dumps(event), response)
+
+
+class _ResponsesReader(_EventReader):
+    def __init__(self, call: UpstreamCall):
+        self.call = call
+        self.decoder = SSEDecoder()
+
+    def feed(self, chunk: bytes) -> list[RelayedEvent]:
+        events = []
+        for message in self.decoder.feed(chunk):
+            data = message.data
+            if not data or data == b"[DONE]":
+                continue
+            kind = message.event or event_type(data) or ""
+            if kind in RESPONSE_EVENTS:
+                events.append(_patched(data, self.call))
+            else:
+                events.append(RelayedEvent(kind, data))
+        return events
+
+
+class _ResponsesDialect(_Dialect):
+    path = "/responses"
+
+    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+        body = {k: v for k, v in call.body.items() if k not in CLIENT_ONLY_FIELDS}
+        body.update(model=model, input=call.transcript, store=False, stream=True)
+        return body
+
+    def events(self, call: UpstreamCall) -> _EventReader:
+        return _ResponsesReader(call)
+
+
+class _ChatReader(_EventReader):
+    def __init__(self, call: UpstreamCall):
+        self.relay = ChatRelay(call.request, obfuscate=call.obfuscate)
+        self.decoder = SSEDecoder()
+        self.started = False
+
+    def _encode(self, events: list[dict[str, Any]]) -> list[RelayedEvent]:
+        return [RelayedEvent(e["type"], orjson.dumps(e), e.get("response")) for e in events]
+
+    def feed(self, chunk: bytes) -> list[RelayedEvent]:
+        events: list[dict[str, Any]] = []
+        if not self.started:
+            self.started = True
+            events += self.relay.start()
+        for message in self.decoder.feed(chunk):
+            if not message.data or message.data == b"[DONE]":
+                continue
+            try:
+                payload = orjson.loads(message.data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError("The upstream sent a chunk that is not JSON.") from None
+            if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+                detail = payload["error"].get("message") or "an error event"
+                raise UpstreamError(f"The upstream failed mid-stream: {detail}")
+            events += self.relay.feed(payload)
+        return self._encode(events)
+
+    def end(self) -> list[RelayedEvent]:
+        events = [] if self.started else self.relay.start()
+        return self._encode(events + self.relay.finish())
+
+
+class _ChatDialect(_Dialect):
+    path = "/chat/completions"
+
+    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+        source = call.body
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": chat_messages(source.get("instructions"), call.transcript),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        tools = chat_tools(source.get("tools") or ())
+        if tools:
+            body["tools"] = tools
+            body["parallel_tool_calls"] = source.get("parallel_tool_calls", True)
+            if isinstance(source.get("tool_choice"), str):
+                body["tool_choice"] = source["tool_choice"]
+        if source.get("max_output_tokens") is not None:
+            body["max_tokens"] = source["max_output_tokens"]
+        for name in ("temperature", "top_p", "user", "metadata"):
+            if source.get(name) is not None:
+                body[name] = source[name]
+        return body
+
+    def events(self, call: UpstreamCall) -> _EventReader:
+        return _ChatReader(call)
+
+
+DIALECTS: Mapping[str, _Dialect] = {"responses": _ResponsesDialect(), "chat": _ChatDialect()}
+"""Every upstream dialect by name (``--dialect``)."""
+
+
+class Upstream:
+    """One upstream: its configuration, its key, and a pooled httpx client (HTTP/2 where
+    the upstream offers it and ``h2`` is installed)."""
+
+    def __init__(self, config: UpstreamConfig, stats: GatewayStats):
+        self.config = config
+        self.stats = stats
+        self.dialect = DIALECTS[config.dialect]
+        self.url = config.base_url.rstrip("/") + self.dialect.path
+        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        key = config.key()
+        if key is not None:
+            headers["authorization"] = f"Bearer {key}"
+        self.client = httpx.AsyncClient(
+            http2=HTTP2,
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
+        """The events of one upstream call. Raises an :class:`APIError` (the API's shape)
+        for a refusal before the stream (on the first ``anext``) or a failure during it."""
+        body = orjson.dumps(self.dialect.body(call, self.config.upstream_model(call.request.model)))
+        stats = self.stats
+        stats.add("upstream_requests")
+        stats.add("upstream_bytes_out", len(body))
+        reader = self.dialect.events(call)
+        try:
+            async with self.client.stream("POST", self.url, content=body) as answer:
+                if answer.status_code != 200:
+                    raw = await answer.aread()
+                    stats.add("upstream_bytes_in", len(raw))
+                    refusal = upstream_refusal(answer.status_code, answer.headers, raw)
+                    stats.add(
+                        "upstream_rate_limited"
+                        if isinstance(refusal, RateLimitError)
+                        else "upstream_errors"
+                    )
+                    raise refusal
+                async for chunk in answer.aiter_raw():
+                    stats.add("upstream_bytes_in", len(chunk))
+                    for event in reader.feed(chunk):
+                        yield event
+            for event in reader.end():
+                yield event
+        except httpx.TimeoutException:
+            stats.add("upstream_errors")
+            raise UpstreamTimeoutError(
+                f"The upstream did not answer within {self.config.timeout_s:g} seconds."
+            ) from None
+        except httpx.HTTPError as exc:
+            stats.add("upstream_errors")
+            raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
+        except SSEError as exc:
+            stats.add("upstream_errors")
+            raise UpstreamError(f"The upstream's stream is unreadable: {exc}") from None
