@@ -17,8 +17,10 @@ turn with that cause, and the failed connection is dropped, never reused.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,8 +234,6 @@ class Transport:
         self.context = context
         """The run's shared state; ``None`` outside a run (a transport that needs one
         makes a private one)."""
-        self.tls = target.ssl_context()
-        """The target's TLS context (``None``: plain TCP), one per session."""
         self.endpoints = rotation(target, context)
         """The run's round robin over the target's URLs (each new connection the next)."""
         self._timing: TurnTiming | None = None
@@ -249,6 +249,12 @@ class Transport:
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's byte counters of the current connection, if one is open."""
         return None
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext | None:
+        """The target's TLS context (``None``: plain TCP), made on the session's first
+        connect (a ``ws_mux`` session never makes one: its pool connects)."""
+        return self.target.ssl_context()
 
     def _dial(self) -> Dialled:
         """A new connection to the next of the target's URLs (moving on past any that
