@@ -214,12 +214,16 @@ class RunOptions:
 
     # What runs, against what.
     target_url: str | None = option(
-        "a Responses API base URL; default: embedded mock",
+        "a Responses API base URL, or a comma-separated list of replicas' base URLs (each "
+        "new connection goes to the next; a refused connect moves on to the next); "
+        "default: embedded mock",
         _RUN,
         per_command={
             LOCUST: {
                 "default": "http://127.0.0.1:8000/v1",
-                "help": "base URL of the Responses API under test (default: the mock on :8000)",
+                "help": "base URL of the Responses API under test, or a comma-separated list "
+                "of replicas' base URLs, connections spread over them in turn (default: the "
+                "mock on :8000)",
             }
         },
     )

@@ -108,10 +108,17 @@ class _Body:
             self.error += data[: ERROR_BODY_LIMIT - len(self.error)]
 
 
+Dialer = Callable[[], tuple[str, int, WireSocket | TLSWireSocket]]
+"""Opens a connection for an :class:`HTTPConnection` and says where it went (host, port):
+a target of several base URLs picks one per connection (:mod:`rig.loadgen.dial`)."""
+
+
 class HTTPConnection:
     """One keep-alive connection to one host, reopened when the server closes it.
 
-    ``timeout`` bounds connecting; a request's reads are bounded by the caller.
+    ``timeout`` bounds connecting; a request's reads are bounded by the caller. With
+    ``dial``, each new connection is opened by it (and may go to another host, whose
+    ``Host`` header the requests on it then carry) instead of to ``host:port``.
     """
 
     def __init__(
@@ -123,20 +130,31 @@ class HTTPConnection:
         tls: ssl.SSLContext | None = None,
         timeout: float = 120.0,
         user_agent: str = "agentic-load-rig",
+        dial: Dialer | None = None,
     ):
         self.host = host
         self.port = port
         self.counter = counter
         self.tls = tls
         self.timeout = timeout
-        default_port = 443 if tls else 80
-        self._host_header = host if port == default_port else f"{host}:{port}"
+        self._dial = dial
+        self._host_header = self._host_for(host, port)
         self._user_agent = user_agent
         self._wire: WireSocket | TLSWireSocket | None = None
         self.connects = 0
 
+    def _host_for(self, host: str, port: int) -> str:
+        default_port = 443 if self.tls else 80
+        return host if port == default_port else f"{host}:{port}"
+
     def _connect(self) -> WireSocket | TLSWireSocket:
-        wire = open_wire(self.host, self.port, self.counter, timeout=self.timeout, tls=self.tls)
+        if self._dial is None:
+            wire = open_wire(self.host, self.port, self.counter, timeout=self.timeout, tls=self.tls)
+        else:
+            host, port, wire = self._dial()
+            if (host, port) != (self.host, self.port):
+                self.host, self.port = host, port
+                self._host_header = self._host_for(host, port)
         self.connects += 1
         return wire
 
@@ -167,7 +185,6 @@ class HTTPConnection:
         and HTTP libraries do, and the failed attempt's bytes stay counted.
         ``on_sent`` is called just before the first byte is written.
         """
-        payload = self._head(method, path, len(body), headers) + body
         if self._wire is not None and self._wire.dropped():
             self.close()  # the server closed it while idle: don't write into a dead socket
         for attempt in (1, 2):
@@ -175,6 +192,8 @@ class HTTPConnection:
             if self._wire is None:
                 self._wire = self._connect()  # OSError, TimeoutError: the caller's to name
             wire = self._wire
+            # After connecting: the Host header is that of where the connection went.
+            payload = self._head(method, path, len(body), headers) + body
             response = _StreamedResponse()
             pieces = response.pieces
             answer = _Body(sink)

@@ -96,13 +96,27 @@ class WSConnection:
         wire = open_wire(
             uri.host, uri.port, counter, timeout=timeout, tls=tls if uri.secure else None
         )
-        protocol = ClientProtocol(uri, max_size=max_size)
-        request = protocol.connect()
-        for name, value in (headers or {}).items():
-            request.headers[name] = value
-        protocol.send_request(request)
-        connection = cls(wire, protocol)
+        return cls.handshake(wire, url, headers=headers, max_size=max_size)
+
+    @classmethod
+    def handshake(
+        cls,
+        wire: WireSocket | TLSWireSocket,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_size: int | None = 64 * 1024 * 1024,
+    ) -> Self:
+        """Upgrade ``wire``, a connection already open to ``url``'s host (one a caller
+        chose among several, :mod:`rig.loadgen.dial`), to a WebSocket; ``wire`` is
+        closed if the handshake fails."""
         try:
+            protocol = ClientProtocol(parse_uri(url), max_size=max_size)
+            request = protocol.connect()
+            for name, value in (headers or {}).items():
+                request.headers[name] = value
+            protocol.send_request(request)
+            connection = cls(wire, protocol)
             connection._flush()
             connection._await_handshake()
         except BaseException:

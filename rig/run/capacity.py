@@ -67,6 +67,7 @@ def _phase(
 def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Run every phase, merge, report; return the exit code."""
     from rig.loadgen.options import parse_transports
+    from rig.loadgen.target import parse_base_urls
     from rig.metrics.rundir import RunDirectory, new_run_id
     from rig.mock.latency import PresetError, load_preset
     from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
@@ -82,6 +83,8 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
         checks = [parse_check(text) for text in options.check]
         parse_shape(_shape(options))
         latency = load_preset(options.preset) if options.target_url is None else None
+        if options.target_url is not None:  # one base URL or a list: each one valid
+            parse_base_urls(options.target_url)
     except (ValueError, ShapeError, CheckError, PresetError) as exc:
         return fail(EXIT_USAGE, str(exc))
     if options.target_url is not None and options.quota.given():

@@ -92,10 +92,15 @@ def run_compare(
 
     run = _Comparison(options, checks, transports, out, spawn_rate, progress_s)
     if options.target_url is not None:
-        target = Target.from_url(options.target_url)
-        problem = _reachable(target.host, target.port)
-        if problem:
-            return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {problem}")
+        # Of several URLs, one that answers is enough: the others are failed over.
+        endpoints = Target.from_url(options.target_url).endpoints
+        problems = [(e, _reachable(e.host, e.port)) for e in endpoints]
+        down = [(e, problem) for e, problem in problems if problem]
+        if len(down) == len(endpoints):
+            causes = "; ".join(f"{e.base_url}: {problem}" for e, problem in down)
+            return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {causes}")
+        for endpoint, problem in down:
+            print(f"warning: target URL {endpoint.base_url} is unreachable: {problem}", file=out)
         return run(options.target_url, None)
     mock_args = ["--preset", options.preset, "--seed", str(options.seed)]
     mock_args += options.quota.mock_argv()

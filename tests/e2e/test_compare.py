@@ -112,6 +112,7 @@ def test_an_unreachable_target_exits_3(tmp_path: Path) -> None:
         (["--transports", "http,pigeon"], "pigeon"),
         (["--check", "ws_vs_http.bytes_sent_reduction=>0.8"], "bytes_sent_reduction"),
         (["--preset", "warp"], "warp"),
+        (["--target-url", "http://127.0.0.1:1/v1,127.0.0.1:2/v1"], "'127.0.0.1:2/v1'"),
     ],
 )
 def test_bad_usage_exits_2_with_a_clear_message(
@@ -171,3 +172,31 @@ def test_ws_mux_is_a_sixth_cell_with_fewer_sockets_than_sessions(tmp_path: Path)
     assert stats["responses_completed"] == len(turns)
     assert stats["bytes_in"] == sum(t["body_bytes_sent"] for t in turns)
     assert stats["bytes_out"] == sum(t["body_bytes_recv"] for t in turns)
+
+
+def test_a_target_of_two_urls_spreads_the_run_over_both(tmp_path: Path) -> None:
+    """``--target-url URL1,URL2``: the sessions' connections go to both mocks in turn, and
+    the two mocks' counters add up to the run's records."""
+    first, url1 = start_mock("--preset", "instant")
+    second, url2 = start_mock("--preset", "instant")
+    try:
+        done = _compare(
+            tmp_path, *QUICK, "--transports", "http,ws", "--target-url", f"{url1},{url2}"
+        )
+        stats = [
+            httpx.get(u.removesuffix("/v1") + "/stats", timeout=30).json() for u in (url1, url2)
+        ]
+    finally:
+        first.stop()
+        second.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    turns = [json.loads(line) for line in (run_dir / "turns.jsonl").read_text().splitlines()]
+    assert turns and all(t["status"] == "ok" for t in turns)
+    assert {t["target"] for t in turns} == {"127.0.0.1"}  # the target's name, as with one URL
+    # 2 http + 2 ws sessions, one connection each, in turn: two on each mock.
+    assert all(s["responses_completed"] > 0 for s in stats)
+    assert sum(s["connections_total"] for s in stats) == 2  # the ws sessions' sockets
+    assert sum(s["responses_completed"] for s in stats) == len(turns)
+    assert sum(s["bytes_in"] for s in stats) == sum(t["body_bytes_sent"] for t in turns)
+    assert sum(s["bytes_out"] for s in stats) == sum(t["body_bytes_recv"] for t in turns)

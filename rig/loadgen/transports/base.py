@@ -17,8 +17,10 @@ turn with that cause, and the failed connection is dropped, never reused.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ import gevent
 from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy
+from rig.loadgen.dial import Dialled, dial, rotation
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
@@ -175,6 +178,12 @@ class TurnTiming:
         if self.start is None:
             self.start = time.perf_counter()
 
+    def since(self, began: float) -> None:
+        """The turn started at ``began`` at the latest (a connect that failed over to
+        another of the target's URLs, before the first byte: its time is the turn's)."""
+        if self.start is None or began < self.start:
+            self.start = began
+
     def mark(self, marks: int) -> None:
         """Something arrived now that set ``marks`` (``FIRST_EVENT``, ``FIRST_DELTA``)."""
         now = time.perf_counter()
@@ -225,6 +234,10 @@ class Transport:
         self.context = context
         """The run's shared state; ``None`` outside a run (a transport that needs one
         makes a private one)."""
+        self.endpoints = rotation(target, context)
+        """The run's round robin over the target's URLs (each new connection the next)."""
+        self._timing: TurnTiming | None = None
+        """The clock of the turn in flight (a failed-over connect starts it earlier)."""
 
     def turn(self, turn: TurnInput) -> TurnOutcome:
         """Run one turn; never raises for target or network failures (status says)."""
@@ -236,6 +249,20 @@ class Transport:
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's byte counters of the current connection, if one is open."""
         return None
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext | None:
+        """The target's TLS context (``None``: plain TCP), made on the session's first
+        connect (a ``ws_mux`` session never makes one: its pool connects)."""
+        return self.target.ssl_context()
+
+    def _dial(self) -> Dialled:
+        """A new connection to the next of the target's URLs (moving on past any that
+        refuses it); the time of refused attempts is charged to the turn in flight."""
+        dialled = dial(self.endpoints, self.counter, timeout=self.timeout, tls=self.tls)
+        if dialled.failed_since is not None and self._timing is not None:
+            self._timing.since(dialled.failed_since)
+        return dialled
 
     def _body(self, turn: TurnInput, chained: bool) -> dict[str, Any]:
         """This turn's Responses API body: the new items after ``previous_response_id``
@@ -255,7 +282,7 @@ class Transport:
         """The turn, repeated after each rate-limited attempt as the retry policy says:
         times run from the first attempt (waits included), bytes add up over attempts."""
         outcome = TurnOutcome()
-        timing = TurnTiming()
+        timing = self._timing = TurnTiming()
         sent0, recv0 = self.counter.snapshot()
         attempt = 0
         while True:
@@ -288,6 +315,7 @@ class Transport:
             except gevent.GreenletExit:
                 outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
                 break
+        self._timing = None
         timing.finish(outcome)
         sent1, recv1 = self.counter.snapshot()
         outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0

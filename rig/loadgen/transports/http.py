@@ -17,7 +17,7 @@ from rig.loadgen.transports.base import (
     TurnOutcome,
     TurnTiming,
 )
-from rig.loadgen.wire import TcpInfo, WireCounter
+from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket
 from rig.protocol.client import ResponsesStreamReader, error_result
 
 __all__ = ["HTTPTransport", "OverHTTP", "body_sink"]
@@ -42,8 +42,13 @@ class OverHTTP(Transport):
     def __init__(self, target: Target, counter: WireCounter, **kw: Any):
         super().__init__(target, counter, **kw)
         self.connection = HTTPConnection(
-            target.host, target.port, counter, tls=target.ssl_context(), timeout=self.timeout
+            target.host, target.port, counter, tls=self.tls, timeout=self.timeout, dial=self._at
         )
+
+    def _at(self) -> tuple[str, int, WireSocket | TLSWireSocket]:
+        """A new keep-alive connection, to the next of the target's URLs."""
+        dialled = self._dial()
+        return dialled.endpoint.host, dialled.endpoint.port, dialled.wire
 
     def _drop(self) -> None:
         self.connection.close()

@@ -34,12 +34,9 @@ class WSTransport(Transport):
         self.connects = 0
 
     def _connect(self) -> WSConnection:
-        connection = WSConnection.connect(
-            self.target.ws_url,
-            self.counter,
-            headers=self.target.auth_headers(),
-            timeout=self.timeout,
-            tls=self.target.ssl_context(),
+        dialled = self._dial()  # the next of the target's URLs
+        connection = WSConnection.handshake(
+            dialled.wire, dialled.endpoint.ws_url, headers=self.target.auth_headers()
         )
         self.connects += 1
         return connection

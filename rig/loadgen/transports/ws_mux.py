@@ -30,8 +30,9 @@ import gevent.lock
 from websockets.frames import Frame
 
 from rig.errors import RigError
+from rig.loadgen.dial import dial
 from rig.loadgen.registry import TransportContext
-from rig.loadgen.target import Target
+from rig.loadgen.target import EndpointRotation, Target
 from rig.loadgen.transports.base import (
     MAX_RECOVERIES,
     Transport,
@@ -140,14 +141,13 @@ class MuxConnection:
         self._reader: gevent.Greenlet | None = None
 
     def open(self, target: Target, timeout: float) -> None:
-        """Connect (in the greenlet of the session that asked first) and start reading."""
+        """Connect (in the greenlet of the session that asked first) to the next of the
+        target's URLs, and start reading."""
+        pool = self.pool
         try:
-            ws = self.ws = _CountingConnection.connect(
-                target.ws_url,
-                self.counter,
-                headers=target.auth_headers(),
-                timeout=timeout,
-                tls=target.ssl_context(),
+            dialled = dial(pool.endpoints, self.counter, timeout=timeout, tls=pool.tls)
+            ws = self.ws = _CountingConnection.handshake(
+                dialled.wire, dialled.endpoint.ws_url, headers=target.auth_headers()
             )
         except BaseException as exc:
             self.error = exc
@@ -254,9 +254,12 @@ class MuxConnection:
 class MuxPool:
     """The run's shared connections to one target (one per run, on its context)."""
 
-    def __init__(self, target: Target, timeout: float):
+    def __init__(self, target: Target, timeout: float, endpoints: EndpointRotation):
         self.target = target
         self.timeout = timeout
+        self.endpoints = endpoints
+        """The run's round robin over the target's URLs (each new connection the next)."""
+        self.tls = target.ssl_context()
         self.connections: list[MuxConnection] = []
         self.opened: list[MuxConnection] = []
         """Every connection the pool ever opened (for reconciling bytes)."""
@@ -306,7 +309,9 @@ class MuxTransport(Transport):
         self._private = self.context is None
         context = self.context if self.context is not None else TransportContext()
         self._own_context = context if self._private else None
-        self.pool: MuxPool = context.shared(SHARED_KEY, lambda: MuxPool(target, self.timeout))
+        self.pool: MuxPool = context.shared(
+            SHARED_KEY, lambda: MuxPool(target, self.timeout, self.endpoints)
+        )
         self.lane: MuxLane | None = None
         self._last_connection: MuxConnection | None = None
 
