@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -43,13 +42,10 @@ from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import RelayedEvent, Upstream, UpstreamCall, UpstreamError
 from rig.protocol.errors import (
     APIError,
-    AuthenticationError,
     InvalidRequestError,
-    NotFoundError,
     PayloadTooLargeError,
     PreviousResponseNotFoundError,
     ServerError,
-    error_body,
     ws_error_event,
 )
 from rig.protocol.events import ResponseStream, usage_object
@@ -62,30 +58,18 @@ from rig.protocol.requests import (
 from rig.protocol.tokens import estimate_tokens
 from rig.protocol.ws import parse_client_event
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
+from rig.serving import (
+    bearer,
+    check_api_key,
+    error_response,
+    json_response,
+    not_found,
+    server_error,
+)
 
 __all__ = ["Gateway", "build_app"]
 
 log = logging.getLogger("rig.gateway")
-
-
-def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
-
-
-def _error_response(error: APIError) -> Response:
-    return _json(error_body(error), error.status, getattr(error, "headers", None))
-
-
-def _bearer(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("authorization")
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _masked(key: str) -> str:
-    return f"{key[:3]}***{key[-4:]}" if len(key) > 10 else "***"
 
 
 def _raw_items(value: Any) -> list[dict[str, Any]]:
@@ -144,22 +128,11 @@ class Gateway:
     def authenticate(self, headers: Mapping[str, str]) -> None:
         """Raise :class:`AuthenticationError` unless a configured key was presented (any
         caller is let in when no key is configured)."""
-        keys = self.config.api_keys
-        if not keys:
-            return
-        token = _bearer(headers)
-        if token is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Provide it in an Authorization header "
-                "(Authorization: Bearer YOUR_KEY).",
-                code="missing_api_key",
-            )
-        if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
-            raise AuthenticationError(f"Incorrect API key provided: {_masked(token)}.")
+        check_api_key(self.config.api_keys, headers)
 
     def owner(self, headers: Mapping[str, str]) -> str:
         """Who owns what this caller creates (a digest of its key, never the key)."""
-        return owner_id(_bearer(headers))
+        return owner_id(bearer(headers))
 
     async def prepare(
         self,
@@ -278,7 +251,7 @@ class Gateway:
 
     def failed(self, error: APIError) -> Response:
         self.stats.add("errors")
-        response = _error_response(error)
+        response = error_response(error)
         self.stats.add("client_bytes_out", len(response.body))
         return response
 
@@ -343,7 +316,7 @@ class Gateway:
             stored = await self.conversations.retrieve(owner, request.path_params["response_id"])
         except APIError as error:
             return self.failed(error)
-        return _json(stored.response)
+        return json_response(stored.response)
 
     async def delete_response(self, request: Request) -> Response:
         """``DELETE /v1/responses/{id}``."""
@@ -354,11 +327,11 @@ class Gateway:
             await self.conversations.delete(self.owner(request.headers), response_id)
         except APIError as error:
             return self.failed(error)
-        return _json({"id": response_id, "object": "response.deleted", "deleted": True})
+        return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def stats_endpoint(self, request: Request) -> Response:
         """``GET /stats``: the counters, and each upstream's dialect and URL."""
@@ -366,7 +339,7 @@ class Gateway:
         totals["upstreams"] = [
             {"base_url": u.base_url, "dialect": u.dialect} for u in self.config.upstreams
         ]
-        return _json(totals)
+        return json_response(totals)
 
     # -- WebSocket --------------------------------------------------------------------
 
@@ -377,7 +350,7 @@ class Gateway:
         except APIError as error:
             self.stats.add("errors")
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(_error_response(error))
+                await websocket.send_denial_response(error_response(error))
             else:
                 await websocket.close(code=1008, reason=error.code or "refused")
             return
@@ -607,25 +580,6 @@ class _WSConnection:
             await self.websocket.close(code=CLOSE_CODE, reason=CLOSE_REASON)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 404)
-    if status == 405:
-        error: APIError = InvalidRequestError(
-            f"Method {request.method} is not allowed on {request.url.path}.",
-            code="method_not_allowed",
-        )
-        error.status = 405
-        return _error_response(error)
-    return _error_response(
-        NotFoundError(f"Invalid URL ({request.method} {request.url.path})", code="unknown_url")
-    )
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return _error_response(ServerError("The server had an error processing your request."))
-
-
 def build_app(gateway: Gateway) -> Starlette:
     """The gateway's ASGI application."""
     routes = [
@@ -637,7 +591,7 @@ def build_app(gateway: Gateway) -> Starlette:
         Route("/stats", gateway.stats_endpoint, methods=["GET"]),
     ]
     app = Starlette(
-        routes=routes, exception_handlers={404: _not_found, 405: _not_found, 500: _server_error}
+        routes=routes, exception_handlers={404: not_found, 405: not_found, 500: server_error}
     )
     app.state.gateway = gateway
     return app

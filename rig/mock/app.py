@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -48,13 +47,10 @@ from rig.mock.stats import Stats
 from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (
     APIError,
-    AuthenticationError,
     InvalidRequestError,
-    NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
     ServerError,
-    error_body,
     ws_error_event,
 )
 from rig.protocol.requests import (
@@ -66,6 +62,14 @@ from rig.protocol.requests import (
 from rig.protocol.sse import DONE, encode_data, encode_event
 from rig.protocol.ws import encode_server_event, parse_client_event
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
+from rig.serving import (
+    bearer,
+    check_api_key,
+    error_response,
+    json_response,
+    not_found,
+    server_error,
+)
 
 __all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
@@ -94,31 +98,10 @@ class MockSettings:
     ownership of its stored responses."""
 
 
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
-
-
-def _error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
-    return _json(error_body(error), error.status, headers)
-
-
 def _header_pairs(verdict: Verdict | None) -> list[tuple[bytes, bytes]]:
     if verdict is None:
         return []
     return [(k.encode(), v.encode()) for k, v in verdict.headers.items()]
-
-
-def _masked(key: str) -> str:
-    """A key as the API shows it in errors: never the whole secret."""
-    return f"{key[:3]}***{key[-4:]}" if len(key) > 10 else "***"
-
-
-def _bearer(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("authorization")
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
 
 
 E = TypeVar("E")
@@ -192,23 +175,12 @@ class MockApp:
 
     def authenticate(self, headers: Mapping[str, str]) -> None:
         """Raise :class:`AuthenticationError` unless a configured key was presented."""
-        keys = self.settings.api_keys
-        if not keys:
-            return
-        token = _bearer(headers)
-        if token is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Provide it in an Authorization header "
-                "(Authorization: Bearer YOUR_KEY).",
-                code="missing_api_key",
-            )
-        if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
-            raise AuthenticationError(f"Incorrect API key provided: {_masked(token)}.")
+        check_api_key(self.settings.api_keys, headers)
 
     def owner(self, headers: Mapping[str, str]) -> str:
         """Who owns what this caller creates (:func:`rig.conversation.owner_id`): its key's
         organisation in the limits file, else its key, else the anonymous owner."""
-        key = _bearer(headers)
+        key = bearer(headers)
         return owner_id(key, self.settings.key_organizations.get(key) if key else None)
 
     async def read_body(self, request: Request) -> bytes:
@@ -252,8 +224,8 @@ class MockApp:
         rest of the stalled body may still arrive)."""
         self.stats.add("errors")
         if isinstance(error, RequestTimeoutError):
-            return _error_response(error, {"connection": "close"})
-        return _error_response(error)
+            return error_response(error, {"connection": "close"})
+        return error_response(error)
 
     def gone(self, request: Request) -> Response:
         """The client left before its request was read: one info line; the answer is never
@@ -268,7 +240,7 @@ class MockApp:
         A refusal is counted here; the caller sends ``verdict.error``."""
         limiter = self.limiter
         assert limiter is not None
-        verdict = await limiter.admit(limiter.scopes_for(_bearer(headers)), input_tokens, model)
+        verdict = await limiter.admit(limiter.scopes_for(bearer(headers)), input_tokens, model)
         if verdict.rejection is not None:
             self.stats.add("errors")
             self.stats.add(f"rate_limited_{verdict.rejection.kind}")
@@ -313,7 +285,7 @@ class MockApp:
         if self.limiter is not None:  # with no limits, no limit work at all
             verdict = await self.admit(request.headers, turn.input_tokens, create.model)
             if verdict.error is not None:
-                return _error_response(verdict.error, verdict.headers)
+                return error_response(verdict.error, verdict.headers)
         if create.stream:
             return _EventStream(self, turn, verdict)
         try:
@@ -340,7 +312,7 @@ class MockApp:
             stored = await self.engine.conversations.retrieve(owner, response_id)
         except APIError as error:
             return self.failed(error)
-        return _json(stored.response)
+        return json_response(stored.response)
 
     async def delete_response(self, request: Request) -> Response:
         """``DELETE /v1/responses/{id}``."""
@@ -351,7 +323,7 @@ class MockApp:
             await self.engine.conversations.delete(self.owner(request.headers), response_id)
         except APIError as error:
             return self.failed(error)
-        return _json({"id": response_id, "object": "response.deleted", "deleted": True})
+        return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
     async def chat_completions(self, request: Request) -> Response:
         """``POST /v1/chat/completions``."""
@@ -369,7 +341,7 @@ class MockApp:
         if self.limiter is not None:
             verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
             if verdict.error is not None:
-                return _error_response(verdict.error, verdict.headers)
+                return error_response(verdict.error, verdict.headers)
         self.stats.add("chat_completions")
         if chat.stream:
             include = bool(chat.stream_options and chat.stream_options.include_usage)
@@ -394,14 +366,14 @@ class MockApp:
 
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def stats_endpoint(self, request: Request) -> Response:
         """``GET /stats``: counters summed over all worker processes."""
         totals: dict[str, Any] = self.stats.total()
         totals["turns"] = totals["responses_completed"] + totals["chat_completions"]
         totals["preset"] = self.settings.preset.name
-        return _json(totals)
+        return json_response(totals)
 
     # -- WebSocket --------------------------------------------------------------------
 
@@ -415,7 +387,7 @@ class MockApp:
             await self._deny(websocket, error)
             return
         limiter = self.limiter
-        scopes = limiter.scopes_for(_bearer(websocket.headers)) if limiter is not None else ()
+        scopes = limiter.scopes_for(bearer(websocket.headers)) if limiter is not None else ()
         if limiter is not None:
             verdict = await limiter.connect(scopes)
             if verdict.error is not None:
@@ -444,7 +416,7 @@ class MockApp:
         """Refuse a handshake with the error's HTTP status and body (or, on a server
         without the denial-response extension, close before accepting)."""
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(_error_response(error))
+            await websocket.send_denial_response(error_response(error))
         else:
             await websocket.close(code=1008, reason=error.code or "refused")
 
@@ -606,7 +578,7 @@ class StreamingFront:
             response = await self.mock.create_response(Request(scope, receive))
         except Exception:
             log.exception("unhandled error")
-            response = _error_response(
+            response = error_response(
                 ServerError("The server had an error processing your request.")
             )
         try:
@@ -774,25 +746,6 @@ class _WSConnection:
             await self.websocket.close(code=CLOSE_CODE, reason=CLOSE_REASON)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status_code", 404)
-    if status == 405:
-        error: APIError = InvalidRequestError(
-            f"Method {request.method} is not allowed on {request.url.path}.",
-            code="method_not_allowed",
-        )
-        error.status = 405
-        return _error_response(error)
-    return _error_response(
-        NotFoundError(f"Invalid URL ({request.method} {request.url.path})", code="unknown_url")
-    )
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return _error_response(ServerError("The server had an error processing your request."))
-
-
 def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> StreamingFront:
     """The mock provider's ASGI application."""
     mock = MockApp(engine, stats, settings)
@@ -806,7 +759,7 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Strea
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
+        exception_handlers={404: not_found, 405: not_found, 500: server_error},
     )
     app.state.mock = mock
     return StreamingFront(mock, app)
