@@ -21,7 +21,6 @@ that stays open.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -34,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from rig.conversation import ConnectionCache, Conversations, StoredResponse, owner_id
 from rig.gateway.config import GatewayConfig, UpstreamConfig
@@ -45,7 +44,6 @@ from rig.protocol.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     PreviousResponseNotFoundError,
-    ServerError,
     ws_error_event,
 )
 from rig.protocol.events import ResponseStream, usage_object
@@ -57,7 +55,6 @@ from rig.protocol.requests import (
 )
 from rig.protocol.tokens import estimate_tokens
 from rig.protocol.ws import parse_client_event
-from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 from rig.serving import (
     bearer,
     check_api_key,
@@ -66,6 +63,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.wsmode import LaneRelease, WSModeConnection
 
 __all__ = ["Gateway", "build_app"]
 
@@ -424,27 +422,38 @@ class _EventStream(Response):
 
 @dataclass(slots=True)
 class _Create:
-    """A ``response.create`` the connection accepted, its decoded body and its size."""
+    """A ``response.create`` the connection accepted, and its decoded body."""
 
     request: ResponseCreateRequest
     body: dict[str, Any]
     stream_id: str | None
 
 
-class _WSConnection:
-    """One client WebSocket: the asyncio shell around :class:`WSModeRules` (lanes,
-    in-flight and stream limits, age), its memory, one task per response."""
+class _WSConnection(WSModeConnection[_Create]):
+    """One client WebSocket of the gateway: the shared WebSocket-mode shell
+    (:class:`rig.serving.wsmode.WSModeConnection`) relaying each response from the
+    upstream, with the connection's memory."""
 
     def __init__(self, gateway: Gateway, websocket: WebSocket, owner: str):
+        super().__init__(
+            websocket,
+            max_age_s=gateway.config.ws_max_age_s,
+            max_message_bytes=gateway.config.max_message_bytes,
+        )
         self.gateway = gateway
         self.stats = gateway.stats
-        self.websocket = websocket
         self.owner = owner
         self.cache = ConnectionCache()
-        self.rules: WSModeRules[_Create] = WSModeRules()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing = False
-        self.gone = False
+
+    def parse(self, raw: bytes) -> _Create:
+        event = parse_client_event(raw)
+        return _Create(event, parse_json_object(raw), event.stream_id)
+
+    def received(self, size: int) -> None:
+        self.stats.add("client_bytes_in", size)
+
+    def crashed(self) -> None:
+        self.stats.add("responses_failed")
 
     async def send(self, data: bytes) -> None:
         self.stats.add("client_bytes_out", len(data))
@@ -454,130 +463,45 @@ class _WSConnection:
         self.stats.add("errors")
         await self.send(orjson.dumps(ws_error_event(error, stream_id=stream_id)))
 
-    def _start(self, creates: list[_Create]) -> None:
-        if self.gone:
-            return
-        for create in creates:
-            task = asyncio.ensure_future(self._respond(create))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def run(self) -> None:
-        expiry = asyncio.ensure_future(self._expire(self.gateway.config.ws_max_age_s))
-        try:
-            while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                raw = text.encode() if text is not None else (message.get("bytes") or b"")
-                self.stats.add("client_bytes_in", len(raw))
-                if not self.closing:
-                    await self.handle(raw)
-        except WebSocketDisconnect:
-            return
-        finally:
-            self.gone = True
-            expiry.cancel()
-            for task in list(self.tasks):
-                task.cancel()
-
-    async def handle(self, raw: bytes) -> None:
-        limit = self.gateway.config.max_message_bytes
-        if len(raw) > limit:
-            await self.send_error(
-                PayloadTooLargeError(f"Message of {len(raw)} bytes exceeds the limit of {limit}.")
-            )
-            return
-        try:
-            event = parse_client_event(raw)
-            body = parse_json_object(raw)
-        except APIError as error:
-            await self.send_error(error)
-            return
-        try:
-            ready = self.rules.create(_Create(event, body, event.stream_id), event.stream_id)
-        except APIError as error:
-            await self.send_error(error, event.stream_id)
-            return
-        self._start(ready)
-
-    async def _respond(self, create: _Create) -> None:
+    async def respond(self, create: _Create, lane: LaneRelease[_Create]) -> None:
         gateway = self.gateway
         stream_id = create.stream_id
-        lane = stream_id or ""
-        ready: list[_Create] | None = None
-        counted = False
+        turn = await gateway.prepare(create.request, create.body, self.owner, self.cache)
+        if create.body.get("generate") is False:
+            await self._warm_up(turn, lane)
+            return
+        gateway.stats.add("in_flight")
         try:
-            try:
-                turn = await gateway.prepare(create.request, create.body, self.owner, self.cache)
-                if create.body.get("generate") is False:
-                    ready = await self._warm_up(turn, stream_id)
-                    return
-                gateway.stats.add("in_flight")
-                counted = True
-                events, first = await gateway.open_upstream(turn)
-            except APIError as error:
-                await self.send_error(error, stream_id)
-                return
+            events, first = await gateway.open_upstream(turn)
 
             async def emit(event: RelayedEvent) -> None:
                 await self.send(_with_stream_id(event.data, stream_id))
 
-            record = gateway._recorder(turn, self.cache, lane)
+            record = gateway._recorder(turn, self.cache, stream_id or "")
 
             async def on_terminal(event: RelayedEvent) -> None:
                 # Recorded, then the lane freed, then the terminal event sent: a client
                 # that waits for it and continues on the same lane finds this response.
-                nonlocal ready
                 await record(event)
-                ready = self.rules.done(stream_id)
+                lane.release()
 
-            try:
-                await gateway.relay(turn, emit, on_terminal, events, first)
-            except APIError as error:
-                await self.send_error(error, stream_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must not take the connection down silently
-            log.exception("response failed")
-            with contextlib.suppress(Exception):
-                failure = ServerError("The server had an error processing your request.")
-                await self.send_error(failure, stream_id)
+            await gateway.relay(turn, emit, on_terminal, events, first)
         finally:
-            if counted:
-                gateway.stats.add("in_flight", -1)
-            self._start(self.rules.done(stream_id) if ready is None else ready)
-            if self.rules.should_close:
-                await self._close()
+            gateway.stats.add("in_flight", -1)
 
-    async def _warm_up(self, turn: _Turn, stream_id: str | None) -> list[_Create]:
+    async def _warm_up(self, turn: _Turn, lane: LaneRelease[_Create]) -> None:
         """``generate: false``: the state is prepared and recorded as an empty response
         (``response.created`` then ``response.completed``, no output, no usage); no upstream
         call. Its id continues the conversation."""
         self.stats.add("warmups")
-        stream = ResponseStream(turn.request, stream_id=stream_id, obfuscate=False)
+        stream = ResponseStream(turn.request, stream_id=lane.stream_id, obfuscate=False)
         await self.send(orjson.dumps(stream.created()))
         usage = usage_object(0, 0, 0)
         await self.gateway.record(
-            turn, stream.snapshot("completed", usage), self.cache, stream_id or ""
+            turn, stream.snapshot("completed", usage), self.cache, lane.stream_id or ""
         )
-        ready = self.rules.done(stream_id)
+        lane.release()
         await self.send(orjson.dumps(stream.completed(usage)))
-        return ready
-
-    async def _expire(self, max_age_s: float) -> None:
-        await asyncio.sleep(max_age_s)
-        if self.rules.expire(max_age_s):
-            await self._close()
-
-    async def _close(self) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        with contextlib.suppress(Exception):
-            await self.send_error(self.rules.close_error())
-            await self.websocket.close(code=CLOSE_CODE, reason=CLOSE_REASON)
 
 
 def build_app(gateway: Gateway) -> Starlette:

@@ -22,7 +22,6 @@ The shells hold no protocol rules of their own: requests are validated by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -61,7 +60,6 @@ from rig.protocol.requests import (
 )
 from rig.protocol.sse import DONE, encode_data, encode_event
 from rig.protocol.ws import encode_server_event, parse_client_event
-from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 from rig.serving import (
     bearer,
     check_api_key,
@@ -70,6 +68,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.wsmode import LaneRelease, WSModeConnection
 
 __all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
@@ -594,10 +593,16 @@ class _Create:
     event: ResponseCreateEvent
     size: int
 
+    @property
+    def stream_id(self) -> str | None:
+        """Its lane."""
+        return self.event.stream_id
 
-class _WSConnection:
-    """One WebSocket connection: the asyncio shell around :class:`WSModeRules` (lanes,
-    in-flight limit, stream limit, age), its response cache, one task per response."""
+
+class _WSConnection(WSModeConnection[_Create]):
+    """One WebSocket connection of the mock: the shared WebSocket-mode shell
+    (:class:`rig.serving.wsmode.WSModeConnection`) with the engine producing each response,
+    the rate limiter admitting it, and its response cache."""
 
     def __init__(
         self,
@@ -607,16 +612,25 @@ class _WSConnection:
         scopes: tuple[LimitScope, ...],
         owner: str,
     ):
+        super().__init__(
+            websocket,
+            max_age_s=app.settings.ws_max_age_s,
+            max_message_bytes=app.settings.max_message_bytes,
+        )
         self.app = app
-        self.websocket = websocket
         self._send = send
         self.scopes = scopes
         self.owner = owner
         self.cache = ConnectionCache()
-        self.rules: WSModeRules[_Create] = WSModeRules()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing = False  # closing at the age limit: read and drop what still arrives
-        self.gone = False  # the client left: start nothing more
+
+    def parse(self, raw: bytes) -> _Create:
+        return _Create(parse_client_event(raw), len(raw))
+
+    def received(self, size: int) -> None:
+        self.app.stats.add("bytes_in", size)
+
+    def crashed(self) -> None:
+        self.app.stats.add("responses_failed")
 
     async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
         self.app.stats.add("errors")
@@ -625,125 +639,44 @@ class _WSConnection:
         self.app.stats.add("events_sent")
         await self._send(_ws_frame(payload))
 
-    def _start(self, creates: list[_Create]) -> None:
-        if self.gone:
-            return
-        for create in creates:
-            task = asyncio.ensure_future(self._respond(create))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def run(self) -> None:
-        expiry = asyncio.ensure_future(self._expire(self.app.settings.ws_max_age_s))
-        try:
-            while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                raw = message.get("text")
-                raw_bytes = raw.encode() if raw is not None else (message.get("bytes") or b"")
-                self.app.stats.add("bytes_in", len(raw_bytes))
-                if self.closing:
-                    continue
-                await self.handle(raw_bytes)
-        finally:
-            self.gone = True
-            expiry.cancel()
-            for task in list(self.tasks):
-                task.cancel()
-
-    async def handle(self, raw: bytes) -> None:
-        limit = self.app.settings.max_message_bytes
-        if len(raw) > limit:
-            await self.send_error(
-                PayloadTooLargeError(f"Message of {len(raw)} bytes exceeds the limit of {limit}.")
-            )
-            return
-        try:
-            event = parse_client_event(raw)
-        except APIError as error:
-            await self.send_error(error)
-            return
-        try:
-            ready = self.rules.create(_Create(event, len(raw)), event.stream_id)
-        except APIError as error:
-            await self.send_error(error, event.stream_id)
-            return
-        self._start(ready)
-
-    async def _respond(self, create: _Create) -> None:
+    async def respond(self, create: _Create, lane: LaneRelease[_Create]) -> None:
         event = create.event
         stream_id = event.stream_id
         app = self.app
+        turn = await app.engine.prepare(
+            event,
+            body_bytes=create.size,
+            connection=self.cache,
+            stream_id=stream_id,
+            obfuscate=_include_obfuscation(event),
+            owner=self.owner,
+        )
+        limiter = app.limiter
         verdict: Verdict | None = None
-        turn: PreparedTurn | None = None
-        ready: list[_Create] | None = None  # set once the lane was freed
+        if limiter is not None:
+            verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
+            if verdict.error is not None:
+                assert verdict.rejection is not None
+                app.stats.add(f"rate_limited_{verdict.rejection.kind}")
+                raise verdict.error  # refused: nothing to settle
         try:
-            try:
-                turn = await app.engine.prepare(
-                    event,
-                    body_bytes=create.size,
-                    connection=self.cache,
-                    stream_id=stream_id,
-                    obfuscate=_include_obfuscation(event),
-                    owner=self.owner,
-                )
-            except APIError as error:
-                await self.send_error(error, stream_id)
-                return
-            limiter = app.limiter
-            if limiter is not None:
-                verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
-                if verdict.error is not None:
-                    assert verdict.rejection is not None
-                    app.stats.add(f"rate_limited_{verdict.rejection.kind}")
-                    refusal, verdict = verdict.error, None  # refused: nothing to settle
-                    await self.send_error(refusal, stream_id)
-                    return
-            prepared = turn
 
             async def finish() -> None:
                 # Recorded (connection memory, store), then the lane is free, then the
                 # terminal event goes out: a client that waits for it and sends the next
                 # create on the same lane is never refused as busy, and finds this
                 # response. What may start now starts after the terminal event is sent.
-                nonlocal ready
-                await app.engine.finish(prepared, connection=self.cache, lane=stream_id or "")
-                ready = self.rules.done(stream_id)
+                await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+                lane.release()
 
             await stream_paced(
                 turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
                 before_last=finish,
             )  # fmt: skip
             app.stats.add("responses_completed")
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must not take the connection down silently
-            log.exception("response failed")
-            app.stats.add("responses_failed")
-            with contextlib.suppress(Exception):
-                failure = ServerError("The server had an error processing your request.")
-                await self.send_error(failure, stream_id)
         finally:
-            self._start(self.rules.done(stream_id) if ready is None else ready)
-            if verdict is not None and turn is not None:
+            if verdict is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
-            if self.rules.should_close:
-                await self._close()
-
-    async def _expire(self, max_age_s: float) -> None:
-        await asyncio.sleep(max_age_s)
-        # Accept no new responses; the ones accepted finish, the last one closes.
-        if self.rules.expire(max_age_s):
-            await self._close()
-
-    async def _close(self) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        with contextlib.suppress(Exception):
-            await self.send_error(self.rules.close_error())
-            await self.websocket.close(code=CLOSE_CODE, reason=CLOSE_REASON)
 
 
 def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> StreamingFront:
