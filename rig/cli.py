@@ -66,6 +66,9 @@ def _run_gateway(args: argparse.Namespace) -> int:
             store_ttl_s=given.store_ttl,
             store_max_bytes=given.store_max_bytes,
             ws_max_age_s=given.ws_max_age,
+            memory_max_bytes=given.memory_max_bytes,
+            checkpoint_timeout_s=given.checkpoint_timeout,
+            drain_timeout_s=given.drain_timeout,
             log_level=given.log_level,
         )
         serve(config)

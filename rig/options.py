@@ -550,13 +550,18 @@ class GatewayOptions:
         type=float,
     )
     store: str | None = option(
-        "where store=true responses live: memory (default) or redis://HOST:PORT/DB", {GATEWAY}
+        "where checkpoints and store=true responses live: memory (default, this process "
+        "only) or redis://HOST:PORT/DB (shared by replicas)",
+        {GATEWAY},
     )
     store_ttl: int = option(
-        "seconds a stored response is kept in Redis", {GATEWAY}, default=3600, type=positive_int
+        "seconds a checkpoint or stored response is kept (default: 3600)",
+        {GATEWAY},
+        default=3600,
+        type=positive_int,
     )
     store_max_bytes: int = option(
-        "bytes of conversation the in-process store keeps (default: 256 MiB)",
+        "bytes of checkpoints the in-process store keeps (default: 256 MiB)",
         {GATEWAY},
         default=256 * 1024 * 1024,
         type=positive_int,
@@ -572,6 +577,26 @@ class GatewayOptions:
         "seconds before a WebSocket is closed with websocket_connection_limit_reached",
         {GATEWAY},
         default=3600.0,
+        type=float,
+    )
+    memory_max_bytes: int = option(
+        "bytes of conversation all WebSockets of the process hold in memory; beyond it the "
+        "least recently used are evicted (they stay in the checkpoints) (default: 1 GiB)",
+        {GATEWAY},
+        default=1024 * 1024 * 1024,
+        type=positive_int,
+    )
+    checkpoint_timeout: float = option(
+        "seconds a checkpoint read or write may take before the store counts as down "
+        "(default: 0.5)",
+        {GATEWAY},
+        default=0.5,
+        type=float,
+    )
+    drain_timeout: float = option(
+        "seconds SIGTERM waits for in-flight responses before closing (default: 30)",
+        {GATEWAY},
+        default=30.0,
         type=float,
     )
     log_level: str = option(

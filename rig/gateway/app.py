@@ -9,11 +9,12 @@ Routes (one port):
 * ``GET /health`` and ``GET /stats``.
 
 Every request, stateless or not, takes the same path: validate (:mod:`rig.protocol`),
-resolve ``previous_response_id`` and check tool pairing (:class:`rig.conversation.Conversations`:
-the WebSocket's memory, then the owner's store), rebuild the full context, call the
-upstream with it (:mod:`rig.gateway.upstream`), relay its events, and record the finished
-response (in the connection's memory; in the store with ``store=true``) before its
-terminal event is sent, so a client that reacts to it finds it. WebSocket mode's lanes,
+resolve ``previous_response_id`` and check tool pairing
+(:class:`rig.gateway.state.GatewayState`: the WebSocket's memory, then the checkpoints,
+only the caller's), rebuild the full context, call the upstream with it
+(:mod:`rig.gateway.upstream`), relay its events, and record the finished response (held by
+its connection, checkpointed) before its terminal event is sent, so a client that reacts
+to it finds it, on any replica. WebSocket mode's lanes,
 limits and age are :class:`rig.protocol.wsmode.WSModeRules`'. Every failure is the API's
 error shape: an HTTP status and ``{"error": ...}``, or an ``error`` event on a WebSocket
 that stays open.
@@ -21,13 +22,16 @@ that stays open.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psutil
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -35,15 +39,17 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from rig.conversation import ConnectionCache, Conversations, StoredResponse, owner_id
+from rig.conversation import owner_id
+from rig.gateway.checkpoints import Conversation
 from rig.gateway.config import GatewayConfig, UpstreamConfig
+from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
+from rig.gateway.state import GatewayState, SessionCache
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import RelayedEvent, Upstream, UpstreamCall, UpstreamError
 from rig.protocol.errors import (
     APIError,
     InvalidRequestError,
     PayloadTooLargeError,
-    PreviousResponseNotFoundError,
     ws_error_event,
 )
 from rig.protocol.events import ResponseStream, usage_object
@@ -92,6 +98,12 @@ def _with_stream_id(data: bytes, stream_id: str | None) -> bytes:
     return data[:-1] + b',"stream_id":' + orjson.dumps(stream_id) + b"}"
 
 
+def _join_arrays(*arrays: bytes) -> bytes:
+    """JSON arrays concatenated without decoding them (``[a] + [b, c]`` -> ``[a,b,c]``)."""
+    parts = [array[1:-1] for array in arrays if len(array) > 2]
+    return b"[" + b",".join(parts) + b"]"
+
+
 @dataclass(slots=True)
 class _Turn:
     """A request resolved against the gateway's state, ready for the upstream."""
@@ -102,8 +114,7 @@ class _Turn:
     transcript: list[dict[str, Any]]
     """The full context: the resumed conversation, then the new items."""
     new_items: list[dict[str, Any]]
-    prior_tokens: int = 0
-    prior_bytes: int = 0
+    prior: Conversation | None = None
 
 
 class Gateway:
@@ -112,14 +123,18 @@ class Gateway:
     def __init__(
         self,
         config: GatewayConfig,
-        conversations: Conversations,
+        state: GatewayState,
         stats: GatewayStats,
         upstreams: Mapping[UpstreamConfig, Upstream],
     ):
         self.config = config
-        self.conversations = conversations
+        self.state = state
         self.stats = stats
         self.upstreams = upstreams
+        self.connections: set[_WSConnection] = set()
+        self.draining = False
+        self._process = psutil.Process()
+        stats.registry.register(GatewayCollector(self.figures))
 
     # -- shared steps -----------------------------------------------------------------
 
@@ -137,29 +152,20 @@ class Gateway:
         request: ResponseCreateRequest,
         body: dict[str, Any],
         owner: str,
-        connection: ConnectionCache | None = None,
+        cache: SessionCache | None = None,
     ) -> _Turn:
-        """Resolve ``previous_response_id`` (counting where it was found, or the miss),
-        check tool pairing, and rebuild the full context."""
+        """Resolve ``previous_response_id`` (:class:`GatewayState` counts where it was
+        found, or why not), check tool pairing, and rebuild the full context."""
         new_items = _raw_items(body.get("input"))
         normal = normalize_input(request)
         previous = request.previous_response_id
         turn = _Turn(request, body, owner, new_items, new_items)
         if previous:
-            try:
-                resumed = await self.conversations.resume(
-                    previous, normal, owner=owner, connection=connection
-                )
-            except PreviousResponseNotFoundError:
-                self.stats.add("misses_not_found")
-                raise
-            self.stats.add("hits_store" if resumed.from_store else "hits_connection")
-            prior = resumed.stored
-            turn.transcript = prior.transcript + new_items
-            turn.prior_tokens = prior.context_tokens
-            turn.prior_bytes = prior.context_bytes
+            prior = await self.state.resume(previous, normal, owner=owner, cache=cache)
+            turn.prior = prior
+            turn.transcript = prior.items() + new_items
         else:
-            self.conversations.begin(normal)
+            self.state.begin(normal)
         if not turn.transcript:
             raise InvalidRequestError(
                 "Missing required parameter: 'input'. Provide input items or a "
@@ -173,27 +179,24 @@ class Gateway:
         self,
         turn: _Turn,
         response: dict[str, Any],
-        connection: ConnectionCache | None = None,
+        cache: SessionCache | None = None,
         lane: str = "",
     ) -> None:
-        """A response finished: its conversation (context plus output) in the connection's
-        memory, and in the store as its owner's with ``store=true``."""
-        output = list(response.get("output") or ())
-        added = len(orjson.dumps(turn.new_items)) + len(orjson.dumps(output))
-        stored = StoredResponse(
-            response=response,
-            transcript=turn.transcript + output,
-            context_tokens=turn.prior_tokens + estimate_tokens(" " * added),
-            context_bytes=turn.prior_bytes + added,
-        )
-        await self.conversations.record(
-            response["id"],
-            stored,
+        """A response finished: its conversation (context plus output) held by the
+        connection and checkpointed (:meth:`GatewayState.record` says when)."""
+        output = orjson.dumps(response.get("output") or [])
+        added = orjson.dumps(turn.new_items)
+        prior = turn.prior
+        transcript = _join_arrays(prior.transcript if prior else b"[]", added, output)
+        tokens = estimate_tokens(" " * (len(added) + len(output)))
+        conversation = Conversation(
             owner=turn.owner,
-            store=bool(turn.request.store),
-            connection=connection,
-            lane=lane,
+            stored=bool(turn.request.store),
+            response=orjson.dumps(response),
+            transcript=transcript,
+            context_tokens=(prior.context_tokens if prior else 0) + tokens,
         )
+        await self.state.record(response["id"], conversation, cache=cache, lane=lane)
 
     def upstream_events(self, turn: _Turn) -> AsyncIterator[RelayedEvent]:
         """The upstream call for ``turn``, as events."""
@@ -228,10 +231,14 @@ class Gateway:
     async def open_upstream(self, turn: _Turn) -> tuple[AsyncIterator[RelayedEvent], RelayedEvent]:
         """Call the upstream and wait for its first event (a refusal raises here, before
         anything was sent to the client)."""
+        started = time.perf_counter()
         events = self.upstream_events(turn)
         first = await anext(events, None)
         if first is None:
             raise UpstreamError("The upstream answered with an empty stream.")
+        elapsed = time.perf_counter() - started
+        self.stats.add("upstream_ttfb_us", int(elapsed * 1e6))
+        self.stats.observe("upstream_ttfb_seconds", elapsed)
         return events, first
 
     async def read_body(self, request: Request) -> bytes:
@@ -297,11 +304,11 @@ class Gateway:
         return Response(payload, media_type="application/json")
 
     def _recorder(
-        self, turn: _Turn, connection: ConnectionCache | None = None, lane: str = ""
+        self, turn: _Turn, cache: SessionCache | None = None, lane: str = ""
     ) -> Callable[[RelayedEvent], Awaitable[None]]:
         async def record(event: RelayedEvent) -> None:
             if event.type != "response.failed" and event.response is not None:
-                await self.record(turn, event.response, connection, lane)
+                await self.record(turn, event.response, cache, lane)
 
         return record
 
@@ -311,10 +318,10 @@ class Gateway:
         try:
             self.authenticate(request.headers)
             owner = self.owner(request.headers)
-            stored = await self.conversations.retrieve(owner, request.path_params["response_id"])
+            stored = await self.state.retrieve(owner, request.path_params["response_id"])
         except APIError as error:
             return self.failed(error)
-        return json_response(stored.response)
+        return Response(stored.response, media_type="application/json")
 
     async def delete_response(self, request: Request) -> Response:
         """``DELETE /v1/responses/{id}``."""
@@ -322,22 +329,58 @@ class Gateway:
         response_id = request.path_params["response_id"]
         try:
             self.authenticate(request.headers)
-            await self.conversations.delete(self.owner(request.headers), response_id)
+            await self.state.delete(self.owner(request.headers), response_id)
         except APIError as error:
             return self.failed(error)
         return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
+    def figures(self) -> dict[str, Any]:
+        """Every counter, and what is measured when asked (``/stats``, ``/metrics``)."""
+        figures = self.stats.snapshot()
+        memory = self.state.memory
+        figures["sessions"] = len(memory)
+        figures["session_bytes"] = memory.bytes
+        figures["memory_rss_bytes"] = self._process.memory_info().rss
+        figures["checkpoint_up"] = int(self.state.checkpoint_up)
+        figures["draining"] = int(self.draining)
+        return figures
+
     async def health(self, request: Request) -> Response:
-        """``GET /health``."""
-        return json_response({"status": "ok"})
+        """``GET /health``: 200 ``ok``; 200 ``degraded`` while the checkpoint store does
+        not answer (the gateway serves on connection memory); 503 ``draining`` once it
+        shuts down (a load balancer stops sending new clients)."""
+        if self.draining:
+            return json_response({"status": "draining"}, 503)
+        if await self.state.probe():
+            return json_response({"status": "ok", "checkpoints": "ok"})
+        return json_response({"status": "degraded", "checkpoints": "unavailable"})
 
     async def stats_endpoint(self, request: Request) -> Response:
-        """``GET /stats``: the counters, and each upstream's dialect and URL."""
-        totals = self.stats.snapshot()
+        """``GET /stats``: the figures, and each upstream's dialect and URL."""
+        totals = self.figures()
         totals["upstreams"] = [
             {"base_url": u.base_url, "dialect": u.dialect} for u in self.config.upstreams
         ]
         return json_response(totals)
+
+    async def metrics(self, request: Request) -> Response:
+        """``GET /metrics``: Prometheus text."""
+        return Response(exposition(self.stats), media_type=CONTENT_TYPE_LATEST)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Shutting down: ``/health`` answers 503, every WebSocket accepts no new
+        response, finishes the accepted ones, then sends the documented close
+        (``websocket_connection_limit_reached``, close code 1000) so its client reconnects
+        - to another replica - and continues from the checkpoints; waits at most
+        ``timeout_s`` for the last one."""
+        self.draining = True
+        self.stats.set("draining", 1)
+        for connection in list(self.connections):
+            await connection.drain()
+        deadline = time.monotonic() + timeout_s
+        while self.connections and time.monotonic() < deadline:
+            waiting = [c.closed for c in self.connections]
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - time.monotonic()))
 
     # -- WebSocket --------------------------------------------------------------------
 
@@ -355,9 +398,16 @@ class Gateway:
         await websocket.accept()
         self.stats.add("connections_open")
         self.stats.add("connections_total")
+        connection = _WSConnection(self, websocket, self.owner(websocket.headers))
+        self.connections.add(connection)
         try:
-            await _WSConnection(self, websocket, self.owner(websocket.headers)).run()
+            if self.draining:
+                await connection.drain()
+            await connection.run()
         finally:
+            self.connections.discard(connection)
+            connection.cache.close()
+            connection.closed.set_result(None)
             self.stats.add("connections_open", -1)
 
 
@@ -443,7 +493,8 @@ class _WSConnection(WSModeConnection[_Create]):
         self.gateway = gateway
         self.stats = gateway.stats
         self.owner = owner
-        self.cache = ConnectionCache()
+        self.cache = gateway.state.memory.cache()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def parse(self, raw: bytes) -> _Create:
         event = parse_client_event(raw)
@@ -513,6 +564,7 @@ def build_app(gateway: Gateway) -> Starlette:
         Route("/v1/responses/{response_id}", gateway.delete_response, methods=["DELETE"]),
         Route("/health", gateway.health, methods=["GET"]),
         Route("/stats", gateway.stats_endpoint, methods=["GET"]),
+        Route("/metrics", gateway.metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes, exception_handlers={404: not_found, 405: not_found, 500: server_error}

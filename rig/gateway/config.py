@@ -84,12 +84,19 @@ class GatewayConfig:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     """Client keys accepted; empty: any caller (each key still owns what it creates)."""
     store: str | None = None
-    """``memory`` (default) or ``redis://...``: where ``store=true`` responses live."""
+    """``memory`` (default) or ``redis://...``: where checkpoints (and with them the
+    ``store=true`` responses) live."""
     store_ttl_s: int = 3600
+    """How long a checkpoint, and a conversation held in memory, lives."""
     store_max_bytes: int = 256 * 1024 * 1024
+    """Cap of the in-process checkpoints."""
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    memory_max_bytes: int = 1024 * 1024 * 1024
+    """Cap of the conversations every WebSocket of the process holds."""
+    checkpoint_timeout_s: float = 0.5
+    drain_timeout_s: float = 30.0
     log_level: str = "warning"
 
     def __post_init__(self) -> None:

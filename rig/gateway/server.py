@@ -1,24 +1,30 @@
-"""Running the gateway: the app with its store and upstreams, on uvicorn.
+"""Running the gateway: the app with its state and upstreams, on uvicorn.
 
-One process per replica in this slice; replicas share stored responses through Redis
-(``--store redis://...``).
+One process per replica; replicas share checkpoints through Redis (``--store
+redis://...``). SIGTERM drains (:meth:`Gateway.drain`: ``/health`` turns 503, every
+WebSocket finishes its accepted responses and gets the documented close) before uvicorn
+stops; a second SIGTERM or SIGINT stops at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from rig.conversation import Conversations, RedisStore, open_store
 from rig.fdlimit import raise_open_files_limit
 from rig.gateway.app import Gateway, build_app
+from rig.gateway.checkpoints import open_checkpoints
 from rig.gateway.config import GatewayConfig
+from rig.gateway.state import GatewayState, SessionMemory
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
@@ -59,31 +65,71 @@ def log_config(config: GatewayConfig) -> dict[str, Any]:
 
 
 def create_app(config: GatewayConfig) -> Starlette:
-    """The gateway's app: counters, store, conversations, one pooled client per upstream
+    """The gateway's app: counters, memory, checkpoints, one pooled client per upstream
     (opened at startup, closed at shutdown)."""
     install_redaction(_secrets(config))
     stats = GatewayStats()
-    store = open_store(
+    evicted = functools.partial(stats.add, "evictions")
+    checkpoints = open_checkpoints(
         config.store,
-        ttl_s=config.store_ttl_s,
+        config.store_ttl_s,
         max_bytes=config.store_max_bytes,
-        on_evict=lambda n: stats.add("store_evictions", n),
+        timeout_s=config.checkpoint_timeout_s,
+        on_evict=evicted,
     )
+    memory = SessionMemory(config.memory_max_bytes, config.store_ttl_s, on_evict=evicted)
+    state = GatewayState(memory, checkpoints, stats)
     upstreams = {upstream: Upstream(upstream, stats) for upstream in config.upstreams}
-    gateway = Gateway(config, Conversations(store), stats, upstreams)
+    gateway = Gateway(config, state, stats, upstreams)
     app = build_app(gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if isinstance(store, RedisStore):
-            await store.ping()  # fail at start, not on the first continuation
+        if not await state.probe():  # say so at start; serve on connection memory
+            log.warning("checkpoint store %s does not answer", _where(config.store))
         yield
         for upstream in upstreams.values():
             await upstream.close()
-        await store.close()
+        await checkpoints.close()
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _where(store: str | None) -> str:
+    """A store URL without credentials, for a log line."""
+    if not store or "@" not in store:
+        return store or "memory"
+    scheme, _, rest = store.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, draining the gateway on the first SIGTERM/SIGINT before it stops."""
+
+    def __init__(self, config: uvicorn.Config, gateway: Gateway, timeout_s: float):
+        super().__init__(config)
+        self.gateway = gateway
+        self.timeout_s = timeout_s
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining is not None or self.should_exit:
+            super().handle_exit(sig, frame)  # a second signal: stop now
+            return
+        # A signal handler runs between the loop's steps: wake the loop to start the drain.
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._start_drain, sig, frame)
+
+    def _start_drain(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain(sig, frame))
+
+    async def _drain(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            await self.gateway.drain(self.timeout_s)
+        finally:
+            super().handle_exit(sig, frame)
 
 
 def serve(config: GatewayConfig) -> None:
@@ -111,7 +157,10 @@ def serve(config: GatewayConfig) -> None:
         file=sys.stderr,
         flush=True,
     )
+    app = uv_config.app
+    assert isinstance(app, Starlette)
+    server = _DrainingServer(uv_config, app.state.gateway, config.drain_timeout_s)
     try:
-        uvicorn.Server(uv_config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()

@@ -1,7 +1,9 @@
-"""The gateway's counters (one process): what ``GET /stats`` reports.
+"""The gateway's figures (one process): counters for ``GET /stats``, histograms for
+``GET /metrics`` (:mod:`rig.gateway.metrics`).
 
-Plain integers on an object the app owns: the gateway runs one process per replica in this
-slice, so there is nothing to share across workers.
+Plain integers on an object the app owns: the gateway runs one process per replica, so
+there is nothing to share across workers; the histograms are prometheus-client's, in a
+registry this object owns (no module-level state).
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-__all__ = ["COUNTERS", "GatewayStats"]
+from prometheus_client import CollectorRegistry, Histogram
+
+__all__ = ["COUNTERS", "GAUGES", "GatewayStats"]
+
+GAUGES = ("connections_open", "in_flight", "draining")
+"""Counters that go down as well as up (reported as Prometheus gauges)."""
 
 COUNTERS = (
-    "connections_open",
+    *GAUGES,
     "connections_total",
-    "in_flight",
     "http_requests",
     "responses_completed",
     "responses_failed",
@@ -27,25 +33,63 @@ COUNTERS = (
     "upstream_bytes_in",
     "upstream_errors",
     "upstream_rate_limited",
+    "upstream_ttfb_us",
     "hits_connection",
-    "hits_store",
+    "hits_checkpoint",
     "misses_not_found",
-    "store_evictions",
+    "misses_evicted",
+    "misses_expired",
+    "misses_foreign",
+    "misses_unavailable",
+    "misses_unknown",
+    "resumes",
+    "evictions",
+    "checkpoint_writes",
+    "checkpoint_bytes",
+    "checkpoint_failures",
+    "checkpoint_us",
 )
-"""Every counter, reported even while zero. ``hits_connection``: a continuation found in
-its WebSocket's memory; ``hits_store``: in the store (a checkpoint); ``misses_not_found``:
-neither (unknown, evicted, expired or another owner's: one answer for all)."""
+"""Every counter, reported even while zero.
+
+``hits_connection``: a continuation found in its WebSocket's memory; ``hits_checkpoint``:
+in the checkpoints; ``misses_not_found``: neither (the sum of the ``misses_<cause>``:
+evicted, expired, foreign, unavailable, unknown - one answer for all). ``resumes``: a
+WebSocket continuing a response it did not hold (after a reconnect, on any replica).
+``evictions``: conversations pushed out of memory or the in-process checkpoints by their
+caps. ``checkpoint_us``/``upstream_ttfb_us``: summed microseconds."""
+
+HISTOGRAMS = {
+    "checkpoint_seconds": "Time to write one checkpoint.",
+    "upstream_ttfb_seconds": "Time from calling the upstream to its first event.",
+}
+BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 class GatewayStats:
-    """Counters of one gateway process."""
+    """Counters and histograms of one gateway process."""
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter({name: 0 for name in COUNTERS})
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._histograms = {
+            name: Histogram(f"rig_gateway_{name}", text, registry=self.registry, buckets=BUCKETS)
+            for name, text in HISTOGRAMS.items()
+        }
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to counter ``name``."""
         self._counts[name] += amount
+
+    def set(self, name: str, value: int) -> None:
+        """Set gauge ``name``."""
+        self._counts[name] = value
+
+    def observe(self, name: str, seconds: float) -> None:
+        """One observation of histogram ``name``."""
+        self._histograms[name].observe(seconds)
 
     def __getitem__(self, name: str) -> int:
         return self._counts[name]

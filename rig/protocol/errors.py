@@ -26,6 +26,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "ServiceUnavailableError",
     "StreamLimitError",
     "error_body",
     "ws_error_event",
@@ -157,6 +158,12 @@ class ServerError(APIError):
 
     status = 500
     type = "server_error"
+
+
+class ServiceUnavailableError(ServerError):
+    """A part the server depends on did not answer (the API's 503); retry later."""
+
+    status = 503
 
 
 def error_body(error: APIError) -> dict[str, Any]:
