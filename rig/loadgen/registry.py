@@ -26,6 +26,7 @@ __all__ = [
     "TransportSpec",
     "UnknownTransportError",
     "names",
+    "parse_flag",
     "parse_transports",
     "spec",
 ]
@@ -36,6 +37,16 @@ BASELINE = "http"
 
 class UnknownTransportError(RigError, ValueError):
     """A transport name that is not registered."""
+
+
+def parse_flag(value: str) -> bool:
+    """``yes``/``no`` (also true/false, on/off, 1/0) as a bool, for an option's value."""
+    lowered = value.strip().lower()
+    if lowered in ("yes", "true", "on", "1"):
+        return True
+    if lowered in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(f"{value!r}: write yes or no")
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,17 @@ REGISTRY: dict[str, TransportSpec] = {
             cls=f"{_TRANSPORTS}.ws:WSTransport",
             kwargs={"store": False},
             chained=True,
+            options=(
+                TransportOption(
+                    name="resume",
+                    type=parse_flag,
+                    default=False,
+                    help="on a new connection, continue with previous_response_id although "
+                    "store=false (a gateway that checkpoints resumes it; a target that cannot "
+                    "answers previous_response_not_found and the turn is resent in full) "
+                    "(yes/no, default: no)",
+                ),
+            ),
         ),
         TransportSpec(
             name="ws_stored",

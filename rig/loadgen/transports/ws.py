@@ -26,9 +26,20 @@ class WSTransport(Transport):
 
     chained = True
 
-    def __init__(self, target: Target, counter: WireCounter, *, store: bool, **kw: Any):
+    def __init__(
+        self,
+        target: Target,
+        counter: WireCounter,
+        *,
+        store: bool,
+        resume: bool = False,
+        **kw: Any,
+    ):
         super().__init__(target, counter, **kw)
         self.store = store
+        self.resume = resume or store
+        """Continue with ``previous_response_id`` on a new connection (a target that
+        checkpoints, like the gateway, resumes; else the documented full resend)."""
         self.name = "ws_stored" if store else "ws"
         self.connection: WSConnection | None = None
         self.connects = 0
@@ -48,9 +59,10 @@ class WSTransport(Transport):
             timing.sent()  # the handshake counts toward the turn's time and bytes
             if self.connection is None or not self.connection.open:
                 if self.connection is not None or self.connects:
-                    # A new connection after the first: memory of the old one is gone.
+                    # A new connection after the first: memory of the old one is gone
+                    # (unless the target checkpoints it: --ws-resume).
                     outcome.retries += 1
-                    chained = chained and self.store
+                    chained = chained and self.resume
                 self.connection = self._connect()
             payload = encode_client_event(self._body(turn, chained))
             try:
