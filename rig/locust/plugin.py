@@ -332,7 +332,13 @@ class LocustRun:
             [name for name in self.direct_transports if name not in twins], route=DIRECT
         ):
             twins[twin.transport] = twin
-        environment.user_classes[:] = chosen + [twins[n] for n in self.direct_transports]
+        # Each twin next to its cell: Locust spawns in this order, so both start together.
+        environment.user_classes[:] = [
+            user
+            for cell in chosen
+            for user in (cell, twins.get(_transport_of(cell)))
+            if user is not None
+        ]
         for user in environment.user_classes:
             user.weight = self.weights.get(_transport_of(user), 1)
             user.fixed_count = max(0, self.options.users_per_transport)

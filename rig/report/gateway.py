@@ -7,8 +7,9 @@ sessions under the same load straight to the upstream (records tagged ``target=d
 
 * ``target``, ``url``: the twins' target tag and base URL;
 * ``transports.<name>``: the twin's figures, as ``transports.<name>`` has them;
-* ``added_ttft.<name>``: ``turns`` and ``direct_turns`` (successful turns of the target's
-  cell and of its twin), ``ttft_ms_p50``/``ttft_ms_p90`` (through the target),
+* ``added_ttft.<name>``: ``turns`` and ``direct_turns`` (answered turns of the target's
+  cell and of its twin), ``paired_turns`` (answered in both: the same session and turn
+  index), and over the paired turns ``ttft_ms_p50``/``ttft_ms_p90`` (through the target),
   ``direct_ttft_ms_p50``/``direct_ttft_ms_p90`` (straight to the upstream) and
   ``added_ttft_ms_p50``/``added_ttft_ms_p90`` (the difference: what the target adds).
 
@@ -112,21 +113,33 @@ def _ratio(part: float | None, whole: float | None, digits: int) -> float | None
     return rounded(part / whole, digits)
 
 
-def _ttfts(turns: Sequence[TurnRecord]) -> list[float]:
-    return [turn.ttft_ms for turn in turns if turn.status in _OK]
+def _answered(turns: Sequence[TurnRecord]) -> dict[tuple[str, int], float]:
+    """TTFT of each answered turn, by session and turn index."""
+    return {(turn.session, turn.turn): turn.ttft_ms for turn in turns if turn.status in _OK}
 
 
 def added_ttft(
     through: Mapping[str, Sequence[TurnRecord]], direct: Mapping[str, Sequence[TurnRecord]]
 ) -> dict[str, dict[str, Any]]:
     """Per transport with a direct twin: TTFT p50/p90 through the target and straight to
-    the upstream, and the difference (what the target adds)."""
+    the upstream, and the difference (what the target adds).
+
+    Over paired turns only: the same session and turn index answered in both cells (a
+    twin plays its cell's tasks), so both sides have the same requests and the same
+    planned latency, and a cell that ran longer or started earlier does not tilt them.
+    """
     out: dict[str, dict[str, Any]] = {}
     for name in ordered(direct):
-        mine, twins = _ttfts(through.get(name, ())), _ttfts(direct[name])
-        figures: dict[str, Any] = {"turns": len(mine), "direct_turns": len(twins)}
+        mine, twins = _answered(through.get(name, ())), _answered(direct[name])
+        paired = sorted(set(mine) & set(twins))
+        figures: dict[str, Any] = {
+            "turns": len(mine),
+            "direct_turns": len(twins),
+            "paired_turns": len(paired),
+        }
         for q in (50, 90):
-            value, base = percentile(mine, q), percentile(twins, q)
+            value = percentile([mine[key] for key in paired], q)
+            base = percentile([twins[key] for key in paired], q)
             figures[f"ttft_ms_p{q}"] = rounded(value, 2)
             figures[f"direct_ttft_ms_p{q}"] = rounded(base, 2)
             added = None if value is None or base is None else value - base
