@@ -239,12 +239,12 @@ class RunOptions:
         "also run a twin of each transport of --direct-transports straight to this base URL "
         "(the upstream behind a gateway), in the same run and under the same load: the "
         "gateway's added latency (compare --target gateway sets it to its embedded mock)",
-        _RUN,
+        {COMPARE, LOCUST},
         default="",
     )
     direct_transports: str = option(
         "the transports that get a direct twin with --direct-url (default: every one run)",
-        _RUN,
+        {COMPARE, LOCUST},
         default="",
     )
     transports: str = option(

@@ -379,7 +379,8 @@ class LocustRun:
             if self.direct is None:
                 raise RigError(f"a direct twin of {transport} without --direct-url")
             target = self.direct
-        counter = self.counters.setdefault(f"{transport}/{route}", itertools.count())
+        key = f"{transport} {route}" if route else transport
+        counter = self.counters.setdefault(key, itertools.count())
         index = next(counter) + 1_000_000 * worker_index
         scenario = self.scenarios[index % len(self.scenarios)]
         worker = f"w{worker_index}" if self.relay.is_worker else "local"

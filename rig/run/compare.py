@@ -160,9 +160,15 @@ def run_compare(
             latency = load_preset(options.preset)
         else:
             Target.from_url(options.target_url, api_key_env=options.api_key_env or None)
+        if options.direct_url or options.direct_transports:
+            twins = parse_transports(options.direct_transports or transports)
+            if not set(twins) <= set(transports):
+                raise ValueError(
+                    f"--direct-transports {options.direct_transports!r}: a twin of a transport "
+                    f"not run; choose from --transports {','.join(transports)}"
+                )
         if options.direct_url:
             Target.from_url(options.direct_url)
-            parse_transports(options.direct_transports or transports)
     except (CheckError, ValueError, PresetError, TargetError) as exc:
         return fail(EXIT_USAGE, str(exc))
     if options.users < 1 or options.duration <= 0:

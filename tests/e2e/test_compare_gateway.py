@@ -173,10 +173,16 @@ def test_a_deployed_gateway_without_direct_url_has_no_twins(tmp_path: Path) -> N
     assert "added TTFT" not in done.stdout
 
 
-def test_direct_url_with_the_embedded_gateway_is_refused(tmp_path: Path) -> None:
-    done = _compare(
-        tmp_path, *QUICK, "--target", "gateway", "--direct-url", "http://127.0.0.1:1/v1",
-        timeout=60,
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--direct-url", "http://127.0.0.1:1/v1"], "--direct-url"),
+        (["--transports", "ws", "--direct-transports", "http"], "--direct-transports"),
+        (["--target", "proxy"], "proxy"),
+    ],
+)
+def test_bad_gateway_usage_exits_2_naming_it(tmp_path: Path, args: list[str], message: str) -> None:
+    done = _compare(tmp_path, *QUICK, "--target", "gateway", *args, timeout=60)
     assert done.returncode == 2
-    assert "--direct-url" in done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "runs").exists()
