@@ -227,6 +227,26 @@ class RunOptions:
             }
         },
     )
+    target: str = option(
+        "what is measured: the mock (default), or a gateway: the embedded mock as the "
+        "stateless upstream and rig gateway in front of it, both child processes; with "
+        "--target-url, a deployed gateway, whose /stats the report reads",
+        {COMPARE},
+        default=MOCK,
+        choices=(MOCK, GATEWAY),
+    )
+    direct_url: str = option(
+        "also run a twin of each transport of --direct-transports straight to this base URL "
+        "(the upstream behind a gateway), in the same run and under the same load: the "
+        "gateway's added latency (compare --target gateway sets it to its embedded mock)",
+        {COMPARE, LOCUST},
+        default="",
+    )
+    direct_transports: str = option(
+        "the transports that get a direct twin with --direct-url (default: every one run)",
+        {COMPARE, LOCUST},
+        default="",
+    )
     transports: str = option(
         "comma-separated transports to run side by side, of " + ", ".join(registry.names()),
         _RUN,

@@ -13,6 +13,10 @@ its end: nothing is module-level, so two runs in one process share nothing.
 
 Each Locust user is one :class:`~rig.loadgen.session.AgentSession` running tasks in a
 loop; the user classes are built from the transport registry (:func:`user_classes`).
+With ``--direct-url`` each transport of ``--direct-transports`` also gets a twin user
+class on the :data:`DIRECT` route: the same sessions (paired with the target's by index),
+sent straight to that URL (the upstream behind a gateway) and tagged ``target=direct``,
+so one run measures what the target adds under the same load.
 Every turn is also fired as a Locust ``request`` event (type = transport, name =
 transport and turn bucket), so Locust's own statistics, CSV and HTML report work as
 usual. Records go to the run directory: written directly by a local runner or the
@@ -56,6 +60,7 @@ from rig.workload.scenarios import Scenario
 from rig.workload.shapes import Shape, ShapeError, parse_shape
 
 __all__ = [
+    "DIRECT",
     "AgentUser",
     "LocustRun",
     "RecordRelay",
@@ -66,6 +71,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("rig.loadgen")
+
+DIRECT = "direct"
+"""The route of a direct twin: its user class's ``route`` and its records' ``target`` tag."""
 
 RECORDS_MESSAGE = "rig_records"
 BATCH_INTERVAL_S = 1.0
@@ -225,6 +233,27 @@ class LocustRun:
             name=options.target_name or None,
             api_key_env=options.api_key_env or None,
         )
+        self.direct: Target | None = None
+        """Where the direct twins go (``--direct-url``), or ``None``: no twins."""
+        self.direct_transports: list[str] = []
+        if options.direct_url:
+            self.direct = Target.from_url(
+                options.direct_url,
+                model=options.model,
+                name=DIRECT,
+                api_key_env=options.api_key_env or None,
+            )
+            self.direct_transports = (
+                parse_transports(options.direct_transports)
+                if options.direct_transports
+                else list(self.transports)
+            )
+            extra = set(self.direct_transports) - set(self.transports)
+            if extra:
+                raise ValueError(
+                    f"--direct-transports {options.direct_transports!r}: "
+                    f"{', '.join(sorted(extra))} not in --transports {options.transports!r}"
+                )
         self.weights = parse_weights(options.transport_weights, self.transports)
         self.checks: list[Check] = [parse_check(text) for text in options.check]
         self.retry: RetryPolicy = parse_retry_policy(options.retry_policy)
@@ -288,8 +317,28 @@ class LocustRun:
 
     def _choose_users(self) -> None:
         environment = self.environment
-        chosen = [c for c in environment.user_classes if _transport_of(c) in self.transports]
-        environment.user_classes[:] = chosen or user_classes(self.transports)
+        chosen = [
+            c
+            for c in environment.user_classes
+            if _transport_of(c) in self.transports and not _route_of(c)
+        ] or user_classes(self.transports)
+        # The twins: the environment's own (a locustfile may define them), else new ones.
+        twins = {
+            _transport_of(c): c
+            for c in environment.user_classes
+            if _route_of(c) == DIRECT and _transport_of(c) in self.direct_transports
+        }
+        for twin in user_classes(
+            [name for name in self.direct_transports if name not in twins], route=DIRECT
+        ):
+            twins[twin.transport] = twin
+        # Each twin next to its cell: Locust spawns in this order, so both start together.
+        environment.user_classes[:] = [
+            user
+            for cell in chosen
+            for user in (cell, twins.get(_transport_of(cell)))
+            if user is not None
+        ]
         for user in environment.user_classes:
             user.weight = self.weights.get(_transport_of(user), 1)
             user.fixed_count = max(0, self.options.users_per_transport)
@@ -315,13 +364,23 @@ class LocustRun:
         elif self.influx_backlog is not None:
             self.influx_backlog.append(record)
 
-    def session_config(self, transport: str, worker_index: int) -> tuple[SessionConfig, int]:
-        """The next session of ``transport``, and its index.
+    def session_config(
+        self, transport: str, worker_index: int, route: str = ""
+    ) -> tuple[SessionConfig, int]:
+        """The next session of ``transport`` (on ``route``: ``""`` the run's target,
+        :data:`DIRECT` its direct twin), and its index.
 
-        A per-transport counter pairs the cells: user k of every transport gets the same
-        scenario and the same tasks, so transports differ only in how they talk.
+        A counter per transport and route pairs the cells: user k of every transport, and
+        of its direct twin, gets the same scenario and the same tasks, so cells differ only
+        in how they talk and where to.
         """
-        counter = self.counters.setdefault(transport, itertools.count())
+        target = self.target
+        if route == DIRECT:
+            if self.direct is None:
+                raise RigError(f"a direct twin of {transport} without --direct-url")
+            target = self.direct
+        key = f"{transport} {route}" if route else transport
+        counter = self.counters.setdefault(key, itertools.count())
         index = next(counter) + 1_000_000 * worker_index
         scenario = self.scenarios[index % len(self.scenarios)]
         worker = f"w{worker_index}" if self.relay.is_worker else "local"
@@ -329,13 +388,13 @@ class LocustRun:
             run=self.run_id,
             scenario=scenario.name,
             transport=transport,
-            target=self.target.name,
+            target=target.name,
             worker=worker,
         )
         config = SessionConfig(
             transport=transport,
             scenario=scenario,
-            target=self.target,
+            target=target,
             tags=tags,
             seed=self.options.seed,
             time_scale=self.options.time_scale,
@@ -458,6 +517,13 @@ class LocustRun:
             "seed": options.seed,
             "time_scale": options.time_scale,
             "model": options.model,
+            "direct": {
+                "target": DIRECT,
+                "url": options.direct_url,
+                "transports": self.direct_transports,
+            }
+            if self.direct is not None
+            else None,
             "started_at": time.time(),
             "rig_version": __version__,
             "pid": os.getpid(),
@@ -500,24 +566,30 @@ def _collect_finals(runner: MasterRunner, relay: RecordRelay, final_flush_s: flo
 
 
 class AgentUser(User):
-    """One simulated coding agent; :func:`user_classes` makes one subclass per transport."""
+    """One simulated coding agent; :func:`user_classes` makes one subclass per transport
+    (and per route)."""
 
     abstract = True
     transport: ClassVar[str] = ""
+    route: ClassVar[str] = ""
+    """``""``: the run's target; :data:`DIRECT`: the direct twin (``--direct-url``)."""
 
     def on_start(self) -> None:
         runner = self.environment.runner
         run = run_of(self.environment)
-        config, index = run.session_config(self.transport, getattr(runner, "worker_index", 0))
+        config, index = run.session_config(
+            self.transport, getattr(runner, "worker_index", 0), self.route
+        )
         self.agent = AgentSession(config, self._record, session_index=index)
         self._emit = run.emit
 
     def _record(self, record: Any) -> None:
         if isinstance(record, TurnRecord):
             failed = record.status in ("error", "timeout", "rate_limited")
+            cell = f"{self.transport} {self.route}" if self.route else self.transport
             self.environment.events.request.fire(
-                request_type=self.transport,
-                name=f"{self.transport} turn {turn_bucket(record.turn)}",
+                request_type=cell,
+                name=f"{cell} turn {turn_bucket(record.turn)}",
                 response_time=record.turn_ms,
                 response_length=record.bytes_recv,
                 response=None,
@@ -544,15 +616,28 @@ def _transport_of(user: type[User]) -> str:
     return getattr(user, "transport", "")
 
 
-def user_classes(transports: Iterable[str] | None = None) -> list[type[AgentUser]]:
+def _route_of(user: type[User]) -> str:
+    return getattr(user, "route", "")
+
+
+def user_classes(
+    transports: Iterable[str] | None = None, *, route: str = ""
+) -> list[type[AgentUser]]:
     """New Locust user classes, one per registered transport (or per name in
-    ``transports``): class name ``spec.user_class``, attribute ``transport``."""
+    ``transports``): class name ``spec.user_class``, attribute ``transport``. On the
+    :data:`DIRECT` route: ``spec.user_class`` + ``Direct``, attribute ``route``."""
     chosen = registry.names() if transports is None else tuple(transports)
     classes: list[type[AgentUser]] = []
     for name in chosen:
         spec = registry.spec(name)
-        attributes = {"transport": spec.name, "__doc__": spec.summary, "__module__": __name__}
-        classes.append(type(spec.user_class, (AgentUser,), attributes))
+        attributes = {
+            "transport": spec.name,
+            "route": route,
+            "__doc__": spec.summary + (f" ({route} twin)" if route else ""),
+            "__module__": __name__,
+        }
+        class_name = spec.user_class + route.title()
+        classes.append(type(class_name, (AgentUser,), attributes))
     return classes
 
 

@@ -17,7 +17,7 @@ from rig.report.palette import BASELINE, color, dash, label, ordered
 from rig.report.projection import SESSIONS
 from rig.report.summary import comparison_key
 from rig.report.svg import Bar, Box, Series, bar_chart, box_plot, line_chart
-from rig.report.table import METRICS, TAIL_METRICS, comparison_rows
+from rig.report.table import METRICS, TAIL_METRICS, comparison_rows, gateway_rows
 from rig.report.units import (
     NO_DATA,
     format_bytes,
@@ -267,6 +267,26 @@ def _comparison_table(summary: Mapping[str, Any]) -> str:
         "nearest rank. "
         "delta = change against HTTP: negative is less, which is better for every row. "
         "KB = 1,000 bytes, counted on the wire (headers and framing included).</p></section>"
+    )
+
+
+def _gateway(summary: Mapping[str, Any]) -> str:
+    """The gateway's side (``summary["gateway"]``) and the TTFT it adds against the direct
+    twins (``summary["direct"]``); nothing for a run with neither."""
+    rows = gateway_rows(summary)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in rows)
+    return (
+        '<section id="gateway"><h2>The gateway: client edge, upstream, added latency</h2>'
+        f'<table class="kv wide">{body}</table>'
+        '<p class="note">Counters are the gateway\'s <code>/stats</code> over the run '
+        "(application bytes: request bodies and WebSocket messages). Upstream bytes out is "
+        "what the gateway re-sends on the datacenter side; ingress saved is upstream bytes "
+        "out less client bytes in. Added TTFT: the same sessions sent through the target "
+        "and straight to the upstream in the same run, over the turns answered in both. "
+        "Memory per session at the sample with the most sessions; n/a: not reported by "
+        "this gateway.</p></section>"
     )
 
 
@@ -665,6 +685,7 @@ def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _warnings(summary),
         _headline(summary),
         _comparison_table(summary),
+        _gateway(summary),
         _capacity(summary),
         _plots(summary, run),
         _reliability(summary),

@@ -56,6 +56,11 @@ per second over the quota's requests per second).
 ``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
 
+``direct`` (only for a run with direct twins, ``--direct-url``) and ``gateway`` (only for a
+run against a gateway, ``rig compare --target gateway``): see :mod:`rig.report.gateway`.
+The twins' records are in neither ``transports`` nor ``comparison``: those are the
+target's cells.
+
 ``capacity`` (only for a run driven by a steps shape): per transport the knee
 ``max_sessions``, its ``criteria``, ``bound_by``, ``at_knee`` and every level's figures;
 see :mod:`rig.report.capacity`.
@@ -72,6 +77,7 @@ from rig.metrics.records import HealthRecord, RateLimitRecord, TaskRecord, TurnR
 from rig.metrics.rundir import RunDirectory, RunDirectoryError
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS, capacity
 from rig.report.errors import ReportError
+from rig.report.gateway import GATEWAY_FILE, direct_section, gateway_section
 from rig.report.palette import BASELINE, ordered
 from rig.report.projection import project
 from rig.report.stats import mean, percentile, rounded
@@ -133,6 +139,7 @@ def build_summary(run: RunDirectory) -> dict[str, Any]:
         tasks = run.tasks()
         ratelimits = run.ratelimits()
         health = run.health()
+        gateway = run.read_json(GATEWAY_FILE) if (run.path / GATEWAY_FILE).is_file() else None
     except RunDirectoryError as exc:
         raise ReportError(str(exc)) from exc
     if not isinstance(meta, dict):
@@ -143,7 +150,9 @@ def build_summary(run: RunDirectory) -> dict[str, Any]:
             "the run ended before any turn finished (check its log for connection errors), "
             "or the records went to InfluxDB only: run again with the run-directory sink"
         )
-    return summarize(meta, turns, tasks, ratelimits, health, default_run_id=run.path.name)
+    return summarize(
+        meta, turns, tasks, ratelimits, health, default_run_id=run.path.name, gateway=gateway
+    )
 
 
 def summarize(
@@ -153,8 +162,20 @@ def summarize(
     ratelimits: Sequence[RateLimitRecord] = (),
     health: Sequence[HealthRecord] = (),
     default_run_id: str | None = None,
+    gateway: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The summary of records read from any source (run directory or InfluxDB)."""
+    """The summary of records read from any source (run directory or InfluxDB);
+    ``gateway``: the gateway's ``/stats`` over the run (:mod:`rig.report.gateway`)."""
+    plan = meta.get("direct")
+    plan = plan if isinstance(plan, Mapping) else {}
+    twin_target = plan.get("target")
+    twin_turns = [t for t in turns if twin_target and t.tags.target == twin_target]
+    twin_tasks = [t for t in tasks if twin_target and t.tags.target == twin_target]
+    twin_hits = [r for r in ratelimits if twin_target and r.tags.target == twin_target]
+    if twin_target:
+        turns = [t for t in turns if t.tags.target != twin_target]
+        tasks = [t for t in tasks if t.tags.target != twin_target]
+        ratelimits = [r for r in ratelimits if r.tags.target != twin_target]
     turns_by = _group(turns)
     tasks_by = _group(tasks)
     hits_by = _group(ratelimits)
@@ -169,6 +190,28 @@ def summarize(
     rig, rig_warnings = _rig_health(health, meta.get("sink"))
     comparison = _comparison(transports)
     warnings = rig_warnings + _warnings(transports)
+    sections: dict[str, Any] = {}
+    if twin_target:
+        twin_turns_by, twin_tasks_by, twin_hits_by = (
+            _group(twin_turns),
+            _group(twin_tasks),
+            _group(twin_hits),
+        )
+        twin_names = set(twin_turns_by) | set(twin_tasks_by)
+        twin_names |= {n for n in plan.get("transports") or () if isinstance(n, str)}
+        twins = {
+            name: _transport(
+                twin_turns_by.get(name, []), twin_tasks_by.get(name, []), twin_hits_by.get(name, [])
+            )
+            for name in ordered(twin_names)
+        }
+        sections["direct"] = direct_section(meta, twins, turns_by, twin_turns_by)
+        warnings += _twin_warnings(twins)
+    if gateway is not None:
+        sections["gateway"], gateway_warnings = gateway_section(
+            gateway, transports, sections.get("direct")
+        )
+        warnings += gateway_warnings
     every: list[TurnRecord | TaskRecord] = [*turns, *tasks]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -184,6 +227,7 @@ def summarize(
         "rig": rig,
         "rate_limits": _rate_limits(meta, transports),
         "warnings": warnings,
+        **sections,
         **_capacity(meta, turns, ratelimits),
     }
 
@@ -386,6 +430,19 @@ def _rig_health(
             "is complete"
         )
     return figures, warnings
+
+
+def _twin_warnings(twins: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What makes a direct twin's TTFT no reference: no answered turns, failed turns."""
+    warnings = []
+    for name, figures in twins.items():
+        if figures["successful_turns"] == 0:
+            warnings.append(f"direct twin of {name}: no successful turns, so no added latency")
+        if figures["errors"]:
+            warnings.append(
+                f"direct twin of {name}: {figures['errors']} of {figures['turns']} turns failed"
+            )
+    return warnings
 
 
 def _warnings(transports: Mapping[str, Mapping[str, Any]]) -> list[str]:

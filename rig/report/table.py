@@ -1,5 +1,6 @@
 """The comparison table in the published layout: a row per metric, a column per transport
-(``http`` first) and, after each other transport, its change against ``http``."""
+(``http`` first) and, after each other transport, its change against ``http``; under it,
+for a run against a gateway, the gateway's lines (:func:`gateway_rows`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from rig.report.palette import BASELINE, label, ordered
 from rig.report.summary import comparison_key
-from rig.report.units import format_bytes, format_delta, format_ms, format_seconds
+from rig.report.units import NO_DATA, format_bytes, format_delta, format_ms, format_seconds
 
 __all__ = [
     "METRICS",
@@ -17,6 +18,7 @@ __all__ = [
     "Metric",
     "TableRow",
     "comparison_rows",
+    "gateway_rows",
     "relative_change",
     "render_table",
 ]
@@ -117,4 +119,125 @@ def render_table(summary: Mapping[str, Any]) -> str:
     text.append(f"completed tasks / turns / failed turns: {counts}")
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
+    gateway = gateway_rows(summary)
+    if gateway:
+        width = max(len(name) for name, _ in gateway)
+        text.append("")
+        text.extend(f"{name.ljust(width)}  {value}".rstrip() for name, value in gateway)
     return "\n".join(text) + "\n"
+
+
+def _count(value: Any) -> str:
+    return NO_DATA if value is None else f"{value:,}"
+
+
+def _signed_ms(ms: float | None) -> str:
+    return NO_DATA if ms is None else ("+" if ms > 0 else "") + format_ms(ms)
+
+
+def _share(part: float | None) -> str:
+    return NO_DATA if part is None else f"{part * 100:.1f}%"
+
+
+def gateway_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The gateway's lines (``summary["gateway"]``) and the direct twins' added TTFT
+    (``summary["direct"]``) as (label, value) pairs; none without either section. A
+    figure the gateway does not report reads ``n/a``."""
+    gateway = summary.get("gateway")
+    direct = summary.get("direct")
+    rows: list[tuple[str, str]] = []
+    if gateway:
+        bytes_pair = "{} / {}".format
+        rows += [
+            ("gateway", str(gateway.get("url") or NO_DATA)),
+            (
+                "client edge bytes in / out",
+                bytes_pair(
+                    format_bytes(gateway.get("client_bytes_in")),
+                    format_bytes(gateway.get("client_bytes_out")),
+                ),
+            ),
+            (
+                "upstream bytes out / in",
+                bytes_pair(
+                    format_bytes(gateway.get("upstream_bytes_out")),
+                    format_bytes(gateway.get("upstream_bytes_in")),
+                ),
+            ),
+            (
+                "ingress saved at the client edge",
+                f"{format_bytes(gateway.get('ingress_saved_bytes'))} "
+                f"({_share(gateway.get('ingress_saved'))} of upstream bytes out)",
+            ),
+        ]
+    for name, figures in ((direct or {}).get("added_ttft") or {}).items():
+        rows.append(
+            (
+                f"added TTFT p50 / p90, {label(name)}",
+                f"{_signed_ms(figures.get('added_ttft_ms_p50'))} / "
+                f"{_signed_ms(figures.get('added_ttft_ms_p90'))} (through "
+                f"{format_ms(figures.get('ttft_ms_p50'))} / "
+                f"{format_ms(figures.get('ttft_ms_p90'))}, direct "
+                f"{format_ms(figures.get('direct_ttft_ms_p50'))} / "
+                f"{format_ms(figures.get('direct_ttft_ms_p90'))}; "
+                f"{figures.get('paired_turns', 0):,} paired turns)",
+            )
+        )
+    if not gateway:
+        return rows
+    memory = gateway.get("memory") or {}
+    misses = " / ".join(
+        _count(gateway.get(f"misses_{cause}"))
+        for cause in ("evicted", "expired", "foreign", "unknown")
+    )
+    rows += [
+        (
+            "hits connection / checkpoint",
+            f"{_count(gateway.get('hits_connection'))} / {_count(gateway.get('hits_checkpoint'))}",
+        ),
+        (
+            "misses (evicted / expired / foreign / unknown)",
+            f"{_count(gateway.get('misses_not_found'))} ({misses})",
+        ),
+        (
+            "resumes / evictions",
+            f"{_count(gateway.get('resumes'))} / {_count(gateway.get('evictions'))}",
+        ),
+        (
+            "checkpoint writes / bytes / failures",
+            f"{_count(gateway.get('checkpoint_writes'))} / "
+            f"{format_bytes(gateway.get('checkpoint_bytes'))} / "
+            f"{_count(gateway.get('checkpoint_failures'))}, "
+            f"{format_ms(gateway.get('checkpoint_ms_mean'))} a write",
+        ),
+        (
+            "upstream requests / mean TTFB",
+            f"{_count(gateway.get('upstream_requests'))} / "
+            f"{format_ms(gateway.get('upstream_ttfb_ms_mean'))}",
+        ),
+        (
+            "memory per session: RSS / RSS growth / conversation",
+            f"{format_bytes(memory.get('memory_rss_bytes_per_session'))} / "
+            f"{format_bytes(memory.get('memory_rss_growth_per_session'))} / "
+            f"{format_bytes(memory.get('session_bytes_per_session'))} "
+            f"(at {_count(memory.get('sessions'))} sessions)",
+        ),
+    ]
+    reconciliation = gateway.get("reconciliation") or {}
+    for key, what, ours, theirs in (
+        ("client_bytes_in", "client bytes in", "gateway", "load_generator"),
+        ("upstream_bytes_out", "upstream bytes out", "gateway", "upstream"),
+    ):
+        entry = reconciliation.get(key)
+        if not entry:
+            continue
+        difference = entry.get("difference")
+        verdict = "n/a" if difference is None else "agree" if difference == 0 else "DIFFER"
+        rows.append(
+            (
+                f"reconciled: {what}",
+                f"{verdict}: gateway {_count(entry.get(ours))}, "
+                f"{theirs.replace('_', ' ')} {_count(entry.get(theirs))}",
+            )
+        )
+    return rows

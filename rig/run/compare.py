@@ -1,8 +1,16 @@
 """``rig compare``: every chosen transport side by side in one Locust run, then the verdict.
 
 Without ``--target-url`` it starts the mock provider as a child process (the embedded
-default). It runs Locust in this process (a local runner, the same users and listeners as
-the locustfile), prints progress, waits for in-flight tasks at the end, renders
+default). ``--target gateway`` measures a gateway: without ``--target-url`` it starts the
+mock as the stateless upstream and ``rig gateway`` in front of it, both child processes,
+runs the transports through the gateway and a direct twin of each straight to the mock
+(``--direct-url``: the same sessions under the same load, for the gateway's added TTFT),
+and samples the gateway's ``/stats`` (and the mock's) before, during and after the run
+into the run directory's ``gateway.json``; with ``--target-url`` (a deployed gateway) it
+samples the ``/stats`` of each of its URLs, and runs twins only if given ``--direct-url``.
+
+It runs Locust in this process (a local runner, the same users and listeners as the
+locustfile), prints progress, waits for in-flight tasks at the end, renders
 summary.json and report.html into the run directory, prints the comparison table and the
 summary's warnings (a saturated load generator, failed turns, InfluxDB points dropped),
 and evaluates ``--check`` thresholds (``rig.points_dropped==0`` fails a run whose sink
@@ -19,14 +27,15 @@ import socket
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
-from rig.options import RunOptions
+from rig.options import GATEWAY, RunOptions
 
-__all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "run_compare"]
+__all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "StatsWatch", "run_compare"]
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
@@ -54,6 +63,76 @@ def _reachable(host: str, port: int) -> str | None:
         return str(exc)
 
 
+def _origin(base_url: str) -> str:
+    """``http://host:port`` of a base URL (where ``/stats`` is)."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class StatsWatch:
+    """Samples of servers' ``GET /stats`` over a run (a gateway's replicas, summed), and of
+    its upstream's when the run started it: what ``gateway.json`` holds."""
+
+    def __init__(self, base_urls: list[str], *, upstream_url: str | None = None):
+        self.base_urls = base_urls
+        self.upstream_url = upstream_url
+        self.start: dict[str, int] = {}
+        self.end: dict[str, int] = {}
+        self.samples: list[dict[str, int]] = []
+        self.upstream_start: dict[str, int] | None = None
+        self.upstream_end: dict[str, int] | None = None
+        self.errors: list[str] = []
+
+    def _read(self, base_urls: list[str]) -> dict[str, int]:
+        """Every integer figure of ``/stats``, summed over ``base_urls``."""
+        # urllib, not httpx: under gevent's patching httpcore's import of trio fails.
+        import json
+        import urllib.request
+
+        total: dict[str, int] = defaultdict(int)
+        for url in base_urls:
+            try:
+                with urllib.request.urlopen(_origin(url) + "/stats", timeout=10) as answer:
+                    figures = json.loads(answer.read())
+            except (OSError, ValueError) as exc:
+                self.errors.append(f"{_origin(url)}/stats: {exc}")
+                continue
+            for name, value in figures.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    total[name] += value
+        return dict(total)
+
+    def _upstream(self) -> dict[str, int] | None:
+        return None if self.upstream_url is None else self._read([self.upstream_url])
+
+    def begin(self) -> None:
+        """Before the run."""
+        self.start = self._read(self.base_urls)
+        self.upstream_start = self._upstream()
+
+    def sample(self) -> None:
+        """During the run (the gauges: sessions, memory)."""
+        self.samples.append(self._read(self.base_urls))
+
+    def finish(self) -> None:
+        """After the run."""
+        self.end = self._read(self.base_urls)
+        self.upstream_end = self._upstream()
+
+    def observed(self, *, embedded: bool) -> dict[str, Any]:
+        """``gateway.json``'s content (see :mod:`rig.report.gateway`)."""
+        return {
+            "url": ",".join(self.base_urls),
+            "embedded": embedded,
+            "stats_start": self.start,
+            "stats_end": self.end,
+            "samples": self.samples,
+            "upstream_stats_start": self.upstream_start,
+            "upstream_stats_end": self.upstream_end,
+            "errors": self.errors[:10],
+        }
+
+
 def run_compare(
     options: RunOptions,
     out: TextIO = sys.stdout,
@@ -67,6 +146,7 @@ def run_compare(
     from rig.loadgen.target import Target, TargetError
     from rig.mock.latency import PresetError, load_preset
     from rig.report import CheckError, parse_check
+    from rig.run.gateway_process import GatewayProcess
     from rig.run.mock_process import MockProcess, MockProcessError
 
     def fail(code: int, message: str) -> int:
@@ -80,6 +160,15 @@ def run_compare(
             latency = load_preset(options.preset)
         else:
             Target.from_url(options.target_url, api_key_env=options.api_key_env or None)
+        if options.direct_url or options.direct_transports:
+            twins = parse_transports(options.direct_transports or transports)
+            if not set(twins) <= set(transports):
+                raise ValueError(
+                    f"--direct-transports {options.direct_transports!r}: a twin of a transport "
+                    f"not run; choose from --transports {','.join(transports)}"
+                )
+        if options.direct_url:
+            Target.from_url(options.direct_url)
     except (CheckError, ValueError, PresetError, TargetError) as exc:
         return fail(EXIT_USAGE, str(exc))
     if options.users < 1 or options.duration <= 0:
@@ -90,6 +179,9 @@ def run_compare(
     if problem:
         return fail(EXIT_USAGE, problem)
 
+    gateway = options.target == GATEWAY
+    if gateway and options.target_url is None and options.direct_url:
+        return fail(EXIT_USAGE, "--direct-url is the embedded mock with --target gateway; drop it")
     run = _Comparison(options, checks, transports, out, spawn_rate, progress_s)
     if options.target_url is not None:
         # Of several URLs, one that answers is enough: the others are failed over.
@@ -101,13 +193,27 @@ def run_compare(
             return fail(EXIT_TARGET, f"target {options.target_url} is unreachable: {causes}")
         for endpoint, problem in down:
             print(f"warning: target URL {endpoint.base_url} is unreachable: {problem}", file=out)
-        return run(options.target_url, None)
+        watch = None
+        if gateway:
+            watch = StatsWatch([e.base_url for e, problem in problems if problem is None])
+        return run(options.target_url, None, watch=watch)
     mock_args = ["--preset", options.preset, "--seed", str(options.seed)]
     mock_args += options.quota.mock_argv()
     try:
         with MockProcess(mock_args) as mock:
             print(f"embedded mock at {mock.base_url} (preset {options.preset})", file=out)
-            return run(mock.base_url, latency.as_dict())
+            if not gateway:
+                return run(mock.base_url, latency.as_dict())
+            with GatewayProcess(mock.base_url) as proxy:
+                print(f"embedded gateway at {proxy.base_url} (upstream {mock.base_url})", file=out)
+                watch = StatsWatch([proxy.base_url], upstream_url=mock.base_url)
+                return run(
+                    proxy.base_url,
+                    latency.as_dict(),
+                    watch=watch,
+                    direct_url=mock.base_url,
+                    target_name=GATEWAY,
+                )
     except MockProcessError as exc:
         return fail(EXIT_TARGET, str(exc))
 
@@ -131,25 +237,43 @@ class _Comparison:
         self.spawn_rate = spawn_rate
         self.progress_s = progress_s
 
-    def __call__(self, target_url: str, latency_model: dict[str, Any] | None) -> int:
+    def __call__(
+        self,
+        target_url: str,
+        latency_model: dict[str, Any] | None,
+        *,
+        watch: StatsWatch | None = None,
+        direct_url: str | None = None,
+        target_name: str | None = None,
+    ) -> int:
+        """Run against ``target_url`` (the embedded mock's ``latency_model``, or ``None``);
+        ``watch``: the gateway's ``/stats`` to sample; ``direct_url``: the direct twins'
+        URL (else ``--direct-url``)."""
         import gevent
         from locust.env import Environment
         from locust.event import Events
 
         from rig.fdlimit import raise_open_files_limit
+        from rig.loadgen.options import parse_transports
         from rig.locust.plugin import LocustRun, user_classes
-        from rig.metrics.rundir import new_run_id
+        from rig.metrics.rundir import RunDirectory, new_run_id
         from rig.report import ReportError, evaluate, render_run, render_table
+        from rig.report.gateway import GATEWAY_FILE
 
         options, transports, out = self.options, self.transports, self.out
         raise_open_files_limit()  # one socket per session
         run_id = new_run_id()
-        total = options.users * len(transports)
+        direct_url = direct_url or options.direct_url
+        twins = parse_transports(options.direct_transports or transports) if direct_url else []
+        total = options.users * (len(transports) + len(twins))
         rate = self.spawn_rate or max(1.0, total / 5)
-        target_name = "mock" if latency_model is not None else urlsplit(target_url).hostname
+        if target_name is None:
+            target_name = "mock" if latency_model is not None else urlsplit(target_url).hostname
         run_options = options.replace(
             target_url=target_url,
             transports=",".join(transports),
+            direct_url=direct_url or "",
+            direct_transports=",".join(twins),
             users_per_transport=options.users,
             run_id=run_id,
             target_name=target_name or "",
@@ -169,16 +293,23 @@ class _Comparison:
                 latency_model=latency_model,
                 mock_limits=options.quota.mock_argv(),
             )
+        if watch is not None:
+            extra_meta["gateway"] = {"url": target_url, "embedded": latency_model is not None}
+            watch.begin()
         LocustRun.attach(environment, run_options, extra_meta=extra_meta)
+        direct = f" and {', '.join(twins)} direct to {direct_url}" if twins else ""
         print(
             f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "
-            f"{options.duration:g}s against {target_url}",
+            f"{options.duration:g}s against {target_url}{direct}",
             file=out,
         )
         runner.start(total, spawn_rate=rate)
         started = time.monotonic()
-        progress = gevent.spawn(_progress, environment, started, self.progress_s, out)
+        sample = watch.sample if watch is not None else None
+        progress = gevent.spawn(_progress, environment, started, self.progress_s, out, sample)
         gevent.sleep(options.duration)
+        if watch is not None:
+            watch.sample()  # at full load, before sessions stop
         print("duration reached: waiting for tasks in flight to finish", file=out)
         runner.stop()
         progress.kill()
@@ -186,6 +317,12 @@ class _Comparison:
         environment.events.quitting.fire(environment=environment, reverse=True)
 
         run_dir = Path(options.out) / run_id
+        if watch is not None and run_dir.is_dir():
+            watch.finish()
+            observed = watch.observed(embedded=latency_model is not None)
+            RunDirectory(run_dir).write_json(GATEWAY_FILE, observed)
+            for error in watch.errors[:3]:
+                print(f"warning: gateway /stats unreadable: {error}", file=out)
         try:
             rendered = render_run(run_dir)
         except ReportError as exc:
@@ -222,11 +359,19 @@ def _first_error(run_dir: Path) -> str:
     return "no turn completed"
 
 
-def _progress(environment: Any, started: float, every_s: float, out: TextIO) -> None:
+def _progress(
+    environment: Any,
+    started: float,
+    every_s: float,
+    out: TextIO,
+    sample: Callable[[], None] | None = None,
+) -> None:
     import gevent
 
     while True:
         gevent.sleep(every_s)
+        if sample is not None:
+            sample()
         turns: dict[str, int] = defaultdict(int)
         failures: dict[str, int] = defaultdict(int)
         for (_, method), entry in environment.stats.entries.items():

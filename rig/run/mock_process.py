@@ -30,6 +30,11 @@ class MockProcessError(RigError, RuntimeError):
 class MockProcess:
     """Context manager: ``rig mock`` on a free loopback port, stopped on exit."""
 
+    command = "mock"
+    """The ``rig`` subcommand it runs."""
+    ready_marker = READY_MARKER
+    """The line the server prints once it accepts connections."""
+
     def __init__(self, args: Sequence[str] = (), *, start_timeout_s: float = 60.0):
         self.port = free_port()
         self.args = list(args)
@@ -47,12 +52,12 @@ class MockProcess:
         assert self._process is not None and self._process.stderr is not None
         for line in self._process.stderr:
             self.output.append(line)
-            if READY_MARKER in line:
+            if self.ready_marker in line:
                 self._ready.set()
         self._ready.set()  # exited: wake the waiter
 
     def __enter__(self) -> MockProcess:
-        argv = [sys.executable, "-m", "rig", "mock", "--port", str(self.port), *self.args]
+        argv = [sys.executable, "-m", "rig", self.command, "--port", str(self.port), *self.args]
         self._process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
@@ -60,7 +65,7 @@ class MockProcess:
         if not self._ready.wait(self.start_timeout_s) or self._process.poll() is not None:
             self.__exit__(None, None, None)
             raise MockProcessError(
-                "the embedded mock did not start:\n" + "".join(self.output[-20:])
+                f"the embedded {self.command} did not start:\n" + "".join(self.output[-20:])
             )
         return self
 
