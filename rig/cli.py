@@ -7,6 +7,7 @@ generates or pushes the Grafana dashboards."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,19 +42,12 @@ def _add_gateway(sub: Any) -> None:
     p.set_defaults(**options.GatewayOptions.unset_defaults())
 
 
-_GATEWAY_SETTINGS = {
-    "host": "host",
-    "port": "port",
-    "client_keys": "client_keys",
-    "store": "store",
-    "store_ttl": "store_ttl_s",
-    "store_max_bytes": "store_max_bytes",
-    "max_body_bytes": "max_body_bytes",
-    "max_message_bytes": "max_message_bytes",
-    "ws_max_age": "ws_max_age_s",
-    "log_level": "log_level",
-}
-"""``rig gateway`` options -> the ``GatewayConfig`` fields (and config file keys) they set."""
+def _config_field(option: str, config_fields: set[str]) -> str | None:
+    """The ``GatewayConfig`` field (and config file key) a ``rig gateway`` option sets: the
+    same name, or with its unit (``--store-ttl`` -> ``store_ttl_s``); none for the options
+    that describe ``--upstream`` or add client keys."""
+    return next((f for f in (option, option + "_s") if f in config_fields), None)
+
 
 _UPSTREAM_OPTIONS = (
     "dialect",
@@ -80,8 +74,10 @@ def gateway_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
     given = options.GatewayOptions.from_namespace(args)
     explicit = options.GatewayOptions.given(args)
     settings = load_config_file(given.config, environ) if given.config else {}
-    for name, config_field in _GATEWAY_SETTINGS.items():
-        if name in explicit or config_field not in settings:
+    config_fields = {f.name for f in dataclasses.fields(GatewayConfig)}
+    for name, _, _ in options.iter_options(options.GatewayOptions):
+        config_field = _config_field(name, config_fields)
+        if config_field is not None and (name in explicit or config_field not in settings):
             settings[config_field] = getattr(given, name)
     keys = list(settings.get("api_keys", ()))
     keys += given.api_key

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from rig.errors import RigError
 
@@ -210,19 +210,41 @@ class _ClientEntry(_Entry):
         return self
 
 
-class _GatewayFile(_Entry):
-    upstreams: list[_UpstreamEntry] = Field(default_factory=list)
-    clients: list[_ClientEntry] = Field(default_factory=list)
-    client_keys: Literal["check", "pass-through"] | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, ge=0, le=65535)
-    store: str | None = None
-    store_ttl_s: int | None = Field(default=None, ge=1)
-    store_max_bytes: int | None = Field(default=None, ge=1)
-    max_body_bytes: int | None = Field(default=None, ge=1)
-    max_message_bytes: int | None = Field(default=None, ge=1)
-    ws_max_age_s: float | None = Field(default=None, gt=0)
-    log_level: Literal["debug", "info", "warning", "error"] | None = None
+_WRITTEN_APART = ("upstreams", "api_keys", "key_organizations")
+"""GatewayConfig fields a file gives as ``upstreams:`` and ``clients:``."""
+
+_SETTING_TYPES: dict[str, Any] = {
+    "client_keys": Literal["check", "pass-through"],
+    "log_level": Literal["debug", "info", "warning", "error"],
+}
+
+
+def _setting(name: str, annotation: Any) -> tuple[Any, Any]:
+    """A top-level file field for GatewayConfig's ``name``: optional (unset: the option's
+    default or the command line's), numbers positive, a port a port."""
+    annotation = _SETTING_TYPES.get(name, annotation)
+    if name == "port":
+        return int | None, Field(default=None, ge=0, le=65535)
+    if annotation is int:
+        return int | None, Field(default=None, ge=1)
+    if annotation is float:
+        return float | None, Field(default=None, gt=0)
+    return annotation | None, None
+
+
+_HINTS_OF_CONFIG = get_type_hints(GatewayConfig)
+_FILE_FIELDS: dict[str, Any] = {
+    "upstreams": (list[_UpstreamEntry], Field(default_factory=list)),
+    "clients": (list[_ClientEntry], Field(default_factory=list)),
+    **{
+        f.name: _setting(f.name, _HINTS_OF_CONFIG[f.name])
+        for f in fields(GatewayConfig)
+        if f.name not in _WRITTEN_APART
+    },
+}
+_GatewayFile: type[_Entry] = create_model("_GatewayFile", __base__=_Entry, **_FILE_FIELDS)
+"""The file: ``upstreams``, ``clients``, and every other :class:`GatewayConfig` field by
+its name (so a setting added there can be written here)."""
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -284,7 +306,7 @@ def load_config_file(
             f"{source}: top level: write a mapping (upstreams:, clients:, port:, ...)"
         )
     try:
-        parsed = _GatewayFile.model_validate(data or {})
+        parsed: Any = _GatewayFile.model_validate(data or {})
     except ValidationError as exc:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{source}: {_problem(exc.errors()[0])}{more}") from None

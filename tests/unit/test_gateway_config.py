@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rig import options
 from rig.cli import build_parser, gateway_config, main
 from rig.gateway.config import (
     ConfigError,
@@ -237,3 +238,24 @@ def test_an_upstream_refusing_the_clients_own_key_is_the_clients_error(status: i
 def test_http2_is_available_to_upstream_clients() -> None:
     """h2 is a dependency: upstreams that offer HTTP/2 (ALPN) get it."""
     assert HTTP2
+
+
+def test_every_configuration_field_can_be_written_in_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(_file(tmp_path, "no_such_setting: 1\n"))
+    listed = set(str(raised.value).split("write one of: ")[1].split(", "))
+    fields = {f.name for f in dataclasses.fields(GatewayConfig)}
+    assert listed == fields - {"upstreams", "api_keys", "key_organizations"} | {
+        "upstreams",
+        "clients",
+    }
+
+
+def test_every_option_reaches_the_configuration(tmp_path: Path) -> None:
+    """An option is a GatewayConfig setting (same name, or with its unit), describes the
+    one --upstream, or names the file or client keys: none is silently dropped."""
+    apart = {"config", "api_key", "upstream", "dialect", "upstream_key_env", "model_map",
+             "upstream_timeout", "no_encrypted_reasoning"}  # fmt: skip
+    fields = {f.name for f in dataclasses.fields(GatewayConfig)}
+    for name, _, _ in options.iter_options(options.GatewayOptions):
+        assert name in apart or {name, name + "_s"} & fields, name
