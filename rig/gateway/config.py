@@ -299,8 +299,11 @@ def load_config_file(
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # where and what, never the line (it may hold a key)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(
             f"{source}: top level: write a mapping (upstreams:, clients:, port:, ...)"

@@ -74,7 +74,7 @@ def test_the_example_file_loads_and_routes_by_model() -> None:
         ("upstreams:\n  - base_url: http://u/v1\n    timeout_s: 0\n", "upstreams[0].timeout_s:"),
         ("upstreams: http://u/v1\n", "upstreams: Input should be a valid list (a list, e.g."),
         ("prot: 8100\n", "prot: unknown field; write one of: upstreams, clients"),
-        ("port: [1\n", "not valid YAML"),
+        ("port: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']'"),
         ("- a\n", "top level: write a mapping"),
         ("client_keys: passthrough\n", "client_keys: Input should be 'check' or 'pass-through'"),
         ("clients:\n  - org: o\n", "clients[0]: Value error, give exactly one of 'key'"),
@@ -105,6 +105,13 @@ def test_a_bad_file_is_named_with_its_field_and_what_to_write(
     message = str(raised.value)
     assert message.startswith(f"{path}: ")
     assert expected in message
+
+
+def test_a_file_that_is_not_yaml_is_reported_without_its_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(_file(tmp_path, "clients:\n  - {key: sk-secret-in-file, org: [o}\n"))
+    assert "not valid YAML at line 2" in str(raised.value)
+    assert "sk-secret" not in str(raised.value)
 
 
 def test_a_bad_file_exits_2_with_one_line_and_no_traceback(
