@@ -591,13 +591,20 @@ class GatewayOptions:
         action="append",
     )
     max_body_bytes: int = option(
-        "largest HTTP request body", {GATEWAY}, default=8 * 1024 * 1024, type=positive_int
+        "largest HTTP request body (default: 8 MiB)",
+        {GATEWAY},
+        default=8 * 1024 * 1024,
+        type=positive_int,
     )
     max_message_bytes: int = option(
-        "largest WebSocket message", {GATEWAY}, default=8 * 1024 * 1024, type=positive_int
+        "largest WebSocket message (default: 8 MiB)",
+        {GATEWAY},
+        default=8 * 1024 * 1024,
+        type=positive_int,
     )
     ws_max_age: float = option(
-        "seconds before a WebSocket is closed with websocket_connection_limit_reached",
+        "seconds before a WebSocket is closed with websocket_connection_limit_reached "
+        "(default: 3600)",
         {GATEWAY},
         default=3600.0,
         type=float,
