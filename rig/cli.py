@@ -7,15 +7,16 @@ generates or pushes the Grafana dashboards."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rig import options
 from rig.dashboards import cli as dashboards_cli
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "gateway_config", "main"]
 
 
 def _add_mock(sub: Any) -> None:
@@ -34,43 +35,87 @@ def _add_gateway(sub: Any) -> None:
         "stateless providers)",
         description="Serve the Responses API (HTTP, SSE, WebSocket mode with "
         "previous_response_id) to clients; keep each conversation and call a stateless "
-        "upstream with the full context.",
+        "upstream with the full context. Settings come from the options below, over a "
+        "--config YAML file's.",
     )
     options.add_arguments(p, options.GATEWAY)
+    p.set_defaults(**options.GatewayOptions.unset_defaults())
 
 
-def _run_gateway(args: argparse.Namespace) -> int:
-    from rig.gateway.config import ConfigError, GatewayConfig, UpstreamConfig, parse_model_map
-    from rig.gateway.server import serve
+def _config_field(option: str, config_fields: set[str]) -> str | None:
+    """The ``GatewayConfig`` field (and config file key) a ``rig gateway`` option sets: the
+    same name, or with its unit (``--store-ttl`` -> ``store_ttl_s``); none for the options
+    that describe ``--upstream`` or add client keys."""
+    return next((f for f in (option, option + "_s") if f in config_fields), None)
+
+
+_UPSTREAM_OPTIONS = (
+    "dialect",
+    "upstream_key_env",
+    "model_map",
+    "upstream_timeout",
+    "no_encrypted_reasoning",
+)
+"""Options describing the one ``--upstream``."""
+
+
+def gateway_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """The gateway's ``GatewayConfig``: option defaults, then the ``--config`` file's
+    settings, then the options given; client keys from all of them and
+    ``RIG_GATEWAY_API_KEYS``. Raises ``ConfigError`` (the message says what to write)."""
+    from rig.gateway.config import (
+        ConfigError,
+        GatewayConfig,
+        UpstreamConfig,
+        load_config_file,
+        parse_model_map,
+    )
 
     given = options.GatewayOptions.from_namespace(args)
-    keys = list(given.api_key)
-    keys += [k.strip() for k in os.environ.get("RIG_GATEWAY_API_KEYS", "").split(",") if k.strip()]
-    try:
-        if not given.upstream:
-            raise ConfigError("give the upstream's base URL: --upstream URL")
+    explicit = options.GatewayOptions.given(args)
+    settings = load_config_file(given.config, environ) if given.config else {}
+    config_fields = {f.name for f in dataclasses.fields(GatewayConfig)}
+    for name, _, _ in options.iter_options(options.GatewayOptions):
+        config_field = _config_field(name, config_fields)
+        if config_field is not None and (name in explicit or config_field not in settings):
+            settings[config_field] = getattr(given, name)
+    keys = list(settings.get("api_keys", ()))
+    keys += given.api_key
+    keys += [k.strip() for k in environ.get("RIG_GATEWAY_API_KEYS", "").split(",") if k.strip()]
+    settings["api_keys"] = tuple(dict.fromkeys(keys))
+    if given.upstream:
         upstream = UpstreamConfig(
             base_url=given.upstream,
             dialect=given.dialect,
             key_env=given.upstream_key_env,
             model_map=parse_model_map(given.model_map),
             timeout_s=given.upstream_timeout,
+            encrypted_reasoning=not given.no_encrypted_reasoning,
         )
-        upstream.key()  # a key named but not set: say so now
-        config = GatewayConfig(
-            upstreams=(upstream,),
-            host=given.host,
-            port=given.port,
-            api_keys=tuple(keys),
-            store=given.store,
-            store_ttl_s=given.store_ttl,
-            store_max_bytes=given.store_max_bytes,
-            ws_max_age_s=given.ws_max_age,
-            memory_max_bytes=given.memory_max_bytes,
-            checkpoint_timeout_s=given.checkpoint_timeout,
-            drain_timeout_s=given.drain_timeout,
-            log_level=given.log_level,
+        if upstream.key_env and not environ.get(upstream.key_env):
+            raise ConfigError(f"--upstream-key-env: {upstream.key_env} is not set")
+        settings["upstreams"] = (upstream,)
+    elif "upstreams" in settings:
+        for name in _UPSTREAM_OPTIONS:
+            if name in explicit:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} describes --upstream; for the upstreams of {given.config}, "
+                    "set it on each upstream there"
+                )
+    else:
+        raise ConfigError(
+            "give the upstream's base URL: --upstream URL, or upstreams: in a --config file"
         )
+    return GatewayConfig(**settings)
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from rig.gateway.config import ConfigError
+    from rig.gateway.server import serve
+
+    try:
+        config = gateway_config(args, os.environ)
         serve(config)
     except (ConfigError, ValueError) as exc:
         print(f"rig gateway: {exc}", file=sys.stderr)

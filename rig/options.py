@@ -532,13 +532,20 @@ class MockOptions:
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    """What ``rig gateway`` was told (``rig.gateway.config.GatewayConfig`` is built from it)."""
+    """What ``rig gateway`` was told (``rig.gateway.config.GatewayConfig`` is built from it,
+    over what a ``--config`` file says: an option given on the command line wins)."""
 
+    config: str | None = option(
+        "YAML file: several upstreams (routed by model), client keys and organisations, "
+        "any other setting (examples/gateway.yaml); options given here override it",
+        {GATEWAY},
+        metavar="FILE",
+    )
     host: str = option("address to bind (default: 127.0.0.1)", {GATEWAY}, default="127.0.0.1")
     port: int = option("port to bind (default: 8100)", {GATEWAY}, default=8100, type=int)
     upstream: str = option(
         "the stateless provider's API base URL, e.g. https://api.openai.com/v1 or the "
-        "mock's http://127.0.0.1:8000/v1",
+        "mock's http://127.0.0.1:8000/v1 (replaces the upstreams of --config)",
         {GATEWAY},
         default="",
         metavar="URL",
@@ -569,6 +576,21 @@ class GatewayOptions:
         default=120.0,
         type=float,
     )
+    no_encrypted_reasoning: bool = option(
+        "do not add include reasoning.encrypted_content to responses-dialect calls (for "
+        "models that refuse it; a reasoning model's items are then not reusable)",
+        {GATEWAY},
+        default=False,
+        action="store_true",
+    )
+    client_keys: str = option(
+        "check: accept the --api-key keys (any caller when none) and call upstreams with "
+        "their own keys; pass-through: send each client's key to the upstream, whose "
+        "401/403 reaches the client (default: check)",
+        {GATEWAY},
+        default="check",
+        choices=("check", "pass-through"),
+    )
     store: str | None = option(
         "where checkpoints and store=true responses live: memory (default, this process "
         "only) or redis://HOST:PORT/DB (shared by replicas)",
@@ -587,14 +609,27 @@ class GatewayOptions:
         type=positive_int,
     )
     api_key: list[str] = option(
-        "accept only this client key (repeatable); also read from RIG_GATEWAY_API_KEYS "
-        "(comma list); default: any caller",
+        "accept only this client key (repeatable; added to the clients of --config); also "
+        "read from RIG_GATEWAY_API_KEYS (comma list); default: any caller",
         {GATEWAY},
         default=[],
         action="append",
     )
+    max_body_bytes: int = option(
+        "largest HTTP request body (default: 8 MiB)",
+        {GATEWAY},
+        default=8 * 1024 * 1024,
+        type=positive_int,
+    )
+    max_message_bytes: int = option(
+        "largest WebSocket message (default: 8 MiB)",
+        {GATEWAY},
+        default=8 * 1024 * 1024,
+        type=positive_int,
+    )
     ws_max_age: float = option(
-        "seconds before a WebSocket is closed with websocket_connection_limit_reached",
+        "seconds before a WebSocket is closed with websocket_connection_limit_reached "
+        "(default: 3600)",
         {GATEWAY},
         default=3600.0,
         type=float,
@@ -623,10 +658,29 @@ class GatewayOptions:
         "log level", {GATEWAY}, default="warning", choices=("debug", "info", "warning", "error")
     )
 
+    @staticmethod
+    def unset_defaults() -> dict[str, None]:
+        """Parser defaults that tell an option given from one left out (``None``), so a
+        ``--config`` file's value is overridden only by an option actually given."""
+        return {name: None for name, _, _ in iter_options(GatewayOptions)}
+
     @classmethod
     def from_namespace(cls, namespace: Any) -> GatewayOptions:
-        """From ``rig gateway``'s parsed arguments."""
-        return _build(cls, namespace)
+        """From ``rig gateway``'s parsed arguments (an option left out: its default)."""
+        values = {
+            name: default if getattr(namespace, name, None) is None else getattr(namespace, name)
+            for name, _, default in iter_options(cls)
+        }
+        return _build(cls, argparse.Namespace(**values))
+
+    @staticmethod
+    def given(namespace: Any) -> frozenset[str]:
+        """The options given on the command line (with :meth:`unset_defaults`)."""
+        return frozenset(
+            name
+            for name, _, _ in iter_options(GatewayOptions)
+            if getattr(namespace, name, None) is not None
+        )
 
 
 def add_arguments(parser: Any, command: str, *, locust: bool = False) -> None:

@@ -45,9 +45,10 @@ from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
 from rig.gateway.state import GatewayState, SessionCache
 from rig.gateway.stats import GatewayStats
-from rig.gateway.upstream import RelayedEvent, Upstream, UpstreamCall, UpstreamError
+from rig.gateway.upstream import CLIENT_KEY, RelayedEvent, Upstream, UpstreamCall, UpstreamError
 from rig.protocol.errors import (
     APIError,
+    AuthenticationError,
     InvalidRequestError,
     PayloadTooLargeError,
     ws_error_event,
@@ -140,12 +141,23 @@ class Gateway:
 
     def authenticate(self, headers: Mapping[str, str]) -> None:
         """Raise :class:`AuthenticationError` unless a configured key was presented (any
-        caller is let in when no key is configured)."""
+        caller is let in when no key is configured). With ``client_keys: pass-through`` a
+        key is required, and kept (:data:`CLIENT_KEY`) for this caller's upstream calls."""
         check_api_key(self.config.api_keys, headers)
+        key = bearer(headers) if self.config.pass_through else None
+        if self.config.pass_through and not key:
+            raise AuthenticationError(
+                "You didn't provide an API key. Provide it in an Authorization header "
+                "(Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        CLIENT_KEY.set(key)
 
     def owner(self, headers: Mapping[str, str]) -> str:
-        """Who owns what this caller creates (a digest of its key, never the key)."""
-        return owner_id(bearer(headers))
+        """Who owns what this caller creates: its key's organisation in the configuration,
+        else its key (a digest, never the key)."""
+        key = bearer(headers)
+        return owner_id(key, self.config.organization_of(key))
 
     async def prepare(
         self,
@@ -201,7 +213,9 @@ class Gateway:
     def upstream_events(self, turn: _Turn) -> AsyncIterator[RelayedEvent]:
         """The upstream call for ``turn``, as events."""
         upstream = self.upstreams[self.config.upstream_for(turn.request.model)]
-        call = UpstreamCall(turn.request, turn.body, turn.transcript, _obfuscate(turn.body))
+        call = UpstreamCall(
+            turn.request, turn.body, turn.transcript, _obfuscate(turn.body), CLIENT_KEY.get()
+        )
         return upstream.stream(call)
 
     async def relay(

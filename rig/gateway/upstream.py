@@ -5,7 +5,10 @@ streamed upstream call and yields Responses API events, so the app relays them w
 knowing which dialect served it:
 
 * ``responses``: ``POST {base}/responses`` with the full ``input``, ``store: false``,
-  ``stream: true``; the upstream's SSE events are relayed as they come (only the events
+  ``stream: true`` and ``include: ["reasoning.encrypted_content"]`` added to the client's
+  (with ``store: false`` a reasoning item is reusable in the next turn's context only with
+  its encrypted content; the gateway records the output as it came, so it re-sends it);
+  the upstream's SSE events are relayed as they come (only the events
   carrying a response object are parsed: to echo the client's ``previous_response_id``,
   ``store`` and model name, and to record the terminal one);
 * ``chat``: ``POST {base}/chat/completions`` with the context as ``messages``
@@ -15,14 +18,21 @@ knowing which dialect served it:
 Failures become the API's error shapes (:mod:`rig.protocol.errors`): an upstream 429 keeps
 its status and its ``retry-after``/``x-ratelimit-*`` headers; other refusals keep their
 4xx; the upstream's 5xx, a refused connection or a broken stream is a 502, a timeout a 504.
-The upstream's key is sent and never logged.
+An upstream 401/403 is a 502 when the gateway sent its own key (not the client's to fix),
+and the client's 401/403 when it sent the client's (``client_keys: pass-through``).
+
+Keys: the upstream's own is a default header of its client; a passed-through client key
+is a header of that one request (:attr:`UpstreamCall.key`, never in a ``repr``). Neither
+is logged: nothing here logs headers, requests or bodies, and error messages name only
+the status and the exception's type.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -33,6 +43,7 @@ from rig.gateway.config import UpstreamConfig
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
     APIError,
+    AuthenticationError,
     InvalidRequestError,
     RateLimitError,
     ServerError,
@@ -43,7 +54,9 @@ from rig.protocol.sse import SSEDecoder, SSEError
 from rig.protocol.transcript import chat_messages, chat_tools
 
 __all__ = [
+    "CLIENT_KEY",
     "DIALECTS",
+    "ENCRYPTED_REASONING",
     "HTTP2",
     "RelayedEvent",
     "Upstream",
@@ -54,7 +67,16 @@ __all__ = [
 ]
 
 HTTP2 = importlib.util.find_spec("h2") is not None
-"""HTTP/2 to upstreams that offer it (ALPN), when the ``h2`` package is installed."""
+"""HTTP/2 to upstreams that offer it (ALPN over TLS; plain ``http://`` stays HTTP/1.1), when
+the ``h2`` package is installed (a dependency of the rig)."""
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+CLIENT_KEY: ContextVar[str | None] = ContextVar("rig_gateway_client_key", default=None)
+"""The key of the client being served, when it is passed through to the upstream: set by
+the gateway when it authenticates a request or WebSocket, read when it builds the
+:class:`UpstreamCall` (a context variable: each request's task, and each WebSocket's
+response tasks, see only their own client's)."""
 
 CLIENT_ONLY_FIELDS = frozenset(
     {"previous_response_id", "stream_id", "type", "generate", "background", "input", "stream"}
@@ -115,6 +137,9 @@ class UpstreamCall:
     body: Mapping[str, Any]
     transcript: list[dict[str, Any]]
     obfuscate: bool = True
+    key: str | None = field(default=None, repr=False)
+    """The client's key, sent as the upstream's ``Authorization`` instead of the
+    upstream's own (``client_keys: pass-through``); ``None``: the upstream's own."""
 
 
 def _error_object(raw: bytes) -> dict[str, Any]:
@@ -126,8 +151,11 @@ def _error_object(raw: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def upstream_refusal(status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
-    """The client's error for an upstream that answered ``status`` with body ``raw``."""
+def upstream_refusal(
+    status: int, headers: Mapping[str, str], raw: bytes, *, client_key: bool = False
+) -> APIError:
+    """The client's error for an upstream that answered ``status`` with body ``raw``
+    (``client_key``: the request carried the client's own key, so a 401/403 is its)."""
     error = _error_object(raw)
     message = str(error.get("message") or f"The upstream answered HTTP {status}.")
     code = error.get("code")
@@ -138,6 +166,12 @@ def upstream_refusal(status: int, headers: Mapping[str, str], raw: bytes) -> API
         }
         kind = str(error.get("type") or "requests")
         return RateLimitError(message, kind=kind, headers=passed, code=code, param=param)
+    if status in (401, 403) and client_key:
+        refused_key = AuthenticationError(message, param=param, code=code)
+        refused_key.status = status
+        if error.get("type"):
+            refused_key.type = str(error["type"])
+        return refused_key
     if status in (401, 403):  # the gateway's own key: not the client's to fix
         return UpstreamError(f"The upstream refused the gateway's credentials (HTTP {status}).")
     if 400 <= status < 500:
@@ -152,7 +186,7 @@ class _Dialect:
 
     path: ClassVar[str]
 
-    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+    def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         raise NotImplementedError
 
     def events(self, call: UpstreamCall) -> _EventReader:
@@ -202,9 +236,15 @@ class _ResponsesReader(_EventReader):
 class _ResponsesDialect(_Dialect):
     path = "/responses"
 
-    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+    def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         body = {k: v for k, v in call.body.items() if k not in CLIENT_ONLY_FIELDS}
+        model = config.upstream_model(call.request.model)
         body.update(model=model, input=call.transcript, store=False, stream=True)
+        if config.encrypted_reasoning:
+            include = list(call.request.include or ())
+            if ENCRYPTED_REASONING not in include:
+                include.append(ENCRYPTED_REASONING)
+            body["include"] = include
         return body
 
     def events(self, call: UpstreamCall) -> _EventReader:
@@ -246,10 +286,10 @@ class _ChatReader(_EventReader):
 class _ChatDialect(_Dialect):
     path = "/chat/completions"
 
-    def body(self, call: UpstreamCall, model: str) -> dict[str, Any]:
+    def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         source = call.body
         body: dict[str, Any] = {
-            "model": model,
+            "model": config.upstream_model(call.request.model),
             "messages": chat_messages(source.get("instructions"), call.transcript),
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -302,17 +342,22 @@ class Upstream:
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
         """The events of one upstream call. Raises an :class:`APIError` (the API's shape)
         for a refusal before the stream (on the first ``anext``) or a failure during it."""
-        body = orjson.dumps(self.dialect.body(call, self.config.upstream_model(call.request.model)))
+        body = orjson.dumps(self.dialect.body(call, self.config))
+        headers = None if call.key is None else {"authorization": f"Bearer {call.key}"}
         stats = self.stats
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
         reader = self.dialect.events(call)
         try:
-            async with self.client.stream("POST", self.url, content=body) as answer:
+            async with self.client.stream(
+                "POST", self.url, content=body, headers=headers
+            ) as answer:
                 if answer.status_code != 200:
                     raw = await answer.aread()
                     stats.add("upstream_bytes_in", len(raw))
-                    refusal = upstream_refusal(answer.status_code, answer.headers, raw)
+                    refusal = upstream_refusal(
+                        answer.status_code, answer.headers, raw, client_key=headers is not None
+                    )
                     stats.add(
                         "upstream_rate_limited"
                         if isinstance(refusal, RateLimitError)
