@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,7 +45,7 @@ from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
 from rig.gateway.state import GatewayState, SessionCache
 from rig.gateway.stats import GatewayStats
-from rig.gateway.upstream import CLIENT_KEY, RelayedEvent, Upstream, UpstreamCall, UpstreamError
+from rig.gateway.upstream import RelayedEvent, Upstream, UpstreamCall, UpstreamError
 from rig.protocol.errors import (
     APIError,
     AuthenticationError,
@@ -116,6 +116,8 @@ class _Turn:
     """The full context: the resumed conversation, then the new items."""
     new_items: list[dict[str, Any]]
     prior: Conversation | None = None
+    upstream_key: str | None = field(default=None, repr=False)
+    """The client's key, passed through to the upstream (``client_keys: pass-through``)."""
 
 
 class Gateway:
@@ -139,10 +141,10 @@ class Gateway:
 
     # -- shared steps -----------------------------------------------------------------
 
-    def authenticate(self, headers: Mapping[str, str]) -> None:
+    def authenticate(self, headers: Mapping[str, str]) -> str | None:
         """Raise :class:`AuthenticationError` unless a configured key was presented (any
         caller is let in when no key is configured). With ``client_keys: pass-through`` a
-        key is required, and kept (:data:`CLIENT_KEY`) for this caller's upstream calls."""
+        key is required and returned: this caller's upstream calls carry it."""
         check_api_key(self.config.api_keys, headers)
         key = bearer(headers) if self.config.pass_through else None
         if self.config.pass_through and not key:
@@ -151,7 +153,7 @@ class Gateway:
                 "(Authorization: Bearer YOUR_KEY).",
                 code="missing_api_key",
             )
-        CLIENT_KEY.set(key)
+        return key
 
     def owner(self, headers: Mapping[str, str]) -> str:
         """Who owns what this caller creates: its key's organisation in the configuration,
@@ -165,13 +167,14 @@ class Gateway:
         body: dict[str, Any],
         owner: str,
         cache: SessionCache | None = None,
+        upstream_key: str | None = None,
     ) -> _Turn:
         """Resolve ``previous_response_id`` (:class:`GatewayState` counts where it was
         found, or why not), check tool pairing, and rebuild the full context."""
         new_items = _raw_items(body.get("input"))
         normal = normalize_input(request)
         previous = request.previous_response_id
-        turn = _Turn(request, body, owner, new_items, new_items)
+        turn = _Turn(request, body, owner, new_items, new_items, upstream_key=upstream_key)
         if previous:
             prior = await self.state.resume(previous, normal, owner=owner, cache=cache)
             turn.prior = prior
@@ -214,7 +217,7 @@ class Gateway:
         """The upstream call for ``turn``, as events."""
         upstream = self.upstreams[self.config.upstream_for(turn.request.model)]
         call = UpstreamCall(
-            turn.request, turn.body, turn.transcript, _obfuscate(turn.body), CLIENT_KEY.get()
+            turn.request, turn.body, turn.transcript, _obfuscate(turn.body), turn.upstream_key
         )
         return upstream.stream(call)
 
@@ -280,7 +283,7 @@ class Gateway:
         """``POST /v1/responses``: JSON, or SSE with ``stream: true``."""
         self.stats.add("http_requests")
         try:
-            self.authenticate(request.headers)
+            upstream_key = self.authenticate(request.headers)
             raw = await self.read_body(request)
             body = parse_json_object(raw)
             create = parse_create_request(body)
@@ -290,7 +293,8 @@ class Gateway:
                     param="background",
                     code="unsupported_parameter",
                 )
-            turn = await self.prepare(create, body, self.owner(request.headers))
+            owner = self.owner(request.headers)
+            turn = await self.prepare(create, body, owner, upstream_key=upstream_key)
             self.stats.add("in_flight")
             try:
                 events, first = await self.open_upstream(turn)
@@ -401,7 +405,7 @@ class Gateway:
     async def websocket(self, websocket: WebSocket) -> None:
         """Responses API WebSocket mode on ``/v1/responses``."""
         try:
-            self.authenticate(websocket.headers)
+            upstream_key = self.authenticate(websocket.headers)
         except APIError as error:
             self.stats.add("errors")
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
@@ -412,7 +416,7 @@ class Gateway:
         await websocket.accept()
         self.stats.add("connections_open")
         self.stats.add("connections_total")
-        connection = _WSConnection(self, websocket, self.owner(websocket.headers))
+        connection = _WSConnection(self, websocket, self.owner(websocket.headers), upstream_key)
         self.connections.add(connection)
         try:
             if self.draining:
@@ -498,7 +502,9 @@ class _WSConnection(WSModeConnection[_Create]):
     (:class:`rig.serving.wsmode.WSModeConnection`) relaying each response from the
     upstream, with the connection's memory."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, owner: str):
+    def __init__(
+        self, gateway: Gateway, websocket: WebSocket, owner: str, upstream_key: str | None
+    ):
         super().__init__(
             websocket,
             max_age_s=gateway.config.ws_max_age_s,
@@ -507,6 +513,7 @@ class _WSConnection(WSModeConnection[_Create]):
         self.gateway = gateway
         self.stats = gateway.stats
         self.owner = owner
+        self.upstream_key = upstream_key
         self.cache = gateway.state.memory.cache()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -531,7 +538,9 @@ class _WSConnection(WSModeConnection[_Create]):
     async def respond(self, create: _Create, lane: LaneRelease[_Create]) -> None:
         gateway = self.gateway
         stream_id = create.stream_id
-        turn = await gateway.prepare(create.request, create.body, self.owner, self.cache)
+        turn = await gateway.prepare(
+            create.request, create.body, self.owner, self.cache, self.upstream_key
+        )
         if create.body.get("generate") is False:
             await self._warm_up(turn, lane)
             return

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,7 +53,6 @@ from rig.protocol.sse import SSEDecoder, SSEError
 from rig.protocol.transcript import chat_messages, chat_tools
 
 __all__ = [
-    "CLIENT_KEY",
     "DIALECTS",
     "ENCRYPTED_REASONING",
     "HTTP2",
@@ -71,12 +69,6 @@ HTTP2 = importlib.util.find_spec("h2") is not None
 the ``h2`` package is installed (a dependency of the rig)."""
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
-
-CLIENT_KEY: ContextVar[str | None] = ContextVar("rig_gateway_client_key", default=None)
-"""The key of the client being served, when it is passed through to the upstream: set by
-the gateway when it authenticates a request or WebSocket, read when it builds the
-:class:`UpstreamCall` (a context variable: each request's task, and each WebSocket's
-response tasks, see only their own client's)."""
 
 CLIENT_ONLY_FIELDS = frozenset(
     {"previous_response_id", "stream_id", "type", "generate", "background", "input", "stream"}
