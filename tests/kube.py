@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose.yaml"
-OVERLAYS = ("smoke", "capacity", "external-target")
+OVERLAYS = ("smoke", "capacity", "external-target", "gateway")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 
