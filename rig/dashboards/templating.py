@@ -3,6 +3,8 @@
 ``panel_queries(dashboard, variables, from_ns, to_ns)`` gives each panel's final InfluxQL
 as Grafana would send it to InfluxDB for that selection and time range: what tests run
 against a real InfluxDB, and what a reader can paste into the ``influx`` shell.
+``prometheus_queries(dashboard, variables, interval_ms=...)`` does the same for PromQL
+targets (the gateway's dashboard), for any Prometheus-compatible server.
 
 The rules followed (Grafana's template service and its InfluxDB datasource):
 
@@ -26,10 +28,12 @@ from typing import Any
 __all__ = [
     "ALL",
     "PanelQuery",
+    "PromPanelQuery",
     "escape_regex",
     "interpolate",
     "panel_queries",
     "parse_interval_ms",
+    "prometheus_queries",
     "round_interval_ms",
     "variable_queries",
 ]
@@ -90,6 +94,17 @@ class PanelQuery:
     result_format: str = "time_series"
     hidden: bool = False
     """An input to a server-side expression, not drawn itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromPanelQuery:
+    """One PromQL target of one panel, variables substituted."""
+
+    dashboard_uid: str
+    panel_title: str
+    ref_id: str
+    expr: str
+    legend: str
 
 
 def escape_regex(value: str) -> str:
@@ -229,6 +244,51 @@ def panel_queries(
                     influxql=query,
                     result_format=target.get("resultFormat", "time_series"),
                     hidden=bool(target.get("hide")),
+                )
+            )
+    return out
+
+
+def prometheus_queries(
+    dashboard: Mapping[str, Any],
+    variables: Mapping[str, str | list[str]],
+    *,
+    interval_ms: int,
+    scrape_interval_ms: int,
+) -> list[PromPanelQuery]:
+    """Every PromQL target of every panel, as Grafana would send it.
+
+    ``variables``: a value (or list, or ``"$__all"``) per dashboard variable.
+    ``interval_ms``: ``$__interval`` (Grafana derives it from the range and the panel's
+    width); ``scrape_interval_ms``: the datasource's scrape interval, which with it makes
+    ``$__rate_interval``. Targets of other datasources are left out.
+    """
+    definitions = _definitions(dashboard)
+    missing = sorted(
+        name
+        for name, d in definitions.items()
+        if d.get("type") == "query" and name not in variables
+    )
+    if missing:
+        raise ValueError(f"no value for the dashboard variables {', '.join(missing)}")
+    rate_interval_ms = max(interval_ms + scrape_interval_ms, 4 * scrape_interval_ms)
+    builtins = {
+        "__interval": _format_interval(interval_ms),
+        "__interval_ms": str(interval_ms),
+        "__rate_interval": _format_interval(rate_interval_ms),
+    }
+    out: list[PromPanelQuery] = []
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("type") != "prometheus":
+                continue
+            out.append(
+                PromPanelQuery(
+                    dashboard_uid=dashboard["uid"],
+                    panel_title=interpolate(panel["title"], variables, definitions),
+                    ref_id=target["refId"],
+                    expr=interpolate(target["expr"], {**variables, **builtins}, definitions),
+                    legend=target.get("legendFormat", ""),
                 )
             )
     return out

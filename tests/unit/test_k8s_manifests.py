@@ -496,11 +496,14 @@ def test_grafana_mounts_the_dashboards_where_the_provider_reads_them_with_its_va
     assert dashboards and all(name.endswith(".json") for name in dashboards)
     for text in dashboards.values():
         json.loads(text)
-    datasource = find(docs, "ConfigMap", "grafana-datasources")["data"]["rig.yaml"]
+    datasources = find(docs, "ConfigMap", "grafana-datasources")["data"]
+    assert set(datasources) == {"rig.yaml", "rig-prometheus.yaml"}
     env = resolve_container(docs, grafana, "grafana").env
-    for variable in set(re.findall(r"\$\{?([A-Z_]+)", datasource)):
-        assert env.get(variable), f"Grafana lacks {variable} for its datasource"
+    for name, text in datasources.items():
+        for variable in set(re.findall(r"\$\{?([A-Z_]+)", text)):
+            assert env.get(variable), f"Grafana lacks {variable} for its datasource {name}"
     assert env["INFLUX_URL"] == "http://influxdb:8086"
+    assert env["PROMETHEUS_URL"].startswith("http://")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
