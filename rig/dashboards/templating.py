@@ -9,7 +9,8 @@ targets (the gateway's dashboard), for any Prometheus-compatible server.
 The rules followed (Grafana's template service and its InfluxDB datasource):
 
 - ``$var``, ``${var}``, ``${var:format}`` and ``[[var]]`` are replaced; unknown names stay;
-- a variable that is multi-value or offers "All" is regex-escaped, and several values
+- a variable that is multi-value or offers "All" is regex-escaped (in PromQL as the
+  Prometheus datasource does, its backslashes doubled for the string), and several values
   become ``(a|b)``; "All" with a custom all value (ours: ``.*``) is that value, unescaped;
   other variables go in verbatim;
 - ``$timeFilter`` is ``time >= <from>ms and time <= <to>ms``;
@@ -21,7 +22,7 @@ The rules followed (Grafana's template service and its InfluxDB datasource):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "ALL",
     "PanelQuery",
     "PromPanelQuery",
+    "escape_promql_regex",
     "escape_regex",
     "interpolate",
     "panel_queries",
@@ -45,6 +47,7 @@ _VARIABLE = re.compile(
     r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}"
 )
 _REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|\[\]{}/]")
+_PROMQL_REGEX_SPECIAL = re.compile(r"[$^*{}\[\]'+?.()|]")
 _MAX_DATA_POINTS = 1000
 _DEFAULT_MIN_INTERVAL_MS = 1
 
@@ -135,7 +138,19 @@ def _format_interval(ms: int) -> str:
     return f"{ms}ms"
 
 
-def _format_value(value: str | list[str], variable: Mapping[str, Any], fmt: str | None) -> str:
+def escape_promql_regex(value: str) -> str:
+    """Grafana's Prometheus ``prometheusSpecialRegexEscape``: a value inside a PromQL
+    string used as a regex, so each metacharacter gets a backslash the string keeps."""
+    value = value.replace("\\", "\\\\\\\\")
+    return _PROMQL_REGEX_SPECIAL.sub(lambda m: "\\\\" + m.group(0), value)
+
+
+def _format_value(
+    value: str | list[str],
+    variable: Mapping[str, Any],
+    fmt: str | None,
+    escape: Callable[[str], str] = escape_regex,
+) -> str:
     values = [value] if isinstance(value, str) else list(value)
     if values in ([ALL], ["All"]):
         custom_all = variable.get("allValue")
@@ -154,7 +169,7 @@ def _format_value(value: str | list[str], variable: Mapping[str, Any], fmt: str 
     if fmt == "doublequote":
         return ",".join('"' + v.replace('"', '\\"') + '"' for v in values)
     if fmt == "regex" or variable.get("multi") or variable.get("includeAll"):
-        escaped = [escape_regex(v) for v in values]
+        escaped = [escape(v) for v in values]
         return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
     return ",".join(values)
 
@@ -163,11 +178,15 @@ def interpolate(
     text: str,
     variables: Mapping[str, str | list[str]],
     definitions: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    escape: Callable[[str], str] = escape_regex,
 ) -> str:
     """Replace Grafana variable references in ``text``; unknown names are left as they are.
 
     ``definitions``: the dashboard's variable definitions by name (multi, includeAll,
-    allValue decide the formatting); a name without one is inserted verbatim.
+    allValue decide the formatting); a name without one is inserted verbatim. ``escape``:
+    how a multi-value variable's values are escaped as a regex (InfluxQL's by default,
+    :func:`escape_promql_regex` for PromQL).
     """
     definitions = definitions or {}
 
@@ -177,7 +196,7 @@ def interpolate(
         if name not in variables:
             return match.group(0)
         definition = definitions.get(name, {"name": name})
-        return _format_value(variables[name], definition, fmt)
+        return _format_value(variables[name], definition, fmt, escape)
 
     return _VARIABLE.sub(replace, text)
 
@@ -287,7 +306,12 @@ def prometheus_queries(
                     dashboard_uid=dashboard["uid"],
                     panel_title=interpolate(panel["title"], variables, definitions),
                     ref_id=target["refId"],
-                    expr=interpolate(target["expr"], {**variables, **builtins}, definitions),
+                    expr=interpolate(
+                        target["expr"],
+                        {**variables, **builtins},
+                        definitions,
+                        escape=escape_promql_regex,
+                    ),
                     legend=target.get("legendFormat", ""),
                 )
             )

@@ -29,7 +29,12 @@ from rig.dashboards import (
 from rig.dashboards import cli as dashboards_cli
 from rig.dashboards.gateway import METRICS, PREFIX
 from rig.dashboards.render import check_files
-from rig.dashboards.templating import escape_regex, interpolate, round_interval_ms
+from rig.dashboards.templating import (
+    escape_promql_regex,
+    escape_regex,
+    interpolate,
+    round_interval_ms,
+)
 from rig.metrics.records import HealthRecord, RateLimitRecord, RecordTags, TaskRecord, TurnRecord
 
 REPO_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
@@ -362,6 +367,14 @@ def test_interpolate_knows_grafanas_three_syntaxes_and_formats():
     assert interpolate("$n $unknown ${n}0", values, definitions) == "5 $unknown 50"
 
 
+def test_escape_promql_regex_escapes_as_grafanas_prometheus_datasource_does():
+    assert escape_promql_regex("a.b") == r"a\\.b"
+    assert escape_promql_regex("a\\b") == "a" + "\\" * 4 + "b"
+    assert (
+        escape_promql_regex("$^*{}[]'+?()|/") == "".join(rf"\\{c}" for c in "$^*{}[]'+?()|") + "/"
+    )
+
+
 def test_escape_regex_escapes_what_grafana_escapes():
     assert escape_regex("a.b*c/d(e)|f[g]{h}^$+?\\") == (r"a\.b\*c\/d\(e\)\|f\[g\]\{h\}\^\$\+\?\\")
 
@@ -463,7 +476,8 @@ def test_prometheus_queries_substitute_variables_and_grafanas_rate_interval():
     assert len(queries) == len(_gateway_targets())
     for query in queries:
         assert "$" not in query.expr, query.expr
-        assert 'job=~".*", instance=~"(10\\.0\\.0\\.1:8100|10\\.0\\.0\\.2:8100)"' in query.expr
+        # Each dot a regex literal inside the PromQL string: "10\\.0" is the regex 10\.0.
+        assert r'job=~".*", instance=~"(10\\.0\\.0\\.1:8100|10\\.0\\.0\\.2:8100)"' in query.expr
     rates = [q.expr for q in queries if "rate(" in q.expr]
     # Four scrape intervals, or the interval plus one when that is longer.
     assert rates and all("[1m]" in expr for expr in rates)
