@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from rig.dashboards.provisioning import DASHBOARD_PATH
+from rig.dashboards.provisioning import DASHBOARD_PATH, SCRAPE_INTERVAL
 from rig.loadgen.backoff import parse_retry_policy
 from rig.report.checks import parse_check
 from rig.workload.shapes import Steps, parse_shape
@@ -281,6 +281,40 @@ def test_the_gateway_serves_health_probes_and_metrics_for_prometheus_on_its_port
     )
 
 
+def test_the_gateway_overlays_prometheus_scrapes_every_replica_for_grafanas_datasource() -> None:
+    docs = list(rendered("gateway"))
+    gateway = find(docs, "Deployment", "gateway")
+    annotations = gateway["spec"]["template"]["metadata"]["annotations"]
+    prometheus = find(docs, "Deployment", "prometheus")
+    (container,) = pod_spec(prometheus)["containers"]
+    # The configuration Prometheus reads is the ConfigMap mounted where --config.file says.
+    (config_flag,) = [a for a in container["args"] if a.startswith("--config.file=")]
+    config_path = Path(config_flag.split("=", 1)[1])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(prometheus)["volumes"]}
+    configmap = volumes[mounts[str(config_path.parent)]]["configMap"]["name"]
+    config = yaml.safe_load(
+        find(docs, "ConfigMap", "rig-prometheus-config")["data"][config_path.name]
+    )
+    assert re.fullmatch(r"rig-prometheus-config(-[a-z0-9]{10})?", configmap)
+    # Every ready replica by DNS, through a headless Service that selects the gateway's
+    # pods, on the port and path its annotations name.
+    (job,) = config["scrape_configs"]
+    (sd,) = job["dns_sd_configs"]
+    (name,) = sd["names"]
+    headless = find(docs, "Service", name)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    assert sd["type"] == "A" and str(sd["port"]) == annotations["prometheus.io/port"]
+    assert job["metrics_path"] == annotations["prometheus.io/path"]
+    # The scrape interval Grafana's $__rate_interval assumes, and Grafana reads this server.
+    assert config["global"]["scrape_interval"] == SCRAPE_INTERVAL
+    grafana = resolve_container(docs, find(docs, "Deployment", "grafana"), "grafana")
+    port = find(docs, "Service", "prometheus")["spec"]["ports"][0]["port"]
+    assert grafana.env["PROMETHEUS_URL"] == f"http://prometheus:{port}"
+    assert f"--web.listen-address=:{container['ports'][0]['containerPort']}" in container["args"]
+
+
 def test_the_gateway_masters_verdict_checks_the_savings_and_lost_turns_of_every_stateful_transport() -> (
     None
 ):
@@ -455,7 +489,8 @@ def _other_namespaces(
 @pytest.mark.parametrize(
     ("target", "clients"),
     [
-        ("gateway", {"locust-master", "locust-worker"}),
+        ("gateway", {"locust-master", "locust-worker", "prometheus"}),
+        ("prometheus", {"grafana"}),
         ("mock", {"gateway"}),
         ("redis", {"gateway"}),
         ("influxdb", {"locust-master", "locust-worker", "grafana", "influxdb-setup"}),
