@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "compose.yaml"
-OVERLAYS = ("smoke", "capacity", "external-target")
+OVERLAYS = ("smoke", "capacity", "external-target", "gateway")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 
@@ -214,10 +214,11 @@ def resolve_container(
 
 
 def service_ports(docs: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Service name -> its (single) port."""
+    """Service name -> its (single) port. Headless Services without ports (DNS names for
+    each pod, as the gateway overlay's Prometheus uses) are not connected to."""
     ports = {}
     for doc in docs:
-        if doc["kind"] == "Service":
+        if doc["kind"] == "Service" and "ports" in doc["spec"]:
             (port,) = doc["spec"]["ports"]
             ports[doc["metadata"]["name"]] = port["port"]
     return ports

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -195,7 +196,9 @@ class InfluxDBServer:
 
 
 class VictoriaMetricsServer:
-    """A real VictoriaMetrics (Debian ``victoria-metrics``): it serves ``/api/v2/write``."""
+    """A real VictoriaMetrics (Debian ``victoria-metrics``): it serves InfluxDB's
+    ``/api/v2/write``, takes Prometheus text on ``/api/v1/import/prometheus`` and answers
+    PromQL on ``/api/v1/query``."""
 
     def __init__(self, directory: str):
         binary = require_binary("victoria-metrics")
@@ -224,6 +227,39 @@ class VictoriaMetricsServer:
             "POST", f"{self.url}/api/v1/export", fields={"match[]": match}, encode_multipart=False
         )
         return [orjson.loads(line) for line in response.data.splitlines() if line.strip()]
+
+    def import_prometheus(self, text: str, extra_labels: dict[str, str] | None = None) -> None:
+        """Ingest Prometheus exposition text (samples may carry timestamps in ms), each
+        series given ``extra_labels`` as a scrape adds ``job`` and ``instance``."""
+        import urllib3
+
+        fields = [("extra_label", f"{k}={v}") for k, v in (extra_labels or {}).items()]
+        query = urllib.parse.urlencode(fields)
+        response = urllib3.PoolManager().request(
+            "POST", f"{self.url}/api/v1/import/prometheus?{query}", body=text.encode()
+        )
+        if response.status >= 300:
+            raise RuntimeError(f"VictoriaMetrics import: {response.status} {response.data!r}")
+
+    def query(self, promql: str, at: float) -> list[dict]:
+        """An instant PromQL query at ``at`` (Unix seconds): the result vector, after a
+        forced flush (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+        import orjson
+        import urllib3
+
+        pool = urllib3.PoolManager()
+        pool.request("GET", f"{self.url}/internal/force_flush")
+        response = pool.request(
+            "POST",
+            f"{self.url}/api/v1/query",
+            fields={"query": promql, "time": f"{at:.3f}"},
+            encode_multipart=False,
+        )
+        answer = orjson.loads(response.data)
+        if response.status != 200 or answer.get("status") != "success":
+            raise RuntimeError(f"VictoriaMetrics: {promql!r} failed: {answer}")
+        assert answer["data"]["resultType"] == "vector", answer
+        return list(answer["data"]["result"])
 
     def stop(self) -> None:
         """Stop the server."""

@@ -5,9 +5,11 @@ Grafana 10.4 and later read it; older versions migrate it). Panels are laid out 
 right on Grafana's 24-column grid in the order given, and numbered from 1, so the same
 builders always give the same JSON.
 
-Every query target is raw InfluxQL against the datasource ``rig-influxdb``; the only
-other targets are server-side expressions (``__expr__``) for arithmetic across queries
-(a reduction relative to ``http``), which InfluxQL cannot do.
+The load's dashboards query raw InfluxQL against the datasource ``rig-influxdb``, with
+server-side expressions (``__expr__``) for arithmetic across queries (a reduction
+relative to ``http``), which InfluxQL cannot do. The gateway's dashboard queries PromQL
+against the datasource ``rig-prometheus`` (:class:`PromQuery`); a panel's datasource is
+its targets'.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ __all__ = [
     "DATASOURCE",
     "DATASOURCE_UID",
     "EXPRESSION_DATASOURCE",
+    "PROMETHEUS_DATASOURCE",
+    "PROMETHEUS_DATASOURCE_UID",
     "SCHEMA_VERSION",
     "Expression",
     "Panel",
+    "PromQuery",
     "Query",
+    "Target",
     "bar_chart",
     "dashboard",
     "gauge",
+    "label_variable",
     "stat",
     "tag_variable",
     "textbox_variable",
@@ -39,6 +46,8 @@ SCHEMA_VERSION = 39
 DATASOURCE_UID = "rig-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 EXPRESSION_DATASOURCE = {"type": "__expr__", "uid": "__expr__"}
+PROMETHEUS_DATASOURCE_UID = "rig-prometheus"
+PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": PROMETHEUS_DATASOURCE_UID}
 _GRID_COLUMNS = 24
 
 
@@ -63,6 +72,19 @@ class Expression:
     hide: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PromQuery:
+    """One PromQL target, drawn as a range; ``legend`` is Grafana's legend format
+    (``{{instance}}``)."""
+
+    expr: str
+    legend: str = ""
+
+
+Target = Query | Expression | PromQuery
+"""Any target a panel may hold."""
+
+
 @dataclass(slots=True)
 class Panel:
     """A panel before layout: what it shows, how big it is, how it draws."""
@@ -70,7 +92,7 @@ class Panel:
     type: str
     title: str
     description: str
-    targets: list[Query | Expression]
+    targets: list[Target]
     width: int = 12
     height: int = 8
     unit: str = "short"
@@ -82,7 +104,17 @@ class Panel:
     color_by_transport: bool = True
 
 
-def _target(target: Query | Expression, ref_id: str) -> dict[str, Any]:
+def _target(target: Target, ref_id: str) -> dict[str, Any]:
+    if isinstance(target, PromQuery):
+        return {
+            "datasource": dict(PROMETHEUS_DATASOURCE),
+            "editorMode": "code",
+            "expr": target.expr,
+            "instant": False,
+            "legendFormat": target.legend or "__auto",
+            "range": True,
+            "refId": ref_id,
+        }
     if isinstance(target, Expression):
         out: dict[str, Any] = {
             "datasource": dict(EXPRESSION_DATASOURCE),
@@ -130,8 +162,9 @@ def _panel_json(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, 
     }
     if panel.custom:
         defaults["custom"] = panel.custom
+    prometheus = any(isinstance(t, PromQuery) for t in panel.targets)
     out: dict[str, Any] = {
-        "datasource": dict(DATASOURCE),
+        "datasource": dict(PROMETHEUS_DATASOURCE if prometheus else DATASOURCE),
         "description": panel.description,
         "fieldConfig": {
             "defaults": defaults,
@@ -158,7 +191,7 @@ def _legend() -> dict[str, Any]:
 def time_series(
     title: str,
     description: str,
-    targets: list[Query | Expression],
+    targets: list[Target],
     unit: str,
     *,
     width: int = 12,
@@ -188,7 +221,7 @@ def time_series(
 def bar_chart(
     title: str,
     description: str,
-    targets: list[Query | Expression],
+    targets: list[Target],
     unit: str,
     *,
     x_field: str,
@@ -226,7 +259,7 @@ def _reduce_options() -> dict[str, Any]:
 def stat(
     title: str,
     description: str,
-    targets: list[Query | Expression],
+    targets: list[Target],
     unit: str,
     *,
     width: int = 6,
@@ -261,7 +294,7 @@ def stat(
 def gauge(
     title: str,
     description: str,
-    targets: list[Query | Expression],
+    targets: list[Target],
     unit: str,
     *,
     width: int = 6,
@@ -336,6 +369,31 @@ def tag_variable(
     if multi:
         out["allValue"] = ".*"
     return out
+
+
+def label_variable(name: str, metric: str, description: str = "") -> dict[str, Any]:
+    """A multi-value variable whose values are a Prometheus label's (``label_values``),
+    "All" being the regex ``.*``."""
+    query = f"label_values({metric}, {name})"
+    return {
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "datasource": dict(PROMETHEUS_DATASOURCE),
+        "definition": query,
+        "description": description,
+        "hide": 0,
+        "includeAll": True,
+        "label": name,
+        "multi": True,
+        "name": name,
+        "options": [],
+        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor"},
+        "refresh": 2,
+        "regex": "",
+        "skipUrlSync": False,
+        "sort": 1,
+        "type": "query",
+    }
 
 
 def textbox_variable(name: str, label_text: str, default: str, description: str) -> dict[str, Any]:

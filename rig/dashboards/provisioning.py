@@ -1,5 +1,6 @@
 """The InfluxDB datasource and the dashboard provider, as Grafana provisioning files and as
-the datasource model ``rig dashboards push`` sends to Grafana's HTTP API.
+the datasource model ``rig dashboards push`` sends to Grafana's HTTP API; the Prometheus
+datasource of the gateway's dashboard, as a provisioning file.
 
 The datasource speaks InfluxQL whatever the server: InfluxDB 1.x directly, 2.x through a
 DBRP mapping (a database name mapped to a bucket, the token in an ``Authorization: Token``
@@ -13,19 +14,26 @@ from typing import Any
 
 import yaml
 
-from rig.dashboards.model import DATASOURCE_UID
+from rig.dashboards.model import DATASOURCE_UID, PROMETHEUS_DATASOURCE_UID
 
 __all__ = [
     "DASHBOARD_PATH",
     "DATASOURCE_NAME",
     "FOLDER_TITLE",
     "FOLDER_UID",
+    "PROMETHEUS_DATASOURCE_NAME",
+    "SCRAPE_INTERVAL",
     "dashboard_provider_yaml",
     "datasource_model",
     "datasource_yaml",
+    "prometheus_datasource_yaml",
 ]
 
 DATASOURCE_NAME = "rig-influxdb"
+PROMETHEUS_DATASOURCE_NAME = "rig-prometheus"
+SCRAPE_INTERVAL = "15s"
+"""The Prometheus scrape interval Grafana assumes (its ``$__rate_interval`` is at least
+four of them): set it to your Prometheus's."""
 FOLDER_TITLE = "Agentic load rig"
 FOLDER_UID = "rig"
 DASHBOARD_PATH = "/var/lib/grafana/dashboards/rig"
@@ -82,6 +90,32 @@ def datasource_yaml() -> str:
         "#                 --bucket-id <id> --default)\n"
         "#   INFLUX_TOKEN  an API token with read access (2.x, 3.x); user:password for\n"
         "#                 InfluxDB 1.8+ with authentication; empty when 1.x has none\n"
+    )
+    return header + yaml.safe_dump(
+        {"apiVersion": 1, "datasources": [model]}, sort_keys=True, default_flow_style=False
+    )
+
+
+def prometheus_datasource_yaml() -> str:
+    """``provisioning/datasources/rig-prometheus.yaml``: the Prometheus that scrapes the
+    gateway's ``/metrics``, its URL from an environment variable."""
+    model = {
+        "access": "proxy",
+        "editable": False,
+        "isDefault": False,
+        "jsonData": {"httpMethod": "POST", "timeInterval": SCRAPE_INTERVAL},
+        "name": PROMETHEUS_DATASOURCE_NAME,
+        "type": "prometheus",
+        "uid": PROMETHEUS_DATASOURCE_UID,
+        "url": "$PROMETHEUS_URL",
+    }
+    header = (
+        _GENERATED
+        + "# The Prometheus datasource of the gateway's dashboard: any Prometheus-compatible\n"
+        "# server (Prometheus, VictoriaMetrics, Mimir, Thanos) that scrapes the gateway's\n"
+        "# /metrics. Grafana expands this environment variable when it starts:\n"
+        "#   PROMETHEUS_URL  the server, e.g. http://prometheus.monitoring.svc:9090\n"
+        f"# timeInterval is the scrape interval ({SCRAPE_INTERVAL}); set it to your server's.\n"
     )
     return header + yaml.safe_dump(
         {"apiVersion": 1, "datasources": [model]}, sort_keys=True, default_flow_style=False

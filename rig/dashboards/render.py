@@ -13,14 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rig.dashboards import health, ingress, latency, ratelimits
-from rig.dashboards.provisioning import dashboard_provider_yaml, datasource_yaml
+from rig.dashboards import gateway, health, ingress, latency, ratelimits
+from rig.dashboards.provisioning import (
+    dashboard_provider_yaml,
+    datasource_yaml,
+    prometheus_datasource_yaml,
+)
 
 __all__ = [
     "BUILDERS",
     "DATASOURCE_FILE",
+    "PROMETHEUS_BUILDERS",
+    "PROMETHEUS_DATASOURCE_FILE",
     "PROVIDER_FILE",
     "build_all",
+    "build_prometheus",
     "check_files",
     "dashboard_json",
     "default_output_dir",
@@ -34,15 +41,28 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "ratelimits.json": ratelimits.build,
     "health.json": health.build,
 }
-"""File name under dashboards/ -> the builder of that dashboard."""
+"""File name under dashboards/ -> the builder of that dashboard: the dashboards over the
+load's records in InfluxDB (datasource ``rig-influxdb``)."""
+
+PROMETHEUS_BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "gateway.json": gateway.build,
+}
+"""The same for the dashboards over a server's Prometheus metrics (``rig-prometheus``)."""
 
 DATASOURCE_FILE = "provisioning/datasources/rig.yaml"
+PROMETHEUS_DATASOURCE_FILE = "provisioning/datasources/rig-prometheus.yaml"
 PROVIDER_FILE = "provisioning/dashboards/rig.yaml"
 
 
 def build_all() -> dict[str, dict[str, Any]]:
-    """Every dashboard as Grafana's JSON model, by uid."""
+    """Every dashboard over the InfluxDB records as Grafana's JSON model, by uid."""
     built = [build() for build in BUILDERS.values()]
+    return {d["uid"]: d for d in built}
+
+
+def build_prometheus() -> dict[str, dict[str, Any]]:
+    """Every dashboard over Prometheus metrics as Grafana's JSON model, by uid."""
+    built = [build() for build in PROMETHEUS_BUILDERS.values()]
     return {d["uid"]: d for d in built}
 
 
@@ -53,8 +73,10 @@ def dashboard_json(dashboard: dict[str, Any]) -> str:
 
 def render_all() -> dict[str, str]:
     """Every generated file: path relative to dashboards/ -> its text."""
-    files = {name: dashboard_json(build()) for name, build in BUILDERS.items()}
+    builders = {**BUILDERS, **PROMETHEUS_BUILDERS}
+    files = {name: dashboard_json(build()) for name, build in builders.items()}
     files[DATASOURCE_FILE] = datasource_yaml()
+    files[PROMETHEUS_DATASOURCE_FILE] = prometheus_datasource_yaml()
     files[PROVIDER_FILE] = dashboard_provider_yaml()
     return dict(sorted(files.items()))
 

@@ -3,11 +3,14 @@
 ``panel_queries(dashboard, variables, from_ns, to_ns)`` gives each panel's final InfluxQL
 as Grafana would send it to InfluxDB for that selection and time range: what tests run
 against a real InfluxDB, and what a reader can paste into the ``influx`` shell.
+``prometheus_queries(dashboard, variables, interval_ms=...)`` does the same for PromQL
+targets (the gateway's dashboard), for any Prometheus-compatible server.
 
 The rules followed (Grafana's template service and its InfluxDB datasource):
 
 - ``$var``, ``${var}``, ``${var:format}`` and ``[[var]]`` are replaced; unknown names stay;
-- a variable that is multi-value or offers "All" is regex-escaped, and several values
+- a variable that is multi-value or offers "All" is regex-escaped (in PromQL as the
+  Prometheus datasource does, its backslashes doubled for the string), and several values
   become ``(a|b)``; "All" with a custom all value (ours: ``.*``) is that value, unescaped;
   other variables go in verbatim;
 - ``$timeFilter`` is ``time >= <from>ms and time <= <to>ms``;
@@ -19,17 +22,20 @@ The rules followed (Grafana's template service and its InfluxDB datasource):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "ALL",
     "PanelQuery",
+    "PromPanelQuery",
+    "escape_promql_regex",
     "escape_regex",
     "interpolate",
     "panel_queries",
     "parse_interval_ms",
+    "prometheus_queries",
     "round_interval_ms",
     "variable_queries",
 ]
@@ -41,6 +47,7 @@ _VARIABLE = re.compile(
     r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}"
 )
 _REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|\[\]{}/]")
+_PROMQL_REGEX_SPECIAL = re.compile(r"[$^*{}\[\]'+?.()|]")
 _MAX_DATA_POINTS = 1000
 _DEFAULT_MIN_INTERVAL_MS = 1
 
@@ -92,6 +99,17 @@ class PanelQuery:
     """An input to a server-side expression, not drawn itself."""
 
 
+@dataclass(frozen=True, slots=True)
+class PromPanelQuery:
+    """One PromQL target of one panel, variables substituted."""
+
+    dashboard_uid: str
+    panel_title: str
+    ref_id: str
+    expr: str
+    legend: str
+
+
 def escape_regex(value: str) -> str:
     """Grafana's ``escapeRegex``: every regex metacharacter and ``/`` backslashed."""
     return _REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), value)
@@ -120,7 +138,19 @@ def _format_interval(ms: int) -> str:
     return f"{ms}ms"
 
 
-def _format_value(value: str | list[str], variable: Mapping[str, Any], fmt: str | None) -> str:
+def escape_promql_regex(value: str) -> str:
+    """Grafana's Prometheus ``prometheusSpecialRegexEscape``: a value inside a PromQL
+    string used as a regex, so each metacharacter gets a backslash the string keeps."""
+    value = value.replace("\\", "\\\\\\\\")
+    return _PROMQL_REGEX_SPECIAL.sub(lambda m: "\\\\" + m.group(0), value)
+
+
+def _format_value(
+    value: str | list[str],
+    variable: Mapping[str, Any],
+    fmt: str | None,
+    escape: Callable[[str], str] = escape_regex,
+) -> str:
     values = [value] if isinstance(value, str) else list(value)
     if values in ([ALL], ["All"]):
         custom_all = variable.get("allValue")
@@ -139,7 +169,7 @@ def _format_value(value: str | list[str], variable: Mapping[str, Any], fmt: str 
     if fmt == "doublequote":
         return ",".join('"' + v.replace('"', '\\"') + '"' for v in values)
     if fmt == "regex" or variable.get("multi") or variable.get("includeAll"):
-        escaped = [escape_regex(v) for v in values]
+        escaped = [escape(v) for v in values]
         return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
     return ",".join(values)
 
@@ -148,11 +178,15 @@ def interpolate(
     text: str,
     variables: Mapping[str, str | list[str]],
     definitions: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    escape: Callable[[str], str] = escape_regex,
 ) -> str:
     """Replace Grafana variable references in ``text``; unknown names are left as they are.
 
     ``definitions``: the dashboard's variable definitions by name (multi, includeAll,
-    allValue decide the formatting); a name without one is inserted verbatim.
+    allValue decide the formatting); a name without one is inserted verbatim. ``escape``:
+    how a multi-value variable's values are escaped as a regex (InfluxQL's by default,
+    :func:`escape_promql_regex` for PromQL).
     """
     definitions = definitions or {}
 
@@ -162,7 +196,7 @@ def interpolate(
         if name not in variables:
             return match.group(0)
         definition = definitions.get(name, {"name": name})
-        return _format_value(variables[name], definition, fmt)
+        return _format_value(variables[name], definition, fmt, escape)
 
     return _VARIABLE.sub(replace, text)
 
@@ -229,6 +263,56 @@ def panel_queries(
                     influxql=query,
                     result_format=target.get("resultFormat", "time_series"),
                     hidden=bool(target.get("hide")),
+                )
+            )
+    return out
+
+
+def prometheus_queries(
+    dashboard: Mapping[str, Any],
+    variables: Mapping[str, str | list[str]],
+    *,
+    interval_ms: int,
+    scrape_interval_ms: int,
+) -> list[PromPanelQuery]:
+    """Every PromQL target of every panel, as Grafana would send it.
+
+    ``variables``: a value (or list, or ``"$__all"``) per dashboard variable.
+    ``interval_ms``: ``$__interval`` (Grafana derives it from the range and the panel's
+    width); ``scrape_interval_ms``: the datasource's scrape interval, which with it makes
+    ``$__rate_interval``. Targets of other datasources are left out.
+    """
+    definitions = _definitions(dashboard)
+    missing = sorted(
+        name
+        for name, d in definitions.items()
+        if d.get("type") == "query" and name not in variables
+    )
+    if missing:
+        raise ValueError(f"no value for the dashboard variables {', '.join(missing)}")
+    rate_interval_ms = max(interval_ms + scrape_interval_ms, 4 * scrape_interval_ms)
+    builtins = {
+        "__interval": _format_interval(interval_ms),
+        "__interval_ms": str(interval_ms),
+        "__rate_interval": _format_interval(rate_interval_ms),
+    }
+    out: list[PromPanelQuery] = []
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            if target.get("datasource", {}).get("type") != "prometheus":
+                continue
+            out.append(
+                PromPanelQuery(
+                    dashboard_uid=dashboard["uid"],
+                    panel_title=interpolate(panel["title"], variables, definitions),
+                    ref_id=target["refId"],
+                    expr=interpolate(
+                        target["expr"],
+                        {**variables, **builtins},
+                        definitions,
+                        escape=escape_promql_regex,
+                    ),
+                    legend=target.get("legendFormat", ""),
                 )
             )
     return out

@@ -1,7 +1,8 @@
 """The overlays' own commands, run as local processes: so the manifests cannot drift from
 what the image runs. The smoke overlay runs as rendered; the capacity overlay runs with
 its run ConfigMap shrunk to seconds and two workers (its shape, quota and Redis-shared
-limit state as rendered).
+limit state as rendered); the gateway overlay runs its two gateway replicas, sharing
+Redis, in front of the mock, with its run shrunk to seconds and its verdict as rendered.
 
 kustomize renders the overlay; the mock, the Locust master (with its init container) and
 the workers run exactly the command lines and environment the kubelet would give them,
@@ -250,3 +251,107 @@ def test_the_capacity_overlay_runs_its_steps_shape_against_mocks_sharing_a_quota
 def _turns_served(base_url: str) -> int:
     with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as response:
         return int(json.loads(response.read())["turns"])
+
+
+def _stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def test_the_gateway_overlay_runs_the_load_through_two_gateway_replicas_sharing_redis(
+    tmp_path: Path, redis_url: str, victoria_metrics: VictoriaMetricsServer
+) -> None:
+    """The gateway overlay's mock, two gateway replicas checkpointing to one Redis, the
+    master (with its checks as rendered) and two workers, each loading one replica as
+    the Service would spread them; only the run's length and pace are shrunk."""
+    docs = render(K8S / "overlays" / "gateway")
+    services = service_ports(docs)
+    local_ports = {name: free_port() for name in services}
+    local_ports["redis"] = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    local_ports["influxdb"] = victoria_metrics.port
+    second_gateway = free_port()
+    shrunk = {"RIG_USERS": "8", "RIG_SPAWN_RATE": "8", "RIG_DURATION": "8s", "RIG_TIME_SCALE": "0"}
+    rendered_env = find(docs, "ConfigMap", "rig-run")["data"]
+    assert set(shrunk) <= set(rendered_env)
+    assert find(docs, "Deployment", "gateway")["spec"]["replicas"] == 2
+
+    def prepare(
+        kind: str, workload: str, name: str, instance: str, extra: Mapping[str, str] = {}
+    ) -> tuple[list[str], dict]:
+        container = resolve_container(docs, find(docs, kind, workload), name)
+        env = {**container.env, **{k: v for k, v in shrunk.items() if k in container.env}}
+        local = Container(name, container.template, env, container.mounts).on_loopback(
+            services, local_ports
+        )
+        local.env.update(extra)
+        mounts = _mount_dirs(local, docs, tmp_path / instance)
+        return local_argv(local.argv, mounts), {**os.environ, **local.env}
+
+    gateway_argv, _ = prepare("Deployment", "gateway", "gateway", "gateway-0")
+    store = gateway_argv[gateway_argv.index("--store") + 1]
+    assert store == f"redis://127.0.0.1:{local_ports['redis']}/0"
+    upstream = gateway_argv[gateway_argv.index("--upstream") + 1]
+    assert upstream == f"http://127.0.0.1:{local_ports['mock']}/v1"
+    gateway_urls = [
+        f"http://127.0.0.1:{local_ports['gateway']}",
+        f"http://127.0.0.1:{second_gateway}",
+    ]
+
+    processes: list[ManagedProcess] = []
+    try:
+        argv, env = prepare("Deployment", "mock", "mock", "mock")
+        processes.append(ManagedProcess(argv, "rig mock listening on", env=env))
+        for index, extra in enumerate(({}, {"RIG_GATEWAY_PORT": str(second_gateway)})):
+            argv, env = prepare("Deployment", "gateway", "gateway", f"gateway-{index}", extra)
+            processes.append(ManagedProcess(argv, "rig gateway listening on", env=env))
+        for process in processes:
+            process.wait_ready()
+        # What the kubelet's probes ask before the Service sends a replica traffic.
+        for url in gateway_urls:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                assert response.status == 200
+
+        argv, env = prepare("Job", "locust-master", "wait-for-services", "master")
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        argv, env = prepare("Job", "locust-master", "master", "master")
+        master = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for index, url in enumerate(gateway_urls):
+            extra = {"RIG_TARGET_URL": f"{url}/v1"}
+            argv, env = prepare("Deployment", "locust-worker", "worker", f"worker-{index}", extra)
+            processes.append(ManagedProcess(argv, "Starting Locust", env=env))
+        try:
+            output, _ = master.communicate(timeout=120)
+        finally:
+            if master.poll() is None:
+                master.kill()
+                master.wait()
+        gateways = [_stats(url) for url in gateway_urls]
+        upstream_turns = _turns_served(f"http://127.0.0.1:{local_ports['mock']}")
+    finally:
+        worker_output = "".join(line for p in processes[3:] for line in p.output)
+        gateway_output = "".join(line for p in processes[1:3] for line in p.output)
+        for process in reversed(processes):
+            process.stop()
+
+    assert master.returncode == 0, output[-4000:] + worker_output[-2000:] + gateway_output[-2000:]
+    summary = _summary_line(output)
+    transports = rendered_env["RIG_TRANSPORTS"].split(",")
+    assert set(summary["transports"]) == set(transports)
+    assert all(summary["transports"][t]["tasks"] > 0 for t in transports)
+    # Every check of the verdict ran and passed.
+    for key in sorted(k for k in rendered_env if k.startswith("RIG_CHECK")):
+        assert f"check ok {rendered_env[key]}" in output, key
+    # Both replicas served turns, continued conversations from their state and called the
+    # mock with the full context: every upstream call reached it.
+    assert all(g["upstream_requests"] > 0 and g["hits_connection"] > 0 for g in gateways)
+    assert sum(g["upstream_requests"] for g in gateways) == upstream_turns
+    # store=true responses (http_chained, ws_stored) are in the Redis both replicas share.
+    client = redis.Redis.from_url(store)
+    try:
+        assert client.dbsize() > 0
+    finally:
+        client.close()

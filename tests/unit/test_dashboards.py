@@ -1,5 +1,6 @@
 """The dashboards as code: deterministic files, a well-formed Grafana model, queries that read
-only the InfluxDB schema the sink writes, and Grafana's variable substitution."""
+only the InfluxDB schema the sink writes (the gateway's: only its Prometheus metrics), and
+Grafana's variable substitution."""
 
 from __future__ import annotations
 
@@ -16,15 +17,24 @@ import yaml
 from rig.dashboards import (
     ALL,
     DATASOURCE_UID,
+    PROMETHEUS_DATASOURCE_UID,
     SCHEMA,
     build_all,
+    build_prometheus,
     panel_queries,
+    prometheus_queries,
     render_all,
     variable_queries,
 )
 from rig.dashboards import cli as dashboards_cli
+from rig.dashboards.gateway import METRICS, PREFIX
 from rig.dashboards.render import check_files
-from rig.dashboards.templating import escape_regex, interpolate, round_interval_ms
+from rig.dashboards.templating import (
+    escape_promql_regex,
+    escape_regex,
+    interpolate,
+    round_interval_ms,
+)
 from rig.metrics.records import HealthRecord, RateLimitRecord, RecordTags, TaskRecord, TurnRecord
 
 REPO_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
@@ -91,6 +101,17 @@ def test_datasource_provisioning_holds_only_environment_references():
     assert datasource["secureJsonData"] == {"httpHeaderValue1": "Token $INFLUX_TOKEN"}
 
 
+def test_prometheus_datasource_provisioning_holds_only_an_environment_reference():
+    provisioning = yaml.safe_load(render_all()["provisioning/datasources/rig-prometheus.yaml"])
+    (datasource,) = provisioning["datasources"]
+    assert datasource["uid"] == PROMETHEUS_DATASOURCE_UID
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "$PROMETHEUS_URL"
+    # The scrape interval Grafana's $__rate_interval is made of.
+    assert datasource["jsonData"]["timeInterval"] == "15s"
+    assert "secureJsonData" not in datasource
+
+
 def test_dashboard_provider_loads_the_generated_files_into_a_folder():
     provider = yaml.safe_load(render_all()["provisioning/dashboards/rig.yaml"])
     (entry,) = provider["providers"]
@@ -104,10 +125,12 @@ def test_dashboard_provider_loads_the_generated_files_into_a_folder():
 
 def test_dashboards_have_stable_unique_uids():
     assert sorted(build_all()) == ["rig-health", "rig-ingress", "rig-latency", "rig-ratelimits"]
+    assert sorted(build_prometheus()) == ["rig-gateway"]
+    assert "gateway.json" in render_all()
 
 
 def test_panel_ids_are_unique_and_the_layout_fits_the_grid_without_overlap():
-    for uid, dashboard in build_all().items():
+    for uid, dashboard in {**build_all(), **build_prometheus()}.items():
         panels = dashboard["panels"]
         assert [p["id"] for p in panels] == list(range(1, len(panels) + 1)), uid
         cells: set[tuple[int, int]] = set()
@@ -344,6 +367,14 @@ def test_interpolate_knows_grafanas_three_syntaxes_and_formats():
     assert interpolate("$n $unknown ${n}0", values, definitions) == "5 $unknown 50"
 
 
+def test_escape_promql_regex_escapes_as_grafanas_prometheus_datasource_does():
+    assert escape_promql_regex("a.b") == r"a\\.b"
+    assert escape_promql_regex("a\\b") == "a" + "\\" * 4 + "b"
+    assert (
+        escape_promql_regex("$^*{}[]'+?()|/") == "".join(rf"\\{c}" for c in "$^*{}[]'+?()|") + "/"
+    )
+
+
 def test_escape_regex_escapes_what_grafana_escapes():
     assert escape_regex("a.b*c/d(e)|f[g]{h}^$+?\\") == (r"a\.b\*c\/d\(e\)\|f\[g\]\{h\}\^\$\+\?\\")
 
@@ -354,3 +385,108 @@ def test_variable_queries_list_tag_values_within_the_run():
     assert queries["transport"] == (
         'SHOW TAG VALUES FROM "turn" WITH KEY = "transport" WHERE "run" = \'20261121-101500-3fa2\''
     )
+
+
+# The gateway's dashboard (PromQL)
+
+GATEWAY_SELECTION = {"job": ALL, "instance": ["10.0.0.1:8100", "10.0.0.2:8100"]}
+_SERIES = re.compile(r"\b(rig_\w+)\{([^}]*)\}")
+
+
+def _gateway_targets() -> list[tuple[str, dict]]:
+    dashboard = build_prometheus()["rig-gateway"]
+    return [
+        (panel["title"], target) for panel in dashboard["panels"] for target in panel["targets"]
+    ]
+
+
+def test_every_gateway_target_is_promql_on_the_prometheus_datasource():
+    dashboard = build_prometheus()["rig-gateway"]
+    prometheus = {"type": "prometheus", "uid": PROMETHEUS_DATASOURCE_UID}
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == prometheus, panel["title"]
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(set(ref_ids)) == len(ref_ids), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == prometheus, panel["title"]
+            assert target["expr"] and target["legendFormat"], panel["title"]
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"] == prometheus
+        assert variable["query"]["query"].startswith("label_values(rig_gateway_")
+
+
+def test_gateway_queries_read_only_its_metrics_each_as_its_type_allows():
+    read = set()
+    for title, target in _gateway_targets():
+        expr = target["expr"]
+        series = _SERIES.findall(expr)
+        assert series, (title, expr)
+        for name, matchers in series:
+            assert name.startswith(PREFIX), (title, name)
+            name = name.removeprefix(PREFIX)
+            family = name.removesuffix("_bucket")
+            metric = METRICS[family]
+            read.add(family)
+            # Every series is filtered by the dashboard's job and instance.
+            assert matchers.startswith('job=~"$job", instance=~"$instance"'), (title, expr)
+            extra = matchers.removeprefix('job=~"$job", instance=~"$instance"').lstrip(", ")
+            for label in re.findall(r"(\w+)=", extra):
+                assert label in metric.labels, (title, label)
+            if metric.kind == "counter":
+                assert f"rate({PREFIX}{name}{{" in expr, (title, expr)
+            elif metric.kind == "histogram":
+                assert name.endswith("_bucket") and "histogram_quantile(" in expr, (title, expr)
+                assert "by (le)" in expr, (title, expr)
+            else:
+                assert f"rate({PREFIX}{name}" not in expr, (title, expr)
+        for grouping in re.findall(r"by \((\w+)\)", expr):
+            labels = {
+                label
+                for n, _ in series
+                for label in METRICS[n.removeprefix(PREFIX).removesuffix("_bucket")].labels
+            }
+            assert grouping in labels | {"instance", "le"}, (title, grouping)
+        assert "[$__rate_interval]" in expr or "rate(" not in expr, (title, expr)
+    assert read == set(METRICS), set(METRICS) - read
+
+
+def test_the_gateway_dashboard_shows_what_the_issue_asks_for():
+    titles = " / ".join(title.lower() for title, _ in _gateway_targets())
+    for words in ("client edge vs upstream bytes", "hits and misses", "resumes", "evictions",
+                  "sessions", "memory per session", "checkpoint write latency",
+                  "upstream time to first byte", "in flight", "connections", "errors"):  # fmt: skip
+        assert words in titles, words
+
+
+def test_gateway_variables_filter_by_job_and_instance_with_all_as_any():
+    dashboard = build_prometheus()["rig-gateway"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"job", "instance"}
+    assert all(v["multi"] and v["includeAll"] and v["allValue"] == ".*" for v in variables.values())
+    assert '{job=~"$job"}' in variables["instance"]["query"]["query"]
+    defined = set(variables) | {"__rate_interval", "__interval"}
+    for title, target in _gateway_targets():
+        assert set(re.findall(r"\$(\w+)", target["expr"])) <= defined, title
+
+
+def test_prometheus_queries_substitute_variables_and_grafanas_rate_interval():
+    dashboard = build_prometheus()["rig-gateway"]
+    queries = prometheus_queries(dashboard, GATEWAY_SELECTION, interval_ms=15_000,
+                                 scrape_interval_ms=15_000)  # fmt: skip
+    assert len(queries) == len(_gateway_targets())
+    for query in queries:
+        assert "$" not in query.expr, query.expr
+        # Each dot a regex literal inside the PromQL string: "10\\.0" is the regex 10\.0.
+        assert r'job=~".*", instance=~"(10\\.0\\.0\\.1:8100|10\\.0\\.0\\.2:8100)"' in query.expr
+    rates = [q.expr for q in queries if "rate(" in q.expr]
+    # Four scrape intervals, or the interval plus one when that is longer.
+    assert rates and all("[1m]" in expr for expr in rates)
+    longer = prometheus_queries(dashboard, GATEWAY_SELECTION, interval_ms=120_000,
+                                scrape_interval_ms=15_000)  # fmt: skip
+    assert all("[135s]" in q.expr for q in longer if "rate(" in q.expr)
+
+
+def test_prometheus_queries_name_a_missing_variable():
+    with pytest.raises(ValueError, match="instance"):
+        prometheus_queries(build_prometheus()["rig-gateway"], {"job": ALL},
+                           interval_ms=15_000, scrape_interval_ms=15_000)  # fmt: skip

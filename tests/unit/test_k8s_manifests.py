@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from rig.dashboards.provisioning import DASHBOARD_PATH
+from rig.dashboards.provisioning import DASHBOARD_PATH, SCRAPE_INTERVAL
 from rig.loadgen.backoff import parse_retry_policy
 from rig.report.checks import parse_check
 from rig.workload.shapes import Steps, parse_shape
@@ -36,6 +36,7 @@ from tests.kube import (
     pod_spec,
     render,
     resolve_container,
+    service_ports,
 )
 
 KUBERNETES_VERSIONS = ("1.31.0", "1.34.0")
@@ -160,7 +161,9 @@ def test_credentials_reach_containers_only_from_secrets(overlay: str) -> None:
             if SECRET_NAMES.search(entry["name"]):
                 assert "secretKeyRef" in entry.get("valueFrom", {}), f"{where}: {entry['name']}"
         for arg in container.get("args", []) + container.get("command", []):
-            assert not re.search(r"(smoke|capacity)-.*(key|token|password)", arg), f"{where}: {arg}"
+            assert not re.search(r"(smoke|capacity|gateway)-.*(key|token|password)", arg), (
+                f"{where}: {arg}"
+            )
     for config in (d for d in docs if d["kind"] == "ConfigMap"):
         for key in config.get("data", {}):
             assert not SECRET_NAMES.search(key), f"ConfigMap {config['metadata']['name']}: {key}"
@@ -227,6 +230,114 @@ def test_mock_overlays_run_against_the_mock_with_the_key_the_mock_accepts(overla
     assert master.argv[master.argv.index("--target-url") + 1] == "http://mock:8000/v1"
     assert master.env["RIG_API_KEY"] == mock.env["RIG_MOCK_API_KEYS"]
     assert mock.argv[mock.argv.index("--store") + 1] == "redis://redis:6379/0"
+
+
+def test_the_gateway_overlay_loads_the_gateway_replicas_in_front_of_the_mock_with_redis() -> None:
+    docs = list(rendered("gateway"))
+    env = run_env(tuple(docs))
+    deployment = find(docs, "Deployment", "gateway")
+    assert deployment["spec"]["replicas"] >= 2
+    gateway = resolve_container(docs, deployment, "gateway")
+    mock = resolve_container(docs, find(docs, "Deployment", "mock"), "mock")
+    master = resolve_container(docs, find(docs, "Job", "locust-master"), "master")
+    ports = service_ports(docs)
+    # The load targets the gateway Service; the gateway calls the mock Service.
+    assert env["RIG_TARGET_URL"] == f"http://gateway:{ports['gateway']}/v1"
+    assert _value(master.argv, "--target-url") == env["RIG_TARGET_URL"]
+    assert _value(gateway.argv, "--upstream") == f"http://mock:{ports['mock']}/v1"
+    assert _value(mock.argv, "--port") == str(ports["mock"])
+    # Every replica checkpoints to the one Redis; the mock upstream keeps nothing.
+    assert _value(gateway.argv, "--store") == f"redis://redis:{ports['redis']}/0"
+    assert _value(mock.argv, "--store") == "memory"
+    # The gateway's own parser takes the rendered command.
+    from rig.cli import build_parser
+
+    options = build_parser().parse_args(gateway.argv[1:])
+    assert options.port == ports["gateway"] and options.dialect == "responses"
+    # Clients use the key the gateway accepts; the gateway its own key for the upstream,
+    # the only one the mock accepts.
+    assert gateway.env["RIG_GATEWAY_API_KEYS"] == master.env["RIG_API_KEY"]
+    upstream_key = gateway.env[_value(gateway.argv, "--upstream-key-env")]
+    assert upstream_key == mock.env["RIG_MOCK_API_KEYS"] != master.env["RIG_API_KEY"]
+
+
+def test_the_gateway_serves_health_probes_and_metrics_for_prometheus_on_its_port() -> None:
+    docs = list(rendered("gateway"))
+    deployment = find(docs, "Deployment", "gateway")
+    (container,) = pod_spec(deployment)["containers"]
+    (port,) = container["ports"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": port["name"]}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port["containerPort"]),
+        "prometheus.io/path": "/metrics",
+    }
+    service = find(docs, "Service", "gateway")
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert _selects(
+        {"matchLabels": service["spec"]["selector"]}, _pod_labels(tuple(docs))["gateway"]
+    )
+
+
+def test_the_gateway_overlays_prometheus_scrapes_every_replica_for_grafanas_datasource() -> None:
+    docs = list(rendered("gateway"))
+    gateway = find(docs, "Deployment", "gateway")
+    annotations = gateway["spec"]["template"]["metadata"]["annotations"]
+    prometheus = find(docs, "Deployment", "prometheus")
+    (container,) = pod_spec(prometheus)["containers"]
+    # The configuration Prometheus reads is the ConfigMap mounted where --config.file says.
+    (config_flag,) = [a for a in container["args"] if a.startswith("--config.file=")]
+    config_path = Path(config_flag.split("=", 1)[1])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(prometheus)["volumes"]}
+    configmap = volumes[mounts[str(config_path.parent)]]["configMap"]["name"]
+    config = yaml.safe_load(
+        find(docs, "ConfigMap", "rig-prometheus-config")["data"][config_path.name]
+    )
+    assert re.fullmatch(r"rig-prometheus-config(-[a-z0-9]{10})?", configmap)
+    # Every ready replica by DNS, through a headless Service that selects the gateway's
+    # pods, on the port and path its annotations name.
+    (job,) = config["scrape_configs"]
+    (sd,) = job["dns_sd_configs"]
+    (name,) = sd["names"]
+    headless = find(docs, "Service", name)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    assert sd["type"] == "A" and str(sd["port"]) == annotations["prometheus.io/port"]
+    assert job["metrics_path"] == annotations["prometheus.io/path"]
+    # The scrape interval Grafana's $__rate_interval assumes, and Grafana reads this server.
+    assert config["global"]["scrape_interval"] == SCRAPE_INTERVAL
+    grafana = resolve_container(docs, find(docs, "Deployment", "grafana"), "grafana")
+    port = find(docs, "Service", "prometheus")["spec"]["ports"][0]["port"]
+    assert grafana.env["PROMETHEUS_URL"] == f"http://prometheus:{port}"
+    assert f"--web.listen-address=:{container['ports'][0]['containerPort']}" in container["args"]
+
+
+def test_the_gateway_masters_verdict_checks_the_savings_and_lost_turns_of_every_stateful_transport() -> (
+    None
+):
+    docs = list(rendered("gateway"))
+    env = run_env(tuple(docs))
+    master = resolve_container(docs, find(docs, "Job", "locust-master"), "master")
+    checks = [
+        parse_check(master.argv[i + 1]) for i, arg in enumerate(master.argv) if arg == "--check"
+    ]
+    transports = env["RIG_TRANSPORTS"].split(",")
+    assert "http" in transports  # the baseline the reductions are against
+    stateful = {"http_chained", "ws", "ws_stored"}
+    assert stateful <= set(transports)
+    errors = {c.path[1] for c in checks if c.path[0] == "transports" and c.path[2] == "errors"}
+    assert errors == stateful
+    assert all(c.op == "==" and c.threshold == 0 for c in checks if c.path[-1] == "errors")
+    reductions = {c.path[0] for c in checks if c.path[-1] == "bytes_sent_reduction"}
+    assert reductions == {"ws_vs_http", "ws_stored_vs_http"}
+    # Every check variable of the run ConfigMap reaches the master, none is left unexpanded.
+    assert {k for k in env if k.startswith("RIG_CHECK")} == {
+        k for k in master.env if k.startswith("RIG_CHECK")
+    }
+    assert len(checks) == len([k for k in env if k.startswith("RIG_CHECK")])
 
 
 def test_smoke_and_external_target_run_a_fixed_load_without_a_shape() -> None:
@@ -331,6 +442,8 @@ def _admitted(docs: tuple[dict[str, Any], ...], target: str) -> set[str]:
     for policy in policies:
         for rule in policy["spec"]["ingress"]:
             for peer in rule["from"]:
+                if set(peer) == {"namespaceSelector"}:
+                    continue  # another namespace's pods (_other_namespaces)
                 assert set(peer) == {"podSelector"}, "only same-namespace pod selectors"
                 admitted |= {
                     name for name, labels in pods.items() if _selects(peer["podSelector"], labels)
@@ -353,8 +466,49 @@ def test_network_policies_admit_only_the_rigs_own_clients(
 ) -> None:
     docs = rendered(overlay)
     assert _admitted(docs, target) == clients
+    assert _other_namespaces(docs, target) == []
     # A pod outside the rig (no rig labels) is admitted by no rule.
     assert not _selects({"matchLabels": {"app.kubernetes.io/component": target}}, {})
+
+
+def _other_namespaces(
+    docs: tuple[dict[str, Any], ...], target: str
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(namespace selector, ports) of each rule admitting pods of other namespaces."""
+    labels = _pod_labels(docs)[target]
+    return [
+        (peer["namespaceSelector"], rule["ports"])
+        for policy in docs
+        if policy["kind"] == "NetworkPolicy" and _selects(policy["spec"]["podSelector"], labels)
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    ]
+
+
+@pytest.mark.parametrize(
+    ("target", "clients"),
+    [
+        ("gateway", {"locust-master", "locust-worker", "prometheus"}),
+        ("prometheus", {"grafana"}),
+        ("mock", {"gateway"}),
+        ("redis", {"gateway"}),
+        ("influxdb", {"locust-master", "locust-worker", "grafana", "influxdb-setup"}),
+        ("locust-master", {"locust-worker"}),
+    ],
+)
+def test_gateway_network_policies_admit_the_load_to_the_gateway_and_only_it_further(
+    target: str, clients: set[str]
+) -> None:
+    docs = rendered("gateway")
+    assert _admitted(docs, target) == clients
+    # Prometheus scrapes every replica's /metrics from its own namespace, on the one port.
+    expected = []
+    if target == "gateway":
+        port = pod_spec(find(docs, "Deployment", "gateway"))["containers"][0]["ports"][0]
+        namespace = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+        expected = [(namespace, [{"port": port["containerPort"], "protocol": "TCP"}])]
+    assert _other_namespaces(docs, target) == expected
 
 
 def test_the_grafana_configmaps_are_what_rig_dashboards_renders() -> None:
@@ -377,11 +531,14 @@ def test_grafana_mounts_the_dashboards_where_the_provider_reads_them_with_its_va
     assert dashboards and all(name.endswith(".json") for name in dashboards)
     for text in dashboards.values():
         json.loads(text)
-    datasource = find(docs, "ConfigMap", "grafana-datasources")["data"]["rig.yaml"]
+    datasources = find(docs, "ConfigMap", "grafana-datasources")["data"]
+    assert set(datasources) == {"rig.yaml", "rig-prometheus.yaml"}
     env = resolve_container(docs, grafana, "grafana").env
-    for variable in set(re.findall(r"\$\{?([A-Z_]+)", datasource)):
-        assert env.get(variable), f"Grafana lacks {variable} for its datasource"
+    for name, text in datasources.items():
+        for variable in set(re.findall(r"\$\{?([A-Z_]+)", text)):
+            assert env.get(variable), f"Grafana lacks {variable} for its datasource {name}"
     assert env["INFLUX_URL"] == "http://influxdb:8086"
+    assert env["PROMETHEUS_URL"].startswith("http://")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
