@@ -16,14 +16,19 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import httpx
+import openai
 import prometheus_client
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rig.dashboards import ALL, build_prometheus, prometheus_queries
+from rig.dashboards.gateway import METRICS, PREFIX
 from rig.dashboards.provisioning import SCRAPE_INTERVAL
 from rig.dashboards.templating import parse_interval_ms
-from tests.servers import VictoriaMetricsServer
+from tests.servers import VictoriaMetricsServer, start_gateway, start_mock
 
 JOB = "rig-gateway"
 SCRAPE_S = 30
@@ -320,3 +325,94 @@ def test_the_instance_variable_selects_one_replica(scraped) -> None:
     )
     (query,) = [q for q in _queries(job="other") if q.panel_title == "Sessions in memory"]
     assert server.query(query.expr, at) == []
+
+
+# -- the real gateway's /metrics -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_gateway() -> Iterator[tuple[str, str]]:
+    """The mock and a gateway in front of it: (gateway /v1 URL, its origin)."""
+    mock, upstream = start_mock("--preset", "instant")
+    gateway, url = start_gateway(upstream)
+    try:
+        yield url, url.removesuffix("/v1")
+    finally:
+        gateway.stop()
+        mock.stop()
+
+
+def _families(origin: str) -> dict[str, Any]:
+    text = httpx.get(origin + "/metrics", timeout=10).text
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def _session(url: str, turns: int, while_open: Any = None) -> Any:
+    """A WebSocket session of ``turns``; ``while_open()``'s answer, called before it
+    closes (its conversation still held)."""
+    with (
+        openai.OpenAI(base_url=url, api_key="sk-dash-0001", max_retries=0) as client,
+        client.responses.connect() as ws,
+    ):
+        previous = None
+        for turn in range(turns):
+            ws.response.create(
+                model="mock-agent", previous_response_id=previous, input=f"step {turn}"
+            )
+            for event in ws:
+                if event.type == "response.completed":
+                    previous = event.response.id
+                    break
+                assert event.type != "error", event
+        return while_open() if while_open is not None else None
+
+
+def test_the_real_gateway_exposes_every_family_the_dashboard_reads(
+    real_gateway: tuple[str, str],
+) -> None:
+    url, origin = real_gateway
+    _session(url, 2)
+    families = _families(origin)
+    for name, metric in METRICS.items():
+        # prometheus-client names a counter family without its _total suffix.
+        family = families.get(PREFIX + name.removesuffix("_total"))
+        assert family is not None, name
+        assert family.type == metric.kind, name
+        labels = {key for s in family.samples for key in s.labels if key != "le"}
+        assert labels == set(metric.labels), name
+
+
+def test_every_panel_query_answers_on_the_real_gateways_scrapes(
+    real_gateway: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    url, origin = real_gateway
+    server = VictoriaMetricsServer(str(tmp_path_factory.mktemp("vm-real")))
+    try:
+        first_at = float(int(time.time()) - 300)
+        first = httpx.get(origin + "/metrics", timeout=10).text
+        stats, second = _session(
+            url,
+            3,
+            lambda: (
+                httpx.get(origin + "/stats", timeout=10).json(),
+                httpx.get(origin + "/metrics", timeout=10).text,
+            ),
+        )
+        labels = {"job": JOB, "instance": "gw-real:8100"}
+        server.import_prometheus(_with_timestamp(first, int(first_at * 1000)), labels)
+        last_at = first_at + SCRAPE_S
+        server.import_prometheus(_with_timestamp(second, int(last_at * 1000)), labels)
+        query = f'rig_gateway_checkpoint_writes_total{{job="{JOB}"}}'
+        deadline = time.monotonic() + 30
+        while _value(server.query(query, last_at)) != stats["checkpoint_writes"]:
+            assert time.monotonic() < deadline, "the scrapes never became searchable"
+            time.sleep(0.1)
+        empty = []
+        for panel in _queries():
+            if not server.query(panel.expr, last_at):
+                empty.append(f"{panel.panel_title} / {panel.ref_id}")
+        # Every panel draws from the real gateway (misses, failures and rate limits are
+        # zero-valued series, still present).
+        assert empty == []
+    finally:
+        server.stop()
