@@ -45,7 +45,14 @@ from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
 from rig.gateway.state import GatewayState, SessionCache
 from rig.gateway.stats import GatewayStats
-from rig.gateway.upstream import RelayedEvent, Upstream, UpstreamCall, UpstreamError
+from rig.gateway.upstream import (
+    ENCRYPTED_REASONING,
+    RelayedEvent,
+    Upstream,
+    UpstreamCall,
+    UpstreamError,
+    without_encrypted_reasoning,
+)
 from rig.protocol.errors import (
     APIError,
     AuthenticationError,
@@ -317,7 +324,9 @@ class Gateway:
         if terminal.type == "response.failed":
             detail = (terminal.response.get("error") or {}).get("message") or "failed"
             return self.failed(UpstreamError(f"The upstream's response failed: {detail}"))
-        payload = orjson.dumps(terminal.response)
+        # The response as the client sees it (the recorded copy may hold more, such as
+        # the encrypted reasoning the gateway asked for to carry the conversation on).
+        payload = orjson.dumps(orjson.loads(terminal.data)["response"])
         self.stats.add("client_bytes_out", len(payload))
         return Response(payload, media_type="application/json")
 
@@ -331,7 +340,9 @@ class Gateway:
         return record
 
     async def get_response(self, request: Request) -> Response:
-        """``GET /v1/responses/{id}``: the caller's own stored response, else 404."""
+        """``GET /v1/responses/{id}``: the caller's own stored response, else 404; the
+        reasoning's encrypted content only with ``include=reasoning.encrypted_content``
+        (``include[]`` as the SDK sends it), as the API answers."""
         self.stats.add("http_requests")
         try:
             self.authenticate(request.headers)
@@ -339,7 +350,12 @@ class Gateway:
             stored = await self.state.retrieve(owner, request.path_params["response_id"])
         except APIError as error:
             return self.failed(error)
-        return Response(stored.response, media_type="application/json")
+        include = request.query_params.getlist("include") + request.query_params.getlist(
+            "include[]"
+        )
+        if ENCRYPTED_REASONING in include or b'"encrypted_content"' not in stored.response:
+            return Response(stored.response, media_type="application/json")
+        return json_response(without_encrypted_reasoning(stored.response_object()))
 
     async def delete_response(self, request: Request) -> Response:
         """``DELETE /v1/responses/{id}``."""

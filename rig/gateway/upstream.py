@@ -62,6 +62,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeoutError",
     "upstream_refusal",
+    "without_encrypted_reasoning",
 ]
 
 HTTP2 = importlib.util.find_spec("h2") is not None
@@ -89,6 +90,7 @@ RESPONSE_EVENTS = frozenset(
     }
 )
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
 
 
 class UpstreamError(ServerError):
@@ -195,31 +197,60 @@ class _EventReader:
         return []
 
 
-def _patched(data: bytes, call: UpstreamCall) -> RelayedEvent:
-    """An event carrying a response object, with the client's own settings echoed."""
+def without_encrypted_reasoning(value: Any) -> Any:
+    """A copy of an output item or a response object with no reasoning item's
+    ``encrypted_content`` (what a client that did not ask for it gets)."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("type") == "reasoning" and "encrypted_content" in value:
+        return {k: v for k, v in value.items() if k != "encrypted_content"}
+    output = value.get("output")
+    if isinstance(output, list):
+        return {**value, "output": [without_encrypted_reasoning(item) for item in output]}
+    return value
+
+
+def _patched(data: bytes, call: UpstreamCall, strip: bool) -> RelayedEvent:
+    """An event carrying a response object, with the client's own settings echoed (and,
+    with ``strip``, the reasoning's encrypted content only in the recorded copy)."""
     event = orjson.loads(data)
     response = event.get("response")
     if isinstance(response, dict):
         response["previous_response_id"] = call.request.previous_response_id
         response["store"] = call.request.store
         response["model"] = call.request.model
+        if strip:
+            event = {**event, "response": without_encrypted_reasoning(response)}
     return RelayedEvent(event["type"], orjson.dumps(event), response)
+
+
+def _item_stripped(kind: str, data: bytes) -> RelayedEvent:
+    """An output item event without the reasoning's encrypted content."""
+    event = orjson.loads(data)
+    event["item"] = without_encrypted_reasoning(event.get("item"))
+    return RelayedEvent(kind, orjson.dumps(event))
 
 
 class _ResponsesReader(_EventReader):
     def __init__(self, call: UpstreamCall):
         self.call = call
         self.decoder = SSEDecoder()
+        self.strip = ENCRYPTED_REASONING not in (call.request.include or ())
+        """The client did not ask for encrypted reasoning: the gateway did, to carry it to
+        the next turn; the client gets the items without it, as the API would send them."""
 
     def feed(self, chunk: bytes) -> list[RelayedEvent]:
         events = []
+        strip = self.strip
         for message in self.decoder.feed(chunk):
             data = message.data
             if not data or data == b"[DONE]":
                 continue
             kind = message.event or event_type(data) or ""
             if kind in RESPONSE_EVENTS:
-                events.append(_patched(data, self.call))
+                events.append(_patched(data, self.call, strip))
+            elif strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
+                events.append(_item_stripped(kind, data))
             else:
                 events.append(RelayedEvent(kind, data))
         return events

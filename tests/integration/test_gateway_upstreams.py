@@ -100,6 +100,9 @@ def thinking_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.stop()
 
 
+ENCRYPTED = "reasoning.encrypted_content"
+
+
 def _create(url: str, body: dict) -> dict:
     answer = httpx.post(
         url + "/responses", json=body, headers={"authorization": "Bearer sk-r"}, timeout=30
@@ -118,7 +121,8 @@ def test_reasoning_items_keep_their_encrypted_content_in_the_resent_context(
         # store=false upstream, or the reasoning could not be carried to the next turn.
         first = _create(url, {"model": "mock-agent", "input": [question], "store": True})
         reasoning = first["output"][0]
-        assert reasoning["type"] == "reasoning" and len(reasoning["encrypted_content"]) > 500
+        # ... and keeps it: the client gets the item as the API sends it without include.
+        assert reasoning["type"] == "reasoning" and "encrypted_content" not in reasoning
         before = _stats(url)["upstream_bytes_out"]
         follow_up = {"type": "message", "role": "user", "content": "go on"}
         second = _create(
@@ -131,10 +135,28 @@ def test_reasoning_items_keep_their_encrypted_content_in_the_resent_context(
             },
         )
         assert second["status"] == "completed"
-        # The second upstream call carried the first turn whole, reasoning included.
+        # The second upstream call carried the first turn whole, its encrypted reasoning
+        # (over 500 bytes at this preset) included.
         resent = _stats(url)["upstream_bytes_out"] - before
         context = orjson.dumps([question, *first["output"], follow_up])
-        assert resent >= len(context)
+        assert resent >= len(context) + 500
+        # A client that asks gets it, in the events and in the response.
+        asked = {"model": "mock-agent", "input": "Explain", "include": [ENCRYPTED]}
+        assert len(_create(url, asked)["output"][0]["encrypted_content"]) > 500
+        streamed = httpx.post(
+            url + "/responses",
+            json={"model": "mock-agent", "input": "Explain", "stream": True},
+            headers={"authorization": "Bearer sk-r"},
+            timeout=30,
+        )
+        assert b"reasoning" in streamed.content
+        assert b"encrypted_content" not in streamed.content
+        # GET answers the same way: the content only to a client that asks.
+        with openai.OpenAI(base_url=url, api_key="sk-r", max_retries=0) as client:
+            kept = client.responses.retrieve(first["id"])
+            assert kept.output[0].type == "reasoning" and not kept.output[0].encrypted_content
+            asked_again = client.responses.retrieve(first["id"], include=[ENCRYPTED])
+            assert len(asked_again.output[0].encrypted_content or "") > 500
     finally:
         gateway.stop()
 
