@@ -16,9 +16,8 @@ import httpx
 import pytest
 
 from rig.loadgen.registry import TransportContext
-from rig.loadgen.session import AgentSession, SessionConfig
-from rig.loadgen.target import Target
-from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.loadgen.session import AgentSession
+from rig.metrics.records import TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
 from tests.servers import (
     ManagedProcess,
@@ -27,6 +26,7 @@ from tests.servers import (
     start_gateway,
     start_mock,
 )
+from tests.sessions import make_sessions
 
 SCENARIO = builtin_scenarios()["refactor_api_layer"]
 
@@ -55,20 +55,7 @@ def _sessions(
     urls: str, transports: list[str]
 ) -> tuple[list[AgentSession], list[list], TransportContext]:
     context = TransportContext({"ws": {"resume": True}})
-    target = Target.from_url(urls)
-    records: list[list] = []
-    sessions = []
-    for index, transport in enumerate(transports):
-        config = SessionConfig(
-            transport=transport,
-            scenario=SCENARIO,
-            target=target,
-            tags=RecordTags("test", SCENARIO.name, transport, "gateway"),
-            time_scale=0.0,
-            context=context,
-        )
-        records.append([])
-        sessions.append(AgentSession(config, records[-1].append, session_index=index))
+    sessions, records = make_sessions(urls, transports, context, SCENARIO, "gateway")
     return sessions, records, context
 
 

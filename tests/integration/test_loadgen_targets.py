@@ -16,13 +16,14 @@ import pytest
 
 from rig.loadgen.dial import TargetUnreachableError, dial
 from rig.loadgen.registry import TransportContext
-from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.session import AgentSession
 from rig.loadgen.target import EndpointRotation, Target
 from rig.loadgen.transports import TRANSPORT_NAMES
 from rig.loadgen.wire import WireCounter
-from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.metrics.records import TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
 from tests.servers import free_port, require_binary, start_mock
+from tests.sessions import make_sessions
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
 
@@ -53,23 +54,7 @@ def _stats(url: str, responses: int) -> dict[str, int]:
 
 
 def _sessions(url: str, transports: list[str], context: TransportContext) -> tuple:
-    """One session per entry of ``transports``, all of one run (``context``) against the
-    target ``url``; each with its own list of records."""
-    target = Target.from_url(url)
-    records: list[list] = []
-    sessions: list[AgentSession] = []
-    for index, transport in enumerate(transports):
-        config = SessionConfig(
-            transport=transport,
-            scenario=SCENARIO,
-            target=target,
-            tags=RecordTags("test", SCENARIO.name, transport, "mock"),
-            time_scale=0.0,
-            context=context,
-        )
-        records.append([])
-        sessions.append(AgentSession(config, records[-1].append, session_index=index))
-    return sessions, records
+    return make_sessions(url, transports, context, SCENARIO)
 
 
 def _peer_port(session: AgentSession) -> int:
