@@ -119,9 +119,11 @@ class _Turn:
     request: ResponseCreateRequest
     body: dict[str, Any]
     owner: str
-    transcript: list[dict[str, Any]]
-    """The full context: the resumed conversation, then the new items."""
-    new_items: list[dict[str, Any]]
+    context: bytes
+    """The full context as a JSON array: the resumed conversation, then the new items
+    (spliced as bytes, never decoded: the upstream gets it as it is)."""
+    added: bytes
+    """The new items as a JSON array."""
     prior: Conversation | None = None
     upstream_key: str | None = field(default=None, repr=False)
     """The client's key, passed through to the upstream (``client_keys: pass-through``)."""
@@ -178,17 +180,17 @@ class Gateway:
     ) -> _Turn:
         """Resolve ``previous_response_id`` (:class:`GatewayState` counts where it was
         found, or why not), check tool pairing, and rebuild the full context."""
-        new_items = _raw_items(body.get("input"))
+        added = orjson.dumps(_raw_items(body.get("input")))
         normal = normalize_input(request)
         previous = request.previous_response_id
-        turn = _Turn(request, body, owner, new_items, new_items, upstream_key=upstream_key)
+        turn = _Turn(request, body, owner, added, added, upstream_key=upstream_key)
         if previous:
             prior = await self.state.resume(previous, normal, owner=owner, cache=cache)
             turn.prior = prior
-            turn.transcript = prior.items() + new_items
+            turn.context = _join_arrays(prior.transcript, added)
         else:
             self.state.begin(normal)
-        if not turn.transcript:
+        if turn.context == b"[]":
             raise InvalidRequestError(
                 "Missing required parameter: 'input'. Provide input items or a "
                 "previous_response_id.",
@@ -207,10 +209,9 @@ class Gateway:
         """A response finished: its conversation (context plus output) held by the
         connection and checkpointed (:meth:`GatewayState.record` says when)."""
         output = orjson.dumps(response.get("output") or [])
-        added = orjson.dumps(turn.new_items)
         prior = turn.prior
-        transcript = _join_arrays(prior.transcript if prior else b"[]", added, output)
-        tokens = estimate_tokens(" " * (len(added) + len(output)))
+        transcript = _join_arrays(turn.context, output)
+        tokens = estimate_tokens(" " * (len(turn.added) + len(output)))
         conversation = Conversation(
             owner=turn.owner,
             stored=bool(turn.request.store),
@@ -224,7 +225,7 @@ class Gateway:
         """The upstream call for ``turn``, as events."""
         upstream = self.upstreams[self.config.upstream_for(turn.request.model)]
         call = UpstreamCall(
-            turn.request, turn.body, turn.transcript, _obfuscate(turn.body), turn.upstream_key
+            turn.request, turn.body, turn.context, _obfuscate(turn.body), turn.upstream_key
         )
         return upstream.stream(call)
 

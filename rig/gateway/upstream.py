@@ -30,7 +30,7 @@ the status and the exception's type.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -129,11 +129,19 @@ class UpstreamCall:
 
     request: ResponseCreateRequest
     body: Mapping[str, Any]
-    transcript: list[dict[str, Any]]
+    transcript: Sequence[dict[str, Any]] | bytes
+    """The full conversation: items, or their JSON array as bytes (sent as they are)."""
     obfuscate: bool = True
     key: str | None = field(default=None, repr=False)
     """The client's key, sent as the upstream's ``Authorization`` instead of the
     upstream's own (``client_keys: pass-through``); ``None``: the upstream's own."""
+
+    def items(self) -> list[dict[str, Any]]:
+        """The conversation's items (decoded when given as bytes)."""
+        if isinstance(self.transcript, bytes):
+            items: list[dict[str, Any]] = orjson.loads(self.transcript)
+            return items
+        return list(self.transcript)
 
 
 def _error_object(raw: bytes) -> dict[str, Any]:
@@ -262,7 +270,9 @@ class _ResponsesDialect(_Dialect):
     def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         body = {k: v for k, v in call.body.items() if k not in CLIENT_ONLY_FIELDS}
         model = config.upstream_model(call.request.model)
-        body.update(model=model, input=call.transcript, store=False, stream=True)
+        context = call.transcript
+        full = orjson.Fragment(context) if isinstance(context, bytes) else list(context)
+        body.update(model=model, input=full, store=False, stream=True)
         if config.encrypted_reasoning:
             include = list(call.request.include or ())
             if ENCRYPTED_REASONING not in include:
@@ -313,7 +323,7 @@ class _ChatDialect(_Dialect):
         source = call.body
         body: dict[str, Any] = {
             "model": config.upstream_model(call.request.model),
-            "messages": chat_messages(source.get("instructions"), call.transcript),
+            "messages": chat_messages(source.get("instructions"), call.items()),
             "stream": True,
             "stream_options": {"include_usage": True},
         }

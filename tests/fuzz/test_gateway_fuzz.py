@@ -93,9 +93,21 @@ def test_any_bytes_posted_are_answered_as_the_mock_answers_them(
     )
 
 
+BUSY = "conversation_already_has_active_response"
+
+
+def _end(event: dict[str, Any]) -> tuple[str, int, str | None]:
+    """A message's end: its terminal event type, or error status and code. A create on the
+    busy default lane is refused or runs depending on whether the one before it has ended
+    yet - a matter of timing, not of validation - so both count as one outcome."""
+    code = (event.get("error") or {}).get("code")
+    if event["type"] == "response.completed" or code == BUSY:
+        return ("ran or busy", 0, None)
+    return (event["type"], event.get("status", 200), code)
+
+
 def _ws_ends(url: str, messages: list[str | bytes]) -> list[tuple[str, int, str | None]]:
-    """Each message's end (terminal event type, or error status and code), in order of
-    arrival per lane, then a good create still completes."""
+    """Each message's end (:func:`_end`), then a good create still completes."""
     with connect(url.replace("http://", "ws://") + "/responses", open_timeout=10,
                  max_size=None) as conn:  # fmt: skip
         for message in messages:
@@ -104,9 +116,7 @@ def _ws_ends(url: str, messages: list[str | bytes]) -> list[tuple[str, int, str 
         conn.send(orjson.dumps({"type": "response.create", "model": "m", "input": "hi"}).decode())
         (last,) = _ws_answers(conn, 1)
         assert last["type"] == "response.completed", last
-    return sorted(
-        (e["type"], e.get("status", 200), (e.get("error") or {}).get("code")) for e in ended
-    )
+    return sorted(_end(e) for e in ended)
 
 
 @given(messages=st.lists(ws_messages(), min_size=1, max_size=6))
