@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests.misbehaving import NEVER, MisbehavingServer
 from tests.servers import free_port, start_gateway, start_mock
 
 WEATHER = {
@@ -269,4 +270,80 @@ def test_an_upstream_that_is_down_gives_the_apis_error_shape() -> None:
             assert _until_done(connection).type == "error"  # the connection stayed open
     finally:
         gateway.stop()
+    assert "Traceback" not in "".join(gateway.output)
+
+
+def _sse_head() -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+CREATED = (
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,'
+    b'"response":{"id":"resp_x","object":"response","status":"in_progress","output":[]}}\n\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "close", "status", "code"),
+    [
+        # A 500 from the upstream: the client's 502, the upstream's fault named.
+        (b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}", False, 502,
+         "upstream_error"),
+        # The upstream never answers: a 504 after --upstream-timeout.
+        (NEVER, False, 504, "upstream_timeout"),
+    ],
+)  # fmt: skip
+def test_an_upstream_failing_before_its_stream_is_the_apis_error(
+    reply: object, close: bool, status: int, code: str
+) -> None:
+    with MisbehavingServer(lambda _: reply, close_after=close) as upstream:  # type: ignore[arg-type,return-value]
+        gateway, url = start_gateway(upstream.url, "--upstream-timeout", "1")
+        try:
+            answer = httpx.post(url + "/responses", json={"model": "m", "input": "hi"}, timeout=30)
+            assert answer.status_code == status
+            assert answer.json()["error"]["code"] == code
+            with _sdk(url) as client, client.responses.connect() as connection:
+                connection.response.create(model="mock-agent", input="hi", store=False)
+                event = _until_done(connection)
+                assert event.type == "error" and event.status == status
+                assert event.error.code == code
+            assert _stats(url)["upstream_errors"] == 2
+        finally:
+            gateway.stop()
+    assert "Traceback" not in "".join(gateway.output)
+
+
+def test_an_upstream_that_breaks_mid_stream_ends_the_response_with_an_error_event() -> None:
+    # The stream starts (response.created reaches the client), then the upstream hangs up.
+    with MisbehavingServer(lambda _: _sse_head() + _chunk(CREATED), close_after=True) as up:
+        gateway, url = start_gateway(up.url)
+        try:
+            with _sdk(url) as client, client.responses.connect() as connection:
+                connection.response.create(model="mock-agent", input="hi", store=False)
+                first = next(iter(connection))
+                assert first.type == "response.created"
+                event = _until_done(connection)
+                assert event.type == "error" and event.status == 502
+                assert event.error.code == "upstream_error"
+                # Nothing was recorded: continuing the broken response is refused.
+                connection.response.create(
+                    model="mock-agent", previous_response_id="resp_x", input="go on"
+                )
+                refused = _until_done(connection)
+                assert refused.type == "error"
+                assert refused.error.code == "previous_response_not_found"
+            streamed = httpx.post(
+                url + "/responses", json={"model": "m", "input": "hi", "stream": True}, timeout=30
+            )
+            assert streamed.status_code == 200
+            assert b"event: error" in streamed.content
+            assert b"upstream_error" in streamed.content
+        finally:
+            gateway.stop()
     assert "Traceback" not in "".join(gateway.output)
