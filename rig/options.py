@@ -235,6 +235,14 @@ class RunOptions:
         default=MOCK,
         choices=(MOCK, GATEWAY),
     )
+    gateway_stats: str = option(
+        "a gateway's base URL (or a comma-separated list) whose /stats are read at the "
+        "start and the end of the run into summary.json's gateway section (for --check on "
+        "its figures); a host name that resolves to several addresses (a headless "
+        "Service) is read at each replica",
+        {LOCUST},
+        default="",
+    )
     direct_url: str = option(
         "also run a twin of each transport of --direct-transports straight to this base URL "
         "(the upstream behind a gateway), in the same run and under the same load: the "

@@ -225,6 +225,9 @@ class LocustRun:
         self.extra_meta = dict(extra_meta or {})
         """Added to meta.json (``rig compare``: the embedded mock's preset and quota)."""
         self.on_end = on_end
+        self.attachments: dict[str, Any] = {}
+        """What the orchestration keeps for this run between its hooks (the gateway's
+        ``/stats`` watch)."""
         self.transports = parse_transports(options.transports)
         self.scenarios: list[Scenario] = resolve_scenarios(options.scenario)
         self.target = Target.from_url(

@@ -27,7 +27,7 @@ the gateway does not report is ``null``.
 * ``responses_completed``, ``responses_failed``, ``upstream_requests``, and the hits and
   misses: ``hits_connection``, ``hits_checkpoint`` (older gateways: ``hits_store``),
   ``misses_not_found`` and by cause ``misses_evicted``, ``misses_expired``,
-  ``misses_foreign``, ``misses_unknown``; ``resumes``, ``evictions``;
+  ``misses_foreign``, ``misses_unavailable``, ``misses_unknown``; ``resumes``, ``evictions``;
 * checkpoints: ``checkpoint_writes``, ``checkpoint_bytes``, ``checkpoint_failures``,
   ``checkpoint_ms_mean`` (write latency), ``checkpoint_bytes_per_write``;
   ``upstream_ttfb_ms_mean``;
@@ -65,7 +65,15 @@ GATEWAY_FILE = "gateway.json"
 """The run directory's file of the gateway's ``/stats`` samples (see :func:`gateway_section`)."""
 
 GAUGES = frozenset(
-    {"connections_open", "in_flight", "sessions", "session_bytes", "memory_rss_bytes", "draining"}
+    {
+        "connections_open",
+        "in_flight",
+        "sessions",
+        "session_bytes",
+        "memory_rss_bytes",
+        "checkpoint_up",
+        "draining",
+    }
 )
 """``/stats`` figures that are levels, not counters: never differenced."""
 
@@ -82,6 +90,7 @@ _COUNTERS = (
     "misses_evicted",
     "misses_expired",
     "misses_foreign",
+    "misses_unavailable",
     "misses_unknown",
     "resumes",
     "evictions",

@@ -13,7 +13,7 @@ from locust import events
 
 from rig.locust.plugin import install, user_classes
 from rig.redact import install_redaction
-from rig.run.verdict import report_at_end
+from rig.run.verdict import report_at_end, watch_gateway
 
 install_redaction()  # no key in any log (rig.redact); again once Locust set up logging
 install(events, on_end=report_at_end)
@@ -25,6 +25,12 @@ def _redact_keys(environment: Any, **_: Any) -> None:
     parsed = environment.parsed_options
     variable = getattr(parsed, "api_key_env", "") if parsed is not None else ""
     install_redaction([os.environ.get(variable, "")] if variable else [])
+
+
+@events.test_start.add_listener
+def _watch_gateway(environment: Any, **_: Any) -> None:
+    """The gateway's figures at the start (``--gateway-stats``), for the summary."""
+    watch_gateway(environment)
 
 
 globals().update({cls.__name__: cls for cls in user_classes()})  # Locust finds them here

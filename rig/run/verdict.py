@@ -12,11 +12,15 @@ import logging
 
 import orjson
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
-from rig.locust.plugin import LocustRun
+from rig.locust.plugin import LocustRun, run_of
+from rig.metrics.rundir import RunDirectory
 from rig.report import ReportError, evaluate, render_run
+from rig.report.gateway import GATEWAY_FILE
+from rig.run.gateway_stats import StatsWatch, replica_urls
 
-__all__ = ["EXIT_CHECK_FAILED", "EXIT_NOTHING_TO_REPORT", "report_at_end"]
+__all__ = ["EXIT_CHECK_FAILED", "EXIT_NOTHING_TO_REPORT", "report_at_end", "watch_gateway"]
 
 log = logging.getLogger("rig.run")
 
@@ -24,11 +28,37 @@ EXIT_CHECK_FAILED = 1
 EXIT_NOTHING_TO_REPORT = 3
 
 
+GATEWAY_WATCH = "gateway"
+
+
+def watch_gateway(environment: Environment) -> None:
+    """At the start of a run on the master or a local runner: read the gateway's
+    ``/stats`` (``--gateway-stats``, every replica) to compare with its end."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    run = run_of(environment)
+    url = run.options.gateway_stats
+    if not url:
+        return
+    watch = StatsWatch([replica for part in url.split(",") for replica in replica_urls(part)])
+    watch.begin()
+    for error in watch.errors:
+        log.warning("rig: gateway stats: %s", error)
+    run.attachments[GATEWAY_WATCH] = watch
+
+
 def report_at_end(environment: Environment, run: LocustRun) -> None:
-    """Render the run directory, print the summary if asked, judge the checks."""
+    """Render the run directory (with the gateway's figures when watched), print the
+    summary if asked, judge the checks."""
     if run.relay.run is None:
         return
     run_dir = run.relay.run.path
+    watch = run.attachments.pop(GATEWAY_WATCH, None)
+    if isinstance(watch, StatsWatch):
+        watch.finish()
+        for error in watch.errors:
+            log.warning("rig: gateway stats: %s", error)
+        RunDirectory(run_dir).write_json(GATEWAY_FILE, watch.observed(embedded=False))
     try:
         rendered = render_run(run_dir)
     except ReportError as exc:

@@ -315,7 +315,10 @@ def test_the_gateway_overlay_runs_the_load_through_two_gateway_replicas_sharing_
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
 
-        argv, env = prepare("Job", "locust-master", "master", "master")
+        # The headless Service that resolves to every replica: here, both URLs.
+        replicas = {"RIG_GATEWAY_STATS_URL": ",".join(f"{url}/v1" for url in gateway_urls)}
+        argv, env = prepare("Job", "locust-master", "master", "master", replicas)
+        assert "--gateway-stats" in argv
         master = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -345,6 +348,10 @@ def test_the_gateway_overlay_runs_the_load_through_two_gateway_replicas_sharing_
     # Every check of the verdict ran and passed.
     for key in sorted(k for k in rendered_env if k.startswith("RIG_CHECK")):
         assert f"check ok {rendered_env[key]}" in output, key
+    # The gateway section holds both replicas' figures, as their own /stats count them.
+    section = summary["gateway"]
+    assert section["upstream_requests"] == sum(g["upstream_requests"] for g in gateways)
+    assert section["client_bytes_in"] == sum(g["client_bytes_in"] for g in gateways)
     # Both replicas served turns, continued conversations from their state and called the
     # mock with the full context: every upstream call reached it.
     assert all(g["upstream_requests"] > 0 and g["hits_connection"] > 0 for g in gateways)
