@@ -52,6 +52,7 @@ from rig.protocol.errors import (
     ServerError,
     ws_error_event,
 )
+from rig.protocol.models import MOCK_MODEL, model_list, model_object
 from rig.protocol.requests import (
     ResponseCreateEvent,
     ResponseCreateRequest,
@@ -362,6 +363,24 @@ class MockApp:
         self.stats.add("bytes_out", len(payload))
         headers = verdict.headers if verdict is not None else None
         return Response(payload, headers=headers, media_type="application/json")
+
+    async def list_models(self, request: Request) -> Response:
+        """``GET /v1/models``: the rig's default model name (any name is served)."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+        except APIError as error:
+            return self.failed(error)
+        return json_response(model_list([MOCK_MODEL]))
+
+    async def get_model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: any id, since any model name is served."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+        except APIError as error:
+            return self.failed(error)
+        return json_response(model_object(request.path_params["model_id"]))
 
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
@@ -687,6 +706,8 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Strea
         Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", mock.delete_response, methods=["DELETE"]),
         Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
+        Route("/v1/models", mock.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", mock.get_model, methods=["GET"]),
         Route("/health", mock.health, methods=["GET"]),
         Route("/stats", mock.stats_endpoint, methods=["GET"]),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from rig.protocol.errors import APIError
 from rig.protocol.ids import new_id
-from rig.protocol.requests import ResponseCreateRequest
+from rig.protocol.requests import FunctionTool, ResponseCreateRequest
 
 __all__ = [
     "ResponseStream",
@@ -88,17 +88,22 @@ def function_call_item(
 
 
 def _echo_tools(request: ResponseCreateRequest) -> list[dict[str, Any]]:
+    """The request's tools as a response echoes them: function tools with the API's
+    defaults filled in, every other kind as sent."""
     tools = []
     for tool in request.tools or ():
-        tools.append(
-            {
-                "type": "function",
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters,
-                "strict": True if tool.strict is None else tool.strict,
-            }
-        )
+        if isinstance(tool, FunctionTool):
+            tools.append(
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": True if tool.strict is None else tool.strict,
+                }
+            )
+        else:
+            tools.append(tool.model_dump(mode="json", exclude_unset=True))
     return tools
 
 
