@@ -296,7 +296,7 @@ class MockApp:
         finally:
             if verdict is not None:
                 await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
-        self.stats.add("responses_completed")
+        self.stats.add(_outcome(turn))
         payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
         headers = verdict.headers if verdict is not None else None
@@ -460,6 +460,11 @@ def _parse_chat(body: bytes) -> Any:
     return parse_chat_request(parse_json_object(body))
 
 
+def _outcome(turn: PreparedTurn) -> str:
+    """The counter a finished response adds to: warm-ups are not model turns."""
+    return "warmups" if turn.warmup else "responses_completed"
+
+
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
     options = getattr(create, "stream_options", None)
     return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
@@ -513,7 +518,7 @@ class _EventStream(Response):
             ):
                 app.stats.add("responses_failed")
                 return
-            app.stats.add("responses_completed")
+            app.stats.add(_outcome(turn))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
@@ -692,7 +697,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
                 before_last=finish,
             )  # fmt: skip
-            app.stats.add("responses_completed")
+            app.stats.add(_outcome(turn))
         finally:
             if verdict is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)

@@ -175,11 +175,16 @@ class PreparedTurn:
     call_kinds: list[str] = field(default_factory=list)
     """The output item each call becomes, by position (``function`` when absent):
     ``custom`` (a custom tool's input), ``local_shell`` (an argv list)."""
+    warmup: bool = False
+    """A warm-up (``generate: false``, a prewarm): state prepared, nothing generated."""
 
     def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, event)`` pairs: when, after the request arrived, to send each event."""
         stream = self.stream
         yield 0.0, stream.created()
+        if self.warmup:
+            yield 0.0, stream.completed(self.usage)
+            return
         yield 0.0, stream.in_progress()
         step = self.token_interval_s * self.delta_tokens
         at = self.ttft_s
@@ -232,7 +237,9 @@ class PreparedTurn:
     @property
     def usage(self) -> dict[str, Any]:
         """The response's ``usage``: this request's cacheable prefix beyond what was cached
-        counts as written to the cache."""
+        counts as written to the cache. A warm-up reports none: it generates nothing."""
+        if self.warmup:
+            return usage_object(0, 0, 0)
         written = max(0, cacheable_tokens(self.input_tokens) - self.cached_tokens)
         return usage_object(
             self.input_tokens,
@@ -452,6 +459,12 @@ class TurnEngine:
             seed = (request.instructions or "").encode() + tools_json
             cached, chain_end = self._stateless_cache(seed, transcript)
             base_bytes = 0
+        if not request.generates:
+            return self._warmup(
+                request, stream, transcript, prefix_tokens + history_tokens, cached,
+                context_tokens=history_tokens, context_bytes=base_bytes + body_bytes,
+                chain_end=chain_end, owner=owner,
+            )  # fmt: skip
         if not transcript:
             raise InvalidRequestError(
                 "Missing required parameter: 'input'. Provide input items or a "
@@ -496,6 +509,42 @@ class TurnEngine:
             reasoning_tokens=reasoning,
             encrypted_reasoning=encrypted,
             call_kinds=[call.kind for call in turn.tool_calls[: len(call_pieces)]],
+        )
+
+    def _warmup(
+        self,
+        request: ResponseCreateRequest,
+        stream: ResponseStream,
+        transcript: list[TranscriptItem],
+        input_tokens: int,
+        cached: int,
+        *,
+        context_tokens: int,
+        context_bytes: int,
+        chain_end: int | None,
+        owner: str,
+    ) -> PreparedTurn:
+        """A warm-up: the conversation is resolved and recorded like any response (its id
+        can be continued, and the provider's prompt cache learns its prefix), but the model
+        is not asked, nothing is generated and no time is modelled."""
+        return PreparedTurn(
+            request=request,
+            stream=stream,
+            transcript=transcript,
+            model_turn=ModelTurn(None),
+            text_pieces=[],
+            call_pieces=[],
+            input_tokens=input_tokens,
+            cached_tokens=min(cached, input_tokens),
+            output_tokens=0,
+            context_tokens=context_tokens,
+            context_bytes=context_bytes,
+            ttft_s=0.0,
+            token_interval_s=0.0,
+            delta_tokens=self.delta_tokens,
+            chain_end=chain_end,
+            owner=owner,
+            warmup=True,
         )
 
     async def finish(

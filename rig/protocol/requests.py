@@ -26,15 +26,20 @@ from rig.protocol.errors import InvalidRequestError
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "TOOL_TYPES",
     "ContentPart",
+    "CustomTool",
     "FunctionCallItem",
     "FunctionCallOutputItem",
     "FunctionTool",
     "InputItem",
     "MessageItem",
+    "NamespaceTool",
+    "PromptCacheOptions",
     "ReasoningItem",
     "ResponseCreateEvent",
     "ResponseCreateRequest",
+    "Tool",
     "TranscriptItem",
     "content_text",
     "invalid_request_from",
@@ -567,6 +572,14 @@ Tool = Annotated[
 _Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
 
 
+class PromptCacheOptions(_Strict):
+    """How the request uses the provider's prompt cache; ``prewarm`` fills it and generates
+    nothing."""
+
+    prewarm: bool | None = None
+    ttl: Literal["30m", "12h"] | None = None
+
+
 class ResponseCreateRequest(_Strict):
     """Body of ``POST /v1/responses`` (and of a WebSocket ``response.create``)."""
 
@@ -586,13 +599,29 @@ class ResponseCreateRequest(_Strict):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     user: str | None = None
+    prompt_cache_options: PromptCacheOptions | None = None
+
+    @property
+    def generates(self) -> bool:
+        """False for a warm-up: the response prepares the conversation's state (its id can
+        be continued) and generates no output. Over HTTP that is
+        ``prompt_cache_options.prewarm``."""
+        options = self.prompt_cache_options
+        return not (options is not None and options.prewarm)
 
 
 class ResponseCreateEvent(ResponseCreateRequest):
-    """WebSocket client event: a create body plus ``type`` and an optional ``stream_id`` lane."""
+    """WebSocket client event: a create body plus ``type`` and an optional ``stream_id`` lane,
+    and ``generate`` (WebSocket mode only: false for a warm-up, as Codex opens a session)."""
 
     type: Literal["response.create"]
     stream_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    generate: bool = True
+
+    @property
+    def generates(self) -> bool:
+        """False for ``generate: false`` or a prewarm (which overrides ``generate``)."""
+        return self.generate and super().generates
 
 
 _TYPE_NAMES = {
