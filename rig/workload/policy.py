@@ -554,10 +554,9 @@ def _honour(
     calls = tuple(call for call in turn.tool_calls if _offered_call(call, tools))
     if not parallel_tool_calls and len(calls) > 1:
         calls = (max(calls, key=_call_weight),)
-    must_call = (
-        tool_choice == "required"
-        or (isinstance(tool_choice, Mapping)
-        and (tool_choice.get("type") != "allowed_tools" or tool_choice.get("mode") == "required"))
+    must_call = tool_choice == "required" or (
+        isinstance(tool_choice, Mapping)
+        and (tool_choice.get("type") != "allowed_tools" or tool_choice.get("mode") == "required")
     )
     if must_call and not calls:
         forced = _forced_call(tools)
