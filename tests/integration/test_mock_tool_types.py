@@ -133,3 +133,31 @@ def _until_done(connection: Any) -> Any:
         if event.type in ("response.completed", "response.failed", "error"):
             return event
     raise AssertionError("connection closed before a terminal event")
+
+
+def _offered(tools: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(call item type, name) of every call these tools allow."""
+    allowed: set[tuple[str, str]] = set()
+    for tool in tools:
+        members = tool["tools"] if tool["type"] == "namespace" else [tool]
+        for member in members:
+            if member["type"] == "function":
+                allowed.add(("function_call", member["name"]))
+            elif member["type"] == "custom":
+                allowed.add(("custom_tool_call", member["name"]))
+        if tool["type"] in ("local_shell", "shell", "apply_patch"):
+            allowed.add((f"{tool['type']}_call", ""))
+    return allowed
+
+
+@pytest.mark.parametrize(
+    "prompt", ["Fix the failing test", "Weather in Paris?", "Add a search box", "hello"]
+)
+def test_with_every_tool_type_only_offered_client_tools_are_called(
+    client: openai.OpenAI, prompt: str
+) -> None:
+    response = client.responses.create(model="mock-agent", input=prompt, tools=ALL_TOOLS)
+    assert response.status == "completed"
+    allowed = _offered(ALL_TOOLS)
+    for call in _calls(response):
+        assert (call.type, getattr(call, "name", "")) in allowed, call
