@@ -283,7 +283,7 @@ class MockApp:
             return self.gone(request)
         verdict = None
         if self.limiter is not None:  # with no limits, no limit work at all
-            verdict = await self.admit(request.headers, turn.input_tokens, create.model)
+            verdict = await self.admit(request.headers, turn.charged_input_tokens, create.model)
             if verdict.error is not None:
                 return error_response(verdict.error, verdict.headers)
         if create.stream:
@@ -678,7 +678,7 @@ class _WSConnection(WSModeConnection[_Create]):
         limiter = app.limiter
         verdict: Verdict | None = None
         if limiter is not None:
-            verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
+            verdict = await limiter.admit(self.scopes, turn.charged_input_tokens, event.model)
             if verdict.error is not None:
                 assert verdict.rejection is not None
                 app.stats.add(f"rate_limited_{verdict.rejection.kind}")

@@ -250,6 +250,12 @@ class PreparedTurn:
         )
 
     @property
+    def charged_input_tokens(self) -> int:
+        """Input tokens the rate limits charge: what ``usage`` reports (none for a
+        warm-up)."""
+        return 0 if self.warmup else self.input_tokens
+
+    @property
     def total_s(self) -> float:
         """Seconds until the last event is due."""
         return self.ttft_s + self.token_interval_s * self.output_tokens

@@ -107,3 +107,24 @@ def test_generate_over_http_is_not_a_websocket_field(mock: str) -> None:
         )
     assert response.output_text
     assert _stats(mock)["warmups"] == 0
+
+
+def test_a_warmup_charges_no_tokens_to_the_rate_limits() -> None:
+    """Its usage is zero, and the token limit charges what usage reports."""
+    process, url = start_mock("--preset", "instant", "--tpm", "200")
+    try:
+        long_prompt = "Please read the whole repository first. " * 100  # ~1,000 tokens
+        warmup = httpx.post(
+            url + "/responses",
+            json={
+                "model": "mock-agent",
+                "input": long_prompt,
+                "prompt_cache_options": {"prewarm": True},
+            },
+        )
+        assert warmup.status_code == 200, warmup.text
+        assert warmup.headers["x-ratelimit-remaining-tokens"] == "200"
+        charged = httpx.post(url + "/responses", json={"model": "mock-agent", "input": long_prompt})
+        assert charged.status_code == 429
+    finally:
+        process.stop()
