@@ -472,18 +472,25 @@ class TurnEngine:
                 param="input",
                 code="missing_required_parameter",
             )
+        # max_output_tokens bounds reasoning and visible tokens together; the model thinks
+        # first, so reasoning spends the budget first (all of it, at worst: the response
+        # then ends incomplete with nothing visible, as the API's does).
+        reasoning = self.latency.reasoning_count(self.rng)
+        visible_budget = request.max_output_tokens
+        if visible_budget is not None:
+            reasoning = min(reasoning, visible_budget)
+            visible_budget -= reasoning
         turn, text_pieces, call_pieces, output_tokens, truncated = self._decide(
             transcript,
             stream.tools,
             request.metadata,
-            request.max_output_tokens,
+            visible_budget,
             request.tool_choice,
             request.parallel_tool_calls,
         )
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)
         ttft = self.latency.ttft_s(body_bytes, rehydrated_bytes, input_tokens - cached, self.rng)
-        reasoning = self.latency.reasoning_count(self.rng)
         encrypted = None
         if reasoning and "reasoning.encrypted_content" in (request.include or ()):
             encrypted = encrypted_reasoning(reasoning)

@@ -23,7 +23,13 @@ import orjson
 from rig.errors import RigError
 from rig.workload.dialects import Toolbox, ToolCall, example_arguments, tool_name
 from rig.workload.dialects_workspace import workspace_answer, workspace_turn
-from rig.workload.scenarios import Phase, Scenario, Step, builtin_scenarios
+from rig.workload.scenarios import (
+    Phase,
+    Scenario,
+    Step,
+    builtin_scenarios,
+    scenario_for_prompt,
+)
 from rig.workload.tools import TOOL_NAMES
 
 __all__ = [
@@ -240,7 +246,9 @@ class ModelPolicy:
         return ModelTurn(_final_answer(plan, scenario, prompt, transcript))
 
     def scenario_for(self, prompt: str, metadata: Mapping[str, str] | None = None) -> Scenario:
-        """The scenario a task plays: from metadata, else the default, else chosen by prompt."""
+        """The scenario a task plays: ``metadata["scenario"]``, else the mock's
+        ``--scenario``, else (both ``mixed``) the one the prompt asks for in its own words,
+        else the fallback (:func:`rig.workload.scenarios.scenario_for_prompt`)."""
         name = _requested_scenario(metadata) or self.default_scenario
         if name == MIXED:
             return self.scenarios[self._mixed_cached(prompt)]
@@ -284,11 +292,9 @@ class ModelPolicy:
         return name
 
     def _mixed_choice(self, prompt: str) -> str:
-        """A scenario whose prompt templates produced ``prompt``, else one picked by its hash."""
-        for name in self._names:
-            if self.scenarios[name].matches_prompt(prompt):
-                return name
-        return self._names[_hash_int("mixed", prompt) % len(self._names)]
+        """The scenario ``prompt`` asks for (its templates, else its keywords, else the
+        fallback)."""
+        return scenario_for_prompt(prompt, self.scenarios)
 
     def _make_plan(self, scenario_name: str, prompt: str) -> Plan:
         scenario = self.scenarios[scenario_name]
