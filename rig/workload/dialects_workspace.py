@@ -346,7 +346,7 @@ def _absorb(slot: str, facts: WorkspaceFacts, output: str) -> None:
         files = []
         for line in text.splitlines():
             match = _PATH_LINE.match(line.strip())
-            if match and "." in match.group(1).rsplit("/", 1)[-1] + "/":
+            if match:
                 files.append(match.group(1))
         facts.files = files
         facts.test_command = _test_command(files)

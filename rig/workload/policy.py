@@ -565,7 +565,7 @@ def _honour(
         and (tool_choice.get("type") != "allowed_tools" or tool_choice.get("mode") == "required")
     )
     if must_call and not calls:
-        forced = _forced_call(tools)
+        forced = Toolbox.from_tools(tools).shell("git status --short") or _forced_call(tools)
         calls = (forced,) if forced is not None else ()
     if calls == turn.tool_calls:
         return turn

@@ -73,10 +73,10 @@ def _project(repo: Path) -> None:
     _git(repo, "commit", "-qm", "calculator with a failing test")
 
 
-def _config(home: Path, base_url: str, websockets: bool) -> None:
+def _config(home: Path, base_url: str, websockets: bool, model: str) -> None:
     home.mkdir()
     (home / "config.toml").write_text(
-        f'model = "{MODEL}"\n'
+        f'model = "{model}"\n'
         'model_provider = "mock"\n'
         'approval_policy = "never"\n'
         'sandbox_mode = "workspace-write"\n'
@@ -95,15 +95,15 @@ def _config(home: Path, base_url: str, websockets: bool) -> None:
 
 
 def _run_codex(
-    tmp_path: Path, websockets: bool
+    tmp_path: Path, websockets: bool, model: str, *mock_args: str
 ) -> tuple[list[dict[str, Any]], dict[str, int], Path]:
     codex = _codex()
     repo = tmp_path / "repo"
     _project(repo)
-    mock, base_url = start_mock("--preset", "instant", "--scenario", "fix_failing_test")
+    mock, base_url = start_mock("--preset", "instant", *mock_args)
     try:
         home = tmp_path / "codex-home"
-        _config(home, base_url, websockets)
+        _config(home, base_url, websockets, model)
         env = {**os.environ, "CODEX_HOME": str(home), "MOCK_KEY": "sk-mock-test"}
         done = subprocess.run(
             [codex, "exec", "--json", "--skip-git-repo-check", TASK],
@@ -130,7 +130,7 @@ def _items(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("websockets", [False, True], ids=["http-sse", "websocket"])
 def test_codex_fixes_a_failing_test_through_its_own_tools(tmp_path: Path, websockets: bool) -> None:
-    events, stats, repo = _run_codex(tmp_path, websockets)
+    events, stats, repo = _run_codex(tmp_path, websockets, MODEL, "--scenario", "fix_failing_test")
 
     kinds = [e["type"] for e in events]
     assert "turn.failed" not in kinds and "error" not in kinds
@@ -176,3 +176,19 @@ def test_codex_fixes_a_failing_test_through_its_own_tools(tmp_path: Path, websoc
         assert stats["http_requests"] == 0
     else:
         assert stats["http_requests"] >= model_turns
+
+
+def test_codex_without_its_apply_patch_tool_patches_through_its_shell(tmp_path: Path) -> None:
+    """A model name Codex does not know: it warns, offers no apply_patch tool, and the
+    scripted model sends the patch through exec_command, which Codex applies itself. No
+    --scenario: the task's own words choose fix_failing_test."""
+    events, stats, repo = _run_codex(tmp_path, False, "mock-agent")
+    assert "turn.failed" not in [e["type"] for e in events]
+    warnings = _items(events, "error")
+    assert all("metadata" in w["message"] for w in warnings)  # the unknown-model warning
+    patches = _items(events, "file_change")
+    assert patches and all(p["status"] == "completed" for p in patches)
+    assert "a + b" in (repo / "src" / "calc.py").read_text()
+    messages = _items(events, "agent_message")
+    assert "2 passed" in messages[-1]["text"]
+    assert stats["responses_completed"] == len(messages) and stats["errors"] == 0

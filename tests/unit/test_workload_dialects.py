@@ -68,6 +68,8 @@ class Workspace:
             return "Process exited with code 1\nOutput:\n" + PYTEST_FAILING
         if command.startswith("sed -n"):
             return "Process exited with code 0\nOutput:\n" + self.files[command.split()[-1]]
+        if command.startswith("apply_patch <<'RIG_PATCH'\n"):  # Codex intercepts these
+            return self.apply(command.partition("\n")[2].removesuffix("RIG_PATCH"))
         if command.startswith("cat > "):
             head, _, body = command.partition("\n")
             self.files[head.split()[2]] = body.removesuffix("RIG_EOF")
@@ -304,3 +306,32 @@ def test_the_mock_streams_a_custom_tool_call_with_its_input() -> None:
     item = events[-1]["response"]["output"][-1]
     assert item["type"] == "custom_tool_call" and item["name"] == "apply_patch"
     assert item["input"] == done["input"]
+
+
+def test_the_local_shell_tool_gets_local_shell_calls_with_an_argv() -> None:
+    workspace = Workspace()
+
+    def execute(call: ToolCall) -> str:
+        assert (call.kind, call.name) == ("local_shell", "local_shell")
+        argv = orjson.loads(call.arguments)
+        assert argv[:2] == ["bash", "-lc"]
+        return workspace.run(argv[2])
+
+    tools = [{"type": "local_shell"}]
+    _, _, answer = play(ModelPolicy(default_scenario="fix_failing_test"), tools, execute)
+    assert workspace.files["src/calc.py"] == "def add(a, b):\n    return a + b\n"
+    assert "1 passed" in answer
+
+    engine = TurnEngine(ModelPolicy(), LatencyModel(), MemoryStore(), seed=1)
+    request = parse_create_request({"model": "m", "input": "fix it", "tools": tools})
+
+    async def go() -> dict[str, Any]:
+        turn = await engine.prepare(request, body_bytes=100)
+        events = [event for _, event in turn.timed_events()]
+        stored = await engine.finish(turn)
+        assert stored.transcript[-1]["call_type"] == "local_shell_call"
+        return events[-1]["response"]["output"][-1]
+
+    item = asyncio.run(go())
+    assert item["type"] == "local_shell_call"
+    assert item["action"]["type"] == "exec" and item["action"]["command"][:2] == ["bash", "-lc"]
