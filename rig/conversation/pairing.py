@@ -41,6 +41,13 @@ def check_pairing(items: Iterable[Mapping[str, Any]], pending: Collection[str] =
         )
 
 
+_CALL_ITEM_TYPES = frozenset(
+    {"function_call", "custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call"}
+)
+"""Output items of calls the client runs and answers (each needs its output)."""
+
+
 def pending_calls(response: Mapping[str, Any]) -> set[str]:
-    """Call ids of the function calls in a response object's ``output``."""
-    return {item["call_id"] for item in response["output"] if item["type"] == "function_call"}
+    """Call ids of the client-run tool calls (function, custom, local shell, shell,
+    apply_patch) in a response object's ``output``."""
+    return {item["call_id"] for item in response["output"] if item["type"] in _CALL_ITEM_TYPES}

@@ -52,6 +52,7 @@ from rig.protocol.errors import (
     ServerError,
     ws_error_event,
 )
+from rig.protocol.models import MOCK_MODEL, model_list, model_object
 from rig.protocol.requests import (
     ResponseCreateEvent,
     ResponseCreateRequest,
@@ -282,7 +283,7 @@ class MockApp:
             return self.gone(request)
         verdict = None
         if self.limiter is not None:  # with no limits, no limit work at all
-            verdict = await self.admit(request.headers, turn.input_tokens, create.model)
+            verdict = await self.admit(request.headers, turn.charged_input_tokens, create.model)
             if verdict.error is not None:
                 return error_response(verdict.error, verdict.headers)
         if create.stream:
@@ -295,7 +296,7 @@ class MockApp:
         finally:
             if verdict is not None:
                 await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
-        self.stats.add("responses_completed")
+        self.stats.add(_outcome(turn))
         payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
         headers = verdict.headers if verdict is not None else None
@@ -362,6 +363,24 @@ class MockApp:
         self.stats.add("bytes_out", len(payload))
         headers = verdict.headers if verdict is not None else None
         return Response(payload, headers=headers, media_type="application/json")
+
+    async def list_models(self, request: Request) -> Response:
+        """``GET /v1/models``: the rig's default model name (any name is served)."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+        except APIError as error:
+            return self.failed(error)
+        return json_response(model_list([MOCK_MODEL]))
+
+    async def get_model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: any id, since any model name is served."""
+        self.stats.add("http_requests")
+        try:
+            self.authenticate(request.headers)
+        except APIError as error:
+            return self.failed(error)
+        return json_response(model_object(request.path_params["model_id"]))
 
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
@@ -441,6 +460,11 @@ def _parse_chat(body: bytes) -> Any:
     return parse_chat_request(parse_json_object(body))
 
 
+def _outcome(turn: PreparedTurn) -> str:
+    """The counter a finished response adds to: warm-ups are not model turns."""
+    return "warmups" if turn.warmup else "responses_completed"
+
+
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
     options = getattr(create, "stream_options", None)
     return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
@@ -494,7 +518,7 @@ class _EventStream(Response):
             ):
                 app.stats.add("responses_failed")
                 return
-            app.stats.add("responses_completed")
+            app.stats.add(_outcome(turn))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
@@ -654,7 +678,7 @@ class _WSConnection(WSModeConnection[_Create]):
         limiter = app.limiter
         verdict: Verdict | None = None
         if limiter is not None:
-            verdict = await limiter.admit(self.scopes, turn.input_tokens, event.model)
+            verdict = await limiter.admit(self.scopes, turn.charged_input_tokens, event.model)
             if verdict.error is not None:
                 assert verdict.rejection is not None
                 app.stats.add(f"rate_limited_{verdict.rejection.kind}")
@@ -673,7 +697,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
                 before_last=finish,
             )  # fmt: skip
-            app.stats.add("responses_completed")
+            app.stats.add(_outcome(turn))
         finally:
             if verdict is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
@@ -687,6 +711,8 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Strea
         Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", mock.delete_response, methods=["DELETE"]),
         Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
+        Route("/v1/models", mock.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", mock.get_model, methods=["GET"]),
         Route("/health", mock.health, methods=["GET"]),
         Route("/stats", mock.stats_endpoint, methods=["GET"]),
     ]

@@ -15,7 +15,7 @@ import os
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -54,6 +54,10 @@ __all__ = [
 
 ITEM_OVERHEAD_TOKENS = 4
 """Tokens charged per conversation item for role and framing, as chat formats do."""
+
+_DELTA_EVENTS = frozenset(
+    {"response.function_call_arguments.delta", "response.custom_tool_call_input.delta"}
+)
 
 PROMPT_CACHE_MIN_TOKENS = 1024
 PROMPT_CACHE_BLOCK_TOKENS = 128
@@ -168,11 +172,19 @@ class PreparedTurn:
     owner: str = ANONYMOUS_OWNER
     reasoning_tokens: int = 0
     encrypted_reasoning: str | None = None
+    call_kinds: list[str] = field(default_factory=list)
+    """The output item each call becomes, by position (``function`` when absent):
+    ``custom`` (a custom tool's input), ``local_shell`` (an argv list)."""
+    warmup: bool = False
+    """A warm-up (``generate: false``, a prewarm): state prepared, nothing generated."""
 
     def timed_events(self) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(offset_s, event)`` pairs: when, after the request arrived, to send each event."""
         stream = self.stream
         yield 0.0, stream.created()
+        if self.warmup:
+            yield 0.0, stream.completed(self.usage)
+            return
         yield 0.0, stream.in_progress()
         step = self.token_interval_s * self.delta_tokens
         at = self.ttft_s
@@ -193,11 +205,23 @@ class PreparedTurn:
                 if event["type"] == "response.output_text.delta":
                     at += step
             position += 1
-        for call_id, name, pieces in self.call_pieces:
-            events = stream.function_call(name, pieces, call_id=call_id, status=status(position))
+        for index, (call_id, name, pieces) in enumerate(self.call_pieces):
+            kind = self.call_kinds[index] if index < len(self.call_kinds) else "function"
+            if kind == "custom":
+                events = stream.custom_tool_call(
+                    name, pieces, call_id=call_id, status=status(position)
+                )
+            elif kind == "local_shell":
+                events = stream.local_shell_call(
+                    _argv("".join(pieces)), call_id=call_id, status=status(position)
+                )
+            else:
+                events = stream.function_call(
+                    name, pieces, call_id=call_id, status=status(position)
+                )
             for event in events:
                 yield at, event
-                if event["type"] == "response.function_call_arguments.delta":
+                if event["type"] in _DELTA_EVENTS:
                     at += step
             position += 1
         if self.truncated:
@@ -213,7 +237,9 @@ class PreparedTurn:
     @property
     def usage(self) -> dict[str, Any]:
         """The response's ``usage``: this request's cacheable prefix beyond what was cached
-        counts as written to the cache."""
+        counts as written to the cache. A warm-up reports none: it generates nothing."""
+        if self.warmup:
+            return usage_object(0, 0, 0)
         written = max(0, cacheable_tokens(self.input_tokens) - self.cached_tokens)
         return usage_object(
             self.input_tokens,
@@ -222,6 +248,12 @@ class PreparedTurn:
             written,
             self.reasoning_tokens,
         )
+
+    @property
+    def charged_input_tokens(self) -> int:
+        """Input tokens the rate limits charge: what ``usage`` reports (none for a
+        warm-up)."""
+        return 0 if self.warmup else self.input_tokens
 
     @property
     def total_s(self) -> float:
@@ -277,6 +309,44 @@ class PreparedChat:
         return self.ttft_s + self.token_interval_s * self.completion_tokens
 
 
+def _argv(arguments: str) -> list[str]:
+    """A local shell call's argv from its JSON (empty when the token limit cut it)."""
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return []
+    return [str(part) for part in value] if isinstance(value, list) else []
+
+
+def _normal_call(item: dict[str, Any]) -> TranscriptItem:
+    """An output call item in the transcript's normalised form: every client-run call takes
+    the function call shape, ``call_type`` naming the item type it came as (as
+    :func:`rig.protocol.requests.normalize_input` does for a client's input)."""
+    kind = item["type"]
+    if kind == "custom_tool_call":
+        return {
+            "type": "function_call",
+            "call_id": item["call_id"],
+            "name": item["name"],
+            "arguments": item["input"],
+            "call_type": kind,
+        }
+    if kind == "local_shell_call":
+        return {
+            "type": "function_call",
+            "call_id": item["call_id"],
+            "name": "local_shell",
+            "arguments": orjson.dumps(item["action"]).decode(),
+            "call_type": kind,
+        }
+    return {
+        "type": "function_call",
+        "call_id": item["call_id"],
+        "name": item["name"],
+        "arguments": item["arguments"],
+    }
+
+
 class TurnEngine:
     """Decides, sizes and times responses for every transport of one mock process."""
 
@@ -303,10 +373,20 @@ class TurnEngine:
         tools: Sequence[dict[str, Any]],
         metadata: dict[str, str] | None,
         max_output_tokens: int | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool = True,
     ) -> tuple[ModelTurn, list[str], list[tuple[str, str, list[str]]], int, bool]:
-        """The model's turn as token pieces; cut at ``max_output_tokens`` like the API."""
+        """The model's turn as token pieces; cut at ``max_output_tokens`` like the API.
+
+        The tool rules reach the policy only when they are not the defaults, so a policy
+        written for the three-argument form keeps working."""
+        rules: dict[str, Any] = {}
+        if tool_choice not in (None, "auto"):
+            rules["tool_choice"] = tool_choice
+        if not parallel_tool_calls:
+            rules["parallel_tool_calls"] = False
         try:
-            turn = self.policy.next_turn(transcript, tools, metadata)
+            turn = self.policy.next_turn(transcript, tools, metadata, **rules)
         except UnknownScenarioError as exc:
             raise InvalidRequestError(str(exc), param="metadata.scenario") from None
         budget = max_output_tokens if max_output_tokens is not None else 1 << 62
@@ -385,6 +465,12 @@ class TurnEngine:
             seed = (request.instructions or "").encode() + tools_json
             cached, chain_end = self._stateless_cache(seed, transcript)
             base_bytes = 0
+        if not request.generates:
+            return self._warmup(
+                request, stream, transcript, prefix_tokens + history_tokens, cached,
+                context_tokens=history_tokens, context_bytes=base_bytes + body_bytes,
+                chain_end=chain_end, owner=owner,
+            )  # fmt: skip
         if not transcript:
             raise InvalidRequestError(
                 "Missing required parameter: 'input'. Provide input items or a "
@@ -392,13 +478,25 @@ class TurnEngine:
                 param="input",
                 code="missing_required_parameter",
             )
+        # max_output_tokens bounds reasoning and visible tokens together; the model thinks
+        # first, so reasoning spends the budget first (all of it, at worst: the response
+        # then ends incomplete with nothing visible, as the API's does).
+        reasoning = self.latency.reasoning_count(self.rng)
+        visible_budget = request.max_output_tokens
+        if visible_budget is not None:
+            reasoning = min(reasoning, visible_budget)
+            visible_budget -= reasoning
         turn, text_pieces, call_pieces, output_tokens, truncated = self._decide(
-            transcript, stream.tools, request.metadata, request.max_output_tokens
+            transcript,
+            stream.tools,
+            request.metadata,
+            visible_budget,
+            request.tool_choice,
+            request.parallel_tool_calls,
         )
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)
         ttft = self.latency.ttft_s(body_bytes, rehydrated_bytes, input_tokens - cached, self.rng)
-        reasoning = self.latency.reasoning_count(self.rng)
         encrypted = None
         if reasoning and "reasoning.encrypted_content" in (request.include or ()):
             encrypted = encrypted_reasoning(reasoning)
@@ -423,6 +521,43 @@ class TurnEngine:
             owner=owner,
             reasoning_tokens=reasoning,
             encrypted_reasoning=encrypted,
+            call_kinds=[call.kind for call in turn.tool_calls[: len(call_pieces)]],
+        )
+
+    def _warmup(
+        self,
+        request: ResponseCreateRequest,
+        stream: ResponseStream,
+        transcript: list[TranscriptItem],
+        input_tokens: int,
+        cached: int,
+        *,
+        context_tokens: int,
+        context_bytes: int,
+        chain_end: int | None,
+        owner: str,
+    ) -> PreparedTurn:
+        """A warm-up: the conversation is resolved and recorded like any response (its id
+        can be continued, and the provider's prompt cache learns its prefix), but the model
+        is not asked, nothing is generated and no time is modelled."""
+        return PreparedTurn(
+            request=request,
+            stream=stream,
+            transcript=transcript,
+            model_turn=ModelTurn(None),
+            text_pieces=[],
+            call_pieces=[],
+            input_tokens=input_tokens,
+            cached_tokens=min(cached, input_tokens),
+            output_tokens=0,
+            context_tokens=context_tokens,
+            context_bytes=context_bytes,
+            ttft_s=0.0,
+            token_interval_s=0.0,
+            delta_tokens=self.delta_tokens,
+            chain_end=chain_end,
+            owner=owner,
+            warmup=True,
         )
 
     async def finish(
@@ -439,12 +574,7 @@ class TurnEngine:
                 text = item["content"][0]["text"] if item["content"] else ""
                 normal = {"type": "message", "role": "assistant", "content": text}
             else:
-                normal = {
-                    "type": "function_call",
-                    "call_id": item["call_id"],
-                    "name": item["name"],
-                    "arguments": item["arguments"],
-                }
+                normal = _normal_call(item)
             output_items.append(normal)
             output_tokens += item_tokens(normal)
         if turn.truncated:

@@ -32,6 +32,7 @@ COUNTERS = (
     "store_evictions",
     "prompt_cache_evictions",
     "plan_cache_evictions",
+    "warmups",
 )
 """Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
 bodies and WebSocket message payloads in; response bodies and message payloads out.
@@ -39,7 +40,10 @@ bodies and WebSocket message payloads in; response bodies and message payloads o
 handshakes) by the limit that refused them; they are counted in ``errors`` too.
 ``client_disconnects`` counts requests whose client left before the body was read;
 ``*_evictions`` count entries the byte bounds of the response store, the provider prompt
-cache and the scripted model's plan cache pushed out (docs/reliability.md)."""
+cache and the scripted model's plan cache pushed out (docs/reliability.md). ``warmups``
+counts responses that generated nothing (``generate: false``, a prompt-cache prewarm):
+they are not model turns, so ``responses_completed`` (and ``/stats``' ``turns``) leave them
+out."""
 
 _SLOT = {name: i for i, name in enumerate(COUNTERS)}
 _SIZE = 8 * len(COUNTERS)

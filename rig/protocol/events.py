@@ -14,11 +14,13 @@ from typing import Any
 
 from rig.protocol.errors import APIError
 from rig.protocol.ids import new_id
-from rig.protocol.requests import ResponseCreateRequest
+from rig.protocol.requests import FunctionTool, ResponseCreateRequest
 
 __all__ = [
     "ResponseStream",
+    "custom_tool_call_item",
     "function_call_item",
+    "local_shell_call_item",
     "message_item",
     "reasoning_item",
     "response_object",
@@ -86,17 +88,22 @@ def function_call_item(
 
 
 def _echo_tools(request: ResponseCreateRequest) -> list[dict[str, Any]]:
+    """The request's tools as a response echoes them: function tools with the API's
+    defaults filled in, every other kind as sent."""
     tools = []
     for tool in request.tools or ():
-        tools.append(
-            {
-                "type": "function",
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters,
-                "strict": True if tool.strict is None else tool.strict,
-            }
-        )
+        if isinstance(tool, FunctionTool):
+            tools.append(
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": True if tool.strict is None else tool.strict,
+                }
+            )
+        else:
+            tools.append(tool.model_dump(mode="json", exclude_unset=True))
     return tools
 
 
@@ -142,6 +149,33 @@ def response_object(
         "usage": usage,
         "user": request.user,
         "metadata": request.metadata or {},
+    }
+
+
+def custom_tool_call_item(
+    item_id: str, call_id: str, name: str, tool_input: str, status: str = "completed"
+) -> dict[str, Any]:
+    """A custom (freeform) tool call output item: ``input`` is the model's free text."""
+    return {
+        "id": item_id,
+        "type": "custom_tool_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "input": tool_input,
+    }
+
+
+def local_shell_call_item(
+    item_id: str, call_id: str, command: list[str], status: str = "completed"
+) -> dict[str, Any]:
+    """A ``local_shell_call`` output item: the client runs ``command`` (an argv list)."""
+    return {
+        "id": item_id,
+        "type": "local_shell_call",
+        "status": status,
+        "call_id": call_id,
+        "action": {"type": "exec", "command": command, "env": {}},
     }
 
 
@@ -332,6 +366,75 @@ class ResponseStream:
             }
         )
         item = function_call_item(item_id, call_id, name, arguments, status)
+        self.output.append(item)
+        yield self._number(
+            {"type": "response.output_item.done", "output_index": index, "item": item}
+        )
+
+    def custom_tool_call(
+        self,
+        name: str,
+        pieces: list[str],
+        call_id: str | None = None,
+        item_id: str | None = None,
+        status: str = "completed",
+    ) -> Iterator[dict[str, Any]]:
+        """Events streaming a call of the custom tool ``name`` whose input is
+        ``"".join(pieces)``."""
+        item_id = item_id or new_id("ctc")
+        call_id = call_id or new_id("call", 12)
+        index = len(self.output)
+        yield self._number(
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": custom_tool_call_item(item_id, call_id, name, "", "in_progress"),
+            }
+        )
+        for piece in pieces:
+            event = {
+                "type": "response.custom_tool_call_input.delta",
+                "item_id": item_id,
+                "output_index": index,
+                "delta": piece,
+            }
+            if self.obfuscate:
+                event["obfuscation"] = self._obfuscation(piece)
+            yield self._number(event)
+        tool_input = "".join(pieces)
+        yield self._number(
+            {
+                "type": "response.custom_tool_call_input.done",
+                "item_id": item_id,
+                "output_index": index,
+                "input": tool_input,
+            }
+        )
+        item = custom_tool_call_item(item_id, call_id, name, tool_input, status)
+        self.output.append(item)
+        yield self._number(
+            {"type": "response.output_item.done", "output_index": index, "item": item}
+        )
+
+    def local_shell_call(
+        self,
+        command: list[str],
+        call_id: str | None = None,
+        item_id: str | None = None,
+        status: str = "completed",
+    ) -> Iterator[dict[str, Any]]:
+        """Events of a ``local_shell_call`` running ``command`` (added, then done)."""
+        item_id = item_id or new_id("lsh")
+        call_id = call_id or new_id("call", 12)
+        index = len(self.output)
+        yield self._number(
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": local_shell_call_item(item_id, call_id, command, "in_progress"),
+            }
+        )
+        item = local_shell_call_item(item_id, call_id, command, status)
         self.output.append(item)
         yield self._number(
             {"type": "response.output_item.done", "output_index": index, "item": item}

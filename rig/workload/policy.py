@@ -21,7 +21,15 @@ from typing import Any
 import orjson
 
 from rig.errors import RigError
-from rig.workload.scenarios import Phase, Scenario, Step, builtin_scenarios
+from rig.workload.dialects import Toolbox, ToolCall, example_arguments, tool_name
+from rig.workload.dialects_workspace import workspace_answer, workspace_turn
+from rig.workload.scenarios import (
+    Phase,
+    Scenario,
+    Step,
+    builtin_scenarios,
+    scenario_for_prompt,
+)
 from rig.workload.tools import TOOL_NAMES
 
 __all__ = [
@@ -71,14 +79,6 @@ class UnknownScenarioError(RigError, ValueError):
             f"unknown scenario {name!r}; set metadata.scenario to one of "
             f"{', '.join(self.known)} or {MIXED!r}"
         )
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A function call the model decides to make."""
-
-    name: str
-    arguments: str
 
 
 @dataclass(frozen=True)
@@ -164,26 +164,91 @@ class ModelPolicy:
         transcript: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]],
         metadata: Mapping[str, str] | None = None,
+        *,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool = True,
     ) -> ModelTurn:
-        """The next model response for this conversation.
+        """The next model response for this conversation, calling only offered tools.
+
+        The tools decide how the task is played: the rig's seven tools play the
+        scenario's scripted calls against the rig's simulated repository (some of them:
+        the scripted calls of those offered); a client's own coding tools (Codex CLI's
+        shell and ``apply_patch``, or function tools recognised by their schemas) play
+        it in the client's real workspace from what the tools return; other tools get
+        a generic call and answer. ``tool_choice`` (``none``, ``required``, a named or
+        an allowed set of tools) and ``parallel_tool_calls=False`` are honoured.
 
         Raises UnknownScenarioError if ``metadata["scenario"]`` names an unknown scenario.
         """
         requested = _requested_scenario(metadata)
         if requested is not None and requested != MIXED and requested not in self.scenarios:
             raise UnknownScenarioError(requested, self._names)
-        if not {_tool_name(tool) for tool in tools} & TOOL_NAMES:
+        allowed = _allowed_tools(tools, tool_choice)
+        if tool_choice == "none":
+            allowed = []
+        turn = self._decide(transcript, allowed, metadata)
+        return _honour(turn, allowed, tool_choice, parallel_tool_calls, transcript)
+
+    def _decide(
+        self,
+        transcript: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        metadata: Mapping[str, str] | None,
+    ) -> ModelTurn:
+        if _offers_rig_tools(tools):
+            # The rig's own agent: the scripted plan, exactly as the load generator expects.
+            prompt = _first_user_message(transcript)
+            scenario = self.scenario_for(prompt, metadata)
+            plan = self._plan_cached(scenario.name, prompt)
+            step = count_model_turns(transcript)
+            if step < len(plan.turns):
+                return self._tool_turn(plan.turns[step], transcript)
+            return ModelTurn(_final_answer(plan, scenario, prompt, transcript))
+        toolbox = Toolbox.from_tools(tools)
+        if not toolbox.bindings:
             return _generic_turn(transcript, tools)
-        prompt = _first_user_message(transcript)
+        prompt, start = _task_prompt(transcript)
         scenario = self.scenario_for(prompt, metadata)
         plan = self._plan_cached(scenario.name, prompt)
+        if toolbox.dialects == {"rig"}:
+            return self._subset_turn(plan, scenario, prompt, transcript, toolbox)
+        if not toolbox.can_work:
+            return _generic_turn(transcript, tools)
+        text, call, facts = workspace_turn(prompt, transcript, start, toolbox, plan.total_turns - 1)
+        if call is None:
+            return ModelTurn(workspace_answer(facts))
+        return ModelTurn(text, (call,))
+
+    def _subset_turn(
+        self,
+        plan: Plan,
+        scenario: Scenario,
+        prompt: str,
+        transcript: Sequence[Mapping[str, Any]],
+        toolbox: Toolbox,
+    ) -> ModelTurn:
+        """Some of the rig's tools: the plan's calls of the offered ones, turn by turn."""
+        offered = {binding.name for binding in toolbox.bindings}
+        turns = []
+        for planned in plan.turns:
+            kept = [i for i, step in enumerate(planned.steps) if step.tool in offered]
+            if kept:
+                turns.append(
+                    PlannedTurn(
+                        planned.phase,
+                        tuple(planned.steps[i] for i in kept),
+                        tuple(planned.texts[i] for i in kept),
+                    )
+                )
         step = count_model_turns(transcript)
-        if step < len(plan.turns):
-            return self._tool_turn(plan.turns[step], transcript)
+        if step < len(turns):
+            return self._tool_turn(turns[step], transcript)
         return ModelTurn(_final_answer(plan, scenario, prompt, transcript))
 
     def scenario_for(self, prompt: str, metadata: Mapping[str, str] | None = None) -> Scenario:
-        """The scenario a task plays: from metadata, else the default, else chosen by prompt."""
+        """The scenario a task plays: ``metadata["scenario"]``, else the mock's
+        ``--scenario``, else (both ``mixed``) the one the prompt asks for in its own words,
+        else the fallback (:func:`rig.workload.scenarios.scenario_for_prompt`)."""
         name = _requested_scenario(metadata) or self.default_scenario
         if name == MIXED:
             return self.scenarios[self._mixed_cached(prompt)]
@@ -227,11 +292,9 @@ class ModelPolicy:
         return name
 
     def _mixed_choice(self, prompt: str) -> str:
-        """A scenario whose prompt templates produced ``prompt``, else one picked by its hash."""
-        for name in self._names:
-            if self.scenarios[name].matches_prompt(prompt):
-                return name
-        return self._names[_hash_int("mixed", prompt) % len(self._names)]
+        """The scenario ``prompt`` asks for (its templates, else its keywords, else the
+        fallback)."""
+        return scenario_for_prompt(prompt, self.scenarios)
 
     def _make_plan(self, scenario_name: str, prompt: str) -> Plan:
         scenario = self.scenarios[scenario_name]
@@ -404,17 +467,128 @@ def _first_user_message(transcript: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
+def _task_prompt(transcript: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """The task: the last user message before the model's first turn (a client such as
+    Codex sends its environment context as an earlier user message), and its index."""
+    prompt, index = "", 0
+    for i, item in enumerate(transcript):
+        kind = item.get("type", "message")
+        if kind == "function_call" or (kind == "message" and item.get("role") == "assistant"):
+            break
+        if kind == "message" and item.get("role") == "user":
+            prompt, index = _content_text(item.get("content")), i
+    return prompt, index
+
+
+def _offers_rig_tools(tools: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether all seven of the rig's tools are offered as function tools."""
+    names = {tool_name(tool) for tool in tools if tool.get("type", "function") == "function"}
+    return names >= TOOL_NAMES
+
+
+def _choice_names(tool_choice: Any) -> set[str] | None:
+    """Tool names a ``tool_choice`` object restricts calls to (None: no restriction)."""
+    if not isinstance(tool_choice, Mapping):
+        return None
+    kind = tool_choice.get("type")
+    if kind in ("function", "custom"):
+        name = tool_choice.get("name")
+        if name is None and isinstance(tool_choice.get("function"), Mapping):
+            name = tool_choice["function"].get("name")  # Chat Completions' shape
+        return {str(name)}
+    if kind == "allowed_tools":
+        return {
+            str(name)
+            for tool in tool_choice.get("tools") or ()
+            if isinstance(tool, Mapping)
+            for name in [tool_name(tool) or tool.get("type")]
+            if name
+        }
+    if isinstance(kind, str):
+        return {kind}  # a hosted or typed tool (local_shell, web_search...)
+    return None
+
+
+def _allowed_tools(tools: Sequence[Mapping[str, Any]], tool_choice: Any) -> list[Mapping[str, Any]]:
+    names = _choice_names(tool_choice)
+    if names is None:
+        return list(tools)
+    return [
+        tool
+        for tool in tools
+        if (tool_name(tool) or tool.get("type")) in names or tool.get("type") in names
+    ]
+
+
+def _offered_call(call: ToolCall, tools: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ``call`` is a call of one of ``tools``, of the right kind."""
+    for tool in tools:
+        kind = tool.get("type", "function")
+        if call.kind == "local_shell" and kind == "local_shell":
+            return True
+        if kind == call.kind and tool_name(tool) == call.name:
+            return True
+    return False
+
+
+def _forced_call(tools: Sequence[Mapping[str, Any]]) -> ToolCall | None:
+    """A call of the first callable tool, for a ``tool_choice`` that demands one."""
+    for tool in tools:
+        kind = tool.get("type", "function")
+        name = tool_name(tool)
+        if kind == "function" and name:
+            spec = tool["function"] if isinstance(tool.get("function"), Mapping) else tool
+            parameters = spec.get("parameters")
+            schema = parameters if isinstance(parameters, Mapping) else {}
+            return ToolCall(name, orjson.dumps(example_arguments(schema)).decode())
+        if kind == "custom" and name:
+            return ToolCall(name, "example", "custom")
+        if kind == "local_shell":
+            return ToolCall("local_shell", '["bash","-lc","git status --short"]', "local_shell")
+    return None
+
+
+def _honour(
+    turn: ModelTurn,
+    tools: Sequence[Mapping[str, Any]],
+    tool_choice: Any,
+    parallel_tool_calls: bool,
+    transcript: Sequence[Mapping[str, Any]],
+) -> ModelTurn:
+    """``turn`` within the request's rules: only offered tools, at most one call without
+    parallel tool calls, none for ``tool_choice="none"``, at least one when required."""
+    calls = tuple(call for call in turn.tool_calls if _offered_call(call, tools))
+    if not parallel_tool_calls and len(calls) > 1:
+        calls = (max(calls, key=_call_weight),)
+    must_call = tool_choice == "required" or (
+        isinstance(tool_choice, Mapping)
+        and (tool_choice.get("type") != "allowed_tools" or tool_choice.get("mode") == "required")
+    )
+    if must_call and not calls:
+        forced = Toolbox.from_tools(tools).shell("git status --short") or _forced_call(tools)
+        calls = (forced,) if forced is not None else ()
+    if calls == turn.tool_calls:
+        return turn
+    text = turn.text
+    if not calls and not text:
+        text = _generic_turn(transcript, []).text
+    return ModelTurn(text, calls)
+
+
+def _call_weight(call: ToolCall) -> int:
+    """Which call to keep when only one may be made: edits, then tests, then the rest."""
+    if call.name in _EDIT_TOOLS or call.kind == "custom":
+        return 3
+    if call.name == "run_tests":
+        return 2
+    return 1
+
+
 def _requested_scenario(metadata: Mapping[str, str] | None) -> str | None:
     if not metadata:
         return None
     value = metadata.get("scenario")
     return str(value) if value else None
-
-
-def _tool_name(tool: Mapping[str, Any]) -> str | None:
-    if isinstance(tool.get("function"), Mapping):
-        return tool["function"].get("name")
-    return tool.get("name")
 
 
 def _calls_by_id(transcript: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -733,76 +907,3 @@ def _function_schema(tool: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] |
 def _snippet(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
-
-
-_STRING_EXAMPLES = {
-    "location": "San Francisco, CA",
-    "city": "Paris",
-    "country": "France",
-    "query": "example",
-    "q": "example",
-    "path": "README.md",
-    "file": "README.md",
-    "url": "https://example.com",
-    "email": "user@example.com",
-    "date": "2024-03-05",
-    "unit": "celsius",
-    "language": "en",
-    "name": "example",
-    "id": "1",
-}
-
-
-def example_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments satisfying a JSON schema's required properties, with plausible values."""
-    value = _example_value(schema, "")
-    return value if isinstance(value, dict) else {}
-
-
-def _example_value(schema: Mapping[str, Any], name: str) -> Any:
-    if not isinstance(schema, Mapping):
-        return "example"
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    if "default" in schema:
-        return schema["default"]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            non_null = [o for o in options if isinstance(o, Mapping) and o.get("type") != "null"]
-            return _example_value((non_null or options)[0], name)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind is None:
-        kind = "object" if "properties" in schema else "string"
-    if kind == "object":
-        properties = schema.get("properties") or {}
-        required = schema.get("required") or []
-        return {
-            key: _example_value(properties.get(key, {}), key)
-            for key in required
-            if isinstance(key, str)
-        }
-    if kind == "array":
-        minimum = schema.get("minItems", 0)
-        if isinstance(minimum, int) and minimum > 0:
-            return [_example_value(schema.get("items", {}), name) for _ in range(minimum)]
-        return []
-    if kind in ("integer", "number"):
-        return 1
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    if schema.get("format") == "date-time":
-        return "2024-03-05T12:00:00Z"
-    lowered = name.lower()
-    if lowered in _STRING_EXAMPLES:
-        return _STRING_EXAMPLES[lowered]
-    for key, example in _STRING_EXAMPLES.items():
-        if len(key) >= 4 and key in lowered:
-            return example
-    return "example"

@@ -39,6 +39,7 @@ __all__ = [
     "builtin_scenarios",
     "load_scenario",
     "make_task",
+    "scenario_for_prompt",
 ]
 
 PROMPT_PLACEHOLDERS = frozenset({"ticket"})
@@ -61,6 +62,7 @@ _FIELDS = {
     "tool_calls": "[min, max] tool calls per task in total",
     "max_parallel": "the most tool calls in one response (default 3)",
     "prompts": "a list of prompt templates",
+    "keywords": "words and phrases of a free-form task prompt that ask for this task",
     "phases": "a list of phases, each with name and steps",
     "final_answers": "a list of final answer templates",
 }
@@ -128,10 +130,38 @@ class Scenario:
     max_parallel: int = 3
     ticket_prefix: str = "TASK"
     source: str = ""
+    keywords: tuple[str, ...] = ()
+    """Lower-case words and phrases by which a free-form prompt asks for this task."""
 
     def matches_prompt(self, text: str) -> bool:
         """True if ``text`` was made from one of this scenario's prompt templates."""
         return any(pattern.fullmatch(text.strip()) for pattern in _prompt_patterns(self.prompts))
+
+    def keyword_hits(self, text: str) -> int:
+        """How many of this scenario's keywords ``text`` contains, as whole words."""
+        return sum(1 for pattern in _keyword_patterns(self.keywords) if pattern.search(text))
+
+
+FALLBACK_SCENARIO = "fix_failing_test"
+"""The task a prompt plays when nothing in it names one (else the first by name)."""
+
+
+def scenario_for_prompt(prompt: str, scenarios: Mapping[str, Scenario]) -> str:
+    """The name of the scenario a free-form task prompt asks for: the one whose prompt
+    templates made it; else the one with the most keywords in it (ties: first by name);
+    else :data:`FALLBACK_SCENARIO` (or the first by name when it is not among them)."""
+    names = sorted(scenarios)
+    for name in names:
+        if scenarios[name].matches_prompt(prompt):
+            return name
+    best, best_hits = None, 0
+    for name in names:
+        hits = scenarios[name].keyword_hits(prompt)
+        if hits > best_hits:
+            best, best_hits = name, hits
+    if best is not None:
+        return best
+    return FALLBACK_SCENARIO if FALLBACK_SCENARIO in scenarios else names[0]
 
 
 @dataclass(frozen=True)
@@ -199,6 +229,16 @@ def _builtin_names() -> tuple[str, ...]:
 def _load_builtin(name: str) -> Scenario:
     resource = resources.files(_PACKAGE).joinpath(_SCENARIO_DIR).joinpath(f"{name}.yaml")
     return _parse(f"{name}.yaml", resource.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=64)
+def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """Each keyword as a whole-word, case-insensitive pattern (any whitespace between the
+    words of a phrase)."""
+    return tuple(
+        re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, k.split())) + r"(?!\w)", re.I)
+        for k in keywords
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -286,6 +326,25 @@ class _Checker:
             templates.append(item.strip() if key == "prompts" else item.strip("\n"))
         return tuple(templates)
 
+    def keywords(self, raw: Mapping[str, Any]) -> tuple[str, ...]:
+        value = raw.get("keywords", [])
+        if not isinstance(value, list):
+            raise self.fail(
+                "keywords",
+                f"expected a list of strings, got {_kind(value)}",
+                "set keywords to a list of words or phrases",
+            )
+        keywords = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(
+                    f"keywords[{index}]",
+                    f"expected a non-empty string, got {_kind(item)}",
+                    "write the keyword as text",
+                )
+            keywords.append(" ".join(item.lower().split()))
+        return tuple(keywords)
+
     def placeholders(self, template: str, where: str, allowed: frozenset[str]) -> None:
         names = ", ".join("{" + name + "}" for name in sorted(allowed))
         try:
@@ -355,6 +414,7 @@ def _parse(source: str, text: str) -> Scenario:
     max_parallel = check.positive_int(raw, "max_parallel", "max_parallel", 3, 1)
     _check_feasible(check, turns, tool_calls, max_parallel)
     prompts = check.templates(raw, "prompts", PROMPT_PLACEHOLDERS)
+    keywords = check.keywords(raw)
     final_answers = check.templates(raw, "final_answers", ANSWER_PLACEHOLDERS)
 
     try:
@@ -378,6 +438,7 @@ def _parse(source: str, text: str) -> Scenario:
         max_parallel=max_parallel,
         ticket_prefix=ticket_prefix,
         source=source,
+        keywords=keywords,
     )
 
 

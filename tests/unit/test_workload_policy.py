@@ -350,10 +350,12 @@ def test_mixed_picks_the_scenario_whose_prompt_it_is() -> None:
         assert policy.scenario_for(make_task(scenario, 9).prompt).name == scenario.name
 
 
-def test_mixed_spreads_foreign_prompts_over_scenarios() -> None:
+def test_mixed_plays_what_a_foreign_prompt_asks_for_else_the_fallback() -> None:
+    # Not a hash of the prompt: "fix the failing test" never plays the search feature.
     policy = ModelPolicy(seed=0)
     chosen = {policy.scenario_for(f"please do task number {i}").name for i in range(60)}
-    assert chosen == set(SCENARIOS)
+    assert chosen == {"fix_failing_test"}
+    assert policy.scenario_for("add a search box").name == "add_search_feature"
 
 
 def test_default_scenario_applies_without_metadata() -> None:
