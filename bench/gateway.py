@@ -91,6 +91,22 @@ TURN_TIMEOUT_S = 120.0
 HANDSHAKES_IN_FLIGHT = 200
 """Connections a client process opens at once (the rest wait their turn)."""
 
+FLAT_PRESET = """\
+# The `fast` preset's pacing without its context-size terms and jitter: the mock's
+# simulated latency is the same whether the context came whole (through the gateway,
+# over HTTP) or as a continuation (direct, over WebSocket).
+name: fast-flat
+description: fast, with parse, rehydrate and prefill terms and jitter zeroed.
+base_ms: 80
+parse_ms_per_kb: 0
+rehydrate_ms_per_kb: 0
+prefill_ms_per_1k_tokens: 0
+tokens_per_s: 1000
+jitter: 0
+prompt_cache_hit_rate: 0.5
+reasoning_tokens: 120
+"""
+
 _COMPLETED = b'{"type":"response.completed"'
 _FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response.incomplete"')
 
@@ -100,11 +116,13 @@ _FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response
 
 @dataclass(frozen=True, slots=True)
 class SessionSpec:
-    """One session: its index (picks the scenario and task), its label and where it goes."""
+    """One session: its index, its label, where it goes, and its task (which picks the
+    scenario and the prompt: session k of each label plays the same task)."""
 
     index: int
     label: str
     port: int
+    task: int
 
 
 @dataclass(slots=True)
@@ -118,6 +136,8 @@ class Samples:
     """The client's JSON size of the whole conversation after each turn."""
     new_bytes: list[int] = field(default_factory=list)
     """The request's size plus the answer's output items, each turn."""
+    final_conversation_bytes: list[int] = field(default_factory=list)
+    """Each session's conversation at the end of a ``run``."""
     errors: list[str] = field(default_factory=list)
 
     def extend(self, other: Samples) -> None:
@@ -150,11 +170,11 @@ class Session:
     def _new_script(self) -> MeasuredScript:
         scenarios = builtin_scenarios()
         names = sorted(scenarios)
-        index = self.spec.index + 1_000_000 * self.conversations
+        index = self.spec.task + 1_000_000 * self.conversations
         self.conversations += 1
         return MeasuredScript(
             "ws",
-            scenarios[names[self.spec.index % len(names)]],
+            scenarios[names[self.spec.task % len(names)]],
             index,
             seed=self.seed,
             corpus=self.corpus,
@@ -298,6 +318,7 @@ class ClientWorker:
                 done += 1
                 if think_s:
                     await asyncio.sleep(think_s)
+            own.final_conversation_bytes.append(session.script.conversation_bytes())
 
         cpu = time.process_time()
         await asyncio.gather(*(drive(s) for s in sessions))
@@ -541,8 +562,10 @@ def latency(samples: Samples) -> dict[str, Any]:
 
 
 def _interleave(count: int, labels: Sequence[tuple[str, int]]) -> list[SessionSpec]:
-    """Sessions 0..count-1 assigned to the labels in turn (session i, label i mod n)."""
-    return [SessionSpec(i, *labels[i % len(labels)]) for i in range(count)]
+    """Sessions 0..count-1 assigned to the labels in turn (session i: label i mod n, task
+    i div n), so each label plays the same tasks."""
+    n = len(labels)
+    return [SessionSpec(i, *labels[i % n], task=i // n) for i in range(count)]
 
 
 def _client_processes(sessions: int, per_process: int) -> int:
@@ -589,6 +612,8 @@ def latency_cell(
         opened = clients.command("open")
         if opened.opened != sessions:
             raise BenchError(f"{opened.opened} of {sessions} opened: {opened.open_errors[:3]}")
+        gateways = {k: v for k, v in targets.items() if k != "direct"}
+        before = {label: stats(server) for label, server in gateways.items()}
         with Meter(servers, clients.pids) as meter:
             reply = clients.command(
                 "run",
@@ -601,10 +626,13 @@ def latency_cell(
                 concurrency=None,
             )
             busy = meter.stop(reply.cpu_s)
+        after = {label: stats(server) for label, server in gateways.items()}
         clients.command("close")
     finally:
         clients.stop()
     figures = {label: latency(reply.samples.get(label, Samples())) for label, _ in labels}
+    for label in gateways:
+        figures[label]["gateway"] = gateway_counters(before[label], after[label])
     turns = sum(f["turns"] for f in figures.values())
     return {
         "sessions": sessions,
@@ -612,6 +640,26 @@ def latency_cell(
         "labels": figures,
         "turns_per_s": turns / reply.wall_s,
         **busy,
+    }
+
+
+def gateway_counters(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """What the gateway counted over a cell: per write and per upstream call."""
+    delta = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
+    writes = max(1, delta["checkpoint_writes"])
+    calls = max(1, delta["upstream_requests"])
+    return {
+        "responses_completed": delta["responses_completed"],
+        "upstream_requests": delta["upstream_requests"],
+        "checkpoint_writes": delta["checkpoint_writes"],
+        "checkpoint_failures": delta["checkpoint_failures"],
+        "checkpoint_us_per_write": delta["checkpoint_us"] / writes,
+        "checkpoint_bytes_per_write": delta["checkpoint_bytes"] / writes,
+        "upstream_ttfb_us_per_call": delta["upstream_ttfb_us"] / calls,
+        "upstream_bytes_out_per_call": delta["upstream_bytes_out"] / calls,
+        "client_bytes_in_per_call": delta["client_bytes_in"] / calls,
+        "hits_connection": delta["hits_connection"],
+        "misses_not_found": delta["misses_not_found"],
     }
 
 
@@ -711,6 +759,7 @@ def memory_cell(
             opened = clients.command("open")
             if opened.opened != sessions:
                 raise BenchError(f"{opened.opened} of {sessions} opened: {opened.open_errors[:3]}")
+            connected = _settled_stats(gateway)
             with Meter({"gateway": gateway, "mock": mock}, clients.pids) as meter:
                 reply = clients.command(
                     "run",
@@ -732,14 +781,12 @@ def memory_cell(
         gateway.stop()
     samples = reply.samples["gateway"]
     turns = len(samples.turn_ms)
-    # Each session's last conversation size: the last sample of each session is not
-    # tagged, so use the mean over final turns: every session ran the same number.
-    finals = samples.conversation_bytes[-sessions:] if samples.conversation_bytes else [0]
-    by_turn = sorted(samples.conversation_bytes)
     rss_growth = idle["memory_rss_bytes"] - baseline["memory_rss_bytes"]
+    rss_connections = connected["memory_rss_bytes"] - baseline["memory_rss_bytes"]
+    rss_conversations = idle["memory_rss_bytes"] - connected["memory_rss_bytes"]
     held = idle["sessions"] - baseline["sessions"]
     session_bytes = idle["session_bytes"] - baseline["session_bytes"]
-    client_conversation = statistics.fmean(by_turn[-sessions:]) if by_turn else 0.0
+    client_conversation = statistics.fmean(samples.final_conversation_bytes or [0])
     result: dict[str, Any] = {
         "store": store.partition(":")[0],
         "sessions": sessions,
@@ -753,7 +800,9 @@ def memory_cell(
         "client_conversation_bytes": client_conversation,
         "ratio_to_client_size": rss_growth / sessions / client_conversation,
         "ratio_to_gateway_size": rss_growth / sessions / (session_bytes / max(1, held)),
-        "final_sample_mean": statistics.fmean(finals),
+        "rss_connection_per_session": rss_connections / sessions,
+        "rss_conversation_per_session": rss_conversations / sessions,
+        "conversation_ratio_to_client_size": rss_conversations / sessions / client_conversation,
         "baseline_rss_bytes": baseline["memory_rss_bytes"],
         "idle_rss_bytes": idle["memory_rss_bytes"],
         **busy,
@@ -795,6 +844,9 @@ def checkpoint_figures(
         for name in redis_after
         if redis_after.get(name, 0) != redis_before.get(name, 0)
     }
+    own = sum(v for k, v in commands.items() if k in ("info", "hello") or k.startswith("client"))
+    commands["gateway_commands"] = commands.get("total_commands_processed", 0) - own
+    commands["gateway_reads"] = commands.get("total_reads_processed", 0) - own
     return {
         "turns": turns,
         "writes": writes,
@@ -803,8 +855,8 @@ def checkpoint_figures(
         "bytes_per_write": written / max(1, writes),
         "us_per_write": micros / max(1, writes),
         "redis_commands": commands,
-        "redis_commands_per_turn": commands.get("total_commands_processed", 0) / turns,
-        "redis_reads_per_turn": commands.get("total_reads_processed", 0) / turns,
+        "redis_commands_per_turn": commands["gateway_commands"] / turns,
+        "redis_reads_per_turn": commands["gateway_reads"] / turns,
         "conversation_bytes_mean": statistics.fmean(samples.conversation_bytes or [0]),
         "new_bytes_mean": statistics.fmean(samples.new_bytes or [0]),
     }
@@ -925,8 +977,12 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                     progress(f"memory {cell['store']}: {cell['ratio_to_client_size']:.2f}x")
             finally:
                 mock.stop()
-            # 1 and 5. Latency through the gateway vs direct; Redis vs memory store.
-            mock = start_mock("fast", config.delta_tokens, config.seed)
+            # 1 and 5. Latency through the gateway vs direct; Redis vs memory store. The
+            # `fast` pacing with its context-size terms zeroed (FLAT_PRESET), so the mock's
+            # simulated latency does not depend on how the context reached it.
+            flat = Path(directory) / "fast-flat.yaml"
+            flat.write_text(FLAT_PRESET)
+            mock = start_mock(str(flat), config.delta_tokens, config.seed)
             try:
                 gateway = start_gateway(mock)
                 try:
@@ -935,6 +991,7 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                         cell = latency_cell(
                             config, sessions, mock, {"gateway": gateway, "direct": mock}
                         )
+                        cell["preset"] = "fast-flat"
                         figures["latency"].append(cell)
                         progress(f"latency {sessions}: {_added(cell, 'ttft_ms', 'p50'):+.2f} ms")
                     with_redis = start_gateway(mock, f"redis://{HOST}:{redis.port}/0")
@@ -945,12 +1002,28 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                             mock,
                             {"gateway": gateway, "gateway-redis": with_redis, "direct": mock},
                         )
+                        figures["checkpoint_latency"]["preset"] = "fast-flat"
                         progress("checkpoint latency done")
                     finally:
                         with_redis.stop()
                 finally:
                     gateway.stop()
-                # 4. Sessions one process holds.
+            finally:
+                mock.stop()
+            # 1 (stock `fast`: with the modelled cost of a full context) and 4.
+            mock = start_mock("fast", config.delta_tokens, config.seed)
+            try:
+                gateway = start_gateway(mock)
+                try:
+                    sessions = config.latency_sessions[0]
+                    cell = latency_cell(
+                        config, sessions, mock, {"gateway": gateway, "direct": mock}
+                    )
+                    cell["preset"] = "fast"
+                    figures["latency"].append(cell)
+                    progress(f"latency fast {sessions}: {_added(cell, 'ttft_ms', 'p50'):+.2f} ms")
+                finally:
+                    gateway.stop()
                 figures["active"] = active_cell(config, mock)
                 progress(f"active {config.active_sessions}: done")
                 figures["idle"] = idle_cell(config, mock)
@@ -981,6 +1054,7 @@ def _latency_rows(cell: dict[str, Any]) -> list[tuple[dict[str, Any], str, dict[
 
 LatencyRow = tuple[dict[str, Any], str, dict[str, Any]]
 LATENCY: list[Column[LatencyRow]] = [
+    ("preset", lambda r: r[0].get("preset", "fast")),
     ("sessions", lambda r: str(r[0]["sessions"])),
     ("target", lambda r: r[1]),
     ("turns", lambda r: f"{r[2]['turns']:,}"),
@@ -995,6 +1069,7 @@ LATENCY: list[Column[LatencyRow]] = [
 ]
 
 ADDED: list[Column[tuple[dict[str, Any], str]]] = [
+    ("preset", lambda r: r[0].get("preset", "fast")),
     ("sessions", lambda r: str(r[0]["sessions"])),
     ("target", lambda r: r[1]),
     ("added TTFT p50 ms", lambda r: f"{_added(r[0], 'ttft_ms', 'p50', r[1]):+.2f}"),
@@ -1032,9 +1107,36 @@ MEMORY: list[Column[dict[str, Any]]] = [
     ("RSS/session KB", lambda c: f"{c['rss_per_session'] / 1e3:,.1f}"),
     ("client conv KB", lambda c: f"{c['client_conversation_bytes'] / 1e3:,.1f}"),
     ("gateway conv KB", lambda c: f"{c['gateway_session_bytes_per_session'] / 1e3:,.1f}"),
+    ("of which socket KB", lambda c: f"{c['rss_connection_per_session'] / 1e3:,.1f}"),
+    ("conversation KB", lambda c: f"{c['rss_conversation_per_session'] / 1e3:,.1f}"),
     ("RSS/client size", lambda c: f"{c['ratio_to_client_size']:.2f}x"),
+    ("conv RSS/client size", lambda c: f"{c['conversation_ratio_to_client_size']:.2f}x"),
     ("RSS/gateway size", lambda c: f"{c['ratio_to_gateway_size']:.2f}x"),
     ("errors", lambda c: str(c["errors"])),
+]
+
+
+CounterRow = tuple[dict[str, Any], str]
+COUNTERS: list[Column[CounterRow]] = [
+    ("sessions", lambda r: str(r[0]["sessions"])),
+    ("target", lambda r: r[1]),
+    ("responses", lambda r: f"{r[0]['labels'][r[1]]['gateway']['responses_completed']:,}"),
+    (
+        "upstream TTFB us",
+        lambda r: f"{r[0]['labels'][r[1]]['gateway']['upstream_ttfb_us_per_call']:,.0f}",
+    ),
+    ("checkpoint writes", lambda r: f"{r[0]['labels'][r[1]]['gateway']['checkpoint_writes']:,}"),
+    ("us/write", lambda r: f"{r[0]['labels'][r[1]]['gateway']['checkpoint_us_per_write']:,.0f}"),
+    ("B/write", lambda r: f"{r[0]['labels'][r[1]]['gateway']['checkpoint_bytes_per_write']:,.0f}"),
+    (
+        "upstream B/call",
+        lambda r: f"{r[0]['labels'][r[1]]['gateway']['upstream_bytes_out_per_call']:,.0f}",
+    ),
+    (
+        "client B/call",
+        lambda r: f"{r[0]['labels'][r[1]]['gateway']['client_bytes_in_per_call']:,.0f}",
+    ),
+    ("misses", lambda r: str(r[0]["labels"][r[1]]["gateway"]["misses_not_found"])),
 ]
 
 
@@ -1049,10 +1151,12 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
     cells = figures["latency"]
     rows = [row for cell in cells for row in _latency_rows(cell)]
     sections += [
-        "1. Added latency, `fast` preset, sessions interleaved gateway/direct (ms; conv KB: "
-        "mean conversation size after a turn)",
+        "1. Added latency, sessions interleaved gateway/direct (ms; conv KB: mean "
+        "conversation size after a turn; fast-flat: `fast` without context-size terms)",
         table(LATENCY, rows),
         table(ADDED, [(cell, "gateway") for cell in cells]),
+        "   The gateway's own counters over these cells (per upstream call / per write):",
+        table(COUNTERS, [(cell, "gateway") for cell in cells]),
     ]
     other += [c["other_busy"] for c in cells]
     sections += [
@@ -1099,6 +1203,7 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
         "   Latency with the Redis store vs the memory store vs direct, same run:",
         table(LATENCY, _latency_rows(lat)),
         table(ADDED, [(lat, "gateway"), (lat, "gateway-redis")]),
+        table(COUNTERS, [(lat, "gateway"), (lat, "gateway-redis")]),
     ]
     other.append(lat["other_busy"])
     warning = noisy_warning(other)
