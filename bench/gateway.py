@@ -88,6 +88,9 @@ HOST = "127.0.0.1"
 GATEWAY_READY = "rig gateway listening on"
 REDIS_READY = "Ready to accept connections"
 TURN_TIMEOUT_S = 120.0
+MEMORY_CONCURRENCY = 20
+"""Turns in flight at once in the memory cells (as in their warm-up): the gateway's
+upstream connection pool, which does not grow with idle sessions, stays the size it was."""
 HANDSHAKES_IN_FLIGHT = 200
 """Connections a client process opens at once (the rest wait their turn)."""
 
@@ -597,6 +600,7 @@ class BenchConfig:
     sessions_per_client: int
     seed: int
     json_path: Path | None
+    cells: tuple[str, ...] = ("cpu", "memory", "latency", "sessions")
 
 
 def latency_cell(
@@ -769,7 +773,7 @@ def memory_cell(
                     warmup_s=0.0,
                     max_turns=config.memory_turns + 1,
                     sample=None,
-                    concurrency=None,
+                    concurrency=max(1, MEMORY_CONCURRENCY // processes),
                 )
                 busy = meter.stop(reply.cpu_s)
             redis_after = redis_info(redis) if redis else None
@@ -951,6 +955,10 @@ def config_with(config: BenchConfig, seconds: float) -> BenchConfig:
     return BenchConfig(**{**asdict(config), "latency_seconds": seconds})
 
 
+class _Skip(Exception):
+    """A cell not asked for (``--cells``)."""
+
+
 def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     """Every cell, in order; servers started fresh where a cell needs a clean process."""
     figures: dict[str, Any] = {"config": asdict(config), "cpus": os.cpu_count()}
@@ -960,7 +968,7 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
 
     # 2. CPU per turn (instant), first: the quietest cells.
     figures["cpu"] = []
-    for delta in config.cpu_deltas:
+    for delta in config.cpu_deltas if "cpu" in config.cells else ():
         figures["cpu"].append(cpu_cell(config, delta))
         progress(f"cpu delta {delta}: ratio {figures['cpu'][-1]['ratio']:.2f}")
 
@@ -971,7 +979,8 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             mock = start_mock("instant", config.delta_tokens, config.seed)
             try:
                 figures["memory"] = []
-                for store in ("memory", f"redis://{HOST}:{redis.port}/0"):
+                stores = ("memory", f"redis://{HOST}:{redis.port}/0")
+                for store in stores if "memory" in config.cells else ():
                     cell = memory_cell(config, mock, store, redis if "redis" in store else None)
                     figures["memory"].append(cell)
                     progress(f"memory {cell['store']}: {cell['ratio_to_client_size']:.2f}x")
@@ -983,11 +992,11 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             flat = Path(directory) / "fast-flat.yaml"
             flat.write_text(FLAT_PRESET)
             mock = start_mock(str(flat), config.delta_tokens, config.seed)
+            figures["latency"] = []
             try:
                 gateway = start_gateway(mock)
                 try:
-                    figures["latency"] = []
-                    for sessions in config.latency_sessions:
+                    for sessions in config.latency_sessions if "latency" in config.cells else ():
                         cell = latency_cell(
                             config, sessions, mock, {"gateway": gateway, "direct": mock}
                         )
@@ -996,6 +1005,8 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                         progress(f"latency {sessions}: {_added(cell, 'ttft_ms', 'p50'):+.2f} ms")
                     with_redis = start_gateway(mock, f"redis://{HOST}:{redis.port}/0")
                     try:
+                        if "latency" not in config.cells:
+                            raise _Skip
                         figures["checkpoint_latency"] = latency_cell(
                             config,
                             config.checkpoint_sessions,
@@ -1004,6 +1015,8 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                         )
                         figures["checkpoint_latency"]["preset"] = "fast-flat"
                         progress("checkpoint latency done")
+                    except _Skip:
+                        pass
                     finally:
                         with_redis.stop()
                 finally:
@@ -1015,21 +1028,22 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             try:
                 gateway = start_gateway(mock)
                 try:
-                    sessions = config.latency_sessions[0]
-                    cell = latency_cell(
-                        config, sessions, mock, {"gateway": gateway, "direct": mock}
-                    )
-                    cell["preset"] = "fast"
-                    figures["latency"].append(cell)
-                    progress(f"latency fast {sessions}: {_added(cell, 'ttft_ms', 'p50'):+.2f} ms")
+                    if "latency" in config.cells:
+                        sessions = config.latency_sessions[0]
+                        targets = {"gateway": gateway, "direct": mock}
+                        cell = latency_cell(config, sessions, mock, targets)
+                        cell["preset"] = "fast"
+                        figures["latency"].append(cell)
+                        added = _added(cell, "ttft_ms", "p50")
+                        progress(f"latency fast {sessions}: {added:+.2f} ms")
                 finally:
                     gateway.stop()
-                figures["active"] = active_cell(config, mock)
-                progress(f"active {config.active_sessions}: done")
-                figures["idle"] = idle_cell(config, mock)
-                progress(
-                    f"idle {config.idle_sessions}: {figures['idle']['check_answered']} answered"
-                )
+                if "sessions" in config.cells:
+                    figures["active"] = active_cell(config, mock)
+                    progress(f"active {config.active_sessions}: done")
+                    figures["idle"] = idle_cell(config, mock)
+                    idle = figures["idle"]
+                    progress(f"idle {config.idle_sessions}: {idle['check_answered']} answered")
             finally:
                 mock.stop()
         finally:
@@ -1150,28 +1164,62 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
     other: list[float] = []
     cells = figures["latency"]
     rows = [row for cell in cells for row in _latency_rows(cell)]
-    sections += [
-        "1. Added latency, sessions interleaved gateway/direct (ms; conv KB: mean "
-        "conversation size after a turn; fast-flat: `fast` without context-size terms)",
-        table(LATENCY, rows),
-        table(ADDED, [(cell, "gateway") for cell in cells]),
-        "   The gateway's own counters over these cells (per upstream call / per write):",
-        table(COUNTERS, [(cell, "gateway") for cell in cells]),
-    ]
+    sections += (
+        []
+        if not cells
+        else [
+            "1. Added latency, sessions interleaved gateway/direct (ms; conv KB: mean "
+            "conversation size after a turn; fast-flat: `fast` without context-size terms)",
+            table(LATENCY, rows),
+            table(ADDED, [(cell, "gateway") for cell in cells]),
+            "   The gateway's own counters over these cells (per upstream call / per write):",
+            table(COUNTERS, [(cell, "gateway") for cell in cells]),
+        ]
+    )
     other += [c["other_busy"] for c in cells]
-    sections += [
-        "2. CPU per turn, `instant` preset, through the gateway only: gateway vs mock, same turns",
-        table(CPU, figures["cpu"]),
-    ]
+    sections += (
+        []
+        if not figures["cpu"]
+        else [
+            "2. CPU per turn, `instant` preset, through the gateway only: gateway vs mock, "
+            "same turns",
+            table(CPU, figures["cpu"]),
+        ]
+    )
     other += [c["other_busy"] for c in figures["cpu"]]
-    sections += [
-        f"3. Memory per idle session (RSS growth / sessions, after {config.memory_turns} turns "
-        "each, `instant` preset)",
-        table(MEMORY, figures["memory"]),
-    ]
+    sections += (
+        []
+        if not figures["memory"]
+        else [
+            f"3. Memory per idle session (RSS growth / sessions, after {config.memory_turns} turns "
+            "each, `instant` preset)",
+            table(MEMORY, figures["memory"]),
+        ]
+    )
     other += [c["other_busy"] for c in figures["memory"]]
-    active, idle = figures["active"], figures["idle"]
-    sections += [
+    if "active" in figures:
+        sections += sessions_report(figures["active"], figures["idle"], config)
+        other.append(figures["active"]["other_busy"])
+    if figures["memory"]:
+        sections += checkpoint_report(figures)
+    if "checkpoint_latency" in figures:
+        lat = figures["checkpoint_latency"]
+        sections += [
+            "   Latency with the Redis store vs the memory store vs direct, same run:",
+            table(LATENCY, _latency_rows(lat)),
+            table(ADDED, [(lat, "gateway"), (lat, "gateway-redis")]),
+            table(COUNTERS, [(lat, "gateway"), (lat, "gateway-redis")]),
+        ]
+        other.append(lat["other_busy"])
+    warning = noisy_warning(other)
+    if warning:
+        sections.append(warning)
+    return "\n\n".join(sections)
+
+
+def sessions_report(active: dict[str, Any], idle: dict[str, Any], config: BenchConfig) -> list[str]:
+    """Section 4."""
+    return [
         f"4. Sessions held by one gateway process. Active: {active['sessions']:,} sessions "
         f"at `fast` with {config.think_s} s think",
         table(LATENCY, _latency_rows(active)),
@@ -1186,12 +1234,14 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
         f"{idle['check_answered']:,} of {idle['checked']:,} sampled sessions answered a turn "
         f"({idle['check_errors']} errors, turn p50 {idle['check_turn_ms']['p50']:.0f} ms)",
     ]
-    other.append(active["other_busy"])
+
+
+def checkpoint_report(figures: dict[str, Any]) -> list[str]:
+    """Section 5's counts."""
     redis_cell = next(c for c in figures["memory"] if c["store"] == "redis")
     checkpoint = redis_cell["checkpoint"]
     commands = ", ".join(f"{k} {v:,}" for k, v in sorted(checkpoint["redis_commands"].items()))
-    lat = figures["checkpoint_latency"]
-    sections += [
+    return [
         f"5. Checkpoints with --store redis ({checkpoint['turns']:,} turns): "
         f"{checkpoint['writes_per_turn']:.2f} writes/turn, "
         f"{checkpoint['redis_commands_per_turn']:.2f} Redis commands/turn, "
@@ -1200,16 +1250,18 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
         f"{checkpoint['conversation_bytes_mean']:,.0f} B (new bytes a turn "
         f"{checkpoint['new_bytes_mean']:,.0f}); {checkpoint['us_per_write']:,.0f} us/write; "
         f"failures {checkpoint['failures']}\n   Redis: {commands}",
-        "   Latency with the Redis store vs the memory store vs direct, same run:",
-        table(LATENCY, _latency_rows(lat)),
-        table(ADDED, [(lat, "gateway"), (lat, "gateway-redis")]),
-        table(COUNTERS, [(lat, "gateway"), (lat, "gateway-redis")]),
     ]
-    other.append(lat["other_busy"])
-    warning = noisy_warning(other)
-    if warning:
-        sections.append(warning)
-    return "\n\n".join(sections)
+
+
+CELLS = ("cpu", "memory", "latency", "sessions")
+
+
+def _cell_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [n for n in names if n not in CELLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown cell {unknown[0]!r}; use {', '.join(CELLS)}")
+    return names
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -1250,6 +1302,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=250,
         help="sessions per client process (250)",
     )
+    parser.add_argument(
+        "--cells",
+        type=_cell_list,
+        default=CELLS,
+        help="which parts to run: cpu, memory (with the checkpoint counts), latency (with "
+        "the Redis vs memory store latency), sessions (1,000 active, 10,000 idle); default all",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     return parser
@@ -1282,6 +1341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sessions_per_client=args.sessions_per_client,
         seed=args.seed,
         json_path=args.json,
+        cells=args.cells,
     )
     limit = raise_open_files_limit()
     if limit < 2 * config.idle_sessions // 1 + 1000 and limit < config.idle_sessions + 500:
