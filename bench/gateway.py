@@ -91,6 +91,12 @@ TURN_TIMEOUT_S = 120.0
 MEMORY_CONCURRENCY = 20
 """Turns in flight at once in the memory cells (as in their warm-up): the gateway's
 upstream connection pool, which does not grow with idle sessions, stays the size it was."""
+IDLE_CONCURRENCY = 100
+"""Turns in flight at once while the idle cell gives every session its first response and
+at its final check: about 1,000 concurrent upstream calls make httpcore's connection pool
+scan every waiting request against every connection on each event (quadratic; the gateway
+then answers nothing, ``/stats`` included, for minutes), which is what the active cell
+measures, not what holding idle sessions costs."""
 HANDSHAKES_IN_FLIGHT = 200
 """Connections a client process opens at once (the rest wait their turn)."""
 
@@ -886,7 +892,7 @@ def idle_cell(config: BenchConfig, mock: ServerProcess) -> dict[str, Any]:
                 warmup_s=0.0,
                 max_turns=10,
                 sample=None,
-                concurrency=250,
+                concurrency=IDLE_CONCURRENCY // processes,
             )
             idle = _settled_stats(gateway)
             with Meter({"gateway": gateway}, clients.pids) as meter:
@@ -900,7 +906,7 @@ def idle_cell(config: BenchConfig, mock: ServerProcess) -> dict[str, Any]:
                 warmup_s=0.0,
                 max_turns=10,
                 sample=config.idle_check // processes,
-                concurrency=250,
+                concurrency=IDLE_CONCURRENCY // processes,
             )
             after = stats(gateway)
             clients.command("close")
@@ -965,6 +971,8 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
 
     def progress(text: str) -> None:
         print(f"  {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+        if config.json_path is not None:  # what is done so far survives a later failure
+            config.json_path.write_bytes(orjson.dumps(figures, default=str))
 
     # 2. CPU per turn (instant), first: the quietest cells.
     figures["cpu"] = []
