@@ -15,6 +15,7 @@ __all__ = [
     "int_list",
     "machine_cpu_seconds",
     "noisy_warning",
+    "percentile",
     "positive_float",
     "positive_int",
     "table",
@@ -83,3 +84,13 @@ def noisy_warning(other_busy: Sequence[float]) -> str | None:
         f"{len(noisy)} of {len(other_busy)} cells: those figures are unreliable; rerun on a "
         "quiet machine."
     )
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of sorted values, by linear interpolation."""
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
