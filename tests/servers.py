@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -215,6 +217,19 @@ class VictoriaMetricsServer:
             "starting http server",
         )
         self.process.wait_ready()
+        # The line comes just before the listener opens: poll /health until it answers.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.process.poll() is not None:
+                self.process.stop()
+                raise RuntimeError("victoria-metrics did not answer /health")
+            time.sleep(0.05)
 
     def export(self, match: str) -> list[dict]:
         """Every sample of the series matching ``match`` (after a forced flush)."""

@@ -321,6 +321,7 @@ class Gateway:
             return self.failed(error)
         finally:
             self.stats.add("in_flight", -1)
+            await _close_events(events)
         assert terminal.response is not None
         if terminal.type == "response.failed":
             detail = (terminal.response.get("error") or {}).get("message") or "failed"
@@ -446,6 +447,14 @@ class Gateway:
             self.stats.add("connections_open", -1)
 
 
+async def _close_events(events: AsyncIterator[RelayedEvent]) -> None:
+    """Finish an upstream call's event stream early or late (releases its slot)."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
 async def _nothing(event: RelayedEvent) -> None:
     """A non-streamed answer sends no events."""
 
@@ -501,8 +510,7 @@ class _EventStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             stats.add("in_flight", -1)
-            with contextlib.suppress(Exception):
-                await self.events.aclose()  # type: ignore[attr-defined]
+            await _close_events(self.events)
 
 
 @dataclass(slots=True)
@@ -576,7 +584,10 @@ class _WSConnection(WSModeConnection[_Create]):
                 await record(event)
                 lane.release()
 
-            await gateway.relay(turn, emit, on_terminal, events, first)
+            try:
+                await gateway.relay(turn, emit, on_terminal, events, first)
+            finally:
+                await _close_events(events)  # its upstream slot and connection, now
         finally:
             gateway.stats.add("in_flight", -1)
 

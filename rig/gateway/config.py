@@ -79,6 +79,10 @@ class UpstreamConfig:
     """Client model names routed here; empty: every model no other upstream names."""
     timeout_s: float = 120.0
     """Longest wait for the upstream's next bytes (and for its connection)."""
+    max_in_flight: int = 128
+    """Calls to this upstream running at once (and its connection pool's size); more
+    wait their turn, first come first served. Bounds the gateway's work per call: a pool
+    of a thousand busy connections cost it more CPU than the calls (docs/performance.md)."""
     encrypted_reasoning: bool = True
     """``responses`` dialect: ask for ``include: ["reasoning.encrypted_content"]`` (the
     upstream is called with ``store: false``, so a reasoning item is reusable in the next
@@ -93,6 +97,8 @@ class UpstreamConfig:
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"upstream {self.base_url!r}: give an http:// or https:// URL")
+        if self.max_in_flight < 1:
+            raise ConfigError(f"upstream {self.base_url}: max_in_flight must be at least 1")
         if not self.timeout_s > 0:
             raise ConfigError(f"upstream {self.base_url}: timeout {self.timeout_s} must be > 0")
 
@@ -202,6 +208,7 @@ class _UpstreamEntry(_Entry):
     model_map: dict[str, str] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=120.0, gt=0)
+    max_in_flight: int = Field(default=128, ge=1)
     encrypted_reasoning: bool = True
 
 
@@ -336,6 +343,7 @@ def load_config_file(
                     model_map=dict(entry.model_map),
                     models=tuple(entry.models),
                     timeout_s=entry.timeout_s,
+                    max_in_flight=entry.max_in_flight,
                     encrypted_reasoning=entry.encrypted_reasoning,
                 )
             )

@@ -29,6 +29,7 @@ the status and the exception's type.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -361,11 +362,16 @@ class Upstream:
         key = config.key()
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
+        self.slots = asyncio.Semaphore(config.max_in_flight)
+        """Calls running at once (:attr:`UpstreamConfig.max_in_flight`)."""
         self.client = httpx.AsyncClient(
             http2=HTTP2,
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+            limits=httpx.Limits(
+                max_connections=config.max_in_flight,
+                max_keepalive_connections=config.max_in_flight,
+            ),
         )
 
     async def close(self) -> None:
@@ -381,36 +387,37 @@ class Upstream:
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
         reader = self.dialect.events(call)
-        try:
-            async with self.client.stream(
-                "POST", self.url, content=body, headers=headers
-            ) as answer:
-                if answer.status_code != 200:
-                    raw = await answer.aread()
-                    stats.add("upstream_bytes_in", len(raw))
-                    refusal = upstream_refusal(
-                        answer.status_code, answer.headers, raw, client_key=headers is not None
-                    )
-                    stats.add(
-                        "upstream_rate_limited"
-                        if isinstance(refusal, RateLimitError)
-                        else "upstream_errors"
-                    )
-                    raise refusal
-                async for chunk in answer.aiter_raw():
-                    stats.add("upstream_bytes_in", len(chunk))
-                    for event in reader.feed(chunk):
-                        yield event
-            for event in reader.end():
-                yield event
-        except httpx.TimeoutException:
-            stats.add("upstream_errors")
-            raise UpstreamTimeoutError(
-                f"The upstream did not answer within {self.config.timeout_s:g} seconds."
-            ) from None
-        except httpx.HTTPError as exc:
-            stats.add("upstream_errors")
-            raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
-        except SSEError as exc:
-            stats.add("upstream_errors")
-            raise UpstreamError(f"The upstream's stream is unreadable: {exc}") from None
+        async with self.slots:  # --upstream max_in_flight: the rest wait their turn
+            try:
+                async with self.client.stream(
+                    "POST", self.url, content=body, headers=headers
+                ) as answer:
+                    if answer.status_code != 200:
+                        raw = await answer.aread()
+                        stats.add("upstream_bytes_in", len(raw))
+                        refusal = upstream_refusal(
+                            answer.status_code, answer.headers, raw, client_key=headers is not None
+                        )
+                        stats.add(
+                            "upstream_rate_limited"
+                            if isinstance(refusal, RateLimitError)
+                            else "upstream_errors"
+                        )
+                        raise refusal
+                    async for chunk in answer.aiter_raw():
+                        stats.add("upstream_bytes_in", len(chunk))
+                        for event in reader.feed(chunk):
+                            yield event
+                for event in reader.end():
+                    yield event
+            except httpx.TimeoutException:
+                stats.add("upstream_errors")
+                raise UpstreamTimeoutError(
+                    f"The upstream did not answer within {self.config.timeout_s:g} seconds."
+                ) from None
+            except httpx.HTTPError as exc:
+                stats.add("upstream_errors")
+                raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
+            except SSEError as exc:
+                stats.add("upstream_errors")
+                raise UpstreamError(f"The upstream's stream is unreadable: {exc}") from None

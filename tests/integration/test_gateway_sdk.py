@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import sys
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -10,7 +13,7 @@ import openai
 import pytest
 
 from tests.misbehaving import NEVER, MisbehavingServer
-from tests.servers import free_port, start_gateway, start_mock
+from tests.servers import ManagedProcess, free_port, start_gateway, start_mock
 
 WEATHER = {
     "type": "function",
@@ -347,3 +350,38 @@ def test_an_upstream_that_breaks_mid_stream_ends_the_response_with_an_error_even
         finally:
             gateway.stop()
     assert "Traceback" not in "".join(gateway.output)
+
+
+def test_calls_beyond_an_upstreams_max_in_flight_wait_their_turn(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with MisbehavingServer(lambda _: NEVER) as upstream:
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            f"upstreams:\n  - base_url: {upstream.url}\n    max_in_flight: 1\n    timeout_s: 5\n"
+        )
+        port = free_port()
+        gateway = ManagedProcess(
+            [sys.executable, "-m", "rig", "gateway", "--port", str(port), "--config", str(config)],
+            "rig gateway listening on",
+        )
+        gateway.wait_ready()
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                calls = [
+                    pool.submit(
+                        httpx.post, url + "/responses", json={"model": "m", "input": "hi"},
+                        timeout=60,
+                    )
+                    for _ in range(2)
+                ]  # fmt: skip
+                deadline = time.monotonic() + 10
+                while _stats(url)["in_flight"] < 2:
+                    assert time.monotonic() < deadline, "the calls never reached the gateway"
+                    time.sleep(0.02)
+                # Both admitted, one upstream call open: the other waits for its slot.
+                assert len(upstream.requests) == 1
+                answers = [call.result() for call in calls]
+            assert [a.status_code for a in answers] == [504, 504]
+            assert len(upstream.requests) == 2  # the second went once the first ended
+        finally:
+            gateway.stop()
