@@ -141,7 +141,7 @@ def response_object(
         "store": request.store,
         "temperature": 1.0 if request.temperature is None else request.temperature,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": request.tool_choice if isinstance(request.tool_choice, str) else "auto",
+        "tool_choice": "auto" if request.tool_choice is None else request.tool_choice,
         "tools": _echo_tools(request) if tools is None else tools,
         "top_logprobs": 0,
         "top_p": 1.0 if request.top_p is None else request.top_p,

@@ -131,3 +131,19 @@ def test_ws_error_event_parses_as_the_sdk_ws_error(stream_id: str | None) -> Non
     assert parsed.status == 400
     assert parsed.error.code == "previous_response_not_found"
     assert parsed.stream_id == stream_id
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "none",
+        "required",
+        {"type": "function", "name": "read_file"},
+        {"type": "custom", "name": "apply_patch"},
+    ],
+)
+def test_the_response_echoes_the_tool_choice_as_asked(choice: object) -> None:
+    request = parse_create_request({"model": "m", "input": "hi", "tool_choice": choice})
+    response = ResponseStream(request).created()["response"]
+    assert response["tool_choice"] == choice
+    assert Response.model_validate(response).tool_choice is not None
