@@ -9,7 +9,7 @@ so the mock and the gateway cannot drift from the SDK's types. Every event dict 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rig.protocol.errors import APIError
@@ -335,40 +335,15 @@ class ResponseStream:
         status: str = "completed",
     ) -> Iterator[dict[str, Any]]:
         """Events streaming a call of ``name`` whose arguments are ``"".join(pieces)``."""
-        item_id = item_id or new_id("fc")
-        call_id = call_id or new_id("call", 12)
-        index = len(self.output)
-        yield self._number(
-            {
-                "type": "response.output_item.added",
-                "output_index": index,
-                "item": function_call_item(item_id, call_id, name, "", "in_progress"),
-            }
-        )
-        for piece in pieces:
-            event = {
-                "type": "response.function_call_arguments.delta",
-                "item_id": item_id,
-                "output_index": index,
-                "delta": piece,
-            }
-            if self.obfuscate:
-                event["obfuscation"] = self._obfuscation(piece)
-            yield self._number(event)
-        arguments = "".join(pieces)
-        yield self._number(
-            {
-                "type": "response.function_call_arguments.done",
-                "item_id": item_id,
-                "output_index": index,
-                "name": name,
-                "arguments": arguments,
-            }
-        )
-        item = function_call_item(item_id, call_id, name, arguments, status)
-        self.output.append(item)
-        yield self._number(
-            {"type": "response.output_item.done", "output_index": index, "item": item}
+        yield from self._streamed_call(
+            name,
+            pieces,
+            item_id or new_id("fc"),
+            call_id or new_id("call", 12),
+            status,
+            function_call_item,
+            "response.function_call_arguments",
+            "arguments",
         )
 
     def custom_tool_call(
@@ -381,19 +356,41 @@ class ResponseStream:
     ) -> Iterator[dict[str, Any]]:
         """Events streaming a call of the custom tool ``name`` whose input is
         ``"".join(pieces)``."""
-        item_id = item_id or new_id("ctc")
-        call_id = call_id or new_id("call", 12)
+        yield from self._streamed_call(
+            name,
+            pieces,
+            item_id or new_id("ctc"),
+            call_id or new_id("call", 12),
+            status,
+            custom_tool_call_item,
+            "response.custom_tool_call_input",
+            "input",
+        )
+
+    def _streamed_call(
+        self,
+        name: str,
+        pieces: list[str],
+        item_id: str,
+        call_id: str,
+        status: str,
+        make_item: Callable[[str, str, str, str, str], dict[str, Any]],
+        prefix: str,
+        field: str,
+    ) -> Iterator[dict[str, Any]]:
+        """A call item whose text (``field``: a function's arguments, a custom tool's
+        input) streams as ``<prefix>.delta`` events, then ``<prefix>.done``."""
         index = len(self.output)
         yield self._number(
             {
                 "type": "response.output_item.added",
                 "output_index": index,
-                "item": custom_tool_call_item(item_id, call_id, name, "", "in_progress"),
+                "item": make_item(item_id, call_id, name, "", "in_progress"),
             }
         )
         for piece in pieces:
             event = {
-                "type": "response.custom_tool_call_input.delta",
+                "type": prefix + ".delta",
                 "item_id": item_id,
                 "output_index": index,
                 "delta": piece,
@@ -401,16 +398,13 @@ class ResponseStream:
             if self.obfuscate:
                 event["obfuscation"] = self._obfuscation(piece)
             yield self._number(event)
-        tool_input = "".join(pieces)
-        yield self._number(
-            {
-                "type": "response.custom_tool_call_input.done",
-                "item_id": item_id,
-                "output_index": index,
-                "input": tool_input,
-            }
-        )
-        item = custom_tool_call_item(item_id, call_id, name, tool_input, status)
+        text = "".join(pieces)
+        done: dict[str, Any] = {"type": prefix + ".done", "item_id": item_id, "output_index": index}
+        if field == "arguments":
+            done["name"] = name  # the function call's done event names it
+        done[field] = text
+        yield self._number(done)
+        item = make_item(item_id, call_id, name, text, status)
         self.output.append(item)
         yield self._number(
             {"type": "response.output_item.done", "output_index": index, "item": item}
