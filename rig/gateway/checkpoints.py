@@ -38,6 +38,7 @@ __all__ = [
     "CheckpointStore",
     "CheckpointUnavailable",
     "Conversation",
+    "Forgotten",
     "MemoryCheckpoints",
     "RedisCheckpoints",
     "open_checkpoints",
@@ -128,7 +129,7 @@ class CheckpointStore(Protocol):
         ...
 
 
-class _Forgotten:
+class Forgotten:
     """Ids this process saw leave a store, and why (bounded: the oldest are forgotten)."""
 
     def __init__(self, limit: int = 100_000):
@@ -166,7 +167,7 @@ class MemoryCheckpoints:
         self.on_evict = on_evict
         self.bytes = 0
         self._entries: OrderedDict[str, tuple[Conversation, float]] = OrderedDict()
-        self._forgotten = _Forgotten()
+        self._forgotten = Forgotten()
 
     async def write(self, response_id: str, conversation: Conversation) -> None:
         """Keep it; evict beyond ``max_bytes``."""

@@ -34,7 +34,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rig.conversation import check_pairing, pending_calls
-from rig.gateway.checkpoints import CheckpointStore, CheckpointUnavailable, Conversation
+from rig.gateway.checkpoints import (
+    CheckpointStore,
+    CheckpointUnavailable,
+    Conversation,
+    Forgotten,
+)
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
     NotFoundError,
@@ -72,7 +77,7 @@ class SessionMemory:
         """Conversation bytes held."""
         self._held: OrderedDict[tuple[int, str], tuple[str, Conversation, float]] = OrderedDict()
         self._lanes: dict[int, dict[str, None]] = {}
-        self._causes: OrderedDict[str, str] = OrderedDict()
+        self._causes = Forgotten()
         self._ids = itertools.count(1)
 
     def __len__(self) -> int:
@@ -93,7 +98,7 @@ class SessionMemory:
                 continue
             if self.clock() >= expires:
                 self._drop(key)
-                self._forget(response_id, "expired")
+                self._causes.add(response_id, "expired")
                 return None
             self._held.move_to_end(key)
             return conversation
@@ -112,12 +117,12 @@ class SessionMemory:
         evicted = 0
         while len(lanes) > self.max_lanes:
             oldest = next(iter(lanes))
-            self._forget(self._held[(connection, oldest)][0], "evicted")
+            self._causes.add(self._held[(connection, oldest)][0], "evicted")
             self._drop((connection, oldest))
             evicted += 1
         while self._held and self.bytes > self.max_bytes:
             oldest_key = next(iter(self._held))
-            self._forget(self._held[oldest_key][0], "evicted")
+            self._causes.add(self._held[oldest_key][0], "evicted")
             self._drop(oldest_key)
             evicted += 1
         if evicted and self.on_evict is not None:
@@ -137,11 +142,6 @@ class SessionMemory:
         self.bytes -= conversation.size
         if unlink:
             self._lanes[key[0]].pop(key[1], None)
-
-    def _forget(self, response_id: str, cause: str) -> None:
-        self._causes[response_id] = cause
-        while len(self._causes) > 100_000:
-            self._causes.popitem(last=False)
 
 
 class SessionCache:
