@@ -39,7 +39,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from rig.conversation import owner_id
+from rig.conversation import owner_id, pending_calls
 from rig.gateway.checkpoints import Conversation
 from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
@@ -218,6 +218,7 @@ class Gateway:
             response=orjson.dumps(response),
             transcript=transcript,
             context_tokens=(prior.context_tokens if prior else 0) + tokens,
+            pending=tuple(pending_calls(response)),
         )
         await self.state.record(response["id"], conversation, cache=cache, lane=lane)
 

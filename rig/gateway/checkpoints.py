@@ -62,6 +62,9 @@ class Conversation:
     transcript: bytes
     """A JSON array: every item of the conversation, this response's output included."""
     context_tokens: int
+    pending: tuple[str, ...] = ()
+    """Call ids of its output's client-run tool calls, awaiting their outputs (read at
+    record time, so a continuation checks pairing without decoding the response)."""
 
     @property
     def size(self) -> int:
@@ -84,6 +87,7 @@ class Conversation:
             "owner": self.owner.encode(),
             "stored": b"1" if self.stored else b"0",
             "tokens": str(self.context_tokens).encode(),
+            "pending": orjson.dumps(self.pending),
             "response": self.response,
             "transcript": self.transcript,
         }
@@ -97,6 +101,7 @@ class Conversation:
             response=fields[b"response"],
             transcript=fields[b"transcript"],
             context_tokens=int(fields[b"tokens"]),
+            pending=tuple(orjson.loads(fields.get(b"pending", b"[]"))),
         )
 
 

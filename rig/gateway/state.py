@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rig.conversation import check_pairing, pending_calls
+from rig.conversation import check_pairing
 from rig.gateway.checkpoints import (
     CheckpointStore,
     CheckpointUnavailable,
@@ -237,7 +237,7 @@ class GatewayState:
             conversation = await self._from_checkpoint(previous_id, owner)
             if cache is not None:
                 self.stats.add("resumes")
-        check_pairing(items, pending_calls(conversation.response_object()))
+        check_pairing(items, conversation.pending)
         return conversation
 
     async def _from_checkpoint(self, response_id: str, owner: str) -> Conversation:
