@@ -35,7 +35,7 @@ import psutil
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -79,7 +79,7 @@ from rig.serving import (
 )
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 
-__all__ = ["Gateway", "build_app"]
+__all__ = ["Gateway", "GatewayFront", "build_app"]
 
 log = logging.getLogger("rig.gateway")
 
@@ -421,8 +421,9 @@ class Gateway:
 
     # -- WebSocket --------------------------------------------------------------------
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        """Responses API WebSocket mode on ``/v1/responses``."""
+    async def websocket(self, websocket: WebSocket, send: Send) -> None:
+        """Responses API WebSocket mode on ``/v1/responses``; ``send`` is the server's own
+        (:class:`GatewayFront`)."""
         try:
             upstream_key = self.authenticate(websocket.headers)
         except APIError as error:
@@ -435,7 +436,8 @@ class Gateway:
         await websocket.accept()
         self.stats.add("connections_open")
         self.stats.add("connections_total")
-        connection = _WSConnection(self, websocket, self.owner(websocket.headers), upstream_key)
+        owner = self.owner(websocket.headers)
+        connection = _WSConnection(self, websocket, send, owner, upstream_key)
         self.connections.add(connection)
         try:
             if self.draining:
@@ -529,7 +531,12 @@ class _WSConnection(WSModeConnection[_Create]):
     upstream, with the connection's memory."""
 
     def __init__(
-        self, gateway: Gateway, websocket: WebSocket, owner: str, upstream_key: str | None
+        self,
+        gateway: Gateway,
+        websocket: WebSocket,
+        send: Send,
+        owner: str,
+        upstream_key: str | None,
     ):
         super().__init__(
             websocket,
@@ -537,6 +544,7 @@ class _WSConnection(WSModeConnection[_Create]):
             max_message_bytes=gateway.config.max_message_bytes,
         )
         self.gateway = gateway
+        self._send = send
         self.stats = gateway.stats
         self.owner = owner
         self.upstream_key = upstream_key
@@ -555,7 +563,7 @@ class _WSConnection(WSModeConnection[_Create]):
 
     async def send(self, data: bytes) -> None:
         self.stats.add("client_bytes_out", len(data))
-        await self.websocket.send_text(data.decode())
+        await self._send({"type": "websocket.send", "text": data.decode()})
 
     async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
         self.stats.add("errors")
@@ -607,11 +615,33 @@ class _WSConnection(WSModeConnection[_Create]):
         await self.send(orjson.dumps(stream.completed(usage)))
 
 
-def build_app(gateway: Gateway) -> Starlette:
+class GatewayFront:
+    """The outermost ASGI app: WebSocket mode goes straight to its handler with the
+    server's own ``send`` (a message per relayed event: Starlette's ``WebSocket.send_text``
+    and its exception middleware's ``send`` wrapper cost a coroutine each per event, as in
+    the mock's front); everything else (and lifespan) goes through Starlette."""
+
+    def __init__(self, gateway: Gateway, app: Starlette):
+        self.gateway = gateway
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope.get("path") == "/v1/responses":
+            await self.gateway.websocket(WebSocket(scope, receive, send), send)
+            return
+        await self.app(scope, receive, send)
+
+    @property
+    def router(self) -> Any:
+        """Starlette's router (its lifespan context is configurable)."""
+        return self.app.router
+
+
+def build_app(gateway: Gateway) -> GatewayFront:
     """The gateway's ASGI application."""
     routes = [
         Route("/v1/responses", gateway.create_response, methods=["POST"]),
-        WebSocketRoute("/v1/responses", gateway.websocket),
         Route("/v1/responses/{response_id}", gateway.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", gateway.delete_response, methods=["DELETE"]),
         Route("/health", gateway.health, methods=["GET"]),
@@ -622,4 +652,4 @@ def build_app(gateway: Gateway) -> Starlette:
         routes=routes, exception_handlers={404: not_found, 405: not_found, 500: server_error}
     )
     app.state.gateway = gateway
-    return app
+    return GatewayFront(gateway, app)

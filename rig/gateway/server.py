@@ -21,13 +21,14 @@ import uvicorn
 from starlette.applications import Starlette
 
 from rig.fdlimit import raise_open_files_limit
-from rig.gateway.app import Gateway, build_app
+from rig.gateway.app import Gateway, GatewayFront, build_app
 from rig.gateway.checkpoints import open_checkpoints
 from rig.gateway.config import GatewayConfig
 from rig.gateway.state import GatewayState, SessionMemory
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
+from rig.serving.wsproto import ServerWSProtocol, ws_read_limit
 
 __all__ = ["create_app", "log_config", "serve"]
 
@@ -64,7 +65,7 @@ def log_config(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def create_app(config: GatewayConfig) -> Starlette:
+def create_app(config: GatewayConfig) -> GatewayFront:
     """The gateway's app: counters, memory, checkpoints, one pooled client per upstream
     (opened at startup, closed at shutdown)."""
     install_redaction(_secrets(config))
@@ -141,7 +142,8 @@ def serve(config: GatewayConfig) -> None:
         host=config.host,
         port=config.port,
         loop="uvloop",
-        ws_max_size=config.max_message_bytes + 1024,
+        ws=ServerWSProtocol,
+        ws_max_size=ws_read_limit(config.max_message_bytes),
         log_level=config.log_level,
         log_config=log_config(config),
         access_log=False,
@@ -158,8 +160,8 @@ def serve(config: GatewayConfig) -> None:
         flush=True,
     )
     app = uv_config.app
-    assert isinstance(app, Starlette)
-    server = _DrainingServer(uv_config, app.state.gateway, config.drain_timeout_s)
+    assert isinstance(app, GatewayFront)
+    server = _DrainingServer(uv_config, app.gateway, config.drain_timeout_s)
     try:
         server.run(sockets=[sock])
     finally:

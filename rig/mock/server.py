@@ -40,8 +40,8 @@ from rig.mock.engine import PromptCache, TurnEngine
 from rig.mock.httpproto import MockServerConfig, TimedHttpProtocol
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
-from rig.mock.wsproto import MessageLimitProtocol, ws_read_limit
 from rig.redact import install_redaction
+from rig.serving.wsproto import ServerWSProtocol, ws_read_limit
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
@@ -274,7 +274,7 @@ def serve(config: MockConfig) -> None:
         loop="uvloop",
         http=TimedHttpProtocol,
         header_timeout_s=config.header_timeout_s,
-        ws=MessageLimitProtocol,
+        ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
         log_level=config.log_level,
         log_config=log_config(config),

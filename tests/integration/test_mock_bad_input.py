@@ -10,8 +10,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from rig.mock.wsproto import ws_read_limit
 from rig.protocol.sniff import is_terminal
+from rig.serving.wsproto import ws_read_limit
 from tests.servers import start_mock
 
 GOOD = {"model": "mock-agent", "input": "hello", "store": False}

@@ -1,0 +1,123 @@
+"""The servers' WebSocket protocol (rig.serving.wsproto) on a real uvicorn and a real client:
+messages sent in one event-loop step leave in one socket write, in order, and what uvicorn
+writes itself (the close) comes after them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from rig.serving.wsproto import ServerWSProtocol
+
+WRITES: list[bytes] = []
+"""Every socket write of the server's WebSocket connections (this module's server)."""
+
+
+class CountingProtocol(ServerWSProtocol):
+    """The protocol under test, with its transport's writes recorded."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(_CountedTransport(transport))
+
+
+class _CountedTransport:
+    """A transport that records each write and forwards everything to the real one."""
+
+    def __init__(self, transport: Any):
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        WRITES.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, then for each message ``N``: sends ``N`` messages in one step (no await
+    that yields between them), or with a real pause between each when ``N`` starts with
+    ``p``; ``close`` closes with 1000."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message["text"]
+        if text == "close":
+            for index in range(3):
+                await send({"type": "websocket.send", "text": f"last-{index}"})
+            await send({"type": "websocket.close", "code": 1000, "reason": "done"})
+            return
+        paced = text.startswith("p")
+        for index in range(int(text.lstrip("p"))):
+            await send({"type": "websocket.send", "text": f"m-{index}"})
+            if paced:
+                await asyncio.sleep(0.001)
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, ws=CountingProtocol, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+async def _exchange(url: str, request: str, count: int) -> tuple[list[str], int]:
+    async with connect(url) as ws:
+        before = len(WRITES)
+        await ws.send(request)
+        received = [str(await ws.recv()) for _ in range(count)]
+        return received, len(WRITES) - before
+
+
+def test_messages_of_one_step_leave_in_one_write_in_order(server_url: str) -> None:
+    received, writes = asyncio.run(_exchange(server_url, "200", 200))
+    assert received == [f"m-{index}" for index in range(200)]
+    assert writes == 1
+
+
+def test_messages_of_separate_steps_are_written_as_they_come(server_url: str) -> None:
+    received, writes = asyncio.run(_exchange(server_url, "p5", 5))
+    assert received == [f"m-{index}" for index in range(5)]
+    assert writes == 5
+
+
+def test_a_close_goes_after_the_messages_queued_before_it(server_url: str) -> None:
+    async def run() -> tuple[list[str], int | None]:
+        async with connect(server_url) as ws:
+            await ws.send("close")
+            received = []
+            try:
+                while True:
+                    received.append(str(await ws.recv()))
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+            return received, code
+
+    received, code = asyncio.run(run())
+    assert received == ["last-0", "last-1", "last-2"]
+    assert code == 1000
