@@ -1,4 +1,4 @@
-"""The gateway's upstreams: stateless providers called over httpx with the full context.
+"""The gateway's upstreams: stateless providers called over aiohttp with the full context.
 
 Each dialect turns one client request (validated, its conversation rebuilt) into one
 streamed upstream call and yields Responses API events, so the app relays them without
@@ -30,12 +30,11 @@ the status and the exception's type.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 import orjson
 
 from rig.gateway.chatrelay import ChatRelay
@@ -56,7 +55,6 @@ from rig.protocol.transcript import chat_messages, chat_tools
 __all__ = [
     "DIALECTS",
     "ENCRYPTED_REASONING",
-    "HTTP2",
     "RelayedEvent",
     "Upstream",
     "UpstreamCall",
@@ -65,10 +63,6 @@ __all__ = [
     "upstream_refusal",
     "without_encrypted_reasoning",
 ]
-
-HTTP2 = importlib.util.find_spec("h2") is not None
-"""HTTP/2 to upstreams that offer it (ALPN over TLS; plain ``http://`` stays HTTP/1.1), when
-the ``h2`` package is installed (a dependency of the rig)."""
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
@@ -350,33 +344,53 @@ DIALECTS: Mapping[str, _Dialect] = {"responses": _ResponsesDialect(), "chat": _C
 
 
 class Upstream:
-    """One upstream: its configuration, its key, and a pooled httpx client (HTTP/2 where
-    the upstream offers it and ``h2`` is installed)."""
+    """One upstream: its configuration, its key, and a pooled aiohttp client session
+    (HTTP/1.1 keep-alive connections, as many as ``max_in_flight``).
+
+    aiohttp rather than httpx: its HTTP parser is compiled (llhttp), and reading a streamed
+    answer as it arrives (``iter_any``: whatever the socket has, many SSE events a read)
+    cost a fifth of the CPU per streamed call that httpx's pure-Python h11 path cost on the
+    mock's event streams (``bench/upstream_clients.py``, docs/performance.md)."""
 
     def __init__(self, config: UpstreamConfig, stats: GatewayStats):
         self.config = config
         self.stats = stats
         self.dialect = DIALECTS[config.dialect]
         self.url = config.base_url.rstrip("/") + self.dialect.path
-        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "accept-encoding": "identity",  # the bytes counted are the bytes on the wire
+        }
         key = config.key()
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
+        self.headers = headers
         self.slots = asyncio.Semaphore(config.max_in_flight)
         """Calls running at once (:attr:`UpstreamConfig.max_in_flight`)."""
-        self.client = httpx.AsyncClient(
-            http2=HTTP2,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-            limits=httpx.Limits(
-                max_connections=config.max_in_flight,
-                max_keepalive_connections=config.max_in_flight,
-            ),
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(10.0, config.timeout_s), sock_read=config.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled client session (made on first use, inside the event loop)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.config.max_in_flight, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self.headers,
+                timeout=self.timeout,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
         """The events of one upstream call. Raises an :class:`APIError` (the API's shape)
@@ -389,14 +403,13 @@ class Upstream:
         reader = self.dialect.events(call)
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
-                async with self.client.stream(
-                    "POST", self.url, content=body, headers=headers
-                ) as answer:
-                    if answer.status_code != 200:
-                        raw = await answer.aread()
+                async with self.session.post(self.url, data=body, headers=headers) as answer:
+                    if answer.status != 200:
+                        raw = await answer.read()
                         stats.add("upstream_bytes_in", len(raw))
+                        passed = {k.lower(): v for k, v in answer.headers.items()}
                         refusal = upstream_refusal(
-                            answer.status_code, answer.headers, raw, client_key=headers is not None
+                            answer.status, passed, raw, client_key=headers is not None
                         )
                         stats.add(
                             "upstream_rate_limited"
@@ -404,18 +417,18 @@ class Upstream:
                             else "upstream_errors"
                         )
                         raise refusal
-                    async for chunk in answer.aiter_raw():
+                    async for chunk in answer.content.iter_any():
                         stats.add("upstream_bytes_in", len(chunk))
                         for event in reader.feed(chunk):
                             yield event
                 for event in reader.end():
                     yield event
-            except httpx.TimeoutException:
+            except TimeoutError:
                 stats.add("upstream_errors")
                 raise UpstreamTimeoutError(
                     f"The upstream did not answer within {self.config.timeout_s:g} seconds."
                 ) from None
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 stats.add("upstream_errors")
                 raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
             except SSEError as exc:

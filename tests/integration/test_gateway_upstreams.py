@@ -17,7 +17,7 @@ import pytest
 
 from rig.gateway.config import UpstreamConfig
 from rig.gateway.stats import GatewayStats
-from rig.gateway.upstream import HTTP2, Upstream, UpstreamCall
+from rig.gateway.upstream import Upstream, UpstreamCall
 from rig.protocol.requests import parse_create_request
 from tests.servers import ManagedProcess, free_port, start_gateway, start_mock
 
@@ -298,22 +298,17 @@ def test_keys_of_one_organisation_share_their_responses(tmp_path: Path, mock_url
         gateway.stop()
 
 
-# -- HTTP/2 where offered ---------------------------------------------------------------
+# -- the upstream client counts the bytes on the wire -------------------------------------
 
 
-def test_the_http2_capable_client_speaks_http1_to_an_upstream_offering_only_that(
-    mock_url: str,
-) -> None:
-    assert HTTP2
+def test_upstream_bytes_are_the_bodies_the_upstream_counted(mock_url: str) -> None:
+    """One streamed call against the real mock: the events arrive whole and in order, and
+    the gateway's upstream byte counters equal the request and response bodies the mock
+    counted (no compression, nothing decoded in between)."""
 
-    async def call() -> tuple[list[str], list[str]]:
-        upstream = Upstream(UpstreamConfig(mock_url), GatewayStats())
-        versions: list[str] = []
-
-        async def seen(response: httpx.Response) -> None:
-            versions.append(response.http_version)
-
-        upstream.client.event_hooks["response"].append(seen)
+    async def call() -> tuple[list[str], GatewayStats]:
+        stats = GatewayStats()
+        upstream = Upstream(UpstreamConfig(mock_url), stats)
         body = {"model": "mock-agent", "input": "hi"}
         request = parse_create_request(body)
         transcript = [{"type": "message", "role": "user", "content": "hi"}]
@@ -323,8 +318,13 @@ def test_the_http2_capable_client_speaks_http1_to_an_upstream_offering_only_that
             ]
         finally:
             await upstream.close()
-        return events, versions
+        return events, stats
 
-    events, versions = asyncio.run(call())
+    before = _stats(mock_url)
+    events, stats = asyncio.run(call())
+    after = _stats(mock_url)
     assert events[0] == "response.created" and events[-1] == "response.completed"
-    assert versions == ["HTTP/1.1"]
+    assert "response.output_text.delta" in events
+    counted = stats.snapshot()
+    assert counted["upstream_bytes_out"] == after["bytes_in"] - before["bytes_in"]
+    assert counted["upstream_bytes_in"] == after["bytes_out"] - before["bytes_out"]

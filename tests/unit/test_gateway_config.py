@@ -18,7 +18,6 @@ from rig.gateway.config import (
 )
 from rig.gateway.upstream import (
     DIALECTS,
-    HTTP2,
     UpstreamCall,
     UpstreamError,
     upstream_refusal,
@@ -240,11 +239,6 @@ def test_an_upstream_refusing_the_clients_own_key_is_the_clients_error(status: i
     assert refused.message == "Incorrect API key provided: sk-***abcd."
     gateways = upstream_refusal(status, {}, raw)  # the gateway's own key: not the client's
     assert isinstance(gateways, UpstreamError) and gateways.status == 502
-
-
-def test_http2_is_available_to_upstream_clients() -> None:
-    """h2 is a dependency: upstreams that offer HTTP/2 (ALPN) get it."""
-    assert HTTP2
 
 
 def test_every_configuration_field_can_be_written_in_the_file(tmp_path: Path) -> None:

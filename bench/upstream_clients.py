@@ -1,0 +1,155 @@
+"""The gateway's upstream client: CPU per streamed call, aiohttp against httpx, one run.
+
+The gateway relays each client turn as one streamed ``POST /v1/responses`` to a stateless
+upstream and reads the SSE answer as it arrives. This bench times exactly that read with
+the two candidate clients, side by side against the same ``rig mock`` (``instant`` preset,
+so the mock answers at once and the client's own cost dominates): ``--calls`` calls each,
+``--concurrency`` at a time over a keep-alive pool of that size, alternating the clients
+over ``--rounds`` rounds so both see the same machine. The figure is the client process's
+CPU time per call (``time.process_time``), at ``--delta-tokens`` 1 (an event per token,
+the worst case) and 8. Both read the body as it arrives: httpx with ``aiter_raw`` (what
+the gateway used), aiohttp with ``content.iter_any`` (what it uses now).
+
+Usage (from the repository root)::
+
+    python bench/upstream_clients.py                # about 1 minute
+    python bench/upstream_clients.py --calls 2000 --rounds 5
+
+Figures: docs/performance.md ("The upstream client").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import httpx
+import orjson
+import uvloop
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from _common import int_list, positive_int, table  # noqa: E402
+from mock_throughput import MOCK_READY, start_server  # noqa: E402
+
+from rig.run.ports import free_port  # noqa: E402
+
+Client = Callable[[str, bytes, int, int], Awaitable[int]]
+
+
+def _body(items: int) -> bytes:
+    """A full-context request of ``items`` user messages (the gateway sends the whole
+    conversation; the size of the request matters less than the stream read here)."""
+    message = {"role": "user", "content": "Fix the failing test in src/app.ts, then run it."}
+    return orjson.dumps(
+        {"model": "mock-agent", "input": [message] * items, "stream": True, "store": False}
+    )
+
+
+async def with_httpx(url: str, body: bytes, calls: int, concurrency: int) -> int:
+    """``calls`` streamed calls with httpx (h11); the bytes read."""
+    received = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def one() -> None:
+            nonlocal received
+            async with client.stream("POST", url, content=body, headers=headers) as answer:
+                async for chunk in answer.aiter_raw():
+                    received += len(chunk)
+
+        for _ in range(calls // concurrency):
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+    return received
+
+
+async def with_aiohttp(url: str, body: bytes, calls: int, concurrency: int) -> int:
+    """``calls`` streamed calls with aiohttp (llhttp); the bytes read."""
+    received = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+
+        async def one() -> None:
+            nonlocal received
+            async with session.post(url, data=body, headers=headers) as answer:
+                async for chunk in answer.content.iter_any():
+                    received += len(chunk)
+
+        for _ in range(calls // concurrency):
+            await asyncio.gather(*(one() for _ in range(concurrency)))
+    return received
+
+
+CLIENTS: dict[str, Client] = {"httpx": with_httpx, "aiohttp": with_aiohttp}
+
+
+def measure(client: Client, url: str, body: bytes, calls: int, concurrency: int) -> float:
+    """CPU microseconds per call of one round (checks every call read the same bytes)."""
+    began = time.process_time()
+    received = uvloop.run(client(url, body, calls, concurrency))
+    used = time.process_time() - began
+    if received == 0:
+        raise RuntimeError("no bytes read")
+    return used * 1e6 / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=positive_int, default=640)
+    parser.add_argument("--concurrency", type=positive_int, default=16)
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--deltas", type=int_list, default=(1, 8))
+    parser.add_argument("--items", type=positive_int, default=20)
+    args = parser.parse_args()
+    body = _body(args.items)
+    rows = []
+    for delta in args.deltas:
+        port = free_port()
+        argv = [sys.executable, "-m", "rig", "mock", "--port", str(port), "--preset", "instant"]
+        mock = start_server("mock", [*argv, "--delta-tokens", str(delta)], port, MOCK_READY)
+        try:
+            url = f"http://127.0.0.1:{port}/v1/responses"
+            figures: dict[str, list[float]] = {name: [] for name in CLIENTS}
+            for name, client in CLIENTS.items():  # a warm-up round each, not counted
+                measure(client, url, body, args.concurrency * 4, args.concurrency)
+            for _ in range(args.rounds):
+                for name, client in CLIENTS.items():
+                    figures[name].append(measure(client, url, body, args.calls, args.concurrency))
+        finally:
+            mock.stop()
+        httpx_us = statistics.median(figures["httpx"])
+        for name, values in figures.items():
+            ratio = statistics.median(values) / httpx_us
+            rows.append((delta, name, min(values), statistics.median(values), max(values), ratio))
+        print(f"  delta {delta}: done", file=sys.stderr, flush=True)
+    print(
+        f"\nStreamed upstream calls, client CPU per call (us), {args.calls} calls x "
+        f"{args.rounds} rounds, {args.concurrency} at a time, instant mock\n"
+    )
+    print(
+        table(
+            [
+                ("delta", lambda r: str(r[0])),
+                ("client", lambda r: r[1]),
+                ("min", lambda r: f"{r[2]:,.0f}"),
+                ("median", lambda r: f"{r[3]:,.0f}"),
+                ("max", lambda r: f"{r[4]:,.0f}"),
+                ("vs httpx", lambda r: f"{r[5]:.2f}x"),
+            ],
+            rows,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
