@@ -120,7 +120,7 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}/v1/responses"
             figures: dict[str, list[float]] = {name: [] for name in CLIENTS}
-            for name, client in CLIENTS.items():  # a warm-up round each, not counted
+            for client in CLIENTS.values():  # a warm-up round each, not counted
                 measure(client, url, body, args.concurrency * 4, args.concurrency)
             for _ in range(args.rounds):
                 for name, client in CLIENTS.items():
