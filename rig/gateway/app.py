@@ -40,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rig.conversation import owner_id, pending_calls
-from rig.gateway.checkpoints import Conversation
+from rig.gateway.checkpoints import Conversation, join_arrays
 from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
 from rig.gateway.state import GatewayState, SessionCache
@@ -104,12 +104,6 @@ def _with_stream_id(data: bytes, stream_id: str | None) -> bytes:
     if stream_id is None:
         return data
     return data[:-1] + b',"stream_id":' + orjson.dumps(stream_id) + b"}"
-
-
-def _join_arrays(*arrays: bytes) -> bytes:
-    """JSON arrays concatenated without decoding them (``[a] + [b, c]`` -> ``[a,b,c]``)."""
-    parts = [array[1:-1] for array in arrays if len(array) > 2]
-    return b"[" + b",".join(parts) + b"]"
 
 
 @dataclass(slots=True)
@@ -187,7 +181,7 @@ class Gateway:
         if previous:
             prior = await self.state.resume(previous, normal, owner=owner, cache=cache)
             turn.prior = prior
-            turn.context = _join_arrays(prior.transcript, added)
+            turn.context = prior.transcript_with(added)
         else:
             self.state.begin(normal)
         if turn.context == b"[]":
@@ -210,15 +204,17 @@ class Gateway:
         connection and checkpointed (:meth:`GatewayState.record` says when)."""
         output = orjson.dumps(response.get("output") or [])
         prior = turn.prior
-        transcript = _join_arrays(turn.context, output)
         tokens = estimate_tokens(" " * (len(turn.added) + len(output)))
+        stored = bool(turn.request.store)
         conversation = Conversation(
             owner=turn.owner,
-            stored=bool(turn.request.store),
-            response=orjson.dumps(response),
-            transcript=transcript,
+            stored=stored,
+            response=orjson.dumps(response) if stored else b"",
+            items=join_arrays(turn.added, output),
             context_tokens=(prior.context_tokens if prior else 0) + tokens,
             pending=tuple(pending_calls(response)),
+            parent=prior,
+            parent_id=turn.request.previous_response_id if prior is not None else None,
         )
         await self.state.record(response["id"], conversation, cache=cache, lane=lane)
 

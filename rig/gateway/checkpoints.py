@@ -2,15 +2,17 @@
 
 Every response a WebSocket finished (``store`` true or false) and every HTTP response made
 with ``store=true`` is checkpointed: its owner, whether it was stored (only those answer
-``GET /v1/responses/{id}``), the response object and the whole conversation up to it,
-kept as the JSON bytes they were sent as (no re-encoding, and memory close to the
-conversation's size). Two backends:
+``GET /v1/responses/{id}``, and only those keep the response object) and the whole
+conversation up to it, kept as the JSON bytes they were sent as (no re-encoding, and memory
+close to the conversation's size). Two backends:
 
 * :class:`RedisCheckpoints` - one Redis hash per response (``<prefix><id>``: owner, stored,
   tokens, response, transcript), written with its TTL in one pipelined round trip;
   shared by every replica, so a client that reconnects to another one continues;
-* :class:`MemoryCheckpoints` - in process, bounded by bytes, least recently used out
-  first, with the same TTL: a reconnect to the same process continues.
+* :class:`MemoryCheckpoints` - in process, bounded by bytes, the least recently used
+  conversation out first, with the same TTL: a reconnect to the same process continues.
+  The responses of a conversation share its items (:class:`Conversation` is a chain), so
+  a conversation of N responses costs its size once, not N copies.
 
 A checkpoint is keyed by response id alone and names its owner inside: a lookup by
 another owner is told apart (counted as ``foreign``) and answered exactly as an unknown
@@ -27,7 +29,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -41,6 +43,7 @@ __all__ = [
     "Forgotten",
     "MemoryCheckpoints",
     "RedisCheckpoints",
+    "join_arrays",
     "open_checkpoints",
 ]
 
@@ -49,40 +52,89 @@ class CheckpointUnavailable(RigError):
     """The checkpoint store did not answer (in time)."""
 
 
+def join_arrays(*arrays: bytes) -> bytes:
+    """JSON arrays concatenated without decoding them (``[a] + [b, c]`` -> ``[a,b,c]``)."""
+    parts = [array[1:-1] for array in arrays if len(array) > 2]
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _joined_length(first: int, second: int) -> int:
+    """The length of two JSON arrays of these lengths joined by :func:`join_arrays`."""
+    if first <= 2:
+        return second
+    if second <= 2:
+        return first
+    return first + second - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """A finished response and the conversation up to it, as JSON bytes."""
+    """A finished response and the conversation up to it, as JSON bytes.
+
+    The conversation is a chain: each response holds only the items it added (the
+    client's new items and its own output) and the response it continued (``parent``),
+    so the responses of one conversation share its earlier items instead of each holding
+    a copy; :attr:`transcript` joins them when asked. One read back from Redis is flat
+    (``parent`` ``None``, ``items`` the whole conversation).
+    """
 
     owner: str
     """Who created it (:func:`rig.conversation.owner_id`)."""
     stored: bool
     """Created with ``store=true``: retrievable with ``GET /v1/responses/{id}``."""
     response: bytes
-    """The response object."""
-    transcript: bytes
-    """A JSON array: every item of the conversation, this response's output included."""
+    """The response object, kept only when ``stored`` (nothing else reads it); ``b""``."""
+    items: bytes
+    """A JSON array: the items this response added to its parent's conversation."""
     context_tokens: int
     pending: tuple[str, ...] = ()
     """Call ids of its output's client-run tool calls, awaiting their outputs (read at
     record time, so a continuation checks pairing without decoding the response)."""
+    parent: Conversation | None = field(default=None, repr=False)
+    """The response this one continued, while this process holds it."""
+    parent_id: str | None = None
+    """Its id (``previous_response_id``)."""
+    transcript_bytes: int = field(init=False)
+    """The length of :attr:`transcript`."""
+
+    def __post_init__(self) -> None:
+        before = self.parent.transcript_bytes if self.parent is not None else 2
+        object.__setattr__(self, "transcript_bytes", _joined_length(before, len(self.items)))
+
+    @property
+    def transcript(self) -> bytes:
+        """A JSON array: every item of the conversation, this response's output included."""
+        return self.transcript_with(b"[]")
+
+    def transcript_with(self, added: bytes) -> bytes:
+        """The conversation followed by the items of the JSON array ``added``, joined in
+        one copy."""
+        pieces = [added]
+        node: Conversation | None = self
+        while node is not None:
+            pieces.append(node.items)
+            node = node.parent
+        pieces.reverse()
+        return join_arrays(*pieces)
+
+    @property
+    def own_bytes(self) -> int:
+        """Bytes this response holds itself (its parent's are its parent's)."""
+        return len(self.response) + len(self.items)
 
     @property
     def size(self) -> int:
-        """Bytes held: what it weighs in memory and in a checkpoint."""
-        return len(self.response) + len(self.transcript)
+        """Bytes of the whole conversation and response: what it weighs alone, held by one
+        connection or written as one checkpoint."""
+        return len(self.response) + self.transcript_bytes
 
     def response_object(self) -> dict[str, Any]:
         """The response object, decoded."""
         value: dict[str, Any] = orjson.loads(self.response)
         return value
 
-    def items(self) -> list[dict[str, Any]]:
-        """The conversation's items, decoded."""
-        value: list[dict[str, Any]] = orjson.loads(self.transcript)
-        return value
-
     def fields(self) -> dict[str, bytes]:
-        """As a Redis hash."""
+        """As a Redis hash (the conversation whole)."""
         return {
             "owner": self.owner.encode(),
             "stored": b"1" if self.stored else b"0",
@@ -94,12 +146,12 @@ class Conversation:
 
     @classmethod
     def from_fields(cls, fields: dict[bytes, bytes]) -> Conversation:
-        """Inverse of :meth:`fields`."""
+        """Inverse of :meth:`fields` (flat: no parent)."""
         return cls(
             owner=fields[b"owner"].decode(),
             stored=fields[b"stored"] == b"1",
             response=fields[b"response"],
-            transcript=fields[b"transcript"],
+            items=fields[b"transcript"],
             context_tokens=int(fields[b"tokens"]),
             pending=tuple(orjson.loads(fields.get(b"pending", b"[]"))),
         )
@@ -108,8 +160,8 @@ class Conversation:
 class CheckpointStore(Protocol):
     """Checkpoints by response id."""
 
-    async def write(self, response_id: str, conversation: Conversation) -> None:
-        """Keep ``conversation`` under ``response_id`` for the TTL."""
+    async def write(self, response_id: str, conversation: Conversation) -> int:
+        """Keep ``conversation`` under ``response_id`` for the TTL; the bytes written."""
         ...
 
     async def read(self, response_id: str) -> Conversation | None:
@@ -154,9 +206,28 @@ class Forgotten:
         return self._causes.get(response_id)
 
 
+class _Thread:
+    """The responses of one conversation held in process (a tree: a continuation of an
+    earlier response branches it), and the bytes they hold together."""
+
+    __slots__ = ("bytes", "ids")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.ids: set[str] = set()
+
+
 class MemoryCheckpoints:
-    """Checkpoints in process: at most ``max_bytes`` (least recently used out first,
-    counted by ``on_evict``), each for ``ttl_s`` after it was written."""
+    """Checkpoints in process: at most ``max_bytes``, each for ``ttl_s`` after it was
+    written.
+
+    The responses of a conversation share its earlier items (:class:`Conversation` is a
+    chain), so the bytes are counted, and evicted, by conversation: a *thread* holds every
+    response of one conversation this store indexes, and what they hold together; the
+    least recently used thread goes first, all its responses with it (counted by
+    ``on_evict``). A response past its TTL is forgotten alone; its bytes stay counted
+    while a later response of its thread (which still holds them) is indexed.
+    """
 
     def __init__(
         self,
@@ -171,47 +242,72 @@ class MemoryCheckpoints:
         self.clock = clock
         self.on_evict = on_evict
         self.bytes = 0
-        self._entries: OrderedDict[str, tuple[Conversation, float]] = OrderedDict()
+        self._entries: dict[str, tuple[Conversation, float, _Thread]] = {}
+        self._threads: OrderedDict[_Thread, None] = OrderedDict()
+        """Least recently used first."""
         self._forgotten = Forgotten()
 
-    async def write(self, response_id: str, conversation: Conversation) -> None:
-        """Keep it; evict beyond ``max_bytes``."""
-        previous = self._entries.pop(response_id, None)
-        if previous is not None:
-            self.bytes -= previous[0].size
-        self._entries[response_id] = (conversation, self.clock() + self.ttl_s)
-        self.bytes += conversation.size
+    async def write(self, response_id: str, conversation: Conversation) -> int:
+        """Keep it in its parent's thread (a new one when the parent is not here); evict
+        beyond ``max_bytes``. The bytes it added to the store."""
+        if response_id in self._entries:
+            self._remove(response_id)
+        parent = self._entries.get(conversation.parent_id or "")
+        thread = parent[2] if parent is not None and conversation.parent is not None else None
+        if thread is None:
+            thread = _Thread()
+            self._threads[thread] = None
+            added = conversation.size  # a new thread holds the whole conversation
+        else:
+            added = conversation.own_bytes
+        self._entries[response_id] = (conversation, self.clock() + self.ttl_s, thread)
+        thread.ids.add(response_id)
+        thread.bytes += added
+        self.bytes += added
+        self._threads.move_to_end(thread)
         self._forgotten.discard(response_id)
         evicted = 0
-        while self._entries and self.bytes > self.max_bytes:
-            gone_id, (gone, _) = self._entries.popitem(last=False)
-            self.bytes -= gone.size
-            self._forgotten.add(gone_id, "evicted")
-            evicted += 1
+        while self._threads and self.bytes > self.max_bytes:
+            oldest = next(iter(self._threads))
+            for gone_id in oldest.ids:
+                del self._entries[gone_id]
+                self._forgotten.add(gone_id, "evicted")
+                evicted += 1
+            oldest.ids.clear()
+            self._drop_thread(oldest)
         if evicted and self.on_evict is not None:
             self.on_evict(evicted)
+        return added
 
     async def read(self, response_id: str) -> Conversation | None:
         """The checkpoint, unless expired (then forgotten as ``expired``)."""
         entry = self._entries.get(response_id)
         if entry is None:
             return None
-        conversation, expires = entry
+        conversation, expires, thread = entry
         if self.clock() >= expires:
-            del self._entries[response_id]
-            self.bytes -= conversation.size
+            self._remove(response_id)
             self._forgotten.add(response_id, "expired")
             return None
-        self._entries.move_to_end(response_id)
+        self._threads.move_to_end(thread)
         return conversation
 
     async def delete(self, response_id: str) -> bool:
         """Forget it."""
-        entry = self._entries.pop(response_id, None)
-        if entry is None:
+        if response_id not in self._entries:
             return False
-        self.bytes -= entry[0].size
+        self._remove(response_id)
         return True
+
+    def _remove(self, response_id: str) -> None:
+        _, _, thread = self._entries.pop(response_id)
+        thread.ids.discard(response_id)
+        if not thread.ids:
+            self._drop_thread(thread)
+
+    def _drop_thread(self, thread: _Thread) -> None:
+        del self._threads[thread]
+        self.bytes -= thread.bytes
 
     def cause(self, response_id: str) -> str | None:
         """``evicted`` or ``expired`` when this store let it go."""
@@ -269,17 +365,19 @@ class RedisCheckpoints:
         except (RedisError, OSError, TimeoutError) as exc:
             raise CheckpointUnavailable(f"redis: {type(exc).__name__}") from None
 
-    async def write(self, response_id: str, conversation: Conversation) -> None:
-        """HSET and PEXPIRE in one round trip."""
+    async def write(self, response_id: str, conversation: Conversation) -> int:
+        """HSET and PEXPIRE in one round trip; the conversation is written whole."""
         key = self.prefix + response_id
         ttl_ms = max(1, int(self.ttl_s * 1000))
+        fields = conversation.fields()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=conversation.fields())  # type: ignore[arg-type]
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.pexpire(key, ttl_ms)
         await self._call(pipe.execute())
         self._written[response_id] = self.clock() + self.ttl_s
         while len(self._written) > self._written_limit:
             self._written.popitem(last=False)
+        return len(fields["response"]) + len(fields["transcript"])
 
     async def read(self, response_id: str) -> Conversation | None:
         """HGETALL."""

@@ -285,7 +285,7 @@ class GatewayState:
             return
         started = time.perf_counter()
         try:
-            await self.checkpoints.write(response_id, conversation)
+            written = await self.checkpoints.write(response_id, conversation)
         except CheckpointUnavailable as error:
             self._down(error)
             self.stats.add("checkpoint_failures")
@@ -293,7 +293,7 @@ class GatewayState:
         self._up()
         elapsed = time.perf_counter() - started
         self.stats.add("checkpoint_writes")
-        self.stats.add("checkpoint_bytes", conversation.size)
+        self.stats.add("checkpoint_bytes", written)
         self.stats.add("checkpoint_us", int(elapsed * 1e6))
         self.stats.observe("checkpoint_seconds", elapsed)
 

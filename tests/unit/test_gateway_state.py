@@ -8,8 +8,12 @@ import asyncio
 import orjson
 import pytest
 
-from rig.gateway.app import _join_arrays
-from rig.gateway.checkpoints import CheckpointUnavailable, Conversation, MemoryCheckpoints
+from rig.gateway.checkpoints import (
+    CheckpointUnavailable,
+    Conversation,
+    MemoryCheckpoints,
+    join_arrays,
+)
 from rig.gateway.metrics import exposition
 from rig.gateway.state import GatewayState, SessionMemory
 from rig.gateway.stats import GatewayStats
@@ -37,8 +41,8 @@ def conversation(owner: str = ALICE, size: int = 100, stored: bool = False) -> C
     return Conversation(
         owner=owner,
         stored=stored,
-        response=orjson.dumps({"id": "r", "output": []}),
-        transcript=orjson.dumps(items),
+        response=orjson.dumps({"id": "r", "output": []}) if stored else b"",
+        items=orjson.dumps(items),
         context_tokens=size // 4,
     )
 
@@ -50,10 +54,10 @@ class DownStore(MemoryCheckpoints):
         super().__init__()
         self.down = False
 
-    async def write(self, response_id: str, conversation: Conversation) -> None:
+    async def write(self, response_id: str, conversation: Conversation) -> int:
         if self.down:
             raise CheckpointUnavailable("down")
-        await super().write(response_id, conversation)
+        return await super().write(response_id, conversation)
 
     async def read(self, response_id: str) -> Conversation | None:
         if self.down:
@@ -218,9 +222,9 @@ def test_stateless_http_responses_are_not_checkpointed() -> None:
 
 
 def test_json_arrays_join_without_decoding() -> None:
-    joined = _join_arrays(b"[]", b'[{"a":1}]', b"[]", b'[2,"x"]')
+    joined = join_arrays(b"[]", b'[{"a":1}]', b"[]", b'[2,"x"]')
     assert orjson.loads(joined) == [{"a": 1}, 2, "x"]
-    assert _join_arrays(b"[]", b"[]") == b"[]"
+    assert join_arrays(b"[]", b"[]") == b"[]"
 
 
 def test_metrics_expose_counters_by_label() -> None:
