@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Self, cast
 
 import gevent
-
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
