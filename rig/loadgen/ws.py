@@ -270,18 +270,17 @@ class WSConnection:
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Close: if open, send a close frame (code 1000: 8 bytes with the mask) and read
-        until the server's answer (its close frame, 4 bytes) or its end of stream, for at
-        most ``wait_s`` seconds, so that the closing handshake's bytes are all counted;
-        then drop the socket. Messages still arriving are read and discarded."""
+        the server's answer (its close frame, 4 bytes) up to its end of stream (RFC 6455:
+        the server closes the TCP connection first; over TLS its close_notify comes
+        before), for at most ``wait_s`` seconds, so that every byte the server sends is
+        counted; then drop the socket. Messages still arriving are read and discarded."""
         protocol = self.protocol
         try:
             if protocol.state is State.OPEN:
                 protocol.send_close(1000)
                 self._flush()
                 with gevent.Timeout(wait_s, False):
-                    while protocol.close_rcvd is None and protocol.state is not State.CLOSED:
-                        if not self._read():
-                            break
+                    while protocol.state is not State.CLOSED and self._read():
                         protocol.events_received()
         except (OSError, RigError):
             pass  # reset, or an invalid frame: nothing more is wanted from the peer

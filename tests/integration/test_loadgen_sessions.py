@@ -7,7 +7,6 @@ TCP_INFO): every byte the rig says it sent or received must be a byte TCP carrie
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -21,6 +20,7 @@ from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.protocol.ws import encode_client_event
 from rig.workload.scenarios import builtin_scenarios
 from rig.workload.tools import INSTRUCTIONS, TOOLS
+from tests.kernel import counting_closes
 from tests.servers import start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
@@ -125,21 +125,6 @@ def test_wire_counts_agree_exactly_with_the_kernel(mock_url: str, transport: str
         session.close()
 
 
-# struct tcp_info (linux/tcp.h): tcpi_state first, tcpi_bytes_acked and
-# tcpi_bytes_received after 8 u8, 24 u32 and 2 u64 fields.
-_TCP_INFO = struct.Struct("8B24I4Q")
-_FIN_RECEIVED = {6, 8, 9, 11}  # TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
-
-
-def _final_counts(wire: WireSocket) -> tuple[int, int]:
-    """Payload bytes the kernel saw acknowledged and received on ``wire``, read at once:
-    its counters also count our SYN and, once it arrived, the peer's FIN (one sequence
-    number each), which carry no payload."""
-    raw = wire.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    fields = _TCP_INFO.unpack_from(raw)
-    return fields[34] - 1, fields[35] - (fields[0] in _FIN_RECEIVED)
-
-
 # ws_mux shares its connection among sessions: its close belongs to the run's pool.
 ONE_CONNECTION = [name for name in TRANSPORT_NAMES if name != "ws_mux"]
 
@@ -149,13 +134,7 @@ def test_record_totals_equal_the_kernel_counts_closing_handshake_included(
     mock_url: str, transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kernel: list[tuple[int, int]] = []
-    close = WireSocket.close
-
-    def counted_close(wire: WireSocket) -> None:
-        kernel.append(_final_counts(wire))  # just before the socket goes
-        close(wire)
-
-    monkeypatch.setattr(WireSocket, "close", counted_close)
+    monkeypatch.setattr(WireSocket, "close", counting_closes(kernel))
     records: list = []
     session = _session(mock_url, transport, records)
     session.run_task()
