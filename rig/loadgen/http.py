@@ -19,6 +19,7 @@ In every case the connection is closed first, so a broken one is never reused.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -175,7 +176,7 @@ class HTTPConnection:
         body: bytes,
         headers: Mapping[str, str],
         sink: BodySink,
-        on_sent: Callable[[], None] | None = None,
+        on_written: Callable[[float], None] | None = None,
     ) -> HTTPResult:
         """Send a request and stream a 2xx response's body into ``sink`` (any other
         status's body comes back in the result).
@@ -183,7 +184,8 @@ class HTTPConnection:
         A kept-alive connection the server closed while idle is noticed before reuse (as
         urllib3 does); if the close races the request, it is reopened once, as browsers
         and HTTP libraries do, and the failed attempt's bytes stay counted.
-        ``on_sent`` is called just before the first byte is written.
+        ``on_written`` is called with the seconds the request took to write, once it is
+        written (each time it is).
         """
         if self._wire is not None and self._wire.dropped():
             self.close()  # the server closed it while idle: don't write into a dead socket
@@ -199,9 +201,10 @@ class HTTPConnection:
             answer = _Body(sink)
             start = b""  # the answer's first bytes, for an error message
             try:
-                if on_sent is not None:
-                    on_sent()
+                began = time.perf_counter()
                 wire.sendall(payload)
+                if on_written is not None:
+                    on_written(time.perf_counter() - began)
                 while not response.message_complete:
                     data = wire.recv()
                     if not data:

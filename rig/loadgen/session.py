@@ -5,10 +5,17 @@ calls in the tool simulator, waits the simulated tool time (scaled by ``time_sca
 emits a :class:`~rig.metrics.records.TurnRecord` per turn and a
 :class:`~rig.metrics.records.TaskRecord` per task to a sink. It does not import Locust:
 a Locust user, a plain script or a test drive it the same way.
+
+A WebSocket that stays open after a task closes with a handshake (8 bytes up, 4 down) when
+the session closes: those bytes belong to the session's last turn, so a task's final turn
+record and its task record are held while its connection stays open, and emitted when
+the next task starts (unchanged) or at :meth:`AgentSession.close` (with the closing
+handshake's bytes added). The records' totals then equal what crossed the sockets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -102,6 +109,9 @@ class AgentSession:
         self.failed_in_a_row = 0
         """Tasks failed since the last one that succeeded (sets the back-off)."""
         self._backoff_rng = random.Random(config.seed * 1_000_003 + session_index + 1)
+        self._held: list[TurnRecord | TaskRecord] = []
+        """The last task's final turn and task records, held while the transport's
+        connection stays open: :meth:`close` charges the closing handshake to them."""
 
     def next_task_delay(self) -> float:
         """Seconds to wait before the next task: 0 after a success, else the task back-off
@@ -130,6 +140,7 @@ class AgentSession:
         :data:`~rig.loadgen.transports.base.STOPPED`) and the task, then re-raises.
         """
         config = self.config
+        self._release()  # the connection lives on: the last task's records are final
         task_number = self.tasks_done
         self.tasks_done += 1
         task = make_task(config.scenario, self.session_index * 100_003 + task_number, config.seed)
@@ -146,6 +157,7 @@ class AgentSession:
         error = ""
         ok = stopped = False
         turns = 0
+        last: TurnRecord | None = None
         for index in range(config.max_turns):
             turn_wall = time.time()
             outcome = self.transport.turn(TurnInput(transcript, new_items, previous, metadata))
@@ -164,7 +176,11 @@ class AgentSession:
                         waited_ms=round(rejection.waited_ms, 3),
                     )
                 )
-            self.sink(self._turn_record(session_id, index, turn_wall, outcome))
+            last = self._turn_record(session_id, index, turn_wall, outcome)
+            final = outcome.stopped or outcome.status in _FAILED or not outcome.tool_calls
+            if not final and index < config.max_turns - 1:
+                self.sink(last)  # the task goes on: a later turn is the last
+                last = None
             if outcome.stopped:
                 stopped = True
                 error = outcome.error
@@ -211,7 +227,12 @@ class AgentSession:
             error=error,
         )
         self.failed_in_a_row = 0 if ok else self.failed_in_a_row + 1
-        self.sink(record)
+        if last is not None and self.transport.close_has_bytes:
+            self._held = [last, record]  # until the next task, or close()
+        else:
+            if last is not None:
+                self.sink(last)
+            self.sink(record)
         if stopped:
             raise gevent.GreenletExit  # recorded; now stop as the caller asked
         return record
@@ -238,8 +259,33 @@ class AgentSession:
             status=outcome.status,
             retries=outcome.retries + outcome.rate_limit_retries,
             error=outcome.error[:500],
+            connect_ms=round(outcome.connect_ms, 3),
+            upload_ms=round(outcome.upload_ms, 3),
         )
 
+    def _release(self, sent: int = 0, received: int = 0) -> None:
+        """Emit the held records, charging them ``sent`` and ``received`` more bytes."""
+        held, self._held = self._held, []
+        for record in held:
+            if sent or received:
+                record = dataclasses.replace(
+                    record,
+                    bytes_sent=record.bytes_sent + sent,
+                    bytes_recv=record.bytes_recv + received,
+                )
+            self.sink(record)
+
     def close(self) -> None:
-        """Close the session's connections."""
-        self.transport.close()
+        """Close the session's connections. After a whole task, what closing writes and
+        reads (a WebSocket's closing handshake) is charged to its last turn and the task;
+        a session stopped in the middle of a task (running a tool) drops its connection
+        without a closing handshake, as a killed agent would, so every byte is in a turn."""
+        sent0, received0 = self.counter.snapshot()
+        try:
+            if self._held:
+                self.transport.close()
+            else:
+                self.transport.abort()
+        finally:
+            sent1, received1 = self.counter.snapshot()
+            self._release(sent1 - sent0, received1 - received0)

@@ -8,7 +8,8 @@ own: the caller bounds the exchange (a transport sets one deadline per turn).
 websockets' exceptions stay here: a refused upgrade is :class:`WSHandshakeError` (with the
 status), an answer that is not a valid upgrade or a frame that breaks the protocol is
 :class:`WSProtocolError` (saying what the target sent), and a connection that is closed or
-closing is :class:`WSClosedError`.
+closing is :class:`WSClosedError`. Closing reads the server's answer to the close frame
+(bounded by :data:`CLOSE_WAIT_S`), so the closing handshake is counted both ways.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Self, cast
 
+import gevent
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
@@ -28,6 +30,9 @@ from rig.errors import RigError
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["WSClosedError", "WSConnection", "WSHandshakeError", "WSProtocolError"]
+
+CLOSE_WAIT_S = 5.0
+"""How long :meth:`WSConnection.close` waits for the server's answer to its close frame."""
 
 SHOWN_BYTES = 80
 """How many of the target's first handshake bytes a :class:`WSProtocolError` quotes."""
@@ -263,13 +268,21 @@ class WSConnection:
         peer may not be reading, and nothing more is wanted from it)."""
         self.wire.close()
 
-    def close(self) -> None:
-        """Start the closing handshake if open, then drop the socket."""
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Close: if open, send a close frame (code 1000: 8 bytes with the mask) and read
+        the server's answer (its close frame, 4 bytes) up to its end of stream (RFC 6455:
+        the server closes the TCP connection first; over TLS its close_notify comes
+        before), for at most ``wait_s`` seconds, so that every byte the server sends is
+        counted; then drop the socket. Messages still arriving are read and discarded."""
+        protocol = self.protocol
         try:
-            if self.protocol.state is State.OPEN:
-                self.protocol.send_close(1000)
+            if protocol.state is State.OPEN:
+                protocol.send_close(1000)
                 self._flush()
-        except OSError:
-            pass
+                with gevent.Timeout(wait_s, False):
+                    while protocol.state is not State.CLOSED and self._read():
+                        protocol.events_received()
+        except (OSError, RigError):
+            pass  # reset, or an invalid frame: nothing more is wanted from the peer
         finally:
             self.wire.close()

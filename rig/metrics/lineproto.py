@@ -64,6 +64,8 @@ MEASUREMENTS: dict[str, Measurement] = {
             ("ttfb_ms", "float"),
             ("ttft_ms", "float"),
             ("turn_ms", "float"),
+            ("connect_ms", "float"),
+            ("upload_ms", "float"),
             ("input_tokens", "int"),
             ("cached_tokens", "int"),
             ("output_tokens", "int"),

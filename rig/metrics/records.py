@@ -50,7 +50,10 @@ class TurnRecord:
     frame headers and masking; a connection's handshake is charged to its first turn).
     Times are from one monotonic clock: ``ttfb_ms`` to the first byte of the answer,
     ``ttft_ms`` to the first content delta (text or tool-call arguments), ``turn_ms`` to
-    the terminal event. ``ts`` is wall-clock seconds when the turn started (for InfluxDB).
+    the terminal event, all from the turn's start (before it opens a connection, if it
+    does); ``connect_ms`` is the part spent opening connections (0: it reused one) and
+    ``upload_ms`` the part spent writing the request. ``ts`` is wall-clock seconds when
+    the turn started (for InfluxDB).
     """
 
     tags: RecordTags
@@ -71,6 +74,8 @@ class TurnRecord:
     status: Status
     retries: int = 0
     error: str = ""
+    connect_ms: float = 0.0
+    upload_ms: float = 0.0
 
     kind = "turn"
 

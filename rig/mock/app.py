@@ -224,8 +224,15 @@ class MockApp:
         rest of the stalled body may still arrive)."""
         self.stats.add("errors")
         if isinstance(error, RequestTimeoutError):
-            return error_response(error, {"connection": "close"})
-        return error_response(error)
+            return self.error_answer(error, {"connection": "close"})
+        return self.error_answer(error)
+
+    def error_answer(self, error: APIError, headers: Mapping[str, str] | None = None) -> Response:
+        """``error`` as an HTTP response, its body counted in ``bytes_out`` (a client
+        counts it among the response bodies it received, rate limits included)."""
+        response = error_response(error, headers)
+        self.stats.add("bytes_out", len(response.body))
+        return response
 
     def gone(self, request: Request) -> Response:
         """The client left before its request was read: one info line; the answer is never
@@ -285,7 +292,7 @@ class MockApp:
         if self.limiter is not None:  # with no limits, no limit work at all
             verdict = await self.admit(request.headers, turn.charged_input_tokens, create.model)
             if verdict.error is not None:
-                return error_response(verdict.error, verdict.headers)
+                return self.error_answer(verdict.error, verdict.headers)
         if create.stream:
             return _EventStream(self, turn, verdict)
         try:
@@ -341,7 +348,7 @@ class MockApp:
         if self.limiter is not None:
             verdict = await self.admit(request.headers, prepared.prompt_tokens, chat.model)
             if verdict.error is not None:
-                return error_response(verdict.error, verdict.headers)
+                return self.error_answer(verdict.error, verdict.headers)
         self.stats.add("chat_completions")
         if chat.stream:
             include = bool(chat.stream_options and chat.stream_options.include_usage)

@@ -35,7 +35,9 @@ COUNTERS = (
     "warmups",
 )
 """Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
-bodies and WebSocket message payloads in; response bodies and message payloads out.
+bodies and WebSocket message payloads in; response bodies (an HTTP error's JSON body
+included, a rate limit's 429 among them) and message payloads out, so they reconcile
+with a client's body byte counts under rate limits too.
 ``rate_limited_<limit>`` counts refusals (HTTP 429, WebSocket ``error`` events, refused
 handshakes) by the limit that refused them; they are counted in ``errors`` too.
 ``client_disconnects`` counts requests whose client left before the body was read;

@@ -7,7 +7,9 @@ warnings) is escaped.
 
 from __future__ import annotations
 
+import datetime
 import html
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from rig.metrics.rundir import RunDirectory
 from rig.report.palette import BASELINE, color, dash, label, ordered
 from rig.report.projection import SESSIONS
-from rig.report.summary import comparison_key
+from rig.report.summary import TASK_TIME_PARTS, comparison_key
 from rig.report.svg import Bar, Box, Series, bar_chart, box_plot, line_chart
 from rig.report.table import METRICS, TAIL_METRICS, comparison_rows, gateway_rows
 from rig.report.units import (
@@ -27,7 +29,14 @@ from rig.report.units import (
     format_seconds,
 )
 
-__all__ = ["CAPACITY_PLOT_IDS", "PLOT_IDS", "render_html"]
+__all__ = [
+    "CAPACITY_PLOT_IDS",
+    "FEW_TURNS",
+    "PLOT_IDS",
+    "PROJECTION_ASSUMPTIONS",
+    "readable_time",
+    "render_html",
+]
 
 PLOT_IDS = (
     "plot-bytes-per-turn",
@@ -69,6 +78,15 @@ p { margin: 6px 0 10px; }
 .card .value { font-size: 30px; font-weight: 700; line-height: 1.15;
   font-variant-numeric: tabular-nums; }
 .card .what { color: var(--muted); font-size: 13px; }
+.card .assumes { color: var(--muted); font-size: 12px; margin-top: 6px; }
+.card.caveat .value { color: var(--muted); text-decoration: line-through dotted; }
+.card .unreliable { color: var(--worse); font-size: 12px; font-weight: 600; margin-top: 4px; }
+div.stack { display: flex; height: 14px; min-width: 240px; }
+span.part { display: inline-block; height: 14px; }
+th span.part { width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
+.part-0 { background: #d55e00; } .part-1 { background: #e69f00; }
+.part-2 { background: #0072b2; } .part-3 { background: #56b4e9; }
+.part-4 { background: #bbbbbb; }
 table { border-collapse: collapse; margin: 8px 0 6px; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 14px; border-bottom: 1px solid var(--line); text-align: right;
   white-space: nowrap; }
@@ -161,8 +179,18 @@ def _delta_cell(change: float | None) -> str:
 
 def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     facts = [("target", summary.get("target")), ("scenario", summary.get("scenario"))]
+    started = readable_time(meta.get("started_at"))
+    if started:
+        facts.append(("started", started))
     duration = summary.get("duration_s")
-    facts.append(("duration", format_seconds(duration) if duration is not None else None))
+    facts.append(
+        (
+            "duration",
+            f"{format_seconds(duration)}, start to end, drain included"
+            if duration is not None
+            else None,
+        )
+    )
     facts.append(("users", summary.get("users")))
     facts.append(("transports", ", ".join(ordered(summary["transports"]))))
     if summary.get("preset"):
@@ -215,18 +243,93 @@ def _headline(summary: Mapping[str, Any]) -> str:
 
     if saving is None and all(value is None for value in figures.values()):
         return ""
+    caveats = summary.get("projection_caveats") or []
+    unreliable = (
+        '<div class="unreliable">unreliable: ' + _e("; ".join(caveats)) + "</div>"
+        if caveats
+        else ""
+    )
     cards = [
         card(figures.get("bytes_sent_reduction"), "bytes sent per task"),
         card(figures.get("task_time_reduction"), "total time per task"),
         card(figures.get("ttft_reduction"), "time to first token, all turns"),
-        f'<div class="card"><div class="value">{_e(format_gbps(_magnitude(saving)))}</div>'
+        f'<div class="card{" caveat" if caveats else ""}" id="headline-ingress">'
+        f'<div class="value">{_e(format_gbps(_magnitude(saving)))}</div>'
         f'<div class="what">{"more" if saving is not None and saving < 0 else "less"} '
-        f"ingress at {max(SESSIONS):,} concurrent sessions</div></div>",
+        f"ingress at {max(SESSIONS):,} concurrent sessions</div>"
+        f'<div class="assumes">{_e(PROJECTION_ASSUMPTIONS)}</div>{unreliable}</div>',
     ]
     return (
         f'<section id="headline"><h2>{_e(label(name))} against {_e(label(BASELINE))}</h2>'
         f'<div class="cards">{"".join(cards)}</div></section>'
     )
+
+
+PROJECTION_ASSUMPTIONS = (
+    "Assumes every session starts its next task as soon as one ends, each transport at "
+    "this run's mean bytes sent and time per completed task (sessions x bytes x 8 / "
+    "seconds), on this run's link and workload."
+)
+"""What the headline's ingress figure assumes, said on the card."""
+
+
+def readable_time(value: Any) -> str | None:
+    """A wall-clock time in seconds since the epoch (meta.json's ``started_at``) as
+    ``2026-12-02 12:06:05 UTC``; ``None`` for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _task_parts(summary: Mapping[str, Any]) -> str:
+    """Each transport's mean task time by part, as a stacked bar and its figures."""
+    transports = summary["transports"]
+    names = [n for n in ordered(transports) if transports[n].get("task_time_parts")]
+    parts = list(TASK_TIME_PARTS)
+    rows = []
+    longest = max(
+        (math.fsum(v or 0 for v in transports[n]["task_time_parts"].values()) for n in names),
+        default=0.0,
+    )
+    if not longest:
+        return ""
+    for name in names:
+        figures = transports[name]["task_time_parts"]
+        bar = "".join(
+            f'<span class="part part-{i}" style="width:{(figures[part] or 0) / longest:.2%}" '
+            f'title="{_e(_PART_LABELS[part])}: {_e(format_seconds(figures[part]))}"></span>'
+            for i, part in enumerate(parts)
+        )
+        cells = "".join(f"<td>{_e(format_seconds(figures[part]))}</td>" for part in parts)
+        rows.append(
+            f"<tr><th>{_transport_head(name)}</th>{cells}"
+            f'<td class="stack"><div class="stack">{bar}</div></td></tr>'
+        )
+    head = "".join(
+        f'<th><span class="part part-{i}"></span>{_e(_PART_LABELS[part])}</th>'
+        for i, part in enumerate(parts)
+    )
+    meanings = "; ".join(f"{_PART_LABELS[p]}: {TASK_TIME_PARTS[p]}" for p in parts)
+    return (
+        '<section id="task-parts"><h2>Where a task\'s time goes</h2>'
+        f'<div class="scroll"><table class="wide"><thead><tr><th>transport</th>{head}'
+        "<th>per completed task</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+        f'<p class="note">Means per completed task, from its turns\' records; the parts add '
+        f"up to the mean task time. {_e(meanings)}.</p></section>"
+    )
+
+
+_PART_LABELS = {
+    "connect_s": "connection set-up",
+    "upload_s": "upload",
+    "first_token_s": "server parse and prefill",
+    "streaming_s": "streaming",
+    "tools_s": "tool time",
+}
 
 
 def _magnitude(value: float | None) -> float | None:
@@ -387,27 +490,48 @@ def _capacity(summary: Mapping[str, Any]) -> str:
     )
 
 
+FEW_TURNS = 10
+"""A per-turn mean over fewer successful turns than this is drawn hollow: few samples."""
+
+
 def _per_turn_series(summary: Mapping[str, Any], figure: str, scale: float) -> list[Series]:
     series = []
     for name in ordered(summary["transports"]):
-        points = tuple(
-            (float(entry["turn"]), entry[figure] * scale)
-            for entry in summary["transports"][name]["per_turn"]
-            if entry[figure] is not None
-        )
-        series.append(Series(name, label(name), color(name), points, dash(name)))
+        entries = [e for e in summary["transports"][name]["per_turn"] if e[figure] is not None]
+        points = tuple((float(e["turn"]), e[figure] * scale) for e in entries)
+        sparse = frozenset(float(e["turn"]) for e in entries if e["n"] < FEW_TURNS)
+        series.append(Series(name, label(name), color(name), points, dash(name), sparse))
     return series
+
+
+def _samples_at(summary: Mapping[str, Any]) -> dict[tuple[str, float], int]:
+    """``n`` of every per-turn point, by (transport, turn index)."""
+    return {
+        (name, float(entry["turn"])): entry["n"]
+        for name, figures in summary["transports"].items()
+        for entry in figures["per_turn"]
+    }
+
+
+def _rate_limited(summary: Mapping[str, Any]) -> bool:
+    return any(f["rate_limit_hits"] or f["rate_limited"] for f in summary["transports"].values())
 
 
 def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
     names = ordered(summary["transports"])
+    n_at = _samples_at(summary)
+
+    def n(series: Series, x: float) -> str:
+        count = n_at.get((series.key, x), 0)
+        return f"n = {count:,}" + (" (few samples)" if count < FEW_TURNS else "")
+
     bytes_plot = line_chart(
         PLOT_IDS[0],
         "Bytes sent per request, by turn",
         _per_turn_series(summary, "bytes_sent_mean", 1 / 1000),
         "turn index (0 = first turn of a task)",
         "KB sent per request (mean)",
-        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_bytes(y * 1000)}",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_bytes(y * 1000)}, {n(s, x)}",
     )
     ttft_plot = line_chart(
         PLOT_IDS[1],
@@ -415,7 +539,24 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _per_turn_series(summary, "ttft_ms_mean", 1.0),
         "turn index (0 = first turn of a task)",
         "TTFT, ms (mean)",
-        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_ms(y)}",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {format_ms(y)}, {n(s, x)}",
+    )
+    per_turn_note = (
+        " Hover a point for n, the successful turns its mean is over; a hollow point "
+        f"rests on fewer than {FEW_TURNS} (later turn indices exist only in longer tasks)."
+    )
+    limited = _rate_limited(summary)
+    bytes_note = (
+        " This run was rate-limited: a turn's bytes are every attempt's, the rejected ones "
+        "included."
+        if limited
+        else ""
+    )
+    ttft_note = (
+        " This run was rate-limited: a retried turn's TTFT runs from its first attempt, so "
+        "it includes the back-off waits."
+        if limited
+        else ""
     )
     seconds: dict[str, list[float]] = defaultdict(list)
     for task in run.tasks():
@@ -444,21 +585,25 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
             "Bytes sent per request, by turn",
             bytes_plot,
             "Mean wire bytes the client sent for one turn (headers, framing and body; a "
-            "WebSocket handshake is charged to its connection's first turn). Stateless HTTP "
-            "re-sends the whole conversation, so its requests grow with every turn; a "
-            "continuation sends only the new items.",
+            "WebSocket handshake is charged to its connection's first turn, its close to "
+            "the session's last). Stateless HTTP re-sends the whole conversation, so its "
+            "requests grow with every turn; a continuation sends only the new items."
+            + bytes_note
+            + per_turn_note,
         ),
         (
             "Time to first token, by turn",
             ttft_plot,
-            "Mean time from the request's first byte to the first content delta, over "
-            "successful turns. The server parses and prefills whatever it was sent.",
+            "Mean time from the turn's start (before connecting, when the turn opens a "
+            "connection) to the first content delta, over successful turns. The server "
+            "parses and prefills whatever it was sent." + ttft_note + per_turn_note,
         ),
         (
             "Total time per task",
             task_plot,
             "First turn's start to the final answer, simulated tool time included, over "
-            "completed tasks. Quartiles by nearest rank.",
+            "completed tasks. Quartiles by nearest rank."
+            + (" Rate-limit back-off waits are inside it." if limited else ""),
         ),
         (
             "Errors and rate limits",
@@ -648,6 +793,8 @@ def _run_details(meta: Mapping[str, Any]) -> str:
             continue
         if isinstance(value, list):
             value = ", ".join(str(item) for item in value)
+        if key == "started_at":
+            value = readable_time(value) or value
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>")
     return f'<div id="run"><h2>Run</h2><table class="kv wide">{"".join(rows)}</table></div>'
 
@@ -658,7 +805,16 @@ _DEFINITIONS: Sequence[tuple[str, str]] = (
         "every byte written to / read from the TCP connection, counted "
         "at the socket: request line, headers, body, chunk and WebSocket framing",
     ),
-    ("TTFT", "request's first byte to the first content delta (text or tool-call arguments)"),
+    (
+        "TTFT",
+        "turn's start (before connecting, when the turn opens a connection; else its "
+        "request's first byte) to the first content delta (text or tool-call arguments)",
+    ),
+    (
+        "connection set-up",
+        "TCP, TLS and WebSocket upgrade, charged to the turn that opens the connection "
+        "(connect_ms); a WebSocket's close is charged to the session's last turn",
+    ),
     ("task time", "first turn's start to the final answer, simulated tool time included"),
     ("per task", "means over completed tasks; TTFT over turns with status ok or reconnected"),
     ("p95", "nearest rank: the smallest measured value with 95% of values at or below it"),
@@ -688,6 +844,7 @@ def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _gateway(summary),
         _capacity(summary),
         _plots(summary, run),
+        _task_parts(summary),
         _reliability(summary),
         _rate_limits(summary),
         _projection(summary),

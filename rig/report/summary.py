@@ -30,6 +30,8 @@ Per transport (``transports.<name>``):
 * ``per_turn``: one entry per turn index with at least one successful turn, ascending:
   ``n`` successful turns at that index and their mean ``bytes_sent``, ``bytes_recv`` and
   ``ttft_ms``.
+* ``task_time_parts``: a completed task's mean time by part, in seconds, from its turns'
+  records (:data:`TASK_TIME_PARTS`); the parts add up to ``task_seconds_mean``.
 
 Percentiles are nearest-rank (:func:`rig.report.stats.percentile`): always a measured value.
 
@@ -53,7 +55,10 @@ one, else ``null``) and per transport ``hits``, ``by_kind``, ``wait_s``, ``turns
 (successful turns over the run's duration) and ``share_of_request_quota`` (those turns
 per second over the quota's requests per second).
 
-``projection``: see :mod:`rig.report.projection`. ``warnings``: sentences a reader must
+``projection``: see :mod:`rig.report.projection`; ``projection_caveats``: why its figures
+should not be trusted (failed tasks, failed turns, rate limits, few tasks: a projection
+assumes every session keeps completing tasks as the run's did); empty when none.
+``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
 
 ``direct`` (only for a run with direct twins, ``--direct-url``) and ``gateway`` (only for a
@@ -88,8 +93,10 @@ __all__ = [
     "OK_STATUSES",
     "REDUCTIONS",
     "SCHEMA_VERSION",
+    "TASK_TIME_PARTS",
     "build_summary",
     "comparison_key",
+    "projection_caveats",
     "summarize",
 ]
 
@@ -115,6 +122,16 @@ REDUCTIONS = {
     "ttft_p95_reduction": "ttft_ms_p95",
 }
 """Each comparison key and the per-transport figure it compares."""
+
+TASK_TIME_PARTS = {
+    "connect_s": "connection set-up: TCP, TLS and WebSocket upgrade (connect_ms)",
+    "upload_s": "writing the requests to the socket (upload_ms)",
+    "first_token_s": "request written to first token: the server's parse, queueing and "
+    "prefill, and any rate-limit back-off (ttft_ms - connect_ms - upload_ms)",
+    "streaming_s": "first token to the end of the answer (turn_ms - ttft_ms)",
+    "tools_s": "between turns: the simulated tools and the agent (task_ms - sum of turn_ms)",
+}
+"""The parts of ``task_time_parts``, each with what it is."""
 
 # Digits kept in summary.json: bytes to 0.1 B, ms to 0.01 ms, seconds to 0.1 ms.
 _BYTES, _MS, _SECONDS, _FRACTION = 1, 2, 4, 4
@@ -224,6 +241,7 @@ def summarize(
         "transports": transports,
         "comparison": comparison,
         "projection": project(transports),
+        "projection_caveats": projection_caveats(transports),
         "rig": rig,
         "rate_limits": _rate_limits(meta, transports),
         "warnings": warnings,
@@ -332,7 +350,57 @@ def _transport(
         ),
         "ttft_ms_p95": rounded(percentile(ttfts, 95), _MS),
         "per_turn": _per_turn(answered),
+        "task_time_parts": _task_time_parts(done, turns),
     }
+
+
+def _task_time_parts(done: list[TaskRecord], turns: list[TurnRecord]) -> dict[str, Any]:
+    """A completed task's mean time by part (:data:`TASK_TIME_PARTS`), in seconds."""
+    if not done:
+        return dict.fromkeys(TASK_TIME_PARTS)
+    sessions = {task.session for task in done}
+    connect, upload, first, streaming, in_turns = [], [], [], [], []
+    for turn in turns:
+        if turn.session not in sessions:
+            continue
+        connect.append(turn.connect_ms)
+        upload.append(turn.upload_ms)
+        first.append(max(0.0, turn.ttft_ms - turn.connect_ms - turn.upload_ms))
+        streaming.append(max(0.0, turn.turn_ms - turn.ttft_ms))
+        in_turns.append(turn.turn_ms)
+    count = len(done)
+    sums = {
+        "connect_s": math.fsum(connect),
+        "upload_s": math.fsum(upload),
+        "first_token_s": math.fsum(first),
+        "streaming_s": math.fsum(streaming),
+        "tools_s": max(0.0, math.fsum(t.task_ms for t in done) - math.fsum(in_turns)),
+    }
+    return {part: rounded(total / count / 1000, _SECONDS) for part, total in sums.items()}
+
+
+def projection_caveats(transports: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Why the ingress projection is unreliable for this run (empty: no reason known).
+
+    The projection assumes sessions keep completing tasks as the run's completed ones
+    did; failed tasks, failed or rate-limited turns and back-off waits break that (a
+    rate-limited fleet sends less, and its task times include waiting), and few tasks
+    make its means noisy."""
+    caveats = []
+    for name, figures in transports.items():
+        if figures["tasks_failed"]:
+            total = figures["tasks"] + figures["tasks_failed"]
+            caveats.append(f"{name}: {figures['tasks_failed']} of {total} tasks failed")
+        if figures["errors"]:
+            caveats.append(f"{name}: {figures['errors']} turns failed")
+        if figures["rate_limit_hits"] or figures["rate_limited"]:
+            caveats.append(
+                f"{name}: {figures['rate_limit_hits']} rate-limit hits "
+                "(task times include back-off; a limited fleet sends less)"
+            )
+        if figures["tasks"] < FEW_TASKS:
+            caveats.append(f"{name}: only {figures['tasks']} completed tasks")
+    return caveats
 
 
 def _per_turn(answered: list[TurnRecord]) -> list[dict[str, Any]]:

@@ -35,6 +35,8 @@ class Series:
     color: str
     points: tuple[tuple[float, float], ...]
     dash: str = ""
+    sparse: frozenset[float] = frozenset()
+    """x values whose points rest on few samples: drawn hollow (the hover text says n)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +278,14 @@ def line_chart(
         )
         radius = 3.5 if len(points) <= 30 else 2
         for x, y in points:
+            fill = (
+                f'fill="#ffffff" stroke="{s.color}" stroke-width="1.5" class="sparse"'
+                if x in s.sparse
+                else f'fill="{s.color}"'
+            )
             parts.append(
                 f'<circle cx="{_n(frame.x(x))}" cy="{_n(frame.y(y))}" r="{radius}" '
-                f'fill="{s.color}"><title>{_e(point_text(s, x, y))}</title></circle>'
+                f"{fill}><title>{_e(point_text(s, x, y))}</title></circle>"
             )
         parts.append("</g>")
     parts.append("</svg>")

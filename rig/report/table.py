@@ -18,6 +18,7 @@ __all__ = [
     "Metric",
     "TableRow",
     "comparison_rows",
+    "count_lines",
     "gateway_rows",
     "relative_change",
     "render_table",
@@ -87,7 +88,9 @@ def comparison_rows(
 
 
 def render_table(summary: Mapping[str, Any]) -> str:
-    """The table as aligned plain text for a terminal, with a line of sample sizes under it."""
+    """The table as aligned plain text for a terminal, with the sample sizes under it
+    (:func:`count_lines`), the gateway's lines, and the run's warnings: the same
+    sentences the report shows before its figures (``summary["warnings"]``)."""
     transports = summary["transports"]
     names = ordered(transports)
     rows = comparison_rows(summary)
@@ -112,11 +115,7 @@ def render_table(summary: Mapping[str, Any]) -> str:
         ).rstrip()
         for line in lines
     ]
-    counts = "; ".join(
-        f"{label(name)} {f['tasks']:,} / {f['turns']:,} / {f['errors']:,}"
-        for name, f in ((name, transports[name]) for name in names)
-    )
-    text.append(f"completed tasks / turns / failed turns: {counts}")
+    text.extend(count_lines(summary))
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
     gateway = gateway_rows(summary)
@@ -124,7 +123,29 @@ def render_table(summary: Mapping[str, Any]) -> str:
         width = max(len(name) for name, _ in gateway)
         text.append("")
         text.extend(f"{name.ljust(width)}  {value}".rstrip() for name, value in gateway)
+    warnings = summary.get("warnings") or []
+    if warnings:
+        text.append("")
+        text.extend(f"warning: {warning}" for warning in warnings)
     return "\n".join(text) + "\n"
+
+
+def count_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What the figures are over, per transport: tasks completed and failed, and turns,
+    failed turns (error or timeout) and turns that gave up rate-limited, with the
+    rejected attempts behind them."""
+    transports = summary["transports"]
+    figures = [(label(name), transports[name]) for name in ordered(transports)]
+    tasks = "; ".join(f"{name} {f['tasks']:,} / {f['tasks_failed']:,}" for name, f in figures)
+    turns = "; ".join(
+        f"{name} {f['turns']:,} / {f['errors']:,} / {f['rate_limited']:,} "
+        f"({f['rate_limit_hits']:,})"
+        for name, f in figures
+    )
+    return [
+        f"tasks completed / failed: {tasks}",
+        f"turns / failed / gave up rate-limited (rate-limit hits): {turns}",
+    ]
 
 
 def _count(value: Any) -> str:

@@ -261,10 +261,7 @@ class _Comparison:
             return EXIT_TARGET
         summary = rendered.summary
         print("", file=out)
-        print(render_table(summary), file=out)
-        for warning in summary.get("warnings") or ():
-            # What the report shows before its figures (dropped InfluxDB points among it).
-            print(f"warning: {warning}", file=out)
+        print(render_table(summary), file=out)  # with the report's warnings
         print(f"\nrun directory: {run_dir}\nreport: {rendered.report_path}", file=out)
         if options.json_path:
             shutil.copyfile(rendered.summary_path, options.json_path)

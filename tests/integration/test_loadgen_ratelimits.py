@@ -7,8 +7,11 @@ second), so a session running its tools instantly meets it within a task.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import gevent
+import httpx
 import orjson
 import pytest
 
@@ -162,3 +165,35 @@ def test_a_turn_that_succeeds_after_a_429_is_clean_and_counts_every_attempt(
         )
     # Every attempt's body crossed the wire: bytes add up over attempts.
     assert outcome.body_bytes_sent == (outcome.rate_limit_retries + 1) * one_attempt
+
+
+def _settled_stats(url: str, responses: int) -> dict[str, int]:
+    """The mock's counters once it has counted ``responses`` (it counts a response just
+    after writing its last event)."""
+    deadline = time.monotonic() + 10
+    while True:
+        stats = httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
+        if stats["responses_completed"] >= responses or time.monotonic() > deadline:
+            return stats
+        gevent.sleep(0.05)
+
+
+def test_body_bytes_reconcile_with_the_mock_under_rate_limits() -> None:
+    # A fresh mock, so that its counters are this test's: every 429 body it sends is in
+    # its bytes_out and in the client's body_bytes_recv.
+    process, url = start_mock("--rpm", "600", "--burst", "0.005")  # 3 requests, 10 a second
+    try:
+        turns: list[TurnRecord] = []
+        hits: list[RateLimitRecord] = []
+        for transport in ("http", "chat", "http"):
+            task, task_turns, task_hits = _task(url, transport, "backoff:base=0.2,cap=5")
+            assert task.ok, task.error
+            turns += task_turns
+            hits += task_hits
+        stats = _settled_stats(url, sum(t.status == "ok" for t in turns))
+    finally:
+        process.stop()
+    assert hits, "the quota is small enough that the tasks meet it"
+    assert stats["rate_limited_requests"] == len(hits)
+    assert stats["bytes_in"] == sum(t.body_bytes_sent for t in turns)
+    assert stats["bytes_out"] == sum(t.body_bytes_recv for t in turns)

@@ -15,10 +15,12 @@ import pytest
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES, TurnInput
+from rig.loadgen.wire import WireSocket
 from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.protocol.ws import encode_client_event
 from rig.workload.scenarios import builtin_scenarios
 from rig.workload.tools import INSTRUCTIONS, TOOLS
+from tests.kernel import counting_closes
 from tests.servers import start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
@@ -40,9 +42,10 @@ def _run(url: str, transport: str, **overrides) -> tuple[TaskRecord, list[TurnRe
     records: list = []
     session = _session(url, transport, records, **overrides)
     try:
-        task = session.run_task()
+        session.run_task()
     finally:
         session.close()
+    (task,) = [r for r in records if isinstance(r, TaskRecord)]  # as emitted: close included
     return task, [r for r in records if isinstance(r, TurnRecord)]
 
 
@@ -120,6 +123,60 @@ def test_wire_counts_agree_exactly_with_the_kernel(mock_url: str, transport: str
             transcript.extend(new_items)
     finally:
         session.close()
+
+
+# ws_mux shares its connection among sessions: its close belongs to the run's pool.
+ONE_CONNECTION = [name for name in TRANSPORT_NAMES if name != "ws_mux"]
+
+
+@pytest.mark.parametrize("transport", ONE_CONNECTION)
+def test_record_totals_equal_the_kernel_counts_closing_handshake_included(
+    mock_url: str, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel: list[tuple[int, int]] = []
+    monkeypatch.setattr(WireSocket, "close", counting_closes(kernel))
+    records: list = []
+    session = _session(mock_url, transport, records)
+    session.run_task()
+    session.run_task()  # the connection lives across tasks
+    session.close()
+    turns = [r for r in records if isinstance(r, TurnRecord)]
+    tasks = [r for r in records if isinstance(r, TaskRecord)]
+    assert len(kernel) == 1 and len(tasks) == 2
+    sent, received = sum(t.bytes_sent for t in turns), sum(t.bytes_recv for t in turns)
+    assert (sent, received) == kernel[0]
+    assert [sum(t.bytes_sent for t in turns if t.session == task.session) for task in tasks] == [
+        task.bytes_sent for task in tasks
+    ]
+
+
+@pytest.mark.parametrize("transport", ["ws", "ws_stored"])
+def test_the_websocket_close_is_charged_to_the_last_turn(mock_url: str, transport: str) -> None:
+    records: list = []
+    session = _session(mock_url, transport, records)
+    session.run_task()
+    before_close = list(records)
+    session.close()
+    last_turn, task = records[-2:]
+    assert isinstance(last_turn, TurnRecord) and isinstance(task, TaskRecord)
+    assert last_turn not in before_close and task not in before_close  # held until close
+    # The request's frame header (2 + 2-byte length + 4 mask) and a close frame with code
+    # 1000 (2 + 4 mask + 2); the server's answer (2 + 2) is in the kernel test above.
+    assert last_turn.bytes_sent - last_turn.body_bytes_sent == 8 + 8
+    assert task.bytes_sent == sum(r.bytes_sent for r in records if isinstance(r, TurnRecord))
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+def test_connection_set_up_belongs_to_the_turn_that_opens_the_connection(
+    runs: dict, transport: str
+) -> None:
+    _, turns = runs[transport]
+    first, *later = turns
+    assert 0 < first.connect_ms <= first.ttfb_ms <= first.ttft_ms <= first.turn_ms
+    assert first.connect_ms + first.upload_ms <= first.ttfb_ms
+    assert all(t.connect_ms == 0 for t in later)  # the connection was reused
+    assert all(0 <= t.upload_ms <= t.ttfb_ms for t in turns)
+    assert sum(t.upload_ms for t in turns) > 0  # writes take microseconds on loopback
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,10 @@ from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession
 from rig.loadgen.target import EndpointRotation, Target
 from rig.loadgen.transports import TRANSPORT_NAMES
-from rig.loadgen.wire import WireCounter
+from rig.loadgen.wire import WireCounter, WireSocket
 from rig.metrics.records import TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
+from tests.kernel import counting_closes
 from tests.servers import free_port, require_binary, start_mock
 from tests.sessions import make_sessions
 
@@ -218,9 +219,17 @@ def test_a_refused_tls_handshake_is_charged_to_the_turn_that_made_it(
     # Three connections in turn: the first and third start at the refusing URL.
     refusing = f"https://127.0.0.1:{refuser.port}/v1"
     sessions, records = _sessions(f"{refusing},{url}", [transport] * 3, context)
+    live: list[tuple[int, int]] = []  # the live connections' counts, closing included
+
+    def to_the_target(wire: WireSocket) -> bool:
+        try:
+            return bool(wire.sock.getpeername()[1] != refuser.port)
+        except OSError:
+            return False
+
+    monkeypatch.setattr(WireSocket, "close", counting_closes(live, to_the_target))
     try:
         _run(sessions)
-        kernel = [s.transport.tcp_info() for s in sessions]
     finally:
         for session in sessions:
             session.close()
@@ -231,9 +240,8 @@ def test_a_refused_tls_handshake_is_charged_to_the_turn_that_made_it(
     assert refuser.accepted == 2 and refuser.received > 200  # two ClientHellos
     # Every byte the failed handshakes wrote is in a turn, besides what the live
     # connections carried (the kernel's count).
-    assert all(info is not None for info in kernel)
-    live_sent = sum(info.payload_acked for info in kernel if info is not None)
-    live_recv = sum(info.bytes_received for info in kernel if info is not None)
+    assert len(live) == 3
+    live_sent, live_recv = sum(sent for sent, _ in live), sum(recv for _, recv in live)
     assert sum(t.bytes_sent for t in turns) == live_sent + refuser.received
     assert sum(t.bytes_recv for t in turns) == live_recv
     # ... and their time, in the first turn of the two sessions whose connects failed over.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -9,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord
+from rig.metrics.records import (
+    HealthRecord,
+    RateLimitRecord,
+    RecordTags,
+    TaskRecord,
+    TurnRecord,
+)
 from rig.metrics.rundir import RunDirectory
 from rig.report import RenderedRun, ReportError, render_run
-from rig.report.html import CAPACITY_PLOT_IDS, PLOT_IDS, render_html
+from rig.report.html import CAPACITY_PLOT_IDS, PLOT_IDS, readable_time, render_html
 from rig.report.summary import build_summary
 
 LATENCY_MODEL = {"name": "fast", "base_ms": 100.0, "parse_ms_per_kb": 0.3, "tokens_per_s": 1000.0}
@@ -315,3 +322,65 @@ def test_a_sink_that_lost_nothing_shows_its_count_without_a_warning(tmp_path: Pa
     page = page_of(make_run(tmp_path, {**MOCK_META, "sink": sink}))
     assert "436 / 0 (influx-v1)" in page
     assert "sink dropped" not in page and "InfluxDB lacks" not in page
+
+
+def test_per_turn_points_say_n_and_few_samples_are_hollow(tmp_path: Path) -> None:
+    page = page_of(make_run(tmp_path))  # three tasks: n = 3 at every turn index
+    assert "HTTP, turn 0: 2.00 KB, n = 3 (few samples)" in page
+    bytes_plot = page[page.index('id="plot-bytes-per-turn"') : page.index('id="plot-ttft')]
+    assert bytes_plot.count('class="sparse"') == 8  # 4 turn indices x 2 transports
+    assert "hollow point rests on fewer than 10" in page
+
+
+def test_the_ingress_headline_states_its_assumptions(tmp_path: Path) -> None:
+    page = page_of(make_run(tmp_path))
+    card = page[page.index('id="headline-ingress"') : page.index('id="comparison"')]
+    assert "Assumes every session starts its next task as soon as one ends" in card
+    # Three tasks per transport are too few: the figure is marked unreliable, saying why.
+    assert "unreliable: http: only 3 completed tasks; ws: only 3 completed tasks" in card
+
+
+def test_a_rate_limited_run_is_marked_unreliable_and_its_captions_say_what_counts(
+    tmp_path: Path,
+) -> None:
+    run = make_run(tmp_path)
+    run = RunDirectory(run.path)
+    run.append([RateLimitRecord(tags("http"), 0.0, "requests", 500.0, 0, 500.0)])
+    run.close()
+    page = html.unescape(page_of(run))
+    card = page[page.index('id="headline-ingress"') : page.index('id="comparison"')]
+    assert 'class="card caveat" id="headline-ingress"' in page
+    assert "http: 1 rate-limit hits" in card
+    assert "a turn's bytes are every attempt's, the rejected ones included" in page
+    assert "it includes the back-off waits" in page
+    clean = page_of(make_run(tmp_path / "clean"))
+    assert "the rejected ones included" not in clean and "back-off waits" not in clean
+
+
+def test_the_header_says_when_the_run_started_and_that_its_duration_includes_the_drain(
+    tmp_path: Path,
+) -> None:
+    meta = {**MOCK_META, "started_at": 1_796_213_165.25}  # 2026-12-02 12:06:05 UTC
+    page = page_of(make_run(tmp_path, meta))
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert "started <b>2026-12-02 12:06:05 UTC</b>" in header
+    assert "start to end, drain included" in header
+    details = page[page.index('id="run"') :]
+    assert "<td>2026-12-02 12:06:05 UTC</td>" in details
+
+
+def test_readable_time_refuses_what_is_not_a_time() -> None:
+    assert readable_time(0) is None and readable_time("x") is None and readable_time(True) is None
+    assert readable_time(1e30) is None
+    assert readable_time(1_796_213_165) == "2026-12-02 12:06:05 UTC"
+
+
+def test_task_time_is_explained_by_its_parts(tmp_path: Path) -> None:
+    page = page_of(make_run(tmp_path))
+    section = page[page.index('id="task-parts"') :]
+    section = section[: section.index("</section>")]
+    for part in ("connection set-up", "upload", "server parse and prefill", "streaming"):
+        assert part in section
+    # Four turns of 300 ms (100-103 ms to the first token) in tasks of 5.1 s on average.
+    assert "<td>406 ms</td><td>794 ms</td><td>3.90 s</td>" in section
+    assert section.count('class="part part-') >= 2 * 5

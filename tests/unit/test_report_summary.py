@@ -494,3 +494,59 @@ def test_totals_add_up_every_turns_bytes() -> None:
     figures = summarize(META, turns, [])["transports"]["ws"]
     assert figures["bytes_sent_total"] == sum(t.bytes_sent for t in turns)
     assert figures["body_bytes_recv_total"] == sum(t.body_bytes_recv for t in turns)
+
+
+def test_task_time_parts_split_a_completed_task_and_add_up_to_its_time() -> None:
+    # One task of 10 s with two turns: the first opens a connection (40 ms) and writes its
+    # request in 10 ms, first token at 250 ms, done at 1,000 ms; the second reuses the
+    # connection: 5 ms to write, first token at 200 ms, done at 600 ms.
+    turns = [
+        _timed(0, connect=40.0, upload=10.0, ttft=250.0, total=1000.0),
+        _timed(1, connect=0.0, upload=5.0, ttft=200.0, total=600.0),
+        _timed(0, connect=9.0, upload=9.0, ttft=900.0, total=900.0, session="failed"),
+    ]
+    tasks = [task("ws", seconds=10.0), task("ws", ok=False, session="failed")]
+    parts = summarize(META, turns, tasks)["transports"]["ws"]["task_time_parts"]
+    assert parts == {
+        "connect_s": 0.04,
+        "upload_s": 0.015,
+        "first_token_s": 0.395,  # (250 - 40 - 10) + (200 - 0 - 5) ms
+        "streaming_s": 1.15,  # (1000 - 250) + (600 - 200) ms
+        "tools_s": 8.4,  # 10 s less the turns' 1.6 s
+    }
+    assert math.isclose(sum(parts.values()), 10.0)
+
+
+def _timed(
+    index: int, *, connect: float, upload: float, ttft: float, total: float, session: str = "s0"
+) -> TurnRecord:
+    return TurnRecord(
+        tags=tags("ws"), session=session, turn=index, ts=1000.0, bytes_sent=1, bytes_recv=1,
+        body_bytes_sent=1, body_bytes_recv=1, ttfb_ms=ttft, ttft_ms=ttft, turn_ms=total,
+        input_tokens=1, cached_tokens=0, output_tokens=1, tool_calls=1, status="ok",
+        connect_ms=connect, upload_ms=upload,
+    )  # fmt: skip
+
+
+def test_task_time_parts_are_null_without_a_completed_task() -> None:
+    summary = summarize(META, [turn("ws", 0)], [task("ws", ok=False)])
+    assert set(summary["transports"]["ws"]["task_time_parts"].values()) == {None}
+
+
+def test_the_projection_has_no_caveats_for_a_clean_run() -> None:
+    tasks = [task(name, session=f"s{i}") for name in ("http", "ws") for i in range(FEW_TASKS)]
+    turns = [turn(name, 0, session=f"s{i}") for name in ("http", "ws") for i in range(FEW_TASKS)]
+    assert summarize(META, turns, tasks)["projection_caveats"] == []
+
+
+def test_failures_and_rate_limits_make_the_projection_unreliable() -> None:
+    tasks = [task("http", session=f"s{i}") for i in range(FEW_TASKS)]
+    tasks.append(task("http", ok=False, session="x"))
+    turns = [turn("http", 0, session=f"s{i}") for i in range(FEW_TASKS)]
+    turns.append(turn("http", 0, status="rate_limited", session="x"))
+    hits = [RateLimitRecord(tags("http"), 1000.0, "requests", 500.0, 0, 500.0)]
+    caveats = summarize(META, turns, tasks, hits)["projection_caveats"]
+    assert caveats == [
+        f"http: 1 of {FEW_TASKS + 1} tasks failed",
+        "http: 1 rate-limit hits (task times include back-off; a limited fleet sends less)",
+    ]

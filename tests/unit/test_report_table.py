@@ -92,8 +92,58 @@ def test_columns_are_aligned() -> None:
 
 def test_the_last_lines_give_sample_sizes_and_units() -> None:
     text = render_table(published_summary())
-    assert "completed tasks / turns / failed turns: HTTP 1 / 2 / 0; WebSocket 1 / 2 / 0" in text
+    assert "tasks completed / failed: HTTP 1 / 0; WebSocket 1 / 0" in text
+    assert (
+        "turns / failed / gave up rate-limited (rate-limit hits): HTTP 2 / 0 / 0 (0); "
+        "WebSocket 2 / 0 / 0 (0)"
+    ) in text
     assert "KB = 1,000 bytes" in text
+
+
+def rate_limited_summary() -> dict:
+    """The published cell, plus 45 http tasks that gave up rate-limited on their first
+    turn after 3 rejected attempts each."""
+    summary = published_summary()
+    figures = summary["transports"]["http"]
+    figures.update(tasks_failed=45, rate_limited=45, rate_limit_hits=135)
+    figures["turns"] += 45
+    return summary
+
+
+def test_failed_tasks_and_rate_limited_give_ups_are_counted() -> None:
+    text = render_table(rate_limited_summary())
+    assert "tasks completed / failed: HTTP 1 / 45; WebSocket 1 / 0" in text
+    assert "HTTP 47 / 0 / 45 (135)" in text
+
+
+def test_the_table_prints_the_reports_warnings() -> None:
+    summary = published_summary()
+    summary["warnings"] = ["http: 45 of 46 tasks failed", "load generator saturated"]
+    lines = render_table(summary).splitlines()
+    assert lines[-2:] == [
+        "warning: http: 45 of 46 tasks failed",
+        "warning: load generator saturated",
+    ]
+
+
+def test_a_run_with_rate_limited_tasks_warns_in_the_table() -> None:
+    turns = [
+        TurnRecord(
+            tags=tags("http"), session=f"s{i}", turn=0, ts=0.0, bytes_sent=1, bytes_recv=1,
+            body_bytes_sent=1, body_bytes_recv=1, ttfb_ms=1.0, ttft_ms=1.0, turn_ms=1.0,
+            input_tokens=1, cached_tokens=0, output_tokens=0, tool_calls=0,
+            status="rate_limited",
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    tasks = [
+        TaskRecord(tags=tags("http"), session=f"s{i}", ts=0.0, task_ms=1.0, turns=1,
+                   bytes_sent=1, bytes_recv=1, tool_calls=0, ok=False)
+        for i in range(3)
+    ]  # fmt: skip
+    text = render_table(summarize({"run_id": "r"}, turns, tasks))
+    assert "warning: http: 3 of 3 tasks failed" in text
+    assert "3 turns gave up rate-limited" in text
 
 
 def test_http_comes_first_even_from_a_summary_with_sorted_keys() -> None:

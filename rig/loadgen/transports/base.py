@@ -22,9 +22,9 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 
@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_Connection = TypeVar("_Connection")
 
 TRANSPORT_NAMES = registry.names()
 MAX_RECOVERIES = 2
@@ -105,6 +107,11 @@ class TurnOutcome:
     ttfb_ms: float = 0.0
     ttft_ms: float = 0.0
     turn_ms: float = 0.0
+    connect_ms: float = 0.0
+    """Time this turn spent opening connections (TCP, TLS, WebSocket upgrade; every
+    attempt's, failed ones included); 0 when it reused an open connection."""
+    upload_ms: float = 0.0
+    """Time this turn spent writing its request(s) to the socket (every attempt's)."""
     retries: int = 0
     error: str = ""
     error_code: str | None = None
@@ -163,18 +170,21 @@ class TurnOutcome:
 
 
 class TurnTiming:
-    """One turn's clock: start at the first request byte, marks on the way back (the
-    readers of :mod:`rig.protocol.client` say which marks an arrival was)."""
+    """One turn's clock: start before the turn opens a connection or writes its first
+    byte, marks on the way back (the readers of :mod:`rig.protocol.client` say which
+    marks an arrival was), and the time spent connecting and writing along the way."""
 
-    __slots__ = ("first_delta", "first_event", "start")
+    __slots__ = ("connect_s", "first_delta", "first_event", "start", "upload_s")
 
     def __init__(self) -> None:
         self.start: float | None = None
         self.first_event: float | None = None
         self.first_delta: float | None = None
+        self.connect_s = 0.0
+        self.upload_s = 0.0
 
     def sent(self) -> None:
-        """The turn starts (the first attempt's first byte, or its connect)."""
+        """The turn starts (the first attempt's connect, or its first byte)."""
         if self.start is None:
             self.start = time.perf_counter()
 
@@ -183,6 +193,16 @@ class TurnTiming:
         another of the target's URLs, before the first byte: its time is the turn's)."""
         if self.start is None or began < self.start:
             self.start = began
+
+    def connected(self, began: float) -> None:
+        """A connection set-up that began at ``began`` (``time.perf_counter()``) is over,
+        opened or failed: its time is the turn's ``connect_ms``."""
+        self.since(began)
+        self.connect_s += time.perf_counter() - began
+
+    def uploaded(self, seconds: float) -> None:
+        """A request took ``seconds`` to write: the turn's ``upload_ms``."""
+        self.upload_s += seconds
 
     def mark(self, marks: int) -> None:
         """Something arrived now that set ``marks`` (``FIRST_EVENT``, ``FIRST_DELTA``)."""
@@ -203,6 +223,8 @@ class TurnTiming:
         outcome.turn_ms = (end - start) * 1000
         outcome.ttfb_ms = ((self.first_event or end) - start) * 1000
         outcome.ttft_ms = ((self.first_delta or self.first_event or end) - start) * 1000
+        outcome.connect_ms = self.connect_s * 1000
+        outcome.upload_ms = self.upload_s * 1000
 
 
 class Transport:
@@ -246,9 +268,31 @@ class Transport:
     def close(self) -> None:
         """Release connections."""
 
+    def abort(self) -> None:
+        """Release connections without a closing handshake (nothing more is written)."""
+        self._drop()
+        self.close()
+
+    @property
+    def close_has_bytes(self) -> bool:
+        """Whether :meth:`close` would write or read bytes now (a WebSocket's closing
+        handshake): the session then charges them to its last turn."""
+        return False
+
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's byte counters of the current connection, if one is open."""
         return None
+
+    def _set_up(self, connect: Callable[[], _Connection]) -> _Connection:
+        """Open a connection with ``connect`` (dial, TLS, WebSocket upgrade) and charge
+        its time, failed or not, to the turn in flight: its ``connect_ms``, and the
+        turn's clock runs from before it."""
+        began = time.perf_counter()
+        try:
+            return connect()
+        finally:
+            if self._timing is not None:
+                self._timing.connected(began)
 
     @functools.cached_property
     def tls(self) -> ssl.SSLContext | None:

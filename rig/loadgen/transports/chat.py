@@ -37,13 +37,14 @@ class ChatTransport(OverHTTP):
         )
         payload = orjson.dumps(body)
         reader = ChatStreamReader()
+        timing.sent()  # before a connect the request may need: its time is the turn's
         result = self.connection.request(
             "POST",
             self.target.base_path + "/chat/completions",
             payload,
             self._headers,
             body_sink(reader.feed_sse, timing),
-            on_sent=timing.sent,
+            on_written=timing.uploaded,
         )
         # Bytes add up over attempts (a rate-limited attempt's bytes were sent too).
         outcome.body_bytes_sent += len(payload)

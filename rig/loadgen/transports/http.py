@@ -47,7 +47,7 @@ class OverHTTP(Transport):
 
     def _at(self) -> tuple[str, int, WireSocket | TLSWireSocket]:
         """A new keep-alive connection, to the next of the target's URLs."""
-        dialled = self._dial()
+        dialled = self._set_up(self._dial)
         return dialled.endpoint.host, dialled.endpoint.port, dialled.wire
 
     def _drop(self) -> None:
@@ -81,13 +81,14 @@ class HTTPTransport(OverHTTP):
         for _ in range(MAX_RECOVERIES + 1):
             body = orjson.dumps(dict(self._body(turn, chained), stream=True))
             reader = ResponsesStreamReader()
+            timing.sent()  # before a connect the request may need: its time is the turn's
             result = self.connection.request(
                 "POST",
                 self.target.base_path + "/responses",
                 body,
                 self._headers,
                 body_sink(reader.feed_sse, timing),
-                on_sent=timing.sent,
+                on_written=timing.uploaded,
             )
             outcome.body_bytes_sent += len(body)
             outcome.body_bytes_recv += result.body_bytes

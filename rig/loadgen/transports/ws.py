@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rig.loadgen.target import Target
@@ -45,7 +46,8 @@ class WSTransport(Transport):
         self.connects = 0
 
     def _connect(self) -> WSConnection:
-        dialled = self._dial()  # the next of the target's URLs
+        """A new WebSocket to the next of the target's URLs (TCP, TLS, upgrade)."""
+        dialled = self._dial()
         connection = WSConnection.handshake(
             dialled.wire, dialled.endpoint.ws_url, headers=self.target.auth_headers()
         )
@@ -63,7 +65,7 @@ class WSTransport(Transport):
                     # (unless the target checkpoints it: --ws-resume).
                     outcome.retries += 1
                     chained = chained and self.resume
-                self.connection = self._connect()
+                self.connection = self._set_up(self._connect)
             payload = encode_client_event(self._body(turn, chained))
             try:
                 result = self._exchange(self.connection, payload, outcome, timing)
@@ -88,7 +90,9 @@ class WSTransport(Transport):
     def _exchange(
         self, connection: WSConnection, payload: bytes, outcome: TurnOutcome, timing: TurnTiming
     ) -> TurnResult:
+        began = time.perf_counter()
         connection.send_text(payload)
+        timing.uploaded(time.perf_counter() - began)
         outcome.body_bytes_sent += len(payload)  # written: a stale connection takes it too
         reader = ResponsesStreamReader()
         feed, mark = reader.feed_messages, timing.mark
@@ -107,12 +111,17 @@ class WSTransport(Transport):
             self.connection.abort()
             self.connection = None
 
+    @property
+    def close_has_bytes(self) -> bool:
+        """An open WebSocket closes with a handshake: 8 bytes up, 4 down (code 1000)."""
+        return self.connection is not None and self.connection.open
+
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's counters of the WebSocket's connection."""
         return self.connection.wire.tcp_info() if self.connection is not None else None
 
     def close(self) -> None:
-        """Close the WebSocket."""
+        """Close the WebSocket: the closing handshake, the server's answer read."""
         if self.connection is not None:
             self.connection.close()
             self.connection = None

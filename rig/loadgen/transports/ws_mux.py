@@ -17,11 +17,16 @@ message - is the connection's remainder, charged to the next turn that ends on i
 handshake goes to the first turn); a connection that dies leaves its remainder to the
 next turn that ends anywhere. Only whole frames are counted, never a frame still
 arriving, so the turns' bytes add up to the sockets' counters exactly (a close after
-the last turn, as with ``ws``, is on the counters but in no turn).
+the last turn is on the counters but in no turn: unlike a ``ws`` session's, the connection
+is shared, and it closes with the run's pool, after every session's last turn).
+
+A turn that attaches to a new connection (opening it, or waiting for another session's
+handshake) records that time as its ``connect_ms``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent
@@ -241,10 +246,10 @@ class MuxConnection:
     def close(self) -> None:
         """Close the WebSocket (end of run) and stop reading."""
         self.dead = True
+        if self._reader is not None:
+            self._reader.kill()  # first: the close reads the server's answer itself
         if self.ws is not None:
             self.ws.close()
-        if self._reader is not None:
-            self._reader.kill(block=False)
 
     def tcp_info(self) -> TcpInfo | None:
         """The kernel's counters of the shared socket."""
@@ -335,7 +340,10 @@ class MuxTransport(Transport):
         failure: BaseException | None = None
         for _ in range(MAX_RECOVERIES + 1):
             timing.sent()  # a connect (or waiting for one) counts toward the turn's time
-            lane, same = self._lane(outcome)
+            if self.lane is None or self.lane.connection.dead:
+                lane, same = self._set_up(lambda: self._lane(outcome))
+            else:
+                lane, same = self._lane(outcome)
             if not same:
                 outcome.retries += 1  # a new connection: the old one's memory is gone
                 chained = False
@@ -343,8 +351,10 @@ class MuxTransport(Transport):
             reader = ResponsesStreamReader()
             lane.begin(reader, timing)
             connection = lane.connection
+            began = time.perf_counter()
             try:
                 connection.send(lane, payload)
+                timing.uploaded(time.perf_counter() - began)
             except ConnectionError as exc:  # WSClosedError, or a reset
                 connection.fail(exc)
                 failure = exc
