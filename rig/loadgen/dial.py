@@ -60,8 +60,9 @@ def dial(
     """Connect to the next endpoint in turn, moving on after a failed connect.
 
     ``timeout`` bounds each TCP connect, ``tls`` is the target's context (``None``: plain
-    TCP), ``link`` the session's emulated link (``None``: none). Raises what :func:`open_wire` raised when the target has one endpoint; with several
-    that all failed, :class:`TimeoutError` if every one timed out, else
+    TCP), ``link`` the session's emulated link (``None``: none). Raises what
+    :func:`open_wire` raised when the target has one endpoint; with several that all
+    failed, :class:`TimeoutError` if every one timed out, else
     :class:`TargetUnreachableError`, naming each endpoint and its cause.
     """
     order = rotation.order()

@@ -543,8 +543,7 @@ def parse_links(text: str) -> LinkMix:
             weight = float(weight_text)
         except ValueError:
             raise LinkError(
-                f"--links {text!r}: the weight of {name.strip()!r} is not a number: "
-                f"{weight_text!r}"
+                f"--links {text!r}: the weight of {name.strip()!r} is not a number: {weight_text!r}"
             ) from None
         if not (weight > 0 and math.isfinite(weight)):
             raise LinkError(f"--links {text!r}: the weight of {name.strip()!r} must be > 0")
