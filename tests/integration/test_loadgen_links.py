@@ -1,0 +1,96 @@
+"""Sessions over an emulated link against a real mock: turns take what the link model
+says, and the bytes are exactly those of the same session without a link."""
+
+from __future__ import annotations
+
+import pytest
+
+from rig.loadgen.link import Link, LinkProfile, Outage
+from rig.loadgen.session import AgentSession, SessionConfig
+from rig.loadgen.target import Target
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.workload.scenarios import builtin_scenarios
+
+SCENARIO = builtin_scenarios()["fix_failing_test"]
+SLOW = LinkProfile("slow", uplink_bps=4e6, downlink_bps=8e6, rtt_s=0.1)
+"""No jitter or loss: the model's figures are exact, the rest is the mock and the host."""
+
+
+def _run(url: str, transport: str, link: LinkProfile | None) -> tuple[TaskRecord, list[TurnRecord]]:
+    records: list = []
+    config = SessionConfig(
+        transport=transport,
+        scenario=SCENARIO,
+        target=Target.from_url(url),
+        tags=RecordTags(
+            "test", SCENARIO.name, transport, "mock", link=link.name if link else "direct"
+        ),
+        time_scale=0.0,
+        link=link,
+    )
+    session = AgentSession(config, records.append)
+    try:
+        task = session.run_task()
+    finally:
+        session.close()
+    return task, [r for r in records if isinstance(r, TurnRecord)]
+
+
+def _predicted(turns: list[TurnRecord]) -> list[float]:
+    """Each turn's time by the model: its request up, then its answer down, on one
+    connection whose state carries over (the instant mock answers at once)."""
+    connection = Link(SLOW, clock=lambda: 0.0).connection()
+    now = connection.handshake(0.0)
+    times = []
+    for turn in turns:
+        left = connection.send(turn.bytes_sent, now)
+        arrived = connection.receive(turn.bytes_recv, left)
+        times.append(arrived - now)
+        now = arrived
+    return times
+
+
+@pytest.mark.parametrize("transport", ["http", "ws"])
+def test_turns_take_what_the_link_model_says_and_bytes_do_not_change(
+    mock_url: str, transport: str
+) -> None:
+    direct_task, direct = _run(mock_url, transport, None)
+    task, shaped = _run(mock_url, transport, SLOW)
+    assert task.ok and direct_task.ok, (task.error, direct_task.error)
+    assert {t.tags.link for t in shaped} == {"slow"}
+    # The counters count what crossed the socket: the link changes when, not what.
+    assert [(t.bytes_sent, t.bytes_recv) for t in shaped] == [
+        (t.bytes_sent, t.bytes_recv) for t in direct
+    ]
+    predicted = _predicted(shaped)
+    for turn, model_s, plain in zip(shaped, predicted, direct, strict=True):
+        measured_s = turn.turn_ms / 1000
+        if turn.turn == 0 and transport == "ws":
+            # Its clock includes the TCP handshake and the upgrade: two round trips more.
+            model_s += 2 * SLOW.rtt_s
+        assert measured_s >= 0.95 * model_s, (turn.turn, measured_s, model_s)
+        assert measured_s <= 1.3 * model_s + plain.turn_ms / 1000 + 0.05, (
+            turn.turn,
+            measured_s,
+            model_s,
+        )
+    # Every turn pays at least a round trip and its bytes at the rates.
+    for turn in shaped[1:]:
+        floor = SLOW.rtt_s + turn.bytes_sent * 8 / SLOW.uplink_bps
+        assert turn.turn_ms / 1000 >= floor + turn.bytes_recv * 8 / SLOW.downlink_bps
+
+
+def test_an_outage_in_reset_mode_resets_connections_and_websocket_reconnects(
+    mock_url: str,
+) -> None:
+    # Outages every 0.77 s (not a multiple of the SYN time-out of 1 s, so a reconnect gets
+    # through): the ~2 s task meets at least two.
+    flaky = LinkProfile(
+        "flaky", 8e6, 8e6, 0.02, outage=Outage(every_s=0.77, for_s=0.1, mode="reset")
+    )
+    _, turns = _run(mock_url, "ws", flaky)
+    assert {t.status for t in turns} <= {"ok", "reconnected", "error"}
+    assert any(t.status == "reconnected" for t in turns), [(t.status, t.error) for t in turns]
+    for turn in turns:
+        if turn.status == "error":
+            assert "outage" in turn.error or "kept closing" in turn.error, turn.error
