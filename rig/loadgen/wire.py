@@ -311,13 +311,13 @@ def open_wire(
     the connect also waits the emulated handshake (within ``timeout``) and every read and
     write is shaped (:class:`ShapedWireSocket`).
     """
-    began = time.monotonic()
     sock = gevent.socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(None)
     sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
     if link is None:
         wire = WireSocket(sock, counter)
-    else:
+    else:  # the kernel's handshake took no time: the link's takes a round trip
+        began = time.monotonic()
         connection = link.connection()
         ready = connection.handshake(began)
         try:

@@ -3,6 +3,8 @@ says, and the bytes are exactly those of the same session without a link."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from rig.loadgen.link import Link, LinkProfile, Outage
@@ -10,6 +12,7 @@ from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
+from tests.servers import start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
 SLOW = LinkProfile("slow", uplink_bps=4e6, downlink_bps=8e6, rtt_s=0.1)
@@ -94,3 +97,25 @@ def test_an_outage_in_reset_mode_resets_connections_and_websocket_reconnects(
     for turn in turns:
         if turn.status == "error":
             assert "outage" in turn.error or "kept closing" in turn.error, turn.error
+
+
+@pytest.fixture(scope="module")
+def paced_url() -> Iterator[str]:
+    """A mock that streams at a pace (the ``fast`` preset: 1,000 tokens/s)."""
+    process, url = start_mock("--preset", "fast")
+    yield url
+    process.stop()
+
+
+def test_a_paced_stream_arrives_one_round_trip_later_not_in_batches(paced_url: str) -> None:
+    # A wide window and fast rates: only the round trip is left to see. Bytes are read from
+    # the kernel while earlier ones wait to be delivered, so the stream is shifted by one
+    # round trip; reading only after each delivery would add up to one more at its end.
+    far = LinkProfile("far", 1e9, 1e9, 0.2, initial_window=1000)
+    _, direct = _run(paced_url, "http", None)
+    _, shaped = _run(paced_url, "http", far)
+    pairs = list(zip(direct, shaped, strict=True))
+    ttft = sum(s.ttft_ms - d.ttft_ms for d, s in pairs) / len(pairs)
+    turn = sum(s.turn_ms - d.turn_ms for d, s in pairs) / len(pairs)
+    assert 150 < ttft < 260, ttft
+    assert 150 < turn < 260, turn
