@@ -185,10 +185,9 @@ class ShapedWireSocket(WireSocket):
             due, data = held[0]
             wait = due - time.monotonic()
             if wait <= 0:
-                held.popleft()
                 if isinstance(data, LinkReset):
-                    held.appendleft((due, data))  # the connection stays reset
-                    raise data
+                    raise data  # and stays held: the connection stays reset
+                held.popleft()
                 return data
             if self._eof:
                 gevent.sleep(wait)

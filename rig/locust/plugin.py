@@ -46,6 +46,7 @@ from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy, TaskBackoff, parse_retry_policy, parse_task_backoff
 from rig.loadgen.health import HealthMonitor
+from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.registry import TransportContext
@@ -391,6 +392,8 @@ class LocustRun:
         scenario = self.scenarios[index % len(self.scenarios)]
         worker = f"w{worker_index}" if self.relay.is_worker else "local"
         link = self.links.pick(index, self.options.seed)  # the same for user k of each cell
+        if not registry.spec(transport).shaped:
+            link = DIRECT_LINK  # connections shared by sessions of different links
         tags = RecordTags(
             run=self.run_id,
             scenario=scenario.name,

@@ -3,7 +3,11 @@ says, and the bytes are exactly those of the same session without a link."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +123,42 @@ def test_a_paced_stream_arrives_one_round_trip_later_not_in_batches(paced_url: s
     turn = sum(s.turn_ms - d.turn_ms for d, s in pairs) / len(pairs)
     assert 150 < ttft < 260, ttft
     assert 150 < turn < 260, turn
+
+
+SESSION_LINKS = r"""
+import json, sys
+from locust.env import Environment
+from locust.event import Events
+from rig.locust.plugin import LocustRun, user_classes
+from rig.options import RunOptions
+
+options = RunOptions(target_url="http://127.0.0.1:9/v1", transports="http,ws,ws_mux",
+                     links=sys.argv[1], out=sys.argv[2])
+environment = Environment(user_classes=user_classes(["http", "ws", "ws_mux"]), events=Events())
+environment.create_local_runner()
+run = LocustRun.attach(environment, options)
+picked = {}
+for transport in ("http", "ws", "ws_mux"):
+    for _ in range(20):
+        config, index = run.session_config(transport, 0)
+        link = config.link.name if config.link is not None else None
+        picked.setdefault(transport, []).append([index, link, config.tags.link])
+print(json.dumps({"picked": picked, "meta_links": run.meta()["links"]}))
+"""
+
+
+def test_each_locust_session_gets_its_link_in_its_config_and_tags(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SESSION_LINKS, "lte=1,geo=1", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    picked = report["picked"]
+    assert report["meta_links"] == ["lte", "geo"]
+    for _, link, tag in picked["http"]:
+        assert link == tag and link in ("lte", "geo")
+    assert {link for _, link, _ in picked["http"]} == {"lte", "geo"}
+    assert picked["ws"] == picked["http"]  # user k of every transport: the same link
+    # ws_mux shares connections between sessions: never shaped, and tagged so.
+    assert {(link, tag) for _, link, tag in picked["ws_mux"]} == {("direct", "direct")}
