@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rig.loadgen import registry
+from rig.loadgen.link import LinkError, load_link, parse_links
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
 __all__ = [
@@ -86,6 +87,26 @@ def parse_duration(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 90s, 5m)") from None
+
+
+def link_option(text: str) -> str:
+    """``--link``: a shipped link profile's name or a profile file, checked now."""
+    if text:
+        try:
+            load_link(text)
+        except LinkError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def links_option(text: str) -> str:
+    """``--links``: a mix of links with weights, checked now."""
+    if text:
+        try:
+            parse_links(text)
+        except LinkError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -266,6 +287,22 @@ class RunOptions:
         default="mixed",
     )
     seed: int = option("seed for tasks and tool timings", _RUN, default=0, type=int)
+    link: str = option(
+        "emulate this network link for every session: fiber, cable, dsl, lte, 3g, leo, geo, "
+        "airplane, direct (no shaping, default) or a YAML profile file (docs/links.md)",
+        _RUN,
+        default="",
+        type=link_option,
+        metavar="NAME|FILE",
+    )
+    links: str = option(
+        "a mix of links by weight, each session getting one, e.g. cable=70,lte=20,airplane=10 "
+        "(instead of --link)",
+        _RUN,
+        default="",
+        type=links_option,
+        metavar="MIX",
+    )
     time_scale: float = option(
         "multiplies simulated tool time (0 = instant tools; default 1 = real time)",
         _RUN,

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from rig.errors import RigError
+from rig.loadgen.link import Link
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Endpoint, EndpointRotation, Target
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
@@ -54,12 +55,14 @@ def dial(
     *,
     timeout: float,
     tls: ssl.SSLContext | None,
+    link: Link | None = None,
 ) -> Dialled:
     """Connect to the next endpoint in turn, moving on after a failed connect.
 
     ``timeout`` bounds each TCP connect, ``tls`` is the target's context (``None``: plain
-    TCP). Raises what :func:`open_wire` raised when the target has one endpoint; with several
-    that all failed, :class:`TimeoutError` if every one timed out, else
+    TCP), ``link`` the session's emulated link (``None``: none). Raises what
+    :func:`open_wire` raised when the target has one endpoint; with several that all
+    failed, :class:`TimeoutError` if every one timed out, else
     :class:`TargetUnreachableError`, naming each endpoint and its cause.
     """
     order = rotation.order()
@@ -68,7 +71,9 @@ def dial(
     for endpoint in order:
         began = time.perf_counter()
         try:
-            wire = open_wire(endpoint.host, endpoint.port, counter, timeout=timeout, tls=tls)
+            wire = open_wire(
+                endpoint.host, endpoint.port, counter, timeout=timeout, tls=tls, link=link
+            )
         except OSError as exc:  # refused, unreachable, timed out, TLS handshake refused
             if len(order) == 1:
                 raise

@@ -128,6 +128,9 @@ class TransportSpec:
     """SVG ``stroke-dasharray`` of its line (empty: solid)."""
     options: tuple[TransportOption, ...] = ()
     """Its own settings (each becomes a ``--<name>-<option>`` flag on the run commands)."""
+    shaped: bool = True
+    """Its connections belong to one session, so ``--link`` can shape them (``ws_mux``'s
+    are shared: its sessions run unshaped, tagged ``direct``)."""
 
     def factory(self) -> Callable[..., Any]:
         """A callable ``(target, counter, **common) -> Transport`` for this entry."""
@@ -221,6 +224,7 @@ REGISTRY: dict[str, TransportSpec] = {
             cls=f"{_TRANSPORTS}.ws_mux:MuxTransport",
             chained=True,
             dash="1 2",
+            shaped=False,
             options=(
                 TransportOption(
                     name="sessions_per_connection",

@@ -25,6 +25,7 @@ from typing import Any
 import gevent
 
 from rig.loadgen.backoff import DEFAULT_TASK_BACKOFF, RetryPolicy, TaskBackoff
+from rig.loadgen.link import Link, LinkProfile
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.transports import (
@@ -70,6 +71,9 @@ class SessionConfig:
     """What to do when a rate limit refuses a turn (``--retry-policy``)."""
     task_backoff: TaskBackoff = DEFAULT_TASK_BACKOFF
     """How long to wait before a task after failed ones (``--task-backoff``)."""
+    link: LinkProfile | None = None
+    """The network link to emulate (``--link``/``--links``; its name belongs in
+    ``tags.link``); ``None`` or ``direct``: none."""
     context: TransportContext | None = None
     """The run's shared transport state and per-transport option values (one per run,
     made by whoever runs the sessions); ``None``: each session's transport on its own,
@@ -92,6 +96,11 @@ class AgentSession:
         self.sink = sink
         self.session_index = session_index
         self.counter = WireCounter()
+        seed = config.seed * 1_000_003 + session_index
+        self.link: Link | None = None
+        """The session's emulated link, shared by all its connections."""
+        if config.link is not None and config.link.shapes:
+            self.link = Link(config.link, seed=seed + 2)
         self.transport: Transport = make_transport(
             config.transport,
             config.target,
@@ -100,15 +109,16 @@ class AgentSession:
             tools=TOOLS,
             timeout=config.timeout_s,
             retry=config.retry,
-            seed=config.seed * 1_000_003 + session_index,
+            seed=seed,
             context=config.context,
+            link=self.link,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
         self.tasks_done = 0
         self.failed_in_a_row = 0
         """Tasks failed since the last one that succeeded (sets the back-off)."""
-        self._backoff_rng = random.Random(config.seed * 1_000_003 + session_index + 1)
+        self._backoff_rng = random.Random(seed + 1)
         self._held: list[TurnRecord | TaskRecord] = []
         """The last task's final turn and task records, held while the transport's
         connection stays open: :meth:`close` charges the closing handshake to them."""

@@ -5,8 +5,11 @@ Every byte a transport writes to or reads from a TCP connection goes through a
 snapshots of the counter around a turn, so a turn's bytes are exactly what crossed the
 socket for it: request line, headers, body, chunk framing, WebSocket frame headers and
 masking, and, over TLS, the encrypted records (TLS is run above the counter with
-``ssl.SSLObject``, so the counts match what the kernel sends). Link shaping (delay,
-bandwidth, loss profiles) plugs in here too, in a later milestone.
+``ssl.SSLObject``, so the counts match what the kernel sends). Link emulation plugs in
+here too: with a session's :class:`~rig.loadgen.link.Link`, :func:`open_wire` waits the
+TCP handshake and returns a :class:`ShapedWireSocket`, which writes when the link says the
+bytes have left and hands over what it read when the link says it arrived (docs/links.md).
+Without one, nothing of it runs.
 
 Sockets are gevent sockets, cooperative with or without monkey-patching, so the same
 code runs inside Locust and in a plain script. Reads and writes have no timeout of their
@@ -21,12 +24,23 @@ import select
 import socket as stdlib_socket
 import ssl
 import struct
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import gevent
 import gevent.socket
 
-__all__ = ["TLSWireSocket", "TcpInfo", "WireCounter", "WireSocket", "open_wire"]
+from rig.loadgen.link import Link, LinkConnection, LinkReset
+
+__all__ = [
+    "ShapedWireSocket",
+    "TLSWireSocket",
+    "TcpInfo",
+    "WireCounter",
+    "WireSocket",
+    "open_wire",
+]
 
 RECV_SIZE = 65536
 
@@ -117,6 +131,92 @@ class WireSocket:
         return TcpInfo(bytes_acked=fields[34], bytes_received=fields[35])
 
 
+class _Due(Exception):
+    """The wait for more bytes ended: the oldest bytes held are due."""
+
+
+def _sleep_until(due: float) -> None:
+    wait = due - time.monotonic()
+    if wait > 0:
+        gevent.sleep(wait)
+
+
+class ShapedWireSocket(WireSocket):
+    """A :class:`WireSocket` over an emulated link (one :class:`LinkConnection`).
+
+    ``sendall`` waits until the link has sent the bytes, then writes them. ``recv`` reads
+    from the kernel as bytes come (so each read knows when the server sent it) and holds
+    them until the link delivers them; while it holds some it keeps reading, so a stream
+    is delayed, not batched. It waits on a timer or the socket, never in a loop. Bytes are
+    counted when read from the kernel, as by :class:`WireSocket`.
+    """
+
+    __slots__ = ("_eof", "_held", "link")
+
+    def __init__(self, sock: gevent.socket.socket, counter: WireCounter, link: LinkConnection):
+        super().__init__(sock, counter)
+        self.link = link
+        self._held: deque[tuple[float, bytes | LinkReset]] = deque()
+        """Bytes read but not yet delivered (or the reset that ends them), oldest first."""
+        self._eof = False
+
+    def sendall(self, data: bytes) -> None:
+        """Write all of ``data`` once the link has sent it (:class:`LinkReset` at the
+        moment an outage resets the connection)."""
+        try:
+            due = self.link.send(len(data), time.monotonic())
+        except LinkReset as exc:
+            _sleep_until(exc.at)
+            raise
+        _sleep_until(due)
+        self.sock.sendall(data)
+        self.counter.sent += len(data)
+
+    def recv(self, size: int = RECV_SIZE) -> bytes:
+        """The next bytes the link delivers (at most ``size``); ``b""`` when the peer
+        closed, delivered in turn."""
+        held = self._held
+        while True:
+            if not held:
+                if self._eof:
+                    return b""
+                self._pull(size)
+                continue
+            due, data = held[0]
+            wait = due - time.monotonic()
+            if wait <= 0:
+                if isinstance(data, LinkReset):
+                    raise data  # and stays held: the connection stays reset
+                held.popleft()
+                return data
+            if self._eof:
+                gevent.sleep(wait)
+                continue
+            try:  # until it is due, or more bytes come to be timed
+                gevent.socket.wait(self._readable, timeout=wait, timeout_exc=_Due)
+            except _Due:
+                continue
+            self._pull(size)
+
+    def _pull(self, size: int) -> None:
+        """Read what the kernel has now and hold it until the link delivers it."""
+        data = self.sock.recv(size)
+        now = time.monotonic()
+        self.counter.received += len(data)
+        try:
+            due = self.link.receive(max(1, len(data)), now)  # a FIN travels as a packet
+        except LinkReset as exc:
+            self._held.append((exc.at, exc))
+            return
+        if not data:
+            self._eof = True
+        self._held.append((due, data))
+
+    def dropped(self) -> bool:
+        """Whether an idle connection was closed by the peer (bytes held: not idle)."""
+        return not self._held and super().dropped()
+
+
 class TLSWireSocket:
     """TLS over a :class:`WireSocket`: the counter sees the encrypted bytes."""
 
@@ -201,16 +301,33 @@ def open_wire(
     *,
     timeout: float = 30.0,
     tls: ssl.SSLContext | None = None,
+    link: Link | None = None,
 ) -> WireSocket | TLSWireSocket:
     """Connect to ``host:port`` (TLS when ``tls`` is given) with counting from the first byte.
 
     ``timeout`` bounds the TCP connect only (it raises :class:`TimeoutError`); afterwards
-    the socket blocks without a timeout, and the caller sets the deadline.
+    the socket blocks without a timeout, and the caller sets the deadline. Over a ``link``
+    the connect also waits the emulated handshake (within ``timeout``) and every read and
+    write is shaped (:class:`ShapedWireSocket`).
     """
     sock = gevent.socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(None)
     sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
-    wire = WireSocket(sock, counter)
+    if link is None:
+        wire = WireSocket(sock, counter)
+    else:  # the kernel's handshake took no time: the link's takes a round trip
+        began = time.monotonic()
+        connection = link.connection()
+        ready = connection.handshake(began)
+        try:
+            if ready - began > timeout:
+                _sleep_until(began + timeout)
+                raise TimeoutError(f"connecting over the {link.profile.name} link timed out")
+            _sleep_until(ready)
+        except BaseException:
+            sock.close()
+            raise
+        wire = ShapedWireSocket(sock, counter, connection)
     if tls is None:
         return wire
     try:

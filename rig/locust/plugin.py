@@ -46,6 +46,8 @@ from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy, TaskBackoff, parse_retry_policy, parse_task_backoff
 from rig.loadgen.health import HealthMonitor
+from rig.loadgen.link import DIRECT as DIRECT_LINK
+from rig.loadgen.link import LinkMix, link_mix
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession, SessionConfig
@@ -261,6 +263,8 @@ class LocustRun:
         self.checks: list[Check] = [parse_check(text) for text in options.check]
         self.retry: RetryPolicy = parse_retry_policy(options.retry_policy)
         self.task_backoff: TaskBackoff = parse_task_backoff(options.task_backoff)
+        self.links: LinkMix = link_mix(options.link, options.links)
+        """Each session's emulated link (``--link``/``--links``; ``direct``: none)."""
         self.context = TransportContext(options.transport_options)
         """What the run's transports share (option values, pooled connections)."""
         self.run_id = options.run_id
@@ -387,11 +391,15 @@ class LocustRun:
         index = next(counter) + 1_000_000 * worker_index
         scenario = self.scenarios[index % len(self.scenarios)]
         worker = f"w{worker_index}" if self.relay.is_worker else "local"
+        link = self.links.pick(index, self.options.seed)  # the same for user k of each cell
+        if not registry.spec(transport).shaped:
+            link = DIRECT_LINK  # connections shared by sessions of different links
         tags = RecordTags(
             run=self.run_id,
             scenario=scenario.name,
             transport=transport,
             target=target.name,
+            link=link.name,
             worker=worker,
         )
         config = SessionConfig(
@@ -404,6 +412,7 @@ class LocustRun:
             timeout_s=self.options.request_timeout,
             retry=self.retry,
             task_backoff=self.task_backoff,
+            link=link,
             context=self.context,  # the run's shared transport state (ws_mux's pool)
         )
         return config, index
@@ -412,6 +421,7 @@ class LocustRun:
         if environment.parsed_options is not None:
             # A worker has the master's options now (its spawn job brought them).
             self.options = RunOptions.from_namespace(environment.parsed_options)
+            self.links = link_mix(self.options.link, self.options.links)
         self.run_id = self.options.run_id or self.run_id or new_run_id()
         self.influx_deadline = None
         relay = self.relay
@@ -517,6 +527,7 @@ class LocustRun:
                 "ttft_slo_ms": options.ttft_slo_ms,
             },
             "retry_policy": options.retry_policy,
+            "links": self.links.names,
             "seed": options.seed,
             "time_scale": options.time_scale,
             "model": options.model,

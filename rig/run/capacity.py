@@ -66,6 +66,7 @@ def _phase(
 
 def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Run every phase, merge, report; return the exit code."""
+    from rig.loadgen.link import link_mix
     from rig.loadgen.options import parse_transports
     from rig.loadgen.target import parse_base_urls
     from rig.metrics.rundir import RunDirectory, new_run_id
@@ -81,6 +82,7 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     try:
         transports = parse_transports(options.transports)
         checks = [parse_check(text) for text in options.check]
+        link_mix(options.link, options.links)  # LinkError (a ValueError): --link with --links
         parse_shape(_shape(options))
         latency = load_preset(options.preset) if options.target_url is None else None
         if options.target_url is not None:  # one base URL or a list: each one valid

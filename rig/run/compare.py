@@ -73,6 +73,7 @@ def run_compare(
 ) -> int:
     """Run the comparison; return the process exit code. ``spawn_rate`` 0: all users
     within about five seconds."""
+    from rig.loadgen.link import link_mix
     from rig.loadgen.options import parse_transports
     from rig.loadgen.target import Target, TargetError
     from rig.mock.latency import PresetError, load_preset
@@ -87,6 +88,7 @@ def run_compare(
     try:
         checks = [parse_check(text) for text in options.check]
         transports = parse_transports(options.transports)
+        link_mix(options.link, options.links)  # LinkError (a ValueError): --link with --links
         if options.target_url is None:
             latency = load_preset(options.preset)
         else:

@@ -32,6 +32,7 @@ from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import RetryPolicy
 from rig.loadgen.dial import Dialled, dial, rotation
+from rig.loadgen.link import Link
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.wire import TcpInfo, WireCounter
@@ -245,6 +246,7 @@ class Transport:
         retry: RetryPolicy = DEFAULT_RETRY,
         seed: int = 0,
         context: TransportContext | None = None,
+        link: Link | None = None,
     ):
         self.target = target
         self.counter = counter
@@ -260,6 +262,8 @@ class Transport:
         """The run's round robin over the target's URLs (each new connection the next)."""
         self._timing: TurnTiming | None = None
         """The clock of the turn in flight (a failed-over connect starts it earlier)."""
+        self.link = link
+        """The session's emulated link, shaping every connection it dials (``None``: none)."""
 
     def turn(self, turn: TurnInput) -> TurnOutcome:
         """Run one turn; never raises for target or network failures (status says)."""
@@ -303,7 +307,9 @@ class Transport:
     def _dial(self) -> Dialled:
         """A new connection to the next of the target's URLs (moving on past any that
         refuses it); the time of refused attempts is charged to the turn in flight."""
-        dialled = dial(self.endpoints, self.counter, timeout=self.timeout, tls=self.tls)
+        dialled = dial(
+            self.endpoints, self.counter, timeout=self.timeout, tls=self.tls, link=self.link
+        )
         if dialled.failed_since is not None and self._timing is not None:
             self._timing.since(dialled.failed_since)
         return dialled
@@ -418,7 +424,7 @@ def make_transport(
 ) -> Transport:
     """The transport registered as ``name`` (:mod:`rig.loadgen.registry`); ``common`` are
     the keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
-    ``retry``, ``seed``); the transport's own options come from ``context`` (their
+    ``retry``, ``seed``, ``link``); the transport's own options come from ``context`` (their
     defaults without one) as keywords."""
     spec = registry.spec(name)
     if context is not None:
