@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ from rig.protocol.requests import (
     parse_json_object,
 )
 from rig.protocol.tokens import estimate_tokens
-from rig.protocol.ws import parse_client_event
+from rig.protocol.ws import client_event
 from rig.serving import (
     bearer,
     check_api_key,
@@ -218,50 +218,61 @@ class Gateway:
         )
         await self.state.record(response["id"], conversation, cache=cache, lane=lane)
 
-    def upstream_events(self, turn: _Turn) -> AsyncIterator[RelayedEvent]:
-        """The upstream call for ``turn``, as events."""
+    def upstream_events(self, turn: _Turn) -> AsyncGenerator[list[RelayedEvent], None]:
+        """The upstream call for ``turn``, as batches of events (one per upstream read)."""
         upstream = self.upstreams[self.config.upstream_for(turn.request.model)]
         call = UpstreamCall(
             turn.request, turn.body, turn.context, _obfuscate(turn.body), turn.upstream_key
         )
-        return upstream.stream(call)
+        return upstream.batches(call)
 
     async def relay(
         self,
         turn: _Turn,
         emit: Callable[[RelayedEvent], Awaitable[None]],
         on_terminal: Callable[[RelayedEvent], Awaitable[None]],
-        events: AsyncIterator[RelayedEvent],
-        first: RelayedEvent,
+        batches: AsyncIterator[list[RelayedEvent]],
+        first: list[RelayedEvent],
     ) -> RelayedEvent:
-        """Send ``first`` and the rest of ``events`` with ``emit``; before the terminal
-        event, await ``on_terminal`` (record it). The terminal event; raises
+        """Send the events of ``first`` and of the rest of ``batches`` with ``emit``; before
+        the terminal event, await ``on_terminal`` (record it). The terminal event; raises
         :class:`UpstreamError` when the stream ends without one, or the upstream's error."""
-        event: RelayedEvent | None = first
-        while event is not None:
-            if event.terminal:
-                await on_terminal(event)
+        batch: list[RelayedEvent] | None = first
+        while batch is not None:
+            for event in batch:
+                if event.terminal:
+                    await on_terminal(event)
+                    await emit(event)
+                    self.stats.add(
+                        "responses_completed"
+                        if event.type != "response.failed"
+                        else "responses_failed"
+                    )
+                    return event
                 await emit(event)
-                self.stats.add(
-                    "responses_completed" if event.type != "response.failed" else "responses_failed"
-                )
-                return event
-            await emit(event)
-            event = await anext(events, None)
+            batch = await anext(batches, None)
         raise UpstreamError("The upstream's stream ended before the response did.")
 
-    async def open_upstream(self, turn: _Turn) -> tuple[AsyncIterator[RelayedEvent], RelayedEvent]:
-        """Call the upstream and wait for its first event (a refusal raises here, before
+    async def open_upstream(
+        self, turn: _Turn
+    ) -> tuple[AsyncGenerator[list[RelayedEvent], None], list[RelayedEvent]]:
+        """Call the upstream and wait for its first events (a refusal raises here, before
         anything was sent to the client)."""
         started = time.perf_counter()
-        events = self.upstream_events(turn)
-        first = await anext(events, None)
+        batches = self.upstream_events(turn)
+        try:
+            first = await anext(batches, None)
+            while first is not None and not first:
+                first = await anext(batches, None)
+        except BaseException:
+            await batches.aclose()
+            raise
         if first is None:
             raise UpstreamError("The upstream answered with an empty stream.")
         elapsed = time.perf_counter() - started
         self.stats.add("upstream_ttfb_us", int(elapsed * 1e6))
         self.stats.observe("upstream_ttfb_seconds", elapsed)
-        return events, first
+        return batches, first
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused with 413 past ``max_body_bytes``."""
@@ -446,7 +457,7 @@ class Gateway:
             self.stats.add("connections_open", -1)
 
 
-async def _close_events(events: AsyncIterator[RelayedEvent]) -> None:
+async def _close_events(events: AsyncIterator[list[RelayedEvent]]) -> None:
     """Finish an upstream call's event stream early or late (releases its slot)."""
     close = getattr(events, "aclose", None)
     if close is not None:
@@ -469,8 +480,8 @@ class _EventStream(Response):
         self,
         gateway: Gateway,
         turn: _Turn,
-        events: AsyncIterator[RelayedEvent],
-        first: RelayedEvent,
+        events: AsyncIterator[list[RelayedEvent]],
+        first: list[RelayedEvent],
     ):
         super().__init__(media_type="text/event-stream")
         self.gateway = gateway
@@ -548,8 +559,9 @@ class _WSConnection(WSModeConnection[_Create]):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def parse(self, raw: bytes) -> _Create:
-        event = parse_client_event(raw)
-        return _Create(event, parse_json_object(raw), event.stream_id)
+        body = parse_json_object(raw)
+        event = client_event(body)
+        return _Create(event, body, event.stream_id)
 
     def received(self, size: int) -> None:
         self.stats.add("client_bytes_in", size)

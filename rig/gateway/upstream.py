@@ -30,7 +30,7 @@ the status and the exception's type.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -393,8 +393,19 @@ class Upstream:
             await self._session.close()
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
-        """The events of one upstream call. Raises an :class:`APIError` (the API's shape)
-        for a refusal before the stream (on the first ``anext``) or a failure during it."""
+        """The events of one upstream call, one by one (:meth:`batches`)."""
+        batches = self.batches(call)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def batches(self, call: UpstreamCall) -> AsyncGenerator[list[RelayedEvent], None]:
+        """The events of one upstream call, as they arrive: a list per read (possibly
+        empty). Raises an :class:`APIError` (the API's shape) for a refusal before the
+        stream (on the first ``anext``) or a failure during it."""
         body = orjson.dumps(self.dialect.body(call, self.config))
         headers = None if call.key is None else {"authorization": f"Bearer {call.key}"}
         stats = self.stats
@@ -419,10 +430,8 @@ class Upstream:
                         raise refusal
                     async for chunk in answer.content.iter_any():
                         stats.add("upstream_bytes_in", len(chunk))
-                        for event in reader.feed(chunk):
-                            yield event
-                for event in reader.end():
-                    yield event
+                        yield reader.feed(chunk)
+                yield reader.end()
             except TimeoutError:
                 stats.add("upstream_errors")
                 raise UpstreamTimeoutError(

@@ -19,6 +19,7 @@ from rig.protocol.requests import ResponseCreateEvent, invalid_request_from, par
 __all__ = [
     "CLIENT_EVENT_TYPES",
     "CONNECTION_LIMIT_CODE",
+    "client_event",
     "encode_client_event",
     "encode_server_event",
     "parse_client_event",
@@ -44,7 +45,12 @@ def encode_client_event(body: dict[str, Any], *, stream_id: str | None = None) -
 
 def parse_client_event(raw: bytes | str) -> ResponseCreateEvent:
     """Validate one client frame; raise :class:`InvalidRequestError` naming what is wrong."""
-    message = parse_json_object(raw)
+    return client_event(parse_json_object(raw))
+
+
+def client_event(message: dict[str, Any]) -> ResponseCreateEvent:
+    """Validate one client frame already decoded (:func:`rig.protocol.requests.parse_json_object`);
+    drops its ``stream`` field (implicit over WebSocket)."""
     kind = message.get("type")
     if kind is None:
         raise InvalidRequestError(
