@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import psutil
@@ -61,6 +62,7 @@ from rig.protocol.errors import (
     ws_error_event,
 )
 from rig.protocol.events import ResponseStream, usage_object
+from rig.protocol.models import model_object
 from rig.protocol.requests import (
     ResponseCreateRequest,
     normalize_input,
@@ -367,6 +369,42 @@ class Gateway:
             return Response(stored.response, media_type="application/json")
         return json_response(without_encrypted_reasoning(stored.response_object()))
 
+    async def list_models(self, request: Request) -> Response:
+        """``GET /v1/models``: the model names the configuration routes, and the list of
+        the upstream that takes every other name (asked with its key, or the client's
+        under ``client_keys: pass-through``)."""
+        self.stats.add("http_requests")
+        try:
+            upstream_key = self.authenticate(request.headers)
+            named = [model for upstream in self.config.upstreams for model in upstream.models]
+            models = {model: model_object(model) for model in named}
+            catch_all = next((u for u in self.config.upstreams if not u.models), None)
+            if catch_all is not None:
+                answer = await self.upstreams[catch_all].get_json("/models", upstream_key)
+                for entry in answer.get("data") or ():
+                    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                        models.setdefault(entry["id"], entry)
+        except APIError as error:
+            return self.failed(error)
+        return json_response({"object": "list", "data": list(models.values())})
+
+    async def get_model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: a name the configuration routes, else the upstream that
+        would serve it answers."""
+        self.stats.add("http_requests")
+        model = request.path_params["model_id"]
+        try:
+            upstream_key = self.authenticate(request.headers)
+            upstream = self.config.upstream_for(model)
+            if model in upstream.models:
+                return json_response(model_object(model))
+            answer = await self.upstreams[upstream].get_json(
+                f"/models/{quote(model, safe='')}", upstream_key
+            )
+        except APIError as error:
+            return self.failed(error)
+        return json_response(answer)
+
     async def delete_response(self, request: Request) -> Response:
         """``DELETE /v1/responses/{id}``."""
         self.stats.add("http_requests")
@@ -652,6 +690,8 @@ def build_app(gateway: Gateway) -> GatewayFront:
         Route("/v1/responses", gateway.create_response, methods=["POST"]),
         Route("/v1/responses/{response_id}", gateway.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", gateway.delete_response, methods=["DELETE"]),
+        Route("/v1/models", gateway.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", gateway.get_model, methods=["GET"]),
         Route("/health", gateway.health, methods=["GET"]),
         Route("/stats", gateway.stats_endpoint, methods=["GET"]),
         Route("/metrics", gateway.metrics, methods=["GET"]),

@@ -443,3 +443,28 @@ class Upstream:
             except SSEError as exc:
                 stats.add("upstream_errors")
                 raise UpstreamError(f"The upstream's stream is unreadable: {exc}") from None
+
+    async def get_json(self, path: str, key: str | None = None) -> dict[str, Any]:
+        """``GET {base}{path}`` (the Models API): the upstream's JSON object; its refusal
+        as the API's error (:func:`upstream_refusal`), a failure as :class:`UpstreamError`."""
+        url = self.config.base_url.rstrip("/") + path
+        headers = None if key is None else {"authorization": f"Bearer {key}"}
+        try:
+            async with self.session.get(url, headers=headers) as answer:
+                raw = await answer.read()
+                if answer.status != 200:
+                    passed = {k.lower(): v for k, v in answer.headers.items()}
+                    raise upstream_refusal(answer.status, passed, raw, client_key=key is not None)
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"The upstream did not answer within {self.config.timeout_s:g} seconds."
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("The upstream answered with a body that is not JSON.") from None
+        if not isinstance(value, dict):
+            raise UpstreamError("The upstream answered with a body that is not a JSON object.")
+        return value

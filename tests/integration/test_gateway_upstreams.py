@@ -85,6 +85,34 @@ def test_models_go_to_the_upstream_naming_them_and_options_override_the_file(
         gateway.stop()
 
 
+def test_the_models_api_lists_routed_names_and_the_catch_all_upstreams_models(
+    tmp_path: Path, mock_url: str
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "upstreams:\n"
+        f"  - base_url: {mock_url}\n"
+        "    models: [agent-r, agent-s]\n"
+        f"  - base_url: {mock_url}\n"
+    )
+    gateway, url = _start("--config", str(config))
+    dead, dead_url = _start("--upstream", f"http://127.0.0.1:{free_port()}/v1")
+    try:
+        with _sdk(url, "sk-any") as client:
+            listed = [model.id for model in client.models.list()]
+            assert listed[:2] == ["agent-r", "agent-s"]
+            assert "mock-agent" in listed  # the catch-all upstream's own list
+            assert client.models.retrieve("agent-s").id == "agent-s"
+            assert client.models.retrieve("any/other-model").id == "any/other-model"
+        with _sdk(dead_url, "sk-any") as client, pytest.raises(openai.APIStatusError) as failed:
+            client.models.list()
+        assert failed.value.status_code == 502
+        assert failed.value.body["code"] == "upstream_error"
+    finally:
+        gateway.stop()
+        dead.stop()
+
+
 # -- reasoning with store=false upstreams -----------------------------------------------
 
 
