@@ -338,7 +338,10 @@ class Gateway:
             return self.failed(UpstreamError(f"The upstream's response failed: {detail}"))
         # The response as the client sees it (the recorded copy may hold more, such as
         # the encrypted reasoning the gateway asked for to carry the conversation on).
-        payload = orjson.dumps(orjson.loads(terminal.data)["response"])
+        response = terminal.response
+        if ENCRYPTED_REASONING not in (create.include or ()):
+            response = without_encrypted_reasoning(response)
+        payload = orjson.dumps(response)
         self.stats.add("client_bytes_out", len(payload))
         return Response(payload, media_type="application/json")
 
