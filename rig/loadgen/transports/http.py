@@ -39,10 +39,18 @@ def body_sink(feed: Any, timing: TurnTiming) -> Any:
 class OverHTTP(Transport):
     """A transport on one keep-alive HTTP/1.1 connection."""
 
+    watches_idle = True
+
     def __init__(self, target: Target, counter: WireCounter, **kw: Any):
         super().__init__(target, counter, **kw)
         self.connection = HTTPConnection(
-            target.host, target.port, counter, tls=self.tls, timeout=self.timeout, dial=self._at
+            target.host,
+            target.port,
+            counter,
+            tls=self.tls,
+            timeout=self.timeout,
+            dial=self._at,
+            watch=self.idle,
         )
 
     def _at(self) -> tuple[str, int, WireSocket | TLSWireSocket]:
