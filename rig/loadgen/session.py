@@ -24,7 +24,13 @@ from typing import Any
 
 import gevent
 
-from rig.loadgen.backoff import DEFAULT_TASK_BACKOFF, RetryPolicy, TaskBackoff
+from rig.loadgen.backoff import (
+    DEFAULT_STREAM_POLICY,
+    DEFAULT_TASK_BACKOFF,
+    RetryPolicy,
+    StreamPolicy,
+    TaskBackoff,
+)
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
 from rig.loadgen.transports import (
@@ -70,6 +76,9 @@ class SessionConfig:
     """What to do when a rate limit refuses a turn (``--retry-policy``)."""
     task_backoff: TaskBackoff = DEFAULT_TASK_BACKOFF
     """How long to wait before a task after failed ones (``--task-backoff``)."""
+    stream: StreamPolicy = DEFAULT_STREAM_POLICY
+    """What to do when a connection breaks under a turn (``--stream-idle-timeout``,
+    ``--stream-retries``, ``--ws-fallback``)."""
     context: TransportContext | None = None
     """The run's shared transport state and per-transport option values (one per run,
     made by whoever runs the sessions); ``None``: each session's transport on its own,
@@ -102,6 +111,7 @@ class AgentSession:
             retry=config.retry,
             seed=config.seed * 1_000_003 + session_index,
             context=config.context,
+            stream=config.stream,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
@@ -261,6 +271,10 @@ class AgentSession:
             error=outcome.error[:500],
             connect_ms=round(outcome.connect_ms, 3),
             upload_ms=round(outcome.upload_ms, 3),
+            breaks=outcome.breaks,
+            resent_bytes=outcome.resent_bytes,
+            recover_ms=round(outcome.recover_ms, 3),
+            fallback=outcome.fallback,
         )
 
     def _release(self, sent: int = 0, received: int = 0) -> None:

@@ -44,7 +44,13 @@ from locust.runners import MasterRunner, WorkerRunner
 from rig import __version__
 from rig.errors import RigError
 from rig.loadgen import registry
-from rig.loadgen.backoff import RetryPolicy, TaskBackoff, parse_retry_policy, parse_task_backoff
+from rig.loadgen.backoff import (
+    RetryPolicy,
+    StreamPolicy,
+    TaskBackoff,
+    parse_retry_policy,
+    parse_task_backoff,
+)
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
 from rig.loadgen.registry import TransportContext
@@ -404,6 +410,11 @@ class LocustRun:
             timeout_s=self.options.request_timeout,
             retry=self.retry,
             task_backoff=self.task_backoff,
+            stream=StreamPolicy(
+                idle_timeout_s=self.options.stream_idle_timeout,
+                retries=self.options.stream_retries,
+                ws_fallback=self.options.ws_fallback,
+            ),
             context=self.context,  # the run's shared transport state (ws_mux's pool)
         )
         return config, index
@@ -517,6 +528,9 @@ class LocustRun:
                 "ttft_slo_ms": options.ttft_slo_ms,
             },
             "retry_policy": options.retry_policy,
+            "stream_idle_timeout_s": options.stream_idle_timeout,
+            "stream_retries": options.stream_retries,
+            "ws_fallback": options.ws_fallback,
             "seed": options.seed,
             "time_scale": options.time_scale,
             "model": options.model,

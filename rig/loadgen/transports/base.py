@@ -501,7 +501,7 @@ class Transport:
             # connection, an invalid stream); the connection is not reused. A connection
             # that failed may work again; a target that broke the protocol would not.
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ConnectionError) and not isinstance(exc, HTTPProtocolError):
+            if isinstance(exc, OSError) and not isinstance(exc, HTTPProtocolError):
                 outcome.broken = True
                 outcome.broke(timing)
             self._drop()
