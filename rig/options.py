@@ -525,6 +525,21 @@ class MockOptions:
         default=3600.0,
         type=float,
     )
+    ws_max_age_jitter: float = option(
+        "draw each WebSocket's age limit up to this many seconds below --ws-max-age, so "
+        "connections opened together do not close together (default: 0, a fixed limit as "
+        "OpenAI documents: 60 minutes)",
+        {MOCK},
+        default=0.0,
+        type=float,
+    )
+    admin: bool = option(
+        "serve POST /admin/drop-websockets (drops every WebSocket at once; the API keys "
+        "apply); off by default. SIGUSR1 does the same without it",
+        {MOCK},
+        default=False,
+        action="store_true",
+    )
     delta_tokens: int = option(
         "tokens per streamed delta; >1 coalesces deltas for very large runs (default: 1)",
         {MOCK},
