@@ -28,7 +28,7 @@ from http.client import HTTPException
 from geventhttpclient.response import HTTPResponse
 
 from rig.errors import RigError
-from rig.loadgen.idle import IdleWatch
+from rig.loadgen.idle import IdleWatch, StreamIdleTimeout
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPProtocolError", "HTTPResult"]
@@ -243,6 +243,9 @@ class HTTPConnection:
                 if reused and not start and attempt == 1:
                     continue  # stale keep-alive connection: retry once on a fresh one
                 exc.args = (f"{method} {path}: {exc}",)
+                raise
+            except StreamIdleTimeout:
+                self.close()  # the target went silent: the caller's to repeat or not
                 raise
             except OSError as exc:
                 self.close()

@@ -267,7 +267,7 @@ class AgentSession:
             output_tokens=outcome.output_tokens,
             tool_calls=len(outcome.tool_calls),
             status=outcome.status,
-            retries=outcome.retries + outcome.rate_limit_retries,
+            retries=outcome.retries + outcome.rate_limit_retries + outcome.stream_retries,
             error=outcome.error[:500],
             connect_ms=round(outcome.connect_ms, 3),
             upload_ms=round(outcome.upload_ms, 3),

@@ -123,8 +123,8 @@ class TurnOutcome:
     upload_ms: float = 0.0
     """Time this turn spent writing its request(s) to the socket (every attempt's)."""
     recover_ms: float = 0.0
-    """From the first break of the connection to the target's next answer (0: no break,
-    or no answer after it)."""
+    """From the first break of the connection to the first event of the target's next
+    answer, for a turn that then succeeded (0: no break, or the turn failed)."""
     retries: int = 0
     error: str = ""
     error_code: str | None = None
@@ -284,7 +284,8 @@ class TurnTiming:
         outcome.ttft_ms = ((self.first_delta or self.first_event or end) - start) * 1000
         outcome.connect_ms = self.connect_s * 1000
         outcome.upload_ms = self.upload_s * 1000
-        if self.broke_at is not None and self.recovered_at is not None:
+        recovered = outcome.status in ("ok", "reconnected")
+        if recovered and self.broke_at is not None and self.recovered_at is not None:
             outcome.recover_ms = (self.recovered_at - self.broke_at) * 1000
 
 

@@ -87,6 +87,8 @@ class WSTransport(Transport):
                 if self.connection is not None or self.connects:
                     # A new connection after the first: memory of the old one is gone
                     # (unless the target checkpoints it: --ws-resume).
+                    if self.connection is not None:  # closed since the last turn: a break
+                        outcome.broke(timing)
                     outcome.retries += 1
                     chained = chained and self.resume
                 self.connection = self._set_up(self._connect)
@@ -101,7 +103,8 @@ class WSTransport(Transport):
                 self.connection = None
                 continue
             outcome.apply(result)
-            if outcome.error_code == CONNECTION_LIMIT_CODE:
+            if outcome.error_code == CONNECTION_LIMIT_CODE:  # the age limit: closed under us
+                outcome.broke(timing)
                 self.connection.close()
                 self.connection = None
                 continue
