@@ -7,16 +7,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+from pathlib import Path
 
 import pytest
 
 from rig.loadgen.backoff import DEFAULT_STREAM_POLICY, StreamPolicy
 from rig.loadgen.idle import IdleWatch
-from rig.metrics.records import RecordTags, TurnRecord
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.options import RUN_COMMANDS, RunOptions, add_arguments
+from rig.report import build_summary
+from rig.report.html import render_html
 from rig.report.summary import summarize
 from rig.report.table import render_table
 from rig.serving.wsmode import WSModeConnection
+from tests.unit.test_report_summary import write_run
 
 
 class FakeClock:
@@ -166,3 +170,35 @@ def test_a_run_without_breaks_adds_no_recovery_line() -> None:
     assert summary["transports"]["ws"]["recovery"]["breaks"] == 0
     assert summary["transports"]["ws"]["recovery"]["recover_ms_mean"] is None
     assert "broken connections" not in render_table(summary)
+
+
+def test_the_report_shows_broken_connections_only_for_a_run_that_had_them(
+    tmp_path: Path,
+) -> None:
+    broken = [
+        _turn("reconnected", "ws-local-0-0", breaks=1, resent_bytes=700, recover_ms=40.0),
+        _task("ws-local-0-0"),
+    ]
+    clean = [_turn("ok", "ws-local-0-0"), _task("ws-local-0-0")]
+    pages = {}
+    for name, records in (("broken", broken), ("clean", clean)):
+        run = write_run(tmp_path / name, records)
+        pages[name] = render_html(build_summary(run), run)
+    assert "<h3>Broken connections</h3>" in pages["broken"]
+    assert "<td>50.0%</td>" not in pages["broken"]  # one turn, reconnected: 100%
+    assert "<td>100.0%</td><td>40.0 ms</td>" in pages["broken"]
+    assert "Broken connections" not in pages["clean"]
+
+
+def _task(session: str) -> TaskRecord:
+    return TaskRecord(
+        tags=RecordTags("r1", "fix_failing_test", "ws", "mock"),
+        session=session,
+        ts=1000.0,
+        task_ms=1000.0,
+        turns=1,
+        bytes_sent=1000,
+        bytes_recv=2000,
+        tool_calls=0,
+        ok=True,
+    )
