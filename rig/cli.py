@@ -252,6 +252,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         max_body_bytes=given.max_body_bytes,
         max_message_bytes=given.max_message_bytes,
         ws_max_age_s=given.ws_max_age,
+        ws_max_age_jitter_s=given.ws_max_age_jitter,
+        admin=given.admin,
         delta_tokens=given.delta_tokens,
         log_level=given.log_level,
         tls_cert=given.tls_cert,

@@ -70,6 +70,14 @@ def limit(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    """A count: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A positive number (the bucket size as a fraction of a minute's limit)."""
     value = float(text)
@@ -324,6 +332,29 @@ class RunOptions:
         default=120.0,
         type=parse_duration,
     )
+    stream_idle_timeout: float = option(
+        "seconds without a byte from the target mid-turn (while the agent is not writing) "
+        "that end an attempt as a timeout, to be retried; 0 = none, e.g. 60, 5m (300s, "
+        "Codex's stream_idle_timeout_ms)",
+        _RUN,
+        default=300.0,
+        type=parse_duration,
+    )
+    stream_retries: int = option(
+        "attempts repeated after a connection broke (reset, closed, refused, idle) before "
+        "the turn gives up, 0.2 s doubling apart (5, Codex's stream_max_retries)",
+        _RUN,
+        default=5,
+        type=count,
+    )
+    ws_fallback: int = option(
+        "failed WebSocket attempts in a row after which a ws/ws_stored session continues over "
+        "HTTP with the full context, as Codex does (Codex: 6, its retries and one); counted "
+        "as fallback sessions (0 = never, default)",
+        _RUN,
+        default=0,
+        type=count,
+    )
     preset: str = option(
         "latency preset of the embedded mock: instant, fast, gpt-5.4 or a YAML file (fast)",
         EMBEDDED,
@@ -530,6 +561,21 @@ class MockOptions:
         {MOCK},
         default=3600.0,
         type=float,
+    )
+    ws_max_age_jitter: float = option(
+        "draw each WebSocket's age limit up to this many seconds below --ws-max-age, so "
+        "connections opened together do not close together (default: 0, a fixed limit as "
+        "OpenAI documents: 60 minutes)",
+        {MOCK},
+        default=0.0,
+        type=float,
+    )
+    admin: bool = option(
+        "serve POST /admin/drop-websockets (drops every WebSocket at once; the API keys "
+        "apply); off by default. SIGUSR1 does the same without it",
+        {MOCK},
+        default=False,
+        action="store_true",
     )
     delta_tokens: int = option(
         "tokens per streamed delta; >1 coalesces deltas for very large runs (default: 1)",

@@ -19,6 +19,14 @@ default), each wait drawn between half and all of that ("equal jitter": sessions
 failed together spread out, yet each waits at least half). A task that succeeds resets it;
 ``off`` starts the next task at once. Without it a dead target makes every session a tight
 loop of connection attempts (about 560 a second per transport).
+
+``--stream-idle-timeout``, ``--stream-retries`` and ``--ws-fallback`` (:class:`StreamPolicy`)
+say what an agent does when a connection breaks under a turn, as Codex does (its
+``stream_idle_timeout_ms``, ``stream_max_retries`` and WebSocket-to-HTTPS fallback): a
+stream silent for the idle timeout ends its attempt; an attempt whose connection broke
+(reset, closed, refused, idle) is repeated after 0.2 s doubling per retry (jittered by 10%),
+at most ``retries`` times, then the turn gives up; after ``ws_fallback`` failed WebSocket
+attempts in a row a WebSocket session continues over HTTP with the full context.
 """
 
 from __future__ import annotations
@@ -29,9 +37,11 @@ from dataclasses import dataclass
 from rig.errors import RigError
 
 __all__ = [
+    "DEFAULT_STREAM_POLICY",
     "DEFAULT_TASK_BACKOFF",
     "RetryPolicy",
     "RetryPolicyError",
+    "StreamPolicy",
     "TaskBackoff",
     "TaskBackoffError",
     "parse_retry_policy",
@@ -161,3 +171,31 @@ def parse_task_backoff(value: str) -> TaskBackoff:
     if fields["cap"] < fields["base"]:
         raise TaskBackoffError(f"--task-backoff {value!r}: cap must be at least base")
     return TaskBackoff(base_s=fields["base"], cap_s=fields["cap"])
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPolicy:
+    """How an agent bounds a stream and repeats one whose connection broke; Codex's
+    defaults (``stream_idle_timeout_ms`` 300,000, ``stream_max_retries`` 5, its back-off
+    of 200 ms doubling per retry with a jitter of 10%)."""
+
+    idle_timeout_s: float = 300.0
+    """Seconds without a byte from the target (while the client is not writing) that end an
+    attempt as a ``timeout``; 0: no idle timeout (the request timeout still bounds a turn)."""
+    retries: int = 5
+    """Attempts repeated after a broken connection before the turn gives up."""
+    base_s: float = 0.2
+    """The wait before the first repeat; doubled for each next one."""
+    ws_fallback: int = 0
+    """Failed WebSocket attempts in a row after which a WebSocket session continues over
+    HTTP with the full context; 0: never (a WebSocket cell stays WebSocket)."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float | None:
+        """Seconds to wait before repeat number ``attempt`` (1-based); ``None``: give up."""
+        if attempt > self.retries:
+            return None
+        return self.base_s * 2 ** min(attempt - 1, 62) * rng.uniform(0.9, 1.1)
+
+
+DEFAULT_STREAM_POLICY = StreamPolicy()
+"""Codex's: a 300 s idle timeout, 5 repeats 0.2-3.2 s apart, no fallback."""

@@ -7,7 +7,8 @@ of each read go to the caller's sink in one piece as soon as the read is parsed 
 many chunks of the chunked encoding it held); an error answer's body is kept instead and
 returned with the status. The request head is one formatted string. Reads wait without a
 timeout of their own: the caller bounds the exchange (a transport sets one deadline per
-turn).
+turn), and an :class:`~rig.loadgen.idle.IdleWatch`, when given, hears of every read and
+write (the stream idle timeout).
 
 Whatever goes wrong leaves as one of the rig's exceptions: :class:`HTTPProtocolError` when
 the server's bytes are not HTTP (the parser's ``HTTPParseError`` never escapes; the message
@@ -27,6 +28,7 @@ from http.client import HTTPException
 from geventhttpclient.response import HTTPResponse
 
 from rig.errors import RigError
+from rig.loadgen.idle import IdleWatch, StreamIdleTimeout
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["ERROR_BODY_LIMIT", "HTTPConnection", "HTTPError", "HTTPProtocolError", "HTTPResult"]
@@ -119,7 +121,8 @@ class HTTPConnection:
 
     ``timeout`` bounds connecting; a request's reads are bounded by the caller. With
     ``dial``, each new connection is opened by it (and may go to another host, whose
-    ``Host`` header the requests on it then carry) instead of to ``host:port``.
+    ``Host`` header the requests on it then carry) instead of to ``host:port``. ``watch``
+    hears of each read and write (the stream idle timeout).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class HTTPConnection:
         timeout: float = 120.0,
         user_agent: str = "agentic-load-rig",
         dial: Dialer | None = None,
+        watch: IdleWatch | None = None,
     ):
         self.host = host
         self.port = port
@@ -143,6 +147,7 @@ class HTTPConnection:
         self._user_agent = user_agent
         self._wire: WireSocket | TLSWireSocket | None = None
         self.connects = 0
+        self.watch = watch
 
     def _host_for(self, host: str, port: int) -> str:
         default_port = 443 if self.tls else 80
@@ -200,13 +205,20 @@ class HTTPConnection:
             pieces = response.pieces
             answer = _Body(sink)
             start = b""  # the answer's first bytes, for an error message
+            watch = self.watch
             try:
                 began = time.perf_counter()
+                if watch is not None:
+                    watch.writing()
                 wire.sendall(payload)
+                if watch is not None:
+                    watch.heard()
                 if on_written is not None:
                     on_written(time.perf_counter() - began)
                 while not response.message_complete:
                     data = wire.recv()
+                    if watch is not None:
+                        watch.heard()
                     if not data:
                         self._feed_eof(response, start)
                         if pieces:
@@ -231,6 +243,9 @@ class HTTPConnection:
                 if reused and not start and attempt == 1:
                     continue  # stale keep-alive connection: retry once on a fresh one
                 exc.args = (f"{method} {path}: {exc}",)
+                raise
+            except StreamIdleTimeout:
+                self.close()  # the target went silent: the caller's to repeat or not
                 raise
             except OSError as exc:
                 self.close()

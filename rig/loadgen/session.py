@@ -24,7 +24,13 @@ from typing import Any
 
 import gevent
 
-from rig.loadgen.backoff import DEFAULT_TASK_BACKOFF, RetryPolicy, TaskBackoff
+from rig.loadgen.backoff import (
+    DEFAULT_STREAM_POLICY,
+    DEFAULT_TASK_BACKOFF,
+    RetryPolicy,
+    StreamPolicy,
+    TaskBackoff,
+)
 from rig.loadgen.link import Link, LinkProfile
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
@@ -74,6 +80,9 @@ class SessionConfig:
     link: LinkProfile | None = None
     """The network link to emulate (``--link``/``--links``; its name belongs in
     ``tags.link``); ``None`` or ``direct``: none."""
+    stream: StreamPolicy = DEFAULT_STREAM_POLICY
+    """What to do when a connection breaks under a turn (``--stream-idle-timeout``,
+    ``--stream-retries``, ``--ws-fallback``)."""
     context: TransportContext | None = None
     """The run's shared transport state and per-transport option values (one per run,
     made by whoever runs the sessions); ``None``: each session's transport on its own,
@@ -112,6 +121,7 @@ class AgentSession:
             seed=seed,
             context=config.context,
             link=self.link,
+            stream=config.stream,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
         self._sleep = sleep
@@ -267,10 +277,14 @@ class AgentSession:
             output_tokens=outcome.output_tokens,
             tool_calls=len(outcome.tool_calls),
             status=outcome.status,
-            retries=outcome.retries + outcome.rate_limit_retries,
+            retries=outcome.retries + outcome.rate_limit_retries + outcome.stream_retries,
             error=outcome.error[:500],
             connect_ms=round(outcome.connect_ms, 3),
             upload_ms=round(outcome.upload_ms, 3),
+            breaks=outcome.breaks,
+            resent_bytes=outcome.resent_bytes,
+            recover_ms=round(outcome.recover_ms, 3),
+            fallback=outcome.fallback,
         )
 
     def _release(self, sent: int = 0, received: int = 0) -> None:

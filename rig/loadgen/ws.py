@@ -3,7 +3,9 @@
 The protocol object does the handshake and framing (masking, fragmentation, control
 frames); this module moves bytes between it and the counting socket, so handshake bytes
 and frame overhead are counted like everything else. Reads wait without a timeout of their
-own: the caller bounds the exchange (a transport sets one deadline per turn).
+own: the caller bounds the exchange (a transport sets one deadline per turn), and an
+:class:`~rig.loadgen.idle.IdleWatch`, when given, hears of every read and write (the
+stream idle timeout).
 
 websockets' exceptions stay here: a refused upgrade is :class:`WSHandshakeError` (with the
 status), an answer that is not a valid upgrade or a frame that breaks the protocol is
@@ -27,6 +29,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from rig.errors import RigError
+from rig.loadgen.idle import IdleWatch
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
 
 __all__ = ["WSClosedError", "WSConnection", "WSHandshakeError", "WSProtocolError"]
@@ -74,9 +77,16 @@ class WSClosedError(RigError, ConnectionError):
 class WSConnection:
     """One open WebSocket: send text messages, receive whole messages."""
 
-    def __init__(self, wire: WireSocket | TLSWireSocket, protocol: ClientProtocol):
+    def __init__(
+        self,
+        wire: WireSocket | TLSWireSocket,
+        protocol: ClientProtocol,
+        watch: IdleWatch | None = None,
+    ):
         self.wire = wire
         self.protocol = protocol
+        self.watch = watch
+        """Hears of each read and write (the stream idle timeout), if given."""
         self._pending: list[bytes] = []
         self._fragments: list[bytes] = []
         self._handshake_start = b""
@@ -111,17 +121,18 @@ class WSConnection:
         *,
         headers: Mapping[str, str] | None = None,
         max_size: int | None = 64 * 1024 * 1024,
+        watch: IdleWatch | None = None,
     ) -> Self:
         """Upgrade ``wire``, a connection already open to ``url``'s host (one a caller
         chose among several, :mod:`rig.loadgen.dial`), to a WebSocket; ``wire`` is
-        closed if the handshake fails."""
+        closed if the handshake fails. ``watch`` hears of each read and write."""
         try:
             protocol = ClientProtocol(parse_uri(url), max_size=max_size)
             request = protocol.connect()
             for name, value in (headers or {}).items():
                 request.headers[name] = value
             protocol.send_request(request)
-            connection = cls(wire, protocol)
+            connection = cls(wire, protocol, watch)
             connection._flush()
             connection._await_handshake()
         except BaseException:
@@ -130,9 +141,14 @@ class WSConnection:
         return connection
 
     def _flush(self) -> None:
+        watch = self.watch
         for data in self.protocol.data_to_send():
             if data:
+                if watch is not None:
+                    watch.writing()
                 self.wire.sendall(data)
+                if watch is not None:
+                    watch.heard()
 
     def _read(self) -> bool:
         """Read once and feed the protocol; whether the peer is still sending.
@@ -141,6 +157,8 @@ class WSConnection:
         close frame the protocol answers with, which the caller need not send).
         """
         data = self.wire.recv()
+        if self.watch is not None:
+            self.watch.heard()
         protocol = self.protocol
         if data:
             if protocol.state is State.CONNECTING and len(self._handshake_start) < SHOWN_BYTES:

@@ -44,7 +44,13 @@ from locust.runners import MasterRunner, WorkerRunner
 from rig import __version__
 from rig.errors import RigError
 from rig.loadgen import registry
-from rig.loadgen.backoff import RetryPolicy, TaskBackoff, parse_retry_policy, parse_task_backoff
+from rig.loadgen.backoff import (
+    RetryPolicy,
+    StreamPolicy,
+    TaskBackoff,
+    parse_retry_policy,
+    parse_task_backoff,
+)
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix
@@ -413,6 +419,11 @@ class LocustRun:
             retry=self.retry,
             task_backoff=self.task_backoff,
             link=link,
+            stream=StreamPolicy(
+                idle_timeout_s=self.options.stream_idle_timeout,
+                retries=self.options.stream_retries,
+                ws_fallback=self.options.ws_fallback,
+            ),
             context=self.context,  # the run's shared transport state (ws_mux's pool)
         )
         return config, index
@@ -528,6 +539,9 @@ class LocustRun:
             },
             "retry_policy": options.retry_policy,
             "links": self.links.names,
+            "stream_idle_timeout_s": options.stream_idle_timeout,
+            "stream_retries": options.stream_retries,
+            "ws_fallback": options.ws_fallback,
             "seed": options.seed,
             "time_scale": options.time_scale,
             "model": options.model,

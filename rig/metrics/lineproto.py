@@ -73,6 +73,10 @@ MEASUREMENTS: dict[str, Measurement] = {
             ("status", "str"),
             ("retries", "int"),
             ("error", "str"),
+            ("breaks", "int"),
+            ("resent_bytes", "int"),
+            ("recover_ms", "float"),
+            ("fallback", "bool"),
         ),
     ),
     "task": Measurement(

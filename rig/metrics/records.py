@@ -53,7 +53,10 @@ class TurnRecord:
     the terminal event, all from the turn's start (before it opens a connection, if it
     does); ``connect_ms`` is the part spent opening connections (0: it reused one) and
     ``upload_ms`` the part spent writing the request. ``ts`` is wall-clock seconds when
-    the turn started (for InfluxDB).
+    the turn started (for InfluxDB). ``breaks`` counts connections that broke under the
+    turn (reset, closed, refused, idle-timed out), ``resent_bytes`` the request body bytes
+    sent after the first of them, ``recover_ms`` the time from it to the target's next
+    answer; ``fallback``: carried over HTTP after the session fell back from WebSocket.
     """
 
     tags: RecordTags
@@ -76,6 +79,10 @@ class TurnRecord:
     error: str = ""
     connect_ms: float = 0.0
     upload_ms: float = 0.0
+    breaks: int = 0
+    resent_bytes: int = 0
+    recover_ms: float = 0.0
+    fallback: bool = False
 
     kind = "turn"
 

@@ -6,7 +6,9 @@ Routes (one port):
 * ``GET /v1/responses`` upgraded to WebSocket - Responses API WebSocket mode;
 * ``GET``/``DELETE /v1/responses/{id}`` - stored responses;
 * ``POST /v1/chat/completions`` - JSON or SSE;
-* ``GET /health`` and ``GET /stats``.
+* ``GET /health`` and ``GET /stats``;
+* ``POST /admin/drop-websockets`` - only when started with ``--admin``: drop every
+  WebSocket of the process at once (a reconnect storm); answers ``{"dropped": n}``.
 
 Every failure a client can cause is answered with the OpenAI error shape: an HTTP status
 and ``{"error": {...}}``, or an ``error`` event on a WebSocket that stays open.
@@ -89,6 +91,10 @@ class MockSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    ws_max_age_jitter_s: float = 0.0
+    """Each WebSocket's age limit is drawn this much below ``ws_max_age_s`` at most."""
+    admin: bool = False
+    """Serve the admin routes (``POST /admin/drop-websockets``)."""
     body_timeout_s: float = 30.0
     """Longest wait for the next part of a request body."""
     preset: LatencyModel = field(default_factory=LatencyModel)
@@ -170,6 +176,8 @@ class MockApp:
         self.stats = stats
         self.settings = settings
         self.limiter = settings.limiter
+        self.websockets: set[_WSConnection] = set()
+        """The open WebSockets of this process (what a drop closes)."""
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -389,6 +397,25 @@ class MockApp:
             return self.failed(error)
         return json_response(model_object(request.path_params["model_id"]))
 
+    async def drop_websockets(self) -> int:
+        """Drop every open WebSocket of this process at once (responses in flight cut off,
+        close code 1012); how many were open. ``SIGUSR1`` and the admin route call it."""
+        dropped = 0
+        for connection in list(self.websockets):
+            if await connection.drop():
+                dropped += 1
+        self.stats.add("ws_dropped", dropped)
+        log.info("dropped %d WebSocket connection(s)", dropped)
+        return dropped
+
+    async def admin_drop_websockets(self, request: Request) -> Response:
+        """``POST /admin/drop-websockets`` (with ``--admin``; the API keys apply)."""
+        try:
+            self.authenticate(request.headers)
+        except APIError as error:
+            return self.failed(error)
+        return json_response({"dropped": await self.drop_websockets()})
+
     async def health(self, request: Request) -> Response:
         """``GET /health``."""
         return json_response({"status": "ok"})
@@ -426,9 +453,11 @@ class MockApp:
             self.stats.add("connections_total")
             owner = self.owner(websocket.headers)
             connection = _WSConnection(self, websocket, send, scopes, owner)
+            self.websockets.add(connection)
             try:
                 await connection.run()
             finally:
+                self.websockets.discard(connection)
                 self.stats.add("connections_open", -1)
         finally:
             if limiter is not None:
@@ -647,6 +676,7 @@ class _WSConnection(WSModeConnection[_Create]):
             websocket,
             max_age_s=app.settings.ws_max_age_s,
             max_message_bytes=app.settings.max_message_bytes,
+            max_age_jitter_s=app.settings.ws_max_age_jitter_s,
         )
         self.app = app
         self._send = send
@@ -723,6 +753,8 @@ def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> Strea
         Route("/health", mock.health, methods=["GET"]),
         Route("/stats", mock.stats_endpoint, methods=["GET"]),
     ]
+    if settings.admin:
+        routes.append(Route("/admin/drop-websockets", mock.admin_drop_websockets, methods=["POST"]))
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 405: not_found, 500: server_error},

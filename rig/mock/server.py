@@ -4,14 +4,20 @@ With ``workers > 1`` uvicorn starts that many processes sharing the port; each b
 own app from the configuration passed in the environment. Stored responses are shared
 only through Redis (``store="redis://..."``); counters are shared through a directory of
 per-process files, so ``/stats`` always reports the whole mock.
+
+``SIGUSR1`` drops every WebSocket of the process that gets it (a reconnect storm); with
+``workers > 1`` the supervisor ignores it, so ``kill -USR1 -- -PGID`` (the process group)
+reaches every worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -78,6 +84,8 @@ class MockConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    ws_max_age_jitter_s: float = 0.0
+    admin: bool = False
     delta_tokens: int = 1
     stats_dir: str | None = None
     log_level: str = "warning"
@@ -195,6 +203,8 @@ def create_app(config: MockConfig) -> StreamingFront:
         max_body_bytes=config.max_body_bytes,
         max_message_bytes=config.max_message_bytes,
         ws_max_age_s=config.ws_max_age_s,
+        ws_max_age_jitter_s=config.ws_max_age_jitter_s,
+        admin=config.admin,
         body_timeout_s=config.body_timeout_s,
         preset=latency,
         limiter=limiter,
@@ -208,7 +218,19 @@ def create_app(config: MockConfig) -> StreamingFront:
             await store.ping()  # fail at start, not on the first continuation
         if limiter is not None and isinstance(limiter.store, RedisLimitStore):
             await limiter.store.ping()
-        yield
+        loop = asyncio.get_running_loop()
+        drops: set[asyncio.Task[int]] = set()
+
+        def drop_websockets() -> None:
+            task = asyncio.ensure_future(app.mock.drop_websockets())
+            drops.add(task)
+            task.add_done_callback(drops.discard)
+
+        loop.add_signal_handler(signal.SIGUSR1, drop_websockets)
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
         await store.close()
         if limiter is not None:
             await limiter.store.close()
@@ -287,6 +309,7 @@ def serve(config: MockConfig) -> None:
         timeout_keep_alive=config.keep_alive_s,
     )
     if config.workers > 1:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the workers drop, not the supervisor
         os.environ[CONFIG_ENV] = config.to_env()
         uv_config = MockServerConfig(
             "rig.mock.server:app_from_env", factory=True, workers=config.workers, **common

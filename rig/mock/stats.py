@@ -33,6 +33,7 @@ COUNTERS = (
     "prompt_cache_evictions",
     "plan_cache_evictions",
     "warmups",
+    "ws_dropped",
 )
 """Counter names in file order. ``bytes_in``/``bytes_out`` are application bytes: request
 bodies and WebSocket message payloads in; response bodies (an HTTP error's JSON body
@@ -45,7 +46,7 @@ handshakes) by the limit that refused them; they are counted in ``errors`` too.
 cache and the scripted model's plan cache pushed out (docs/reliability.md). ``warmups``
 counts responses that generated nothing (``generate: false``, a prompt-cache prewarm):
 they are not model turns, so ``responses_completed`` (and ``/stats``' ``turns``) leave them
-out."""
+out. ``ws_dropped`` counts WebSockets dropped by ``SIGUSR1`` or ``POST /admin/drop-websockets``."""
 
 _SLOT = {name: i for i, name in enumerate(COUNTERS)}
 _SIZE = 8 * len(COUNTERS)

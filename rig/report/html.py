@@ -654,7 +654,56 @@ def _reliability(summary: Mapping[str, Any]) -> str:
         f'<table class="wide"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
         '<p class="note">Faster turns mean more requests per minute per agent, so continuation '
         "transports can meet request-rate limits sooner than the same agents over HTTP.</p>"
-        "</section>"
+        f"{_recovery(summary)}</section>"
+    )
+
+
+def _recovery(summary: Mapping[str, Any]) -> str:
+    """Connections that broke and how sessions recovered; nothing when none broke."""
+    figures = {
+        name: summary["transports"][name].get("recovery") or {}
+        for name in ordered(summary["transports"])
+    }
+    if not any(f.get("breaks") or f.get("reconnected_turns") for f in figures.values()):
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "transport",
+            "broken connections",
+            "reconnected turns",
+            "reconnect rate",
+            "time to recover mean",
+            "p95",
+            "lost turns",
+            "resent bytes",
+            "fallback sessions",
+        )
+    )
+    rows = []
+    for name, f in figures.items():
+        rate = f.get("reconnect_rate")
+        cells = [
+            f"<td>{_swatch(name)}{_e(label(name))}</td>",
+            f"<td>{f.get('breaks', 0):,}</td>",
+            f"<td>{f.get('reconnected_turns', 0):,}</td>",
+            f"<td>{NO_DATA if rate is None else f'{rate:.1%}'}</td>",
+            *(
+                f"<td>{NO_DATA if f.get(key) is None else format_ms(f[key])}</td>"
+                for key in ("recover_ms_mean", "recover_ms_p95")
+            ),
+            f"<td>{f.get('lost_turns', 0):,}</td>",
+            f"<td>{format_bytes(f.get('resent_bytes', 0))}</td>",
+            f"<td>{f.get('fallback_sessions', 0):,}</td>",
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        "<h3>Broken connections</h3>"
+        f'<table class="wide"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<p class="note">A broken connection: reset, closed, refused or silent for the stream '
+        "idle timeout under a turn. Time to recover: from a turn's first break to the "
+        "target's next answer. Lost turns gave up after a break; resent bytes are request "
+        "bodies sent again after one (the full context, unless the target continues).</p>"
     )
 
 

@@ -32,6 +32,14 @@ Per transport (``transports.<name>``):
   ``ttft_ms``.
 * ``task_time_parts``: a completed task's mean time by part, in seconds, from its turns'
   records (:data:`TASK_TIME_PARTS`); the parts add up to ``task_seconds_mean``.
+* ``recovery``: connections that broke and what it cost: ``breaks`` (connections that
+  broke under a turn: reset, closed, refused, idle-timed out), ``reconnected_turns`` (turns
+  that succeeded after one) and ``reconnect_rate`` (them over ``turns``), ``lost_turns``
+  (turns that gave up after one: status ``error`` or ``timeout``), ``resent_bytes`` (request
+  body bytes sent again after a break), ``recover_ms_mean`` / ``recover_ms_p95`` (from a
+  turn's first break to the target's next answer, over turns that recovered),
+  ``fallback_sessions`` (sessions that went on over HTTP after WebSocket failures,
+  ``--ws-fallback``) and ``fallback_turns`` (turns carried over HTTP so).
 
 Percentiles are nearest-rank (:func:`rig.report.stats.percentile`): always a measured value.
 
@@ -351,6 +359,26 @@ def _transport(
         "ttft_ms_p95": rounded(percentile(ttfts, 95), _MS),
         "per_turn": _per_turn(answered),
         "task_time_parts": _task_time_parts(done, turns),
+        "recovery": _recovery(turns),
+    }
+
+
+def _recovery(turns: list[TurnRecord]) -> dict[str, Any]:
+    """Connections that broke under turns, and what recovering cost (``recovery``)."""
+    reconnected = sum(turn.status == "reconnected" for turn in turns)
+    recovered = [turn.recover_ms for turn in turns if turn.breaks and turn.recover_ms > 0]
+    fallback = [turn for turn in turns if turn.fallback]
+    return {
+        "breaks": sum(turn.breaks for turn in turns),
+        "reconnected_turns": reconnected,
+        "reconnect_rate": rounded(reconnected / len(turns), _FRACTION) if turns else None,
+        "lost_turns": sum(bool(t.breaks) and t.status in ERROR_STATUSES for t in turns),
+        "resent_bytes": sum(turn.resent_bytes for turn in turns),
+        "recover_ms_mean": rounded(mean(recovered), _MS),
+        "recover_ms_p95": rounded(percentile(recovered, 95), _MS),
+        # A session's tasks share its id up to the task number.
+        "fallback_sessions": len({turn.session.rpartition("-")[0] for turn in fallback}),
+        "fallback_turns": len(fallback),
     }
 
 

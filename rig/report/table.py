@@ -142,10 +142,27 @@ def count_lines(summary: Mapping[str, Any]) -> list[str]:
         f"({f['rate_limit_hits']:,})"
         for name, f in figures
     )
-    return [
+    lines = [
         f"tasks completed / failed: {tasks}",
         f"turns / failed / gave up rate-limited (rate-limit hits): {turns}",
     ]
+    recoveries = [(name, f["recovery"]) for name, f in figures if f.get("recovery")]
+    if any(r["breaks"] or r["reconnected_turns"] for _, r in recoveries):
+        lines.append(
+            "broken connections / reconnected turns (rate) / lost turns / fallback sessions, "
+            "time to recover mean: "
+            + "; ".join(
+                f"{name} {r['breaks']:,} / {r['reconnected_turns']:,} "
+                f"({_share(r['reconnect_rate'])}) / {r['lost_turns']:,} / "
+                f"{r['fallback_sessions']:,}, {_ms(r['recover_ms_mean'])}"
+                for name, r in recoveries
+            )
+        )
+    return lines
+
+
+def _ms(ms: float | None) -> str:
+    return NO_DATA if ms is None else format_ms(ms)
 
 
 def _count(value: Any) -> str:

@@ -4,7 +4,11 @@
 age limit); this shell does the I/O around it, the same for the mock and the gateway: the
 receive loop, the message-size check, one task per accepted response, starting what the
 rules release when a response ends, the age timer, draining, and the documented close
-(the ``websocket_connection_limit_reached`` error event, then close code 1000). A server
+(the ``websocket_connection_limit_reached`` error event, then close code 1000). The age
+limit can be jittered per connection (``max_age_jitter_s``: each connection's limit drawn
+between ``max_age_s - max_age_jitter_s`` and ``max_age_s``, never beyond the limit). A
+connection can also be dropped at once (:meth:`WSModeConnection.drop`: responses in
+flight cut off, close code 1012), as a restarting server or a load balancer does. A server
 subclasses :class:`WSModeConnection` with what differs: how a message is parsed, how a
 response is produced, and what is counted.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Generic, Protocol, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -21,7 +26,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from rig.protocol.errors import APIError, PayloadTooLargeError, ServerError
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
 
-__all__ = ["Create", "LaneRelease", "WSModeConnection"]
+__all__ = ["DROP_CODE", "DROP_REASON", "Create", "LaneRelease", "WSModeConnection"]
+
+DROP_CODE = 1012
+"""WebSocket close code of a dropped connection: service restart (RFC 6455, IANA)."""
+DROP_REASON = "connection dropped by the server"
 
 log = logging.getLogger("rig.serving")
 
@@ -73,9 +82,18 @@ class WSModeConnection(Generic[C]):
     :meth:`received` and :meth:`crashed`.
     """
 
-    def __init__(self, websocket: WebSocket, *, max_age_s: float, max_message_bytes: int):
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        max_age_s: float,
+        max_message_bytes: int,
+        max_age_jitter_s: float = 0.0,
+    ):
         self.websocket = websocket
-        self.max_age_s = max_age_s
+        jitter = min(max(max_age_jitter_s, 0.0), max_age_s)
+        self.max_age_s = max_age_s - random.uniform(0.0, jitter) if jitter else max_age_s
+        """This connection's age limit (the server's, less its jitter)."""
         self.max_message_bytes = max_message_bytes
         self.rules: WSModeRules[C] = WSModeRules()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -188,6 +206,19 @@ class WSModeConnection(Generic[C]):
         age = self.max_age_s if max_age_s is None else max_age_s
         if self.rules.expire(age):
             await self._close()
+
+    async def drop(self) -> bool:
+        """Close now without the documented close: responses in flight are cut off, and
+        the close code is :data:`DROP_CODE` (a server restarting, a load balancer dropping
+        its connections). Whether the connection was still open."""
+        if self.closing or self.gone:
+            return False
+        self.closing = self.gone = True  # start nothing more
+        for task in list(self.tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=DROP_CODE, reason=DROP_REASON)
+        return True
 
     async def _close(self) -> None:
         if self.closing:

@@ -178,9 +178,11 @@ def test_the_mock_killed_mid_run_turns_become_errors_and_a_restart_continues_fro
     mock, base_url = start_mock("--store", redis_url, "--preset", "instant", port=port)
     restarted: ManagedProcess | None = None
     out = tmp_path / "runs"
+    # No repeats of a refused attempt (--stream-retries 0): every turn started during the
+    # outage fails on its own (repeats are tested in test_loadgen_breaks.py).
     rig = _rig_compare(
         "--target-url", base_url, "--users", "2", "--duration", "12",
-        "--transports", "ws_stored,http_chained", "--out", str(out),
+        "--transports", "ws_stored,http_chained", "--out", str(out), "--stream-retries", "0",
     )  # fmt: skip
     try:
         with httpx.Client(base_url=base_url, timeout=30) as client:
@@ -348,6 +350,7 @@ def test_against_a_dead_port_the_task_backoff_bounds_the_attempts(tmp_path: Path
         "-t", f"{duration}s", "--stop-timeout", "2", "--transports", "http,ws",
         "--target-url", f"http://127.0.0.1:{dead.getsockname()[1]}/v1", "--time-scale", "0",
         "--task-backoff", "base=1,cap=30", "--out", str(out), "--run-id", "dead",
+        "--stream-retries", "0",  # one attempt per turn: the task back-off is what is bounded
     ]  # fmt: skip
     with dead:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + STARTUP_S)

@@ -10,6 +10,14 @@ new connection - and the turn is recorded with status ``reconnected``. A turn, r
 included, has one deadline (``timeout``, the ``--request-timeout``): one timer per turn,
 not one per read. A rate-limited attempt is repeated as the retry policy says.
 
+Connections that break are handled as agents do (:class:`~rig.loadgen.backoff.StreamPolicy`,
+Codex's rules): an attempt whose stream stays silent for the idle timeout
+(:class:`~rig.loadgen.idle.IdleWatch`), or whose connection was refused, reset or closed
+beyond the protocol's own recoveries, is repeated with back-off a few times, then the turn
+gives up; a turn that succeeded after a break is ``reconnected``. Each break is counted
+(``breaks``), with the request bytes sent again after it (``resent_bytes``) and the time
+from the first break to the target's next answer (``recover_ms``).
+
 Nothing raised in a turn leaves it: the connection modules translate their libraries'
 exceptions into the rig's own (:class:`~rig.errors.RigError`), which become an ``error``
 turn with that cause, and the failed connection is dropped, never reused.
@@ -30,8 +38,10 @@ import gevent
 
 from rig.errors import RigError
 from rig.loadgen import registry
-from rig.loadgen.backoff import RetryPolicy
+from rig.loadgen.backoff import DEFAULT_STREAM_POLICY, RetryPolicy, StreamPolicy
 from rig.loadgen.dial import Dialled, dial, rotation
+from rig.loadgen.http import HTTPProtocolError
+from rig.loadgen.idle import IdleWatch, StreamIdleTimeout
 from rig.loadgen.link import Link
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.target import Target
@@ -113,6 +123,9 @@ class TurnOutcome:
     attempt's, failed ones included); 0 when it reused an open connection."""
     upload_ms: float = 0.0
     """Time this turn spent writing its request(s) to the socket (every attempt's)."""
+    recover_ms: float = 0.0
+    """From the first break of the connection to the first event of the target's next
+    answer, for a turn that then succeeded (0: no break, or the turn failed)."""
     retries: int = 0
     error: str = ""
     error_code: str | None = None
@@ -131,6 +144,32 @@ class TurnOutcome:
     stopped: bool = False
     """The session was stopped (the run ended) while the turn waited: the turn is recorded
     as an ``error`` with cause :data:`STOPPED`, and the caller must stop too."""
+    breaks: int = 0
+    """Connections that broke under this turn (reset, closed, refused, idle-timed out),
+    each followed by a reconnect, a repeat, or the turn's end."""
+    stream_retries: int = 0
+    """Attempts repeated after a broken connection (``--stream-retries``)."""
+    fallback: bool = False
+    """Carried over HTTP because the session fell back from WebSocket (``--ws-fallback``)."""
+    broken: bool = False
+    """The last attempt failed on its connection (counted in ``breaks``): another attempt
+    may succeed."""
+    refused: bool = False
+    """The last attempt's WebSocket upgrade was refused (not by a rate limit)."""
+    body_at_break: int = 0
+    """``body_bytes_sent`` when the first break happened."""
+
+    @property
+    def resent_bytes(self) -> int:
+        """Request body bytes sent after the first break: the context sent again."""
+        return self.body_bytes_sent - self.body_at_break if self.breaks else 0
+
+    def broke(self, timing: TurnTiming) -> None:
+        """The connection broke under the turn (counted, and the clock of recovery starts)."""
+        if not self.breaks:
+            self.body_at_break = self.body_bytes_sent
+        self.breaks += 1
+        timing.broke()
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -175,7 +214,15 @@ class TurnTiming:
     byte, marks on the way back (the readers of :mod:`rig.protocol.client` say which
     marks an arrival was), and the time spent connecting and writing along the way."""
 
-    __slots__ = ("connect_s", "first_delta", "first_event", "start", "upload_s")
+    __slots__ = (
+        "broke_at",
+        "connect_s",
+        "first_delta",
+        "first_event",
+        "recovered_at",
+        "start",
+        "upload_s",
+    )
 
     def __init__(self) -> None:
         self.start: float | None = None
@@ -183,6 +230,16 @@ class TurnTiming:
         self.first_delta: float | None = None
         self.connect_s = 0.0
         self.upload_s = 0.0
+        self.broke_at: float | None = None
+        """When the turn's connection first broke."""
+        self.recovered_at: float | None = None
+        """When the target was first heard from again after that."""
+
+    def broke(self) -> None:
+        """The connection broke now (the first break starts the time to recover)."""
+        if self.broke_at is None:
+            self.broke_at = time.perf_counter()
+            self.recovered_at = None
 
     def sent(self) -> None:
         """The turn starts (the first attempt's connect, or its first byte)."""
@@ -208,6 +265,8 @@ class TurnTiming:
     def mark(self, marks: int) -> None:
         """Something arrived now that set ``marks`` (``FIRST_EVENT``, ``FIRST_DELTA``)."""
         now = time.perf_counter()
+        if marks & FIRST_EVENT and self.broke_at is not None and self.recovered_at is None:
+            self.recovered_at = now
         if marks & FIRST_EVENT and self.first_event is None:
             self.first_event = now
         if marks & FIRST_DELTA and self.first_delta is None:
@@ -226,6 +285,9 @@ class TurnTiming:
         outcome.ttft_ms = ((self.first_delta or self.first_event or end) - start) * 1000
         outcome.connect_ms = self.connect_s * 1000
         outcome.upload_ms = self.upload_s * 1000
+        recovered = outcome.status in ("ok", "reconnected")
+        if recovered and self.broke_at is not None and self.recovered_at is not None:
+            outcome.recover_ms = (self.recovered_at - self.broke_at) * 1000
 
 
 class Transport:
@@ -234,6 +296,9 @@ class Transport:
     name = "abstract"
     store = False
     chained = False
+    watches_idle = False
+    """Whether its connections report reads to an :class:`IdleWatch` (the stream idle
+    timeout applies); ``ws_mux``'s shared connections are read by another greenlet."""
 
     def __init__(
         self,
@@ -247,6 +312,7 @@ class Transport:
         seed: int = 0,
         context: TransportContext | None = None,
         link: Link | None = None,
+        stream: StreamPolicy = DEFAULT_STREAM_POLICY,
     ):
         self.target = target
         self.counter = counter
@@ -254,6 +320,13 @@ class Transport:
         self.tools = list(tools)
         self.timeout = timeout
         self.retry = retry
+        self.stream = stream
+        self.idle: IdleWatch | None = (
+            IdleWatch(stream.idle_timeout_s)
+            if self.watches_idle and stream.idle_timeout_s > 0
+            else None
+        )
+        """The stream idle timeout's watch (``None``: none, or the transport has none)."""
         self._rng = random.Random(seed)
         self.context = context
         """The run's shared state; ``None`` outside a run (a transport that needs one
@@ -329,12 +402,13 @@ class Transport:
         )
 
     def _run(self, turn: TurnInput) -> TurnOutcome:
-        """The turn, repeated after each rate-limited attempt as the retry policy says:
-        times run from the first attempt (waits included), bytes add up over attempts."""
+        """The turn, repeated after each rate-limited attempt as the retry policy says, and
+        after each broken one as the stream policy says: times run from the first attempt
+        (waits included), bytes add up over attempts."""
         outcome = TurnOutcome()
         timing = self._timing = TurnTiming()
         sent0, recv0 = self.counter.snapshot()
-        attempt = 0
+        attempt = repeat = 0
         while True:
             try:
                 self._attempt(turn, outcome, timing)
@@ -344,6 +418,26 @@ class Transport:
                 outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
                 self._drop()
                 break
+            if outcome.broken or outcome.refused:
+                if self._failed(outcome):  # fell back: go on at once, afresh (as Codex)
+                    repeat = 0
+                    timing.restart_marks()
+                    continue
+            elif outcome.status not in ("error", "timeout", "rate_limited"):
+                self._succeeded()
+            if outcome.broken:
+                repeat += 1
+                wait = self.stream.delay(repeat, self._rng)
+                if wait is None:
+                    break
+                outcome.stream_retries += 1
+                timing.restart_marks()
+                try:
+                    gevent.sleep(wait)
+                except gevent.GreenletExit:
+                    outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                    break
+                continue
             if outcome.status != "rate_limited":
                 break
             wait_ms = (outcome.retry_after_s or 0.0) * 1000
@@ -366,15 +460,22 @@ class Transport:
                 outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
                 break
         self._timing = None
+        if outcome.status == "ok" and outcome.breaks:
+            outcome.status = "reconnected"
         timing.finish(outcome)
         sent1, recv1 = self.counter.snapshot()
         outcome.bytes_sent, outcome.bytes_recv = sent1 - sent0, recv1 - recv0
         return outcome
 
     def _attempt(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
-        """One attempt (with its protocol recoveries) under the turn timeout."""
+        """One attempt (with its protocol recoveries) under the turn timeout and the
+        stream idle timeout; says whether it failed on its connection (``broken``)."""
+        outcome.broken = outcome.refused = False
         deadline = gevent.Timeout(self.timeout)
         deadline.start()
+        idle = self.idle
+        if idle is not None:
+            idle.start()
         try:
             self._attempts(turn, outcome, timing)
         except gevent.Timeout as exc:
@@ -383,19 +484,33 @@ class Transport:
             outcome.status = "timeout"
             outcome.error = f"timed out: the turn took longer than {self.timeout:g} s"
             self._drop()
+        except StreamIdleTimeout as exc:
+            outcome.status, outcome.error, outcome.broken = "timeout", f"timed out: {exc}", True
+            outcome.broke(timing)
+            self._drop()
         except TimeoutError as exc:  # connecting
-            outcome.status, outcome.error = "timeout", f"timed out: {exc}"
+            outcome.status, outcome.error, outcome.broken = "timeout", f"timed out: {exc}", True
+            outcome.broke(timing)
             self._drop()
         except WSHandshakeError as exc:
             if exc.status == 429:  # too many connections: a rate limit on the handshake
                 outcome.apply(error_result(429, exc.body, default_limit="connections"))
             else:
                 outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+                # A server in trouble (5xx) may take the next upgrade; a refusal is final.
+                outcome.broken = exc.status >= 500
+                outcome.refused = not outcome.broken
+                if outcome.broken:
+                    outcome.broke(timing)
             self._drop()
         except (RigError, OSError) as exc:
             # The rig's own errors name the cause (an invalid answer, a closed or reset
-            # connection, an invalid stream); the connection is not reused.
+            # connection, an invalid stream); the connection is not reused. A connection
+            # that failed may work again; a target that broke the protocol would not.
             outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, OSError) and not isinstance(exc, HTTPProtocolError):
+                outcome.broken = True
+                outcome.broke(timing)
             self._drop()
         except Exception as exc:
             # A library's exception that no layer translated: still a failed turn with
@@ -406,9 +521,20 @@ class Transport:
             self._drop()
         finally:
             deadline.close()
+            if idle is not None:
+                idle.stop()
 
     def _attempts(self, turn: TurnInput, outcome: TurnOutcome, timing: TurnTiming) -> None:
         raise NotImplementedError
+
+    def _failed(self, outcome: TurnOutcome) -> bool:
+        """An attempt failed on its connection (``broken``) or its upgrade was refused;
+        whether the transport changed how it goes on (a WebSocket session that fell back
+        to HTTP), so that the turn is tried again at once."""
+        return False
+
+    def _succeeded(self) -> None:
+        """An attempt got an answer (the connection works)."""
 
     def _drop(self) -> None:
         """Forget a connection after a failure."""
@@ -424,8 +550,8 @@ def make_transport(
 ) -> Transport:
     """The transport registered as ``name`` (:mod:`rig.loadgen.registry`); ``common`` are
     the keyword arguments of :class:`Transport` (``instructions``, ``tools``, ``timeout``,
-    ``retry``, ``seed``, ``link``); the transport's own options come from ``context`` (their
-    defaults without one) as keywords."""
+    ``retry``, ``seed``, ``link``, ``stream``); the transport's own options come from
+    ``context`` (their defaults without one) as keywords."""
     spec = registry.spec(name)
     if context is not None:
         options: Mapping[str, Any] = context.options(name)

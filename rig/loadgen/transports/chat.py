@@ -9,7 +9,7 @@ import orjson
 
 from rig.loadgen.target import Target
 from rig.loadgen.transports.base import TurnInput, TurnOutcome, TurnTiming
-from rig.loadgen.transports.http import OverHTTP, body_sink
+from rig.loadgen.transports.http import OverHTTP, body_sink, written
 from rig.loadgen.wire import WireCounter
 from rig.protocol.client import ChatStreamReader, chat_body, error_result
 from rig.protocol.transcript import chat_tools
@@ -44,10 +44,9 @@ class ChatTransport(OverHTTP):
             payload,
             self._headers,
             body_sink(reader.feed_sse, timing),
-            on_written=timing.uploaded,
+            # Bytes add up over attempts (a rate-limited attempt's bytes were sent too).
+            on_written=written(timing, outcome, len(payload)),
         )
-        # Bytes add up over attempts (a rate-limited attempt's bytes were sent too).
-        outcome.body_bytes_sent += len(payload)
         outcome.body_bytes_recv += result.body_bytes
         if result.status != 200:
             outcome.apply(error_result(result.status, result.error_body, result.headers))

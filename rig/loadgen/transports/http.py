@@ -20,7 +20,7 @@ from rig.loadgen.transports.base import (
 from rig.loadgen.wire import TcpInfo, TLSWireSocket, WireCounter, WireSocket
 from rig.protocol.client import ResponsesStreamReader, error_result
 
-__all__ = ["HTTPTransport", "OverHTTP", "body_sink"]
+__all__ = ["HTTPTransport", "OverHTTP", "body_sink", "written"]
 
 
 def body_sink(feed: Any, timing: TurnTiming) -> Any:
@@ -36,13 +36,33 @@ def body_sink(feed: Any, timing: TurnTiming) -> Any:
     return sink
 
 
+def written(timing: TurnTiming, outcome: TurnOutcome, size: int) -> Any:
+    """An ``on_written`` for :meth:`HTTPConnection.request`: the write's time is the turn's
+    ``upload_ms``, and its ``size`` body bytes count once written (an attempt whose
+    connection then breaks sent them too)."""
+
+    def done(seconds: float) -> None:
+        timing.uploaded(seconds)
+        outcome.body_bytes_sent += size
+
+    return done
+
+
 class OverHTTP(Transport):
     """A transport on one keep-alive HTTP/1.1 connection."""
+
+    watches_idle = True
 
     def __init__(self, target: Target, counter: WireCounter, **kw: Any):
         super().__init__(target, counter, **kw)
         self.connection = HTTPConnection(
-            target.host, target.port, counter, tls=self.tls, timeout=self.timeout, dial=self._at
+            target.host,
+            target.port,
+            counter,
+            tls=self.tls,
+            timeout=self.timeout,
+            dial=self._at,
+            watch=self.idle,
         )
 
     def _at(self) -> tuple[str, int, WireSocket | TLSWireSocket]:
@@ -88,9 +108,8 @@ class HTTPTransport(OverHTTP):
                 body,
                 self._headers,
                 body_sink(reader.feed_sse, timing),
-                on_written=timing.uploaded,
+                on_written=written(timing, outcome, len(body)),
             )
-            outcome.body_bytes_sent += len(body)
             outcome.body_bytes_recv += result.body_bytes
             if result.status != 200:
                 outcome.apply(error_result(result.status, result.error_body, result.headers))
