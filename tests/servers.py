@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import NoReturn
 
+import httpx
 import pytest
 
 __all__ = [
@@ -279,3 +280,14 @@ class VictoriaMetricsServer:
     def stop(self) -> None:
         """Stop the server."""
         self.process.stop()
+
+
+def settled_stats(url: str, responses: int) -> dict[str, int]:
+    """The mock's counters once it has counted ``responses`` (it counts a response just
+    after writing its last event); polled with a 10 s deadline."""
+    deadline = time.monotonic() + 10
+    while True:
+        stats = httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
+        if stats["responses_completed"] >= responses or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.05)

@@ -7,11 +7,8 @@ second), so a session running its tools instantly meets it within a task.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-import gevent
-import httpx
 import orjson
 import pytest
 
@@ -26,7 +23,7 @@ from rig.protocol.transcript import chat_tools
 from rig.protocol.ws import encode_client_event
 from rig.workload.scenarios import builtin_scenarios
 from rig.workload.tools import INSTRUCTIONS, TOOLS
-from tests.servers import start_mock
+from tests.servers import settled_stats, start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
 TRANSPORTS = ("http", "ws", "chat")
@@ -167,17 +164,6 @@ def test_a_turn_that_succeeds_after_a_429_is_clean_and_counts_every_attempt(
     assert outcome.body_bytes_sent == (outcome.rate_limit_retries + 1) * one_attempt
 
 
-def _settled_stats(url: str, responses: int) -> dict[str, int]:
-    """The mock's counters once it has counted ``responses`` (it counts a response just
-    after writing its last event)."""
-    deadline = time.monotonic() + 10
-    while True:
-        stats = httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
-        if stats["responses_completed"] >= responses or time.monotonic() > deadline:
-            return stats
-        gevent.sleep(0.05)
-
-
 def test_body_bytes_reconcile_with_the_mock_under_rate_limits() -> None:
     # A fresh mock, so that its counters are this test's: every 429 body it sends is in
     # its bytes_out and in the client's body_bytes_recv.
@@ -190,7 +176,7 @@ def test_body_bytes_reconcile_with_the_mock_under_rate_limits() -> None:
             assert task.ok, task.error
             turns += task_turns
             hits += task_hits
-        stats = _settled_stats(url, sum(t.status == "ok" for t in turns))
+        stats = settled_stats(url, sum(t.status == "ok" for t in turns))
     finally:
         process.stop()
     assert hits, "the quota is small enough that the tasks meet it"

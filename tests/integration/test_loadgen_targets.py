@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
-import httpx
 import pytest
 
 from rig.loadgen.dial import TargetUnreachableError, dial
@@ -23,7 +22,7 @@ from rig.loadgen.wire import WireCounter, WireSocket
 from rig.metrics.records import TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
 from tests.kernel import counting_closes
-from tests.servers import free_port, require_binary, start_mock
+from tests.servers import free_port, require_binary, settled_stats, start_mock
 from tests.sessions import make_sessions
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
@@ -41,17 +40,6 @@ def two_mocks() -> Iterator[tuple[str, str]]:
 def _dead_url() -> str:
     """A base URL whose port refuses connections."""
     return f"http://127.0.0.1:{free_port()}/v1"
-
-
-def _stats(url: str, responses: int) -> dict[str, int]:
-    """The mock's counters once it has counted ``responses`` (it counts a response just
-    after writing its last event)."""
-    deadline = time.monotonic() + 10
-    while True:
-        stats = httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
-        if stats["responses_completed"] >= responses or time.monotonic() > deadline:
-            return stats
-        gevent.sleep(0.05)
 
 
 def _sessions(url: str, transports: list[str], context: TransportContext) -> tuple:
@@ -101,7 +89,7 @@ def test_sessions_spread_over_two_mocks_and_each_mocks_stats_reconcile(
         mine = [i for i, p in enumerate(ports) if p == port]
         assert len(mine) == 4  # eight connections in turn over two URLs: four each
         my_turns = [t for i in mine for t in turns[i]]
-        stats = _stats(url, len(my_turns))
+        stats = settled_stats(url, len(my_turns))
         ws = [i for i in mine if sessions[i].transport.name == "ws"]
         http = [i for i in mine if sessions[i].transport.name == "http"]
         assert stats["connections_total"] == len(ws)

@@ -432,10 +432,7 @@ class Transport:
                     break
                 outcome.stream_retries += 1
                 timing.restart_marks()
-                try:
-                    gevent.sleep(wait)
-                except gevent.GreenletExit:
-                    outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+                if not _wait(wait, outcome):
                     break
                 continue
             if outcome.status != "rate_limited":
@@ -454,10 +451,7 @@ class Transport:
                 break
             outcome.rate_limit_retries += 1
             timing.restart_marks()
-            try:
-                gevent.sleep(delay)
-            except gevent.GreenletExit:
-                outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+            if not _wait(delay, outcome):
                 break
         self._timing = None
         if outcome.status == "ok" and outcome.breaks:
@@ -538,6 +532,17 @@ class Transport:
 
     def _drop(self) -> None:
         """Forget a connection after a failure."""
+
+
+def _wait(seconds: float, outcome: TurnOutcome) -> bool:
+    """Sleep ``seconds`` before the next attempt; ``False`` (and the turn ended as
+    stopped) when the run stopped the session meanwhile."""
+    try:
+        gevent.sleep(seconds)
+    except gevent.GreenletExit:
+        outcome.status, outcome.error, outcome.stopped = "error", STOPPED, True
+        return False
+    return True
 
 
 def make_transport(
