@@ -260,6 +260,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         header_timeout_s=given.header_timeout,
         body_timeout_s=given.body_timeout,
         limits_store=given.limits_store,
+        record_dir=given.record,
+        keep_content=given.keep_content,
         **quota,
     )
     try:
