@@ -17,6 +17,7 @@ the line and the field; it is the only exception a bad file can cause.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -340,7 +341,11 @@ class _Fields:
         value = self._get(name, True)
         if value is None and nullable:
             return None
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0 <= value < math.inf
+        ):
             raise self.fail(name, f"expected a non-negative number of seconds, got {_kind(value)}")
         return float(value)
 
