@@ -22,6 +22,8 @@ from rig.traces.format import (
     TraceWriter,
     TurnTrace,
     Usage,
+    builtin_traces,
+    load_trace,
     read_trace,
     write_trace,
 )
@@ -39,6 +41,8 @@ __all__ = [
     "TraceWriter",
     "TurnTrace",
     "Usage",
+    "builtin_traces",
+    "load_trace",
     "read_trace",
     "write_trace",
 ]

@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
@@ -45,8 +46,10 @@ __all__ = [
     "TraceWriter",
     "TurnTrace",
     "Usage",
+    "builtin_traces",
     "encode_record",
     "kind_of",
+    "load_trace",
     "parse_lines",
     "read_trace",
     "write_trace",
@@ -591,3 +594,18 @@ def kind_of(value: str) -> RequestKind:
     if value not in REQUEST_KINDS:
         raise ValueError(value)
     return cast(RequestKind, value)
+
+
+def builtin_traces() -> dict[str, Path]:
+    """The trace sets shipped with the rig (``rig/traces/sets/*.jsonl``), by name:
+    ``codex`` (Codex CLI sessions) and each built-in scenario's export."""
+    folder = Path(str(resources.files("rig.traces").joinpath("sets")))
+    return {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
+
+
+def load_trace(name_or_path: str | os.PathLike[str]) -> Trace:
+    """A shipped trace set by name (``codex``), else a trace file or directory."""
+    shipped = builtin_traces().get(str(name_or_path))
+    if shipped is not None and not Path(name_or_path).exists():
+        return read_trace(shipped)
+    return read_trace(name_or_path)

@@ -21,7 +21,9 @@ from rig.traces.format import (
     TraceWriter,
     TurnTrace,
     Usage,
+    builtin_traces,
     encode_record,
+    load_trace,
     parse_lines,
     read_trace,
     write_trace,
@@ -243,3 +245,17 @@ def test_any_wrong_value_in_any_field_raises_only_trace_errors(
     except TraceError:
         return
     assert len(trace.sessions[0].turns) == 1  # read: then it is a valid turn
+
+
+def test_the_shipped_trace_sets_are_valid_and_hold_no_content() -> None:
+    shipped = builtin_traces()
+    assert {"codex", "fix_failing_test", "add_search_feature", "refactor_api_layer"} <= set(shipped)
+    for name in shipped:
+        trace = load_trace(name)
+        assert trace.sessions and not any(h.content for h in trace.headers)
+        assert all(t.content is None for s in trace.sessions for t in s.turns)
+    codex = load_trace("codex")
+    assert {s.info.transport for s in codex.sessions} == {"sse", "ws"}
+    assert all(s.info.agent.startswith("codex_exec/") for s in codex.sessions)
+    ws = [s for s in codex.sessions if s.info.transport == "ws"]
+    assert all(s.turns[0].kind == "warmup" for s in ws)  # Codex opens with generate: false
