@@ -155,7 +155,7 @@ class TraceRecorder:
             if live is not None and not continuing and live.expected is not None:
                 carried = _carried(prints, live.expected)
         elif continuing:
-            live = self._by_response.get(previous)  # type: ignore[arg-type]
+            live = self._by_response.get(str(previous))
             if live is not None and live.closed:
                 live = None
         else:
@@ -340,6 +340,8 @@ class TraceRecorder:
             if waiting is not None and live in waiting:
                 waiting.remove(live)
                 self._lengths[live.expected[0]] -= 1
+                if not self._lengths[live.expected[0]]:
+                    del self._lengths[live.expected[0]]
                 if not waiting:
                     del self._by_prefix[live.expected]
         live.expected = expected
@@ -350,7 +352,7 @@ class TraceRecorder:
     def _match(self, prints: list[bytes | None]) -> tuple[_Live | None, int]:
         """The idle session whose conversation is the longest prefix of this input, and
         how many input items that prefix covers."""
-        lengths = {n for n, c in self._lengths.items() if c > 0}
+        lengths = self._lengths.keys()
         if not lengths:
             return None, 0
         digest = hashlib.blake2b(digest_size=16)
