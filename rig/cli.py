@@ -2,7 +2,8 @@
 gateway in front of stateless providers, ``rig compare`` runs the
 transports side by side and reports, ``rig report`` re-renders a run (from its directory or
 InfluxDB), ``rig locust`` runs Locust with the packaged locustfile, ``rig dashboards``
-generates or pushes the Grafana dashboards."""
+generates or pushes the Grafana dashboards, ``rig trace`` imports Codex CLI sessions as
+traces and exports the built-in scenarios as traces."""
 
 from __future__ import annotations
 
@@ -225,7 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_capacity(sub)
     _add_locust(sub)
     dashboards_cli.add_parser(sub)
+    _add_trace(sub)
     return parser
+
+
+def _add_trace(sub: Any) -> None:
+    from rig.run import traces
+
+    traces.add_parser(sub)
+
+
+def _run_trace(args: argparse.Namespace) -> int:
+    if args.trace_command == "export-scenarios":
+        from gevent import monkey
+
+        monkey.patch_all()  # the rig's agent runs on gevent, as under Locust
+
+    from rig.run import traces
+
+    return traces.run(args)
 
 
 def _run_mock(args: argparse.Namespace) -> int:
@@ -262,6 +281,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         header_timeout_s=given.header_timeout,
         body_timeout_s=given.body_timeout,
         limits_store=given.limits_store,
+        record_dir=given.record,
+        keep_content=given.keep_content,
         **quota,
     )
     try:
@@ -347,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _run_report,
         "capacity": _run_capacity,
         "dashboards": dashboards_cli.run,
+        "trace": _run_trace,
     }
     return commands[args.command](args)
 

@@ -608,6 +608,18 @@ class MockOptions:
     )
     tls_cert: str | None = option("serve HTTPS/WSS with this certificate (PEM)", {MOCK})
     tls_key: str | None = option("the certificate's private key (PEM)", {MOCK})
+    record: str | None = option(
+        "write a trace of every session served into this directory, one file per worker "
+        "(shapes and sizes, no content, never keys; docs/traces.md)",
+        {MOCK},
+        metavar="DIR",
+    )
+    keep_content: bool = option(
+        "with --record: keep the instructions, tools and items in the trace",
+        {MOCK},
+        default=False,
+        action="store_true",
+    )
     quota: Quota = nested(Quota)
     limits_store: str | None = option(
         "where limit state lives: memory (default, per process) or redis://HOST:PORT/DB",

@@ -72,6 +72,8 @@ from rig.serving import (
     server_error,
 )
 from rig.serving.wsmode import LaneRelease, WSModeConnection
+from rig.traces.recorder import RecordingTurn, TraceRecorder
+from rig.traces.shape import http_head_bytes, ws_frame_header_bytes
 
 __all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
@@ -171,13 +173,21 @@ def _ws_frame(payload: bytes) -> Message:
 class MockApp:
     """State shared by the handlers of one process."""
 
-    def __init__(self, engine: TurnEngine, stats: Stats, settings: MockSettings):
+    def __init__(
+        self,
+        engine: TurnEngine,
+        stats: Stats,
+        settings: MockSettings,
+        recorder: TraceRecorder | None = None,
+    ):
         self.engine = engine
         self.stats = stats
         self.settings = settings
         self.limiter = settings.limiter
         self.websockets: set[_WSConnection] = set()
         """The open WebSockets of this process (what a drop closes)."""
+        self.recorder = recorder
+        """Writes a trace of every session (``--record``); ``None``: no recording work."""
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -301,16 +311,23 @@ class MockApp:
             verdict = await self.admit(request.headers, turn.charged_input_tokens, create.model)
             if verdict.error is not None:
                 return self.error_answer(verdict.error, verdict.headers)
+        recording = None
+        if self.recorder is not None:
+            recording = _record_http(self.recorder, request, body, create.stream)
         if create.stream:
-            return _EventStream(self, turn, verdict)
+            return _EventStream(self, turn, verdict, recording)
         try:
             if turn.total_s > 0:
                 await asyncio.sleep(turn.total_s)
             turn.run_to_completion()
             stored = await self.engine.finish(turn)
+            if self.recorder is not None:
+                self.recorder.end(recording, stored.response)
         finally:
             if verdict is not None:
                 await self.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
+            if self.recorder is not None:
+                self.recorder.abandon(recording)  # a no-op once it ended
         self.stats.add(_outcome(turn))
         payload = orjson.dumps(stored.response)
         self.stats.add("bytes_out", len(payload))
@@ -459,6 +476,8 @@ class MockApp:
             finally:
                 self.websockets.discard(connection)
                 self.stats.add("connections_open", -1)
+                if self.recorder is not None:
+                    self.recorder.connection_closed(connection)
         finally:
             if limiter is not None:
                 try:
@@ -501,6 +520,28 @@ def _outcome(turn: PreparedTurn) -> str:
     return "warmups" if turn.warmup else "responses_completed"
 
 
+def _head_bytes(scope: Scope) -> int:
+    """The size of the request's head (request line and headers) as the client sent it."""
+    return http_head_bytes(
+        scope.get("method", "GET"),
+        scope.get("raw_path") or scope["path"].encode(),
+        scope.get("query_string", b""),
+        scope["headers"],
+        scope.get("http_version", "1.1"),
+    )
+
+
+def _record_http(
+    recorder: TraceRecorder, request: Request, body: bytes, stream: bool
+) -> RecordingTurn | None:
+    return recorder.begin(
+        body,
+        transport="sse" if stream else "http",
+        header_bytes=_head_bytes(request.scope),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
 def _include_obfuscation(create: ResponseCreateRequest) -> bool:
     options = getattr(create, "stream_options", None)
     return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
@@ -521,11 +562,18 @@ class _Disconnect:
 class _EventStream(Response):
     """A streamed Responses API answer: SSE events paced by the latency model."""
 
-    def __init__(self, app: MockApp, turn: PreparedTurn, verdict: Verdict | None = None):
+    def __init__(
+        self,
+        app: MockApp,
+        turn: PreparedTurn,
+        verdict: Verdict | None = None,
+        recording: RecordingTurn | None = None,
+    ):
         super().__init__(media_type="text/event-stream")
         self.app = app
         self.turn = turn
         self.verdict = verdict
+        self.recording = recording
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
@@ -545,9 +593,10 @@ class _EventStream(Response):
                 }
             )
             timed = turn.timed_events()
+            finished: list[Any] = []
 
             async def record() -> None:  # before the terminal event, so a GET finds it
-                await app.engine.finish(turn)
+                finished.append(await app.engine.finish(turn))
 
             if not await stream_paced(
                 timed, encode_event, _sse_frame, send, app.stats, gone.happened, record
@@ -556,8 +605,12 @@ class _EventStream(Response):
                 return
             app.stats.add(_outcome(turn))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if app.recorder is not None and finished:
+                app.recorder.end(self.recording, finished[0].response)
         finally:
             gone.cancel()
+            if app.recorder is not None:
+                app.recorder.abandon(self.recording)  # a no-op once it ended
             if self.verdict is not None:
                 await app.settle(self.verdict, turn.output_tokens + turn.reasoning_tokens)
 
@@ -652,6 +705,8 @@ class _Create:
 
     event: ResponseCreateEvent
     size: int
+    raw: bytes | None = None
+    """The message as received, kept only while recording."""
 
     @property
     def stream_id(self) -> str | None:
@@ -683,8 +738,11 @@ class _WSConnection(WSModeConnection[_Create]):
         self.scopes = scopes
         self.owner = owner
         self.cache = ConnectionCache()
+        self.handshake_bytes = _head_bytes(websocket.scope) if app.recorder is not None else 0
 
     def parse(self, raw: bytes) -> _Create:
+        if self.app.recorder is not None:
+            return _Create(parse_client_event(raw), len(raw), raw)
         return _Create(parse_client_event(raw), len(raw))
 
     def received(self, size: int) -> None:
@@ -720,14 +778,29 @@ class _WSConnection(WSModeConnection[_Create]):
                 assert verdict.rejection is not None
                 app.stats.add(f"rate_limited_{verdict.rejection.kind}")
                 raise verdict.error  # refused: nothing to settle
+        recorder = app.recorder
+        recording = None
+        if recorder is not None and create.raw is not None:
+            recording = recorder.begin(
+                create.raw,
+                transport="ws",
+                header_bytes=ws_frame_header_bytes(create.size),
+                user_agent=self.websocket.headers.get("user-agent"),
+                connection=self,
+                lane=stream_id,
+                handshake_bytes=self.handshake_bytes,
+            )
         try:
+            finished: list[Any] = []
 
             async def finish() -> None:
                 # Recorded (connection memory, store), then the lane is free, then the
                 # terminal event goes out: a client that waits for it and sends the next
                 # create on the same lane is never refused as busy, and finds this
                 # response. What may start now starts after the terminal event is sent.
-                await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+                finished.append(
+                    await app.engine.finish(turn, connection=self.cache, lane=stream_id or "")
+                )
                 lane.release()
 
             await stream_paced(
@@ -735,14 +808,23 @@ class _WSConnection(WSModeConnection[_Create]):
                 before_last=finish,
             )  # fmt: skip
             app.stats.add(_outcome(turn))
+            if recorder is not None and finished:
+                recorder.end(recording, finished[0].response)
         finally:
             if verdict is not None:
                 await app.settle(verdict, turn.output_tokens + turn.reasoning_tokens)
+            if recorder is not None:
+                recorder.abandon(recording)
 
 
-def build_app(engine: TurnEngine, stats: Stats, settings: MockSettings) -> StreamingFront:
-    """The mock provider's ASGI application."""
-    mock = MockApp(engine, stats, settings)
+def build_app(
+    engine: TurnEngine,
+    stats: Stats,
+    settings: MockSettings,
+    recorder: TraceRecorder | None = None,
+) -> StreamingFront:
+    """The mock provider's ASGI application (recording every session with ``recorder``)."""
+    mock = MockApp(engine, stats, settings, recorder)
     routes = [
         Route("/v1/responses", mock.create_response, methods=["POST"]),  # via the front
         Route("/v1/responses/{response_id}", mock.get_response, methods=["GET"]),

@@ -48,6 +48,7 @@ from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
 from rig.redact import install_redaction
 from rig.serving.wsproto import ServerWSProtocol, ws_read_limit
+from rig.traces.recorder import TraceRecorder
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
 
@@ -101,6 +102,10 @@ class MockConfig:
     burst: float = 1.0
     limits_file: str | None = None
     limits_store: str | None = None
+    record_dir: str | None = None
+    """Write a trace of every session served into this directory (one file per worker)."""
+    keep_content: bool = False
+    """With ``record_dir``: keep instructions, tools and items in the trace."""
 
     @property
     def default_limits(self) -> Limits:
@@ -210,7 +215,10 @@ def create_app(config: MockConfig) -> StreamingFront:
         limiter=limiter,
         key_organizations=_key_organizations(limit_policy),
     )
-    app = build_app(engine, stats, settings)
+    recorder = None
+    if config.record_dir:
+        recorder = TraceRecorder(config.record_dir, keep_content=config.keep_content)
+    app = build_app(engine, stats, settings, recorder)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -235,6 +243,8 @@ def create_app(config: MockConfig) -> StreamingFront:
         if limiter is not None:
             await limiter.store.close()
         stats.close()
+        if recorder is not None:
+            recorder.close()  # every session's last turn, then the file
 
     app.router.lifespan_context = lifespan
     return app
