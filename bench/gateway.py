@@ -666,6 +666,8 @@ def gateway_counters(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
         "checkpoint_us_per_write": delta["checkpoint_us"] / writes,
         "checkpoint_bytes_per_write": delta["checkpoint_bytes"] / writes,
         "upstream_ttfb_us_per_call": delta["upstream_ttfb_us"] / calls,
+        # The gateway's own time to a streamed response's first event (older gateways: 0).
+        "relay_us_per_response": delta.get("relay_us", 0) / max(1, delta.get("relayed_first", 0)),
         "upstream_bytes_out_per_call": delta["upstream_bytes_out"] / calls,
         "client_bytes_in_per_call": delta["client_bytes_in"] / calls,
         "hits_connection": delta["hits_connection"],
@@ -1146,6 +1148,10 @@ COUNTERS: list[Column[CounterRow]] = [
     (
         "upstream TTFB us",
         lambda r: f"{r[0]['labels'][r[1]]['gateway']['upstream_ttfb_us_per_call']:,.0f}",
+    ),
+    (
+        "gateway own us",
+        lambda r: f"{r[0]['labels'][r[1]]['gateway']['relay_us_per_response']:,.0f}",
     ),
     ("checkpoint writes", lambda r: f"{r[0]['labels'][r[1]]['gateway']['checkpoint_writes']:,}"),
     ("us/write", lambda r: f"{r[0]['labels'][r[1]]['gateway']['checkpoint_us_per_write']:,.0f}"),

@@ -123,6 +123,9 @@ class _Turn:
     prior: Conversation | None = None
     upstream_key: str | None = field(default=None, repr=False)
     """The client's key, passed through to the upstream (``client_keys: pass-through``)."""
+    started: float = field(default_factory=time.perf_counter)
+    """``time.perf_counter()`` when the gateway began on it (its request parsed)."""
+    call: UpstreamCall | None = None
 
 
 class Gateway:
@@ -226,6 +229,7 @@ class Gateway:
         call = UpstreamCall(
             turn.request, turn.body, turn.context, _obfuscate(turn.body), turn.upstream_key
         )
+        turn.call = call
         return upstream.batches(call)
 
     async def relay(
@@ -240,6 +244,10 @@ class Gateway:
         the terminal event, await ``on_terminal`` (record it). The terminal event; raises
         :class:`UpstreamError` when the stream ends without one, or the upstream's error."""
         batch: list[RelayedEvent] | None = first
+        if emit is not _nothing and not first[0].terminal:  # streamed: the first event's way
+            await emit(first[0])
+            self._relayed(turn)
+            batch = first[1:] or await anext(batches, None)
         while batch is not None:
             for event in batch:
                 if event.terminal:
@@ -255,12 +263,19 @@ class Gateway:
             batch = await anext(batches, None)
         raise UpstreamError("The upstream's stream ended before the response did.")
 
+    def _relayed(self, turn: _Turn) -> None:
+        """The first event was written: count the gateway's own share of the time."""
+        ttfb = turn.call.timing.get("ttfb_s", 0.0) if turn.call is not None else 0.0
+        own = max(0.0, time.perf_counter() - turn.started - ttfb)
+        self.stats.add("relay_us", int(own * 1e6))
+        self.stats.add("relayed_first")
+        self.stats.observe("relay_seconds", own)
+
     async def open_upstream(
         self, turn: _Turn
     ) -> tuple[AsyncGenerator[list[RelayedEvent], None], list[RelayedEvent]]:
         """Call the upstream and wait for its first events (a refusal raises here, before
         anything was sent to the client)."""
-        started = time.perf_counter()
         batches = self.upstream_events(turn)
         try:
             first = await anext(batches, None)
@@ -271,9 +286,6 @@ class Gateway:
             raise
         if first is None:
             raise UpstreamError("The upstream answered with an empty stream.")
-        elapsed = time.perf_counter() - started
-        self.stats.add("upstream_ttfb_us", int(elapsed * 1e6))
-        self.stats.observe("upstream_ttfb_seconds", elapsed)
         return batches, first
 
     async def read_body(self, request: Request) -> bytes:

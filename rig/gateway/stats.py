@@ -34,6 +34,8 @@ COUNTERS = (
     "upstream_errors",
     "upstream_rate_limited",
     "upstream_ttfb_us",
+    "relay_us",
+    "relayed_first",
     "hits_connection",
     "hits_checkpoint",
     "misses_not_found",
@@ -56,11 +58,17 @@ in the checkpoints; ``misses_not_found``: neither (the sum of the ``misses_<caus
 evicted, expired, foreign, unavailable, unknown - one answer for all). ``resumes``: a
 WebSocket continuing a response it did not hold (after a reconnect, on any replica).
 ``evictions``: conversations pushed out of memory or the in-process checkpoints by their
-caps. ``checkpoint_us``/``upstream_ttfb_us``: summed microseconds."""
+caps. ``checkpoint_us``/``upstream_ttfb_us``: summed microseconds; ``upstream_ttfb_us`` runs
+from sending the upstream request to the first bytes of its answer. ``relay_us``: the
+gateway's own time to a streamed response's first event, summed over ``relayed_first``
+responses - from the response's start (its request parsed) to its first event written to
+the client, less the upstream's time to first byte: resolving the conversation, building
+and sending the upstream request, reading and relaying the first events."""
 
 HISTOGRAMS = {
     "checkpoint_seconds": "Time to write one checkpoint.",
-    "upstream_ttfb_seconds": "Time from calling the upstream to its first event.",
+    "upstream_ttfb_seconds": "Time from sending the upstream request to its first bytes.",
+    "relay_seconds": "The gateway's own time to a streamed response's first event.",
 }
 BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

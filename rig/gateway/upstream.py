@@ -30,6 +30,7 @@ the status and the exception's type.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -130,6 +131,9 @@ class UpstreamCall:
     key: str | None = field(default=None, repr=False)
     """The client's key, sent as the upstream's ``Authorization`` instead of the
     upstream's own (``client_keys: pass-through``); ``None``: the upstream's own."""
+    timing: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    """Filled by the call: ``ttfb_s``, from sending the request to the first bytes of the
+    answer's body (the upstream's share of the time to the first event)."""
 
     def items(self) -> list[dict[str, Any]]:
         """The conversation's items (decoded when given as bytes)."""
@@ -414,6 +418,7 @@ class Upstream:
         reader = self.dialect.events(call)
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
+                sent = time.perf_counter()
                 async with self.session.post(self.url, data=body, headers=headers) as answer:
                     if answer.status != 200:
                         raw = await answer.read()
@@ -428,7 +433,14 @@ class Upstream:
                             else "upstream_errors"
                         )
                         raise refusal
+                    first = True
                     async for chunk in answer.content.iter_any():
+                        if first:
+                            first = False
+                            ttfb = time.perf_counter() - sent
+                            call.timing["ttfb_s"] = ttfb
+                            stats.add("upstream_ttfb_us", int(ttfb * 1e6))
+                            stats.observe("upstream_ttfb_seconds", ttfb)
                         stats.add("upstream_bytes_in", len(chunk))
                         yield reader.feed(chunk)
                 yield reader.end()

@@ -193,6 +193,10 @@ def test_metrics_expose_the_same_figures_as_stats(upstream: str) -> None:
     )
     assert samples[("rig_gateway_checkpoint_writes_total", ())] == stats["checkpoint_writes"] == 2
     assert samples[("rig_gateway_upstream_ttfb_seconds_count", ())] == 2
+    # The gateway's own time to the first event, per streamed response: the two answered.
+    assert samples[("rig_gateway_relay_seconds_count", ())] == stats["relayed_first"] == 2
+    relay_sum_us = 1e6 * samples[("rig_gateway_relay_seconds_sum", ())]
+    assert stats["relay_us"] > 0 and abs(stats["relay_us"] - relay_sum_us) <= 2  # µs truncated
     assert samples[("rig_gateway_sessions", ())] == 1
     assert samples[("rig_gateway_memory_rss_bytes", ())] > 0
 
