@@ -3,11 +3,11 @@
 TTFT = base + parse cost per KB of input the server must process + rehydration cost per KB
 loaded from the store + prefill cost per uncached input token, with relative jitter. Output
 streams at a token rate; ``preamble_scale`` and ``answer_scale`` set how much of the
-scripted model's text a response says (the output lengths). Which bytes count as "processed" is what separates the transports:
-a full-context HTTP request is parsed and tokenised whole; a WebSocket continuation from the
-connection cache only for its new items; an HTTP ``previous_response_id`` continuation also
-rehydrates the stored conversation. Presets are YAML files (``rig/mock/presets``); a user
-can pass a path to their own.
+scripted model's text a response says (the output lengths). Which bytes count as
+"processed" is what separates the transports: a full-context HTTP request is parsed and
+tokenised whole; a WebSocket continuation from the connection cache only for its new items;
+an HTTP ``previous_response_id`` continuation also rehydrates the stored conversation.
+Presets are YAML files (``rig/mock/presets``); a user can pass a path to their own.
 """
 
 from __future__ import annotations
