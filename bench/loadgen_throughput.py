@@ -26,13 +26,17 @@ response body bytes per turn, and the client's scheduling lag from
 The ``scale`` cell is the other target: one client process driving 1,000 concurrent ``ws``
 sessions against ``--preset fast`` with real-time tool waits (``time_scale`` 1, what
 ``rig compare`` does by default), reporting scheduling lag p99 and max, turns/s, errors
-and client CPU.
+and client CPU. ``--scale-links direct,fiber,lte`` runs each scale cell once per link
+profile, one after the other against a fresh mock each (``direct``: no shaping), and
+compares each shaped cell with the unshaped one: what the link emulation costs the client
+per turn and whether it keeps the scheduling lag (p50 and p99 over the window).
 
 Usage (from the repository root)::
 
     python bench/loadgen_throughput.py                     # every cell, about 3 minutes
     python bench/loadgen_throughput.py --cells reference,http --presets fast --seconds 30
     python bench/loadgen_throughput.py --cells scale --scale-sessions 250,500,1000
+    python bench/loadgen_throughput.py --cells scale --pin --scale-links direct,fiber,lte
 
 Figures and method: docs/performance.md. A client child is started as
 ``python bench/loadgen_throughput.py --client http|ws|reference ...`` and prints one JSON
@@ -81,6 +85,7 @@ from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside thi
 )
 
 from rig.loadgen.health import LAG_LIMIT_MS, HealthMonitor  # noqa: E402
+from rig.loadgen.link import LinkError, load_link  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
 from rig.loadgen.target import Target  # noqa: E402
 from rig.metrics.records import HealthRecord, RecordTags, TaskRecord, TurnRecord  # noqa: E402
@@ -363,6 +368,10 @@ class CellResult:
     """How often the client was preempted (involuntary context switches per second): a
     scheduling lag with the client below a full core but preempted often is other
     processes' doing, above all with ``--pin``, where the client cannot move."""
+    lag_p50_ms: float = 0.0
+    """Scheduling lag p50 over the whole window (the same samples as ``lag_p99_ms``)."""
+    link: str = "direct"
+    """The link profile every session of the cell went through (``direct``: none)."""
     ttft_ms_p50: float = 0.0
     ttft_ms_p99: float = 0.0
     turn_ms_p50: float = 0.0
@@ -419,6 +428,7 @@ def summarise(
         wire_bytes_sent_per_turn=(last.wire_bytes_sent - first.wire_bytes_sent) / per_turn,
         wire_bytes_recv_per_turn=(last.wire_bytes_recv - first.wire_bytes_recv) / per_turn,
         lag_p99_ms=health.whole.lag_ms_p99 if health.whole else 0.0,
+        lag_p50_ms=_quantile(health.lags_ms, 0.5),
         lag_p99_ms_worst_window=max(lag_p99s, default=0.0),
         lag_max_ms=max(
             [record.lag_ms_max for record in health.windows]
@@ -438,6 +448,7 @@ def summarise(
         statuses=dict(tally.statuses),
         errors=dict(tally.errors.most_common(5)),
         settings=settings,
+        link=str(settings.get("link", "direct")),
     )
 
 
@@ -459,6 +470,8 @@ class ClientOptions:
     time_scale: float
     seed: int
     record_tasks: int
+    link: str = "direct"
+    """The link profile every session goes through (``direct``: no shaping)."""
 
 
 def _scenarios() -> list[Scenario]:
@@ -472,12 +485,19 @@ def make_sessions(
 ) -> list[AgentSession]:
     """``options.sessions`` agents, scenarios round-robin, as the Locust plugin makes them."""
     target = Target.from_url(options.base_url)
+    link = load_link(options.link)
     scenarios = _scenarios()
     corpus = Corpus.load()
     sessions = []
     for index in range(options.sessions):
         scenario = scenarios[index % len(scenarios)]
-        tags = RecordTags(run="bench", scenario=scenario.name, transport=transport, target="mock")
+        tags = RecordTags(
+            run="bench",
+            scenario=scenario.name,
+            transport=transport,
+            target="mock",
+            link=link.name,
+        )
         config = SessionConfig(
             transport=transport,
             scenario=scenario,
@@ -485,6 +505,7 @@ def make_sessions(
             tags=tags,
             seed=options.seed,
             time_scale=options.time_scale,
+            link=link,
         )
         sessions.append(AgentSession(config, sink, session_index=index, corpus=corpus))
     return sessions
@@ -506,6 +527,20 @@ class Health:
     """One every 2 s, as in a Locust run."""
     whole: HealthRecord | None
     """One for the whole window: its lag p99 is over every sample."""
+    lags_ms: list[float] = field(default_factory=list)
+    """Every lag sample of the whole-window monitor (for the p50)."""
+
+
+class _SampleKeepingMonitor(HealthMonitor):
+    """A HealthMonitor that also keeps the lag samples of its reports."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lags_ms: list[float] = []
+
+    def _report(self, lags: list[float], turns: int, elapsed: float) -> None:
+        self.lags_ms.extend(lags)
+        super()._report(lags, turns, elapsed)
 
 
 def measure(
@@ -524,7 +559,9 @@ def measure(
     whole: list[HealthRecord] = []
     tags = RecordTags(run="bench", scenario="mixed", transport=options.client, target="mock")
     monitors = [
-        HealthMonitor(tags, sink, users=lambda: options.sessions, turns=lambda: tally.turns, **kw)
+        _SampleKeepingMonitor(
+            tags, sink, users=lambda: options.sessions, turns=lambda: tally.turns, **kw
+        )
         for sink, kw in (
             (windows.append, {}),  # the rig's own 2 s windows
             (whole.append, {"report_s": options.seconds + 60}),  # one report at stop
@@ -540,7 +577,7 @@ def measure(
     tally.window_open = False
     last = Snapshot.take(tally, options.server_pid)
     gevent.killall(greenlets, timeout=10)
-    return first, last, Health(windows, whole[-1] if whole else None)
+    return first, last, Health(windows, whole[-1] if whole else None, monitors[1].lags_ms)
 
 
 def time_tool_simulator(tally: Tally) -> None:
@@ -696,6 +733,7 @@ def _settings(options: ClientOptions) -> dict[str, Any]:
         "ramp_s": options.ramp_s,
         "time_scale": options.time_scale,
         "seed": options.seed,
+        "link": options.link,
     }
 
 
@@ -713,6 +751,7 @@ def client_main(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         seed=args.seed,
         record_tasks=args.record_tasks,
+        link=args.link,
     )
     raise_fd_limit(2 * options.sessions + FD_HEADROOM)
     if options.client == "reference":
@@ -748,6 +787,8 @@ class BenchConfig:
     seed: int
     json_path: Path | None
     pin: bool = False
+    scale_links: tuple[str, ...] = ("direct",)
+    """Link profiles of the scale cells: each session count runs once per link."""
     """Mock on CPU 0, client on CPU 1 (each process keeps its own core)."""
 
 
@@ -766,6 +807,7 @@ def run_client(mock: MockServer, cell: CellPlan, config: BenchConfig) -> CellRes
         "--time-scale", str(cell.time_scale),
         "--seed", str(config.seed),
         "--record-tasks", str(config.record_tasks),
+        "--link", cell.link,
     ]  # fmt: skip
     budget = 120 + 3 * (cell.ramp_s + cell.warmup_s + cell.seconds)
     try:
@@ -809,6 +851,7 @@ class CellPlan:
     warmup_s: float
     ramp_s: float
     time_scale: float
+    link: str = "direct"
 
 
 def plan(config: BenchConfig) -> list[CellPlan]:
@@ -836,18 +879,20 @@ def plan(config: BenchConfig) -> list[CellPlan]:
             "fast", config.scale_delta_tokens, config.scale_workers, config.seed
         )
         for sessions in config.scale_sessions:
-            plans.append(
-                CellPlan(
-                    cell="scale",
-                    client="ws",
-                    mock_options=options,
-                    sessions=sessions,
-                    seconds=config.scale_seconds,
-                    warmup_s=config.scale_warmup_s,
-                    ramp_s=sessions / config.scale_spawn_rate,
-                    time_scale=config.scale_time_scale,
+            for link in config.scale_links:
+                plans.append(
+                    CellPlan(
+                        cell="scale",
+                        client="ws",
+                        mock_options=options,
+                        sessions=sessions,
+                        seconds=config.scale_seconds,
+                        warmup_s=config.scale_warmup_s,
+                        ramp_s=sessions / config.scale_spawn_rate,
+                        time_scale=config.scale_time_scale,
+                        link=link,
+                    )
                 )
-            )
     return plans
 
 
@@ -868,6 +913,7 @@ def run_benchmark(config: BenchConfig) -> list[CellResult]:
         results.append(result)
         print(
             f"  done: {cell.cell:<9} {_preset(result):>7} {result.sessions:>5} sessions  "
+            f"link {result.link}  "
             f"{result.turns_per_s:,.0f} turns/s  client {result.client_cpu_us_per_turn:,.0f} "
             f"us/turn  lag p99 {result.lag_p99_ms:.1f} ms",
             file=sys.stderr,
@@ -904,6 +950,7 @@ THROUGHPUT: list[Column[CellResult]] = [
 
 SCALE: list[Column[CellResult]] = [
     ("sessions", lambda r: f"{r.sessions:,}"),
+    ("link", lambda r: r.link),
     ("open WS", lambda r: f"{r.open_connections:,}"),
     ("connects", lambda r: f"{r.connects:,}"),
     ("turns/s", lambda r: f"{r.turns_per_s:,.0f}"),
@@ -913,6 +960,7 @@ SCALE: list[Column[CellResult]] = [
     ("client us/turn", lambda r: f"{r.client_cpu_us_per_turn:,.0f}"),
     ("of which tools", lambda r: f"{r.tool_cpu_us_per_turn:,.0f}"),
     ("server busy", lambda r: f"{r.server_busy:.2f}"),
+    ("lag p50 ms", lambda r: f"{r.lag_p50_ms:.2f}"),
     ("lag p99 ms", lambda r: f"{r.lag_p99_ms:.1f}"),
     ("worst 2 s p99", lambda r: f"{r.lag_p99_ms_worst_window:.1f}"),
     ("lag max ms", lambda r: f"{r.lag_max_ms:.1f}"),
@@ -989,6 +1037,53 @@ def ratios(results: Sequence[CellResult]) -> list[Ratio]:
     return compared
 
 
+@dataclass(frozen=True)
+class ShapingCost:
+    """A shaped scale cell against the unshaped (``direct``) cell of the same size."""
+
+    link: str
+    sessions: int
+    shaped: CellResult
+    direct: CellResult
+
+    @property
+    def added_us_per_turn(self) -> float:
+        """Client CPU per turn the link emulation added (the shaper's cost per turn)."""
+        return self.shaped.client_cpu_us_per_turn - self.direct.client_cpu_us_per_turn
+
+    @property
+    def lag_within(self) -> bool:
+        """Whether the shaped cell kept the lag p99 under the load generator's bound."""
+        return self.shaped.lag_p99_ms < LAG_LIMIT_MS
+
+
+SHAPING: list[Column[ShapingCost]] = [
+    ("sessions", lambda c: f"{c.sessions:,}"),
+    ("link", lambda c: c.link),
+    ("turns/s", lambda c: f"{c.shaped.turns_per_s:,.0f} vs {c.direct.turns_per_s:,.0f}"),
+    (
+        "client us/turn",
+        lambda c: (
+            f"{c.shaped.client_cpu_us_per_turn:,.0f} vs {c.direct.client_cpu_us_per_turn:,.0f}"
+        ),
+    ),
+    ("added us/turn", lambda c: f"{c.added_us_per_turn:+,.0f}"),
+    ("lag p50 ms", lambda c: f"{c.shaped.lag_p50_ms:.2f} vs {c.direct.lag_p50_ms:.2f}"),
+    ("lag p99 ms", lambda c: f"{c.shaped.lag_p99_ms:.1f} vs {c.direct.lag_p99_ms:.1f}"),
+    ("lag p99 < limit", lambda c: "yes" if c.lag_within else "NO"),
+]
+
+
+def shaping_costs(results: Sequence[CellResult]) -> list[ShapingCost]:
+    """Each shaped scale cell against the ``direct`` cell of the same session count."""
+    direct = {r.sessions: r for r in results if r.cell == "scale" and r.link == "direct"}
+    return [
+        ShapingCost(r.link, r.sessions, r, direct[r.sessions])
+        for r in results
+        if r.cell == "scale" and r.link != "direct" and r.sessions in direct
+    ]
+
+
 def scale_problems(result: CellResult) -> list[str]:
     """Why a scale cell falls short of its target (empty when it meets it)."""
     problems = []
@@ -1045,8 +1140,16 @@ def report(results: Sequence[CellResult], config: BenchConfig) -> str:
             verdict = "NOT met: " + "; ".join(problems) if problems else "met"
             sections.append(
                 f"target ({SCALE_SESSIONS_TARGET:,} sessions, lag p99 < {LAG_LIMIT_MS:g} ms) "
-                f"at {result.sessions:,} sessions: {verdict}"
+                f"at {result.sessions:,} sessions, link {result.link}: {verdict}"
             )
+        costs = shaping_costs(results)
+        if costs:
+            sections += [
+                "Link shaping: each shaped cell against the direct cell of the same size "
+                "(shaped vs direct). added us/turn: the client CPU per turn the emulation "
+                "added; a link's turns are slower, so compare per turn, not per second.",
+                table(SHAPING, costs),
+            ]
     failures = [r for r in results if r.failed]
     for result in failures:
         sections.append(f"{result.cell}: {result.failed} failed turns, e.g. {result.errors}")
@@ -1063,6 +1166,16 @@ def _name_list(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     if not names:
         raise argparse.ArgumentTypeError("expected names like instant,fast")
+    return names
+
+
+def _link_list(text: str) -> tuple[str, ...]:
+    names = _name_list(text)
+    for name in names:
+        try:
+            load_link(name)
+        except LinkError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return names
 
 
@@ -1145,6 +1258,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-delta-tokens", type=positive_int, default=1, help="mock --delta-tokens"
     )
+    parser.add_argument(
+        "--scale-links",
+        type=_link_list,
+        default=("direct",),
+        help="link profiles of the scale cells, e.g. direct,fiber,lte: each session count "
+        "runs once per link, and shaped cells are compared with the direct one (default: "
+        "direct, no shaping)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--pin",
@@ -1160,6 +1281,7 @@ def build_parser() -> argparse.ArgumentParser:
     child.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     child.add_argument("--ramp", type=float, default=0.0, help=argparse.SUPPRESS)
     child.add_argument("--time-scale", type=float, default=0.0, help=argparse.SUPPRESS)
+    child.add_argument("--link", default="direct", help=argparse.SUPPRESS)
     return parser
 
 
@@ -1186,6 +1308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         json_path=args.json,
         pin=args.pin,
+        scale_links=args.scale_links,
     )
     if config.pin and len(os.sched_getaffinity(0)) < 2:
         print("loadgen_throughput: --pin needs 2 CPUs", file=sys.stderr)

@@ -389,6 +389,10 @@ class TurnEngine:
             turn = self.policy.next_turn(transcript, tools, metadata, **rules)
         except UnknownScenarioError as exc:
             raise InvalidRequestError(str(exc), param="metadata.scenario") from None
+        if turn.text:
+            text = self.latency.kept_text(turn.text, final=turn.is_final)
+            if text != turn.text:
+                turn = ModelTurn(text or None, turn.tool_calls)
         budget = max_output_tokens if max_output_tokens is not None else 1 << 62
         all_text_tokens = split_tokens(turn.text) if turn.text else []
         text_tokens = all_text_tokens[:budget]

@@ -2,11 +2,12 @@
 
 TTFT = base + parse cost per KB of input the server must process + rehydration cost per KB
 loaded from the store + prefill cost per uncached input token, with relative jitter. Output
-streams at a token rate. Which bytes count as "processed" is what separates the transports:
-a full-context HTTP request is parsed and tokenised whole; a WebSocket continuation from the
-connection cache only for its new items; an HTTP ``previous_response_id`` continuation also
-rehydrates the stored conversation. Presets are YAML files (``rig/mock/presets``); a user
-can pass a path to their own.
+streams at a token rate; ``preamble_scale`` and ``answer_scale`` set how much of the
+scripted model's text a response says (the output lengths). Which bytes count as
+"processed" is what separates the transports: a full-context HTTP request is parsed and
+tokenised whole; a WebSocket continuation from the connection cache only for its new items;
+an HTTP ``previous_response_id`` continuation also rehydrates the stored conversation.
+Presets are YAML files (``rig/mock/presets``); a user can pass a path to their own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from rig.errors import RigError
+from rig.protocol.tokens import split_tokens
 
 __all__ = ["LatencyModel", "PresetError", "builtin_presets", "load_preset"]
 
@@ -44,6 +46,11 @@ class LatencyModel:
     reasoning_tokens: float = 0.0
     """Mean reasoning tokens per response (a reasoning model thinks before it answers);
     their time is part of ``base_ms``, their bytes travel as encrypted reasoning items."""
+    preamble_scale: float = 1.0
+    """Share of the scripted model's text kept in a response that calls tools (0: the
+    calls alone, as a model asked for no preambles answers); the calls are never cut."""
+    answer_scale: float = 1.0
+    """Share of the scripted model's final answer kept (at least one token)."""
 
     @property
     def instant(self) -> bool:
@@ -59,6 +66,18 @@ class LatencyModel:
     def reasoning_count(self, rng: random.Random) -> int:
         """Reasoning tokens for one response (jittered like the rest)."""
         return round(self._jittered(self.reasoning_tokens, rng))
+
+    def kept_text(self, text: str, *, final: bool) -> str:
+        """The part of a scripted text the model says: its first ``answer_scale`` (final
+        answer, at least one token) or ``preamble_scale`` (before tool calls) of tokens."""
+        scale = self.answer_scale if final else self.preamble_scale
+        if scale >= 1.0 or not text:
+            return text
+        tokens = split_tokens(text)
+        keep = round(len(tokens) * scale)
+        if final:
+            keep = max(1, keep)
+        return "".join(tokens[:keep]).rstrip()
 
     def _jittered(self, value: float, rng: random.Random) -> float:
         if self.jitter <= 0 or value <= 0:
@@ -113,8 +132,9 @@ def _validate(data: Any, source: str) -> LatencyModel:
             values[key] = float(value)
         else:
             values[key] = str(value)
-    if values.get("prompt_cache_hit_rate", 1.0) > 1.0:
-        raise PresetError(f"{source}: prompt_cache_hit_rate: must be between 0 and 1")
+    for share in ("prompt_cache_hit_rate", "preamble_scale", "answer_scale"):
+        if values.get(share, 1.0) > 1.0:
+            raise PresetError(f"{source}: {share}: must be between 0 and 1")
     return LatencyModel(**values)
 
 

@@ -246,6 +246,8 @@ def test_builtin_presets_load_and_are_ordered_by_speed() -> None:
         ("base_ms: fast\n", "base_ms: expected a number"),
         ("speed: 3\n", "unknown field(s) speed"),
         ("prompt_cache_hit_rate: 2\n", "between 0 and 1"),
+        ("preamble_scale: 1.5\n", "preamble_scale: must be between 0 and 1"),
+        ("answer_scale: 2\n", "answer_scale: must be between 0 and 1"),
         ("- a list\n", "expected a mapping"),
         ("base_ms: [\n", "not valid YAML"),
     ],
@@ -267,6 +269,52 @@ def test_stored_response_round_trips_through_bytes() -> None:
         {"id": "resp_1"}, [{"type": "message", "role": "user", "content": "é"}], 5, 9
     )
     assert StoredResponse.from_bytes(stored.to_bytes()) == stored
+
+
+def test_preamble_scale_zero_answers_with_the_calls_alone() -> None:
+    engine, _ = _engine(LatencyModel(preamble_scale=0.0))
+    turn, _ = _turn(engine, _request(input="fix it", store=False))
+    assert turn.text_pieces == []
+    assert [item["type"] for item in turn.stream.output] == ["function_call"]
+    assert "".join(turn.call_pieces[0][2]) == '{"path": "a.ts"}'
+    assert turn.output_tokens == len(split_tokens('{"path": "a.ts"}'))
+
+
+def test_answer_scale_keeps_the_start_of_the_final_answer() -> None:
+    answer = "Fixed the failing test by correcting the date parser and its time zone handling."
+    model = LatencyModel(answer_scale=0.5)
+    kept = model.kept_text(answer, final=True)
+    tokens = split_tokens(answer)
+    assert answer.startswith(kept)
+    assert len(split_tokens(kept)) == round(len(tokens) * 0.5)
+    assert LatencyModel(answer_scale=0.0).kept_text(answer, final=True) == tokens[0]
+    assert model.kept_text(answer, final=False) == answer  # preambles are preamble_scale's
+
+
+def _task_lengths(latency: LatencyModel) -> tuple[int, int]:
+    """Output tokens of the stand-in model's tool turn and final answer."""
+    engine, _ = _engine(latency)
+    first, _ = _turn(engine, _request(input="fix it", store=False))
+    call_id = first.call_pieces[0][0]
+    output = [{"type": "function_call_output", "call_id": call_id, "output": "x" * 200}]
+    history = [{"role": "user", "content": "fix it"}, *first.stream.output, *output]
+    final, _ = _turn(engine, _request(input=history, store=False))
+    assert final.model_turn.is_final
+    return first.output_tokens, final.output_tokens
+
+
+def test_output_scales_shorten_what_the_mock_streams() -> None:
+    full_call, full_answer = _task_lengths(LatencyModel())
+    call, answer = _task_lengths(LatencyModel(preamble_scale=0.0, answer_scale=0.5))
+    assert call == full_call - len(split_tokens("Reading."))
+    assert 0 < answer < full_answer
+
+
+def test_gpt_5_4_preset_says_no_preamble_and_a_short_answer() -> None:
+    """Calibrated to the published bytes per task (docs/metrics.md)."""
+    model = load_preset("gpt-5.4")
+    assert model.preamble_scale == 0.0
+    assert 0.0 < model.answer_scale < 1.0
 
 
 def test_gpt_5_4_preset_lands_on_the_published_ttft_figures() -> None:
