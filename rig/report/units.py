@@ -80,12 +80,12 @@ def format_gbps(gbps: float | None) -> str:
 
 def format_share(fraction: float | None) -> str:
     """A share of a whole as a percentage: ``100%``, ``92%``, ``99.8%``, ``7.5%``, ``0%``;
-    only a whole reads ``100%`` and only nothing ``0%``."""
+    only a whole reads ``100%`` and only nothing ``0%`` (``99.9%``, ``<0.1%`` nearby)."""
     if fraction is None:
         return NO_DATA
     percent = fraction * 100
-    if percent in (0, 100):
+    if percent in (0, 100) or 10 <= percent < 99.5:
         return f"{percent:.0f}%"
-    if 10 <= percent < 99.5:
-        return f"{percent:.0f}%"
-    return f"{percent:.1f}%"
+    if percent < 0.1:
+        return "<0.1%"
+    return f"{min(percent, 99.9):.1f}%"
