@@ -646,7 +646,7 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
         turns = entry.get("turns", 0)
         return (
             f"{entry.get('successful', 0):,} of {turns:,} turns successful, "
-            f"{entry.get('timeouts', 0):,} timed out, {entry.get('errors', 0):,} failed"
+            f"{entry.get('errors', 0):,} failed ({entry.get('timeouts', 0):,} timed out)"
             + (" (few samples)" if turns < FEW_TURNS else "")
         )
 
@@ -664,7 +664,7 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _outcome_series(summary, "timeout_rate", 100.0),
         "turn index (0 = first turn of a task)",
         "% of the turns at that index",
-        lambda s, x, y: f"{s.label}, turn {x:.0f}: {y:.1f}% timed out, {ended(s, x)}",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {y:.1f}% timed out; {ended(s, x)}",
     )
     figures = [
         (

@@ -430,6 +430,6 @@ def test_turn_outcomes_by_index_are_plotted_with_their_counts(tmp_path: Path) ->
         assert set(page.plots[plot_id]) == {"http", "ws"}
         assert page.plots[plot_id]["http"].count("circle") == 4
     text = html.unescape(page_of(run))
-    assert "HTTP, turn 1: 75.0%, 3 of 4 turns successful, 1 timed out, 1 failed" in text
-    assert "HTTP, turn 1: 25.0% timed out" in text
-    assert "WebSocket, turn 1: 100.0%, 3 of 3 turns successful, 0 timed out" in text
+    assert "HTTP, turn 1: 75.0%, 3 of 4 turns successful, 1 failed (1 timed out)" in text
+    assert "HTTP, turn 1: 25.0% timed out; 3 of 4" in text
+    assert "WebSocket, turn 1: 100.0%, 3 of 3 turns successful, 0 failed" in text
