@@ -1,4 +1,6 @@
-"""Latency: time to first token by turn index, turn and task times, the first turn.
+"""Latency: time to first token by turn index, turn and task times, the first turn, and
+task time, task success and timeouts by link and turn index (a ``--links`` mix, or a
+poor link where turns time out as the context grows).
 
 TTFT figures are over turns that produced an answer (status ``ok`` or ``reconnected``) and
 percentiles are nearest-rank (InfluxQL ``percentile``), as in summary.json. Latencies of a
@@ -10,10 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rig.dashboards.model import Panel, Query, bar_chart, dashboard, stat, time_series
+from rig.dashboards.model import (
+    Expression,
+    Panel,
+    Query,
+    bar_chart,
+    dashboard,
+    stat,
+    time_series,
+)
 from rig.dashboards.queries import (
     RECORD_FILTER,
     SUCCESS,
+    by_link_transformations,
     by_turn_transformations,
     hide_time,
     record_variables,
@@ -77,6 +88,74 @@ def _distribution(measurement: str, figure: str, condition: str, what: str) -> P
         "ms",
         x_field="transport",
         transformations=[hide_time()],
+    )
+
+
+def _task_time_by_link(percentile: int) -> Panel:
+    return bar_chart(
+        f"Task time p{percentile} by link",
+        f"The {percentile}th percentile (nearest rank) of completed tasks' time on each "
+        "link, by transport (summary.json by_link.<link>.<transport>.task_seconds_p"
+        f"{percentile}): on a slow uplink, resending the whole context costs upload time "
+        "every turn.",
+        [
+            Query(
+                f'SELECT percentile("task_ms", {percentile}) AS "task_ms" FROM "task"'
+                f' WHERE {RECORD_FILTER} AND "ok" = true GROUP BY "link", "transport"',
+                table=True,
+            )
+        ],
+        "ms",
+        x_field="link",
+        transformations=by_link_transformations("task_ms"),
+    )
+
+
+def _task_success_by_link() -> Panel:
+    tasks = 'SELECT count("task_ms") AS "tasks" FROM "task" WHERE ' + RECORD_FILTER
+    return stat(
+        "Task success rate by link",
+        "Completed tasks over every task that ended, per transport and link "
+        "(summary.json by_link.<link>.<transport>.task_success_rate, or "
+        "task_success_rate for a run on one link). A link and transport without a "
+        "completed task shows nothing.",
+        [
+            Query(
+                f'{tasks} AND "ok" = true GROUP BY "link", "transport"',
+                alias="$tag_transport on $tag_link",
+                hide=True,
+            ),
+            Query(
+                f'{tasks} GROUP BY "link", "transport"',
+                alias="$tag_transport on $tag_link",
+                hide=True,
+            ),
+            Expression("math", "$A / $B"),
+        ],
+        "percentunit",
+        width=12,
+        decimals=1,
+        display_name="${__field.labels.transport} on ${__field.labels.link}",
+    )
+
+
+def _timeouts_by_turn() -> Panel:
+    return bar_chart(
+        "Timeouts by turn index",
+        "Turns that ended as a timeout (the request timeout, or the stream idle timeout on "
+        "the last attempt) at each turn index, by transport (summary.json "
+        "per_turn_outcomes timeouts). A task ends at its first failed turn; on a poor link "
+        "http's requests grow with the context until they outlast the timeout.",
+        [
+            Query(
+                'SELECT count("turn_ms") AS "timeouts" FROM "turn"'
+                f' WHERE {RECORD_FILTER} AND "status" = \'timeout\' GROUP BY "turn", "transport"',
+                table=True,
+            )
+        ],
+        "short",
+        x_field="turn",
+        transformations=by_turn_transformations("timeouts"),
     )
 
 
@@ -150,12 +229,17 @@ def build() -> dict[str, Any]:
         ),
         _distribution("turn", "turn_ms", SUCCESS, "Turn time"),
         _distribution("task", "task_ms", '"ok" = true', "Task time"),
+        _task_time_by_link(50),
+        _task_time_by_link(90),
+        _task_success_by_link(),
+        _timeouts_by_turn(),
     ]
     return dashboard(
         UID,
         "Rig: latency",
         "Time to first token by turn index and transport, the first turn's handshake cost, "
-        "and the distributions of turn and task times.",
+        "the distributions of turn and task times, and task time, task success and "
+        "timeouts by link and turn index.",
         panels,
         record_variables(),
     )

@@ -17,6 +17,7 @@ __all__ = [
     "PER_SECOND",
     "RECORD_FILTER",
     "SUCCESS",
+    "by_link_transformations",
     "by_turn_transformations",
     "hide_time",
     "limit_variable",
@@ -119,6 +120,22 @@ def by_turn_transformations(value_field: str) -> list[dict[str, Any]]:
                 "fields": {},
             },
         },
+    ]
+
+
+def by_link_transformations(value_field: str) -> list[dict[str, Any]]:
+    """Rows (link, transport, value) -> one row per link, one column per transport."""
+    return [
+        {
+            "id": "groupingToMatrix",
+            "options": {
+                "columnField": "transport",
+                "emptyValue": "null",
+                "rowField": "link",
+                "valueField": value_field,
+            },
+        },
+        {"id": "organize", "options": {"renameByName": {"link\\transport": "link"}}},
     ]
 
 

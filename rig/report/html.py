@@ -19,7 +19,14 @@ from rig.report.palette import BASELINE, color, dash, label, ordered
 from rig.report.projection import SESSIONS
 from rig.report.summary import TASK_TIME_PARTS, comparison_key
 from rig.report.svg import Bar, Box, Series, bar_chart, box_plot, line_chart
-from rig.report.table import METRICS, TAIL_METRICS, comparison_rows, gateway_rows
+from rig.report.table import (
+    LINK_COLUMNS,
+    METRICS,
+    TAIL_METRICS,
+    comparison_rows,
+    gateway_rows,
+    link_cells,
+)
 from rig.report.units import (
     NO_DATA,
     format_bytes,
@@ -43,6 +50,8 @@ PLOT_IDS = (
     "plot-ttft-per-turn",
     "plot-task-time",
     "plot-errors",
+    "plot-success-per-turn",
+    "plot-timeouts-per-turn",
 )
 """The ``id`` of each plot's ``<svg>``, in page order."""
 
@@ -195,8 +204,11 @@ def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     facts.append(("transports", ", ".join(ordered(summary["transports"]))))
     if summary.get("preset"):
         facts.append(("mock preset", summary["preset"]))
-    if meta.get("link"):
-        facts.append(("link", meta["link"]))
+    links = summary.get("links") or []
+    if len(links) == 1:
+        facts.append(("link", links[0] + (" (no emulation)" if links[0] == "direct" else "")))
+    elif links:
+        facts.append(("links", ", ".join(links) + " (figures by link below)"))
     shown = " · ".join(f"{_e(k)} <b>{_e(v)}</b>" for k, v in facts if v not in (None, ""))
     return (
         "<header>"
@@ -373,6 +385,37 @@ def _comparison_table(summary: Mapping[str, Any]) -> str:
     )
 
 
+def _by_link(summary: Mapping[str, Any]) -> str:
+    """A compact table per link of a run over a mix of links (``summary["by_link"]``);
+    nothing for a run on one link."""
+    by_link = summary.get("by_link") or {}
+    if not by_link:
+        return ""
+    head = "".join(f"<th>{_e(column)}</th>" for column in LINK_COLUMNS[1:])
+    tables = []
+    for link in sorted(by_link):
+        rows = "".join(
+            f"<tr><td>{_swatch(name)}{_e(label(name))}</td>"
+            + "".join(f"<td>{_e(cell)}</td>" for cell in link_cells(figures))
+            + "</tr>"
+            for name, figures in ((n, by_link[link][n]) for n in ordered(by_link[link]))
+        )
+        tables.append(
+            f"<h3>{_e(link)}</h3>"
+            f'<table class="by-link" data-link="{_e(link)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+    return (
+        '<section id="by-link"><h2>By link</h2>'
+        '<p class="note">Each session ran over one link of the mix; each table holds the '
+        "tasks and turns of the sessions on that link. Success: completed tasks of the tasks "
+        "that ended; failed turns: error or timeout; task time (p50 / p90, nearest rank) and "
+        "bytes per completed task; TTFT p50 over successful turns.</p>"
+        + "".join(tables)
+        + "</section>"
+    )
+
+
 def _gateway(summary: Mapping[str, Any]) -> str:
     """The gateway's side (``summary["gateway"]``) and the TTFT it adds against the direct
     twins (``summary["direct"]``); nothing for a run with neither."""
@@ -504,6 +547,18 @@ def _per_turn_series(summary: Mapping[str, Any], figure: str, scale: float) -> l
     return series
 
 
+def _outcome_series(summary: Mapping[str, Any], figure: str, scale: float) -> list[Series]:
+    """Per transport, ``figure`` of ``per_turn_outcomes`` at each turn index; a point over
+    fewer than :data:`FEW_TURNS` turns is hollow."""
+    series = []
+    for name in ordered(summary["transports"]):
+        entries = summary["transports"][name].get("per_turn_outcomes") or []
+        points = tuple((float(e["turn"]), e[figure] * scale) for e in entries)
+        sparse = frozenset(float(e["turn"]) for e in entries if e["turns"] < FEW_TURNS)
+        series.append(Series(name, label(name), color(name), points, dash(name), sparse))
+    return series
+
+
 def _samples_at(summary: Mapping[str, Any]) -> dict[tuple[str, float], int]:
     """``n`` of every per-turn point, by (transport, turn index)."""
     return {
@@ -580,6 +635,37 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
         for name in names
     ]
     error_plot = bar_chart(PLOT_IDS[3], "Errors and rate limits", bars, "count")
+    outcomes = {
+        (name, float(entry["turn"])): entry
+        for name in names
+        for entry in summary["transports"][name].get("per_turn_outcomes") or []
+    }
+
+    def ended(series: Series, x: float) -> str:
+        entry = outcomes.get((series.key, x)) or {}
+        turns = entry.get("turns", 0)
+        return (
+            f"{entry.get('successful', 0):,} of {turns:,} turns successful, "
+            f"{entry.get('errors', 0):,} failed ({entry.get('timeouts', 0):,} timed out)"
+            + (" (few samples)" if turns < FEW_TURNS else "")
+        )
+
+    success_plot = line_chart(
+        PLOT_IDS[4],
+        "Turns that succeeded, by turn",
+        _outcome_series(summary, "success_rate", 100.0),
+        "turn index (0 = first turn of a task)",
+        "% of the turns at that index",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {y:.1f}%, {ended(s, x)}",
+    )
+    timeout_plot = line_chart(
+        PLOT_IDS[5],
+        "Turns that timed out, by turn",
+        _outcome_series(summary, "timeout_rate", 100.0),
+        "turn index (0 = first turn of a task)",
+        "% of the turns at that index",
+        lambda s, x, y: f"{s.label}, turn {x:.0f}: {y:.1f}% timed out; {ended(s, x)}",
+    )
     figures = [
         (
             "Bytes sent per request, by turn",
@@ -611,6 +697,23 @@ def _plots(summary: Mapping[str, Any], run: RunDirectory) -> str:
             "Turns that failed (error or timeout), turns that gave up rate-limited, and "
             "rejected attempts "
             "(HTTP 429 or rate_limit_exceeded), retried or not.",
+        ),
+        (
+            "Turns that succeeded, by turn",
+            success_plot,
+            "Of the turns at each turn index, the share that produced an answer (ok or "
+            "reconnected), by transport. A task ends at its first failed turn, so an index "
+            "is reached only by tasks whose earlier turns succeeded; on a slow link a "
+            "request that resends the whole context takes longer with every turn, until it "
+            "outgrows the request timeout. Hover a point for its counts; a hollow point "
+            f"rests on fewer than {FEW_TURNS} turns.",
+        ),
+        (
+            "Turns that timed out, by turn",
+            timeout_plot,
+            "Of the turns at each turn index, the share that ended as a timeout (the "
+            "request timeout, or the stream idle timeout on the last attempt), by "
+            "transport.",
         ),
     ]
     cells = "".join(
@@ -890,6 +993,7 @@ def render_html(summary: Mapping[str, Any], run: RunDirectory) -> str:
         _warnings(summary),
         _headline(summary),
         _comparison_table(summary),
+        _by_link(summary),
         _gateway(summary),
         _capacity(summary),
         _plots(summary, run),

@@ -8,9 +8,12 @@ bytes whatever order the workers wrote them in.
 Per transport (``transports.<name>``):
 
 * ``tasks``: completed tasks (``TaskRecord.ok``); every per-task figure is over them.
-  ``tasks_failed``: task records with ``ok`` false.
+  ``tasks_failed``: task records with ``ok`` false. ``task_success_rate``: ``tasks`` over
+  every task record (completed and failed); ``null`` without any.
 * ``turns``: turn records of any status. ``errors``: turns whose status is ``error`` or
-  ``timeout``. ``rate_limited``: turns that gave up with status ``rate_limited``.
+  ``timeout``; ``timeouts``: those with status ``timeout`` (``--request-timeout``, or the
+  stream idle timeout on the last attempt). ``rate_limited``: turns that gave up with
+  status ``rate_limited``.
   ``rate_limit_hits``: rejected attempts (``ratelimits.jsonl``), retried or not;
   ``rate_limits_by_kind``: them by limit (``requests``, ``tokens``, ``inflight``,
   ``connections``); ``rate_limit_wait_s``: the time sessions spent waiting after them.
@@ -21,15 +24,22 @@ Per transport (``transports.<name>``):
   server's own counters can be reconciled with (the mock's ``/stats`` ``bytes_in`` and
   ``bytes_out``).
 * ``bytes_sent_per_task`` / ``bytes_recv_per_task``: mean wire bytes of a completed task.
-* ``task_seconds_mean`` / ``task_seconds_p95``: completed tasks' time, first turn's start
-  to the final answer, tool time included.
+* ``task_seconds_mean`` / ``task_seconds_p50`` / ``task_seconds_p90`` /
+  ``task_seconds_p95``: completed tasks' time, first turn's start to the final answer, tool
+  time included.
 * ``turns_per_task_mean``: mean turns of a completed task.
-* ``ttft_ms_mean`` / ``ttft_ms_p95``: TTFT over successful turns (status ``ok`` or
+* ``ttft_ms_mean`` / ``ttft_ms_p50`` / ``ttft_ms_p95``: TTFT over successful turns (status ``ok`` or
   ``reconnected``; failed turns have no meaningful TTFT). ``ttft_ms_first_turn_mean``: the
   same over turn index 0 only.
 * ``per_turn``: one entry per turn index with at least one successful turn, ascending:
   ``n`` successful turns at that index and their mean ``bytes_sent``, ``bytes_recv`` and
   ``ttft_ms``.
+* ``per_turn_outcomes``: one entry per turn index with any turn record, ascending: ``turns``
+  (records at that index, any status), ``successful`` (``ok`` or ``reconnected``),
+  ``errors``, ``timeouts``, ``rate_limited``, and ``success_rate`` (successful over turns)
+  and ``timeout_rate`` (timeouts over turns). A task ends at its first failed turn, so a
+  turn index is reached only by tasks whose earlier turns succeeded: on a poor link the
+  success rate falling with the index is the context outgrowing the request timeout.
 * ``task_time_parts``: a completed task's mean time by part, in seconds, from its turns'
   records (:data:`TASK_TIME_PARTS`); the parts add up to ``task_seconds_mean``.
 * ``recovery``: connections that broke and what it cost: ``breaks`` (connections that
@@ -40,6 +50,12 @@ Per transport (``transports.<name>``):
   turn's first break to the target's next answer, over turns that recovered),
   ``fallback_sessions`` (sessions that went on over HTTP after WebSocket failures,
   ``--ws-fallback``) and ``fallback_turns`` (turns carried over HTTP so).
+
+``links``: the link profiles of the target's records (their ``link`` tag, ``direct`` for no
+shaping), sorted. ``by_link``: only for a run with more than one link (a ``--links`` mix),
+per link and per transport that ran on it, :data:`LINK_FIGURES` (the per-transport
+figures of the same names, over that link's records); each count sums over the links to
+the transport's.
 
 Percentiles are nearest-rank (:func:`rig.report.stats.percentile`): always a measured value.
 
@@ -98,6 +114,7 @@ from rig.report.stats import mean, percentile, rounded
 __all__ = [
     "ERROR_STATUSES",
     "FEW_TASKS",
+    "LINK_FIGURES",
     "OK_STATUSES",
     "REDUCTIONS",
     "SCHEMA_VERSION",
@@ -130,6 +147,22 @@ REDUCTIONS = {
     "ttft_p95_reduction": "ttft_ms_p95",
 }
 """Each comparison key and the per-transport figure it compares."""
+
+LINK_FIGURES = (
+    "tasks",
+    "tasks_failed",
+    "task_success_rate",
+    "turns",
+    "errors",
+    "timeouts",
+    "task_seconds_p50",
+    "task_seconds_p90",
+    "ttft_ms_p50",
+    "bytes_sent_per_task",
+    "bytes_recv_per_task",
+)
+"""The figures of each link and transport in ``by_link``: a transport's figures of the
+same names, over one link's records."""
 
 TASK_TIME_PARTS = {
     "connect_s": "connection set-up: TCP, TLS and WebSocket upgrade (connect_ms)",
@@ -238,6 +271,9 @@ def summarize(
         )
         warnings += gateway_warnings
     every: list[TurnRecord | TaskRecord] = [*turns, *tasks]
+    links = sorted({record.tags.link for record in every})
+    if len(links) > 1:
+        sections["by_link"] = _by_link(turns, tasks, ratelimits)
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": _text(meta.get("run_id")) or default_run_id,
@@ -246,6 +282,7 @@ def summarize(
         "duration_s": _number(meta.get("duration_s")),
         "users": _number(meta.get("users")),
         "preset": _text(meta.get("preset")),
+        "links": links,
         "transports": transports,
         "comparison": comparison,
         "projection": project(transports),
@@ -304,6 +341,32 @@ def _capacity(
     }
 
 
+def _by_link(
+    turns: Sequence[TurnRecord], tasks: Sequence[TaskRecord], hits: Sequence[RateLimitRecord]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``by_link``: :data:`LINK_FIGURES` per link, per transport that ran on it."""
+    turns_of, tasks_of, hits_of = _group_by_link(turns), _group_by_link(tasks), _group_by_link(hits)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for link in sorted(set(turns_of) | set(tasks_of)):
+        turns_by = _group(turns_of.get(link, []))
+        tasks_by = _group(tasks_of.get(link, []))
+        hits_by = _group(hits_of.get(link, []))
+        out[link] = {}
+        for name in ordered(set(turns_by) | set(tasks_by)):
+            figures = _transport(
+                turns_by.get(name, []), tasks_by.get(name, []), hits_by.get(name, [])
+            )
+            out[link][name] = {key: figures[key] for key in LINK_FIGURES}
+    return out
+
+
+def _group_by_link(records: Iterable[Any]) -> dict[str, list[Any]]:
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for record in records:
+        groups[record.tags.link].append(record)
+    return groups
+
+
 def _group(records: Iterable[Any]) -> dict[str, list[Any]]:
     groups: dict[str, list[Any]] = defaultdict(list)
     for record in records:
@@ -336,8 +399,10 @@ def _transport(
     return {
         "tasks": len(done),
         "tasks_failed": len(tasks) - len(done),
+        "task_success_rate": rounded(len(done) / len(tasks), _FRACTION) if tasks else None,
         "turns": len(turns),
         "errors": sum(turn.status in ERROR_STATUSES for turn in turns),
+        "timeouts": sum(turn.status == "timeout" for turn in turns),
         "rate_limited": sum(turn.status == "rate_limited" for turn in turns),
         "rate_limit_hits": len(hits),
         "rate_limit_wait_s": rounded(math.fsum(h.waited_ms for h in hits) / 1000, _SECONDS),
@@ -350,14 +415,18 @@ def _transport(
         "bytes_sent_per_task": rounded(mean(task.bytes_sent for task in done), _BYTES),
         "bytes_recv_per_task": rounded(mean(task.bytes_recv for task in done), _BYTES),
         "task_seconds_mean": rounded(mean(task_seconds), _SECONDS),
+        "task_seconds_p50": rounded(percentile(task_seconds, 50), _SECONDS),
+        "task_seconds_p90": rounded(percentile(task_seconds, 90), _SECONDS),
         "task_seconds_p95": rounded(percentile(task_seconds, 95), _SECONDS),
         "turns_per_task_mean": rounded(mean(task.turns for task in done), 2),
         "ttft_ms_mean": rounded(mean(ttfts), _MS),
         "ttft_ms_first_turn_mean": rounded(
             mean(turn.ttft_ms for turn in answered if turn.turn == 0), _MS
         ),
+        "ttft_ms_p50": rounded(percentile(ttfts, 50), _MS),
         "ttft_ms_p95": rounded(percentile(ttfts, 95), _MS),
         "per_turn": _per_turn(answered),
+        "per_turn_outcomes": _per_turn_outcomes(turns),
         "task_time_parts": _task_time_parts(done, turns),
         "recovery": _recovery(turns),
     }
@@ -445,6 +514,30 @@ def _per_turn(answered: list[TurnRecord]) -> list[dict[str, Any]]:
         }
         for index, group in sorted(by_index.items())
     ]
+
+
+def _per_turn_outcomes(turns: list[TurnRecord]) -> list[dict[str, Any]]:
+    """How the turns at each index ended (``per_turn_outcomes``)."""
+    by_index: dict[int, Counter[str]] = defaultdict(Counter)
+    for turn in turns:
+        by_index[turn.turn][turn.status] += 1
+    out = []
+    for index, statuses in sorted(by_index.items()):
+        count = statuses.total()
+        successful = sum(statuses[status] for status in OK_STATUSES)
+        out.append(
+            {
+                "turn": index,
+                "turns": count,
+                "successful": successful,
+                "errors": sum(statuses[status] for status in ERROR_STATUSES),
+                "timeouts": statuses["timeout"],
+                "rate_limited": statuses["rate_limited"],
+                "success_rate": rounded(successful / count, _FRACTION),
+                "timeout_rate": rounded(statuses["timeout"] / count, _FRACTION),
+            }
+        )
+    return out
 
 
 def _reduction(baseline: float | None, other: float | None) -> float | None:

@@ -1,6 +1,9 @@
 """The comparison table in the published layout: a row per metric, a column per transport
-(``http`` first) and, after each other transport, its change against ``http``; under it,
-for a run against a gateway, the gateway's lines (:func:`gateway_rows`)."""
+(``http`` first) and, after each other transport, its change against ``http``; under it
+the sample sizes and the run's link, for a run with failed turns how the turns at each
+turn index ended (:func:`per_turn_outcome_rows`), for a run over a mix of links the
+figures per link (:func:`link_rows`), and for a run against a gateway the gateway's lines
+(:func:`gateway_rows`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,14 @@ from typing import Any
 
 from rig.report.palette import BASELINE, label, ordered
 from rig.report.summary import comparison_key
-from rig.report.units import NO_DATA, format_bytes, format_delta, format_ms, format_seconds
+from rig.report.units import (
+    NO_DATA,
+    format_bytes,
+    format_delta,
+    format_ms,
+    format_seconds,
+    format_share,
+)
 
 __all__ = [
     "METRICS",
@@ -20,6 +30,10 @@ __all__ = [
     "comparison_rows",
     "count_lines",
     "gateway_rows",
+    "link_cells",
+    "link_line",
+    "link_rows",
+    "per_turn_outcome_rows",
     "relative_change",
     "render_table",
 ]
@@ -107,17 +121,26 @@ def render_table(summary: Mapping[str, Any]) -> str:
             if name in row.changes:
                 line.append(format_delta(row.changes[name]))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = [
-        "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-            for i, cell in enumerate(line)
-        ).rstrip()
-        for line in lines
-    ]
+    text = _aligned(lines, left=1)
     text.extend(count_lines(summary))
+    links = link_line(summary)
+    if links:
+        text.append(links)
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
+    outcomes = per_turn_outcome_rows(summary)
+    if outcomes:
+        text.append("")
+        text.append(
+            "turns by turn index: share successful of the turns at that index "
+            "(timeouts among them); a task ends at its first failed turn"
+        )
+        text.extend(_aligned(outcomes, left=1))
+    by_link = link_rows(summary)
+    if by_link:
+        text.append("")
+        text.append("by link (tasks and turns of the sessions on each link):")
+        text.extend(_aligned(by_link, left=2))
     gateway = gateway_rows(summary)
     if gateway:
         width = max(len(name) for name, _ in gateway)
@@ -128,6 +151,101 @@ def render_table(summary: Mapping[str, Any]) -> str:
         text.append("")
         text.extend(f"warning: {warning}" for warning in warnings)
     return "\n".join(text) + "\n"
+
+
+def _aligned(lines: Sequence[Sequence[str]], left: int) -> list[str]:
+    """Rows of cells as aligned text: the first ``left`` columns to the left, the rest
+    (figures) to the right."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return [
+        "  ".join(
+            cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
+            for i, cell in enumerate(line)
+        ).rstrip()
+        for line in lines
+    ]
+
+
+def link_line(summary: Mapping[str, Any]) -> str:
+    """The run's link, or its mix: ``link: airplane``; empty for a summary without
+    ``links`` (written before it existed)."""
+    links = summary.get("links") or []
+    if len(links) == 1:
+        suffix = " (no link emulation)" if links[0] == "direct" else " (every session)"
+        return f"link: {links[0]}{suffix}"
+    if links:
+        return f"links: {', '.join(links)} (each session one; figures by link below)"
+    return ""
+
+
+def per_turn_outcome_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """How the turns at each index ended, per transport, as a header and a row per turn
+    index: ``90% of 20 (2)`` is 18 of 20 turns successful, 2 timed out. Empty when no
+    turn failed (every cell would read 100%)."""
+    transports = summary["transports"]
+    names = ordered(transports)
+    if not any(transports[n].get("errors") for n in names):
+        return []
+    by_index: dict[int, dict[str, Mapping[str, Any]]] = {}
+    for name in names:
+        for entry in transports[name].get("per_turn_outcomes") or []:
+            by_index.setdefault(entry["turn"], {})[name] = entry
+    rows = [["turn", *(label(name) for name in names)]]
+    for index in sorted(by_index):
+        cells = [str(index)]
+        for name in names:
+            entry = by_index[index].get(name)
+            cells.append(
+                "-"
+                if entry is None
+                else f"{format_share(entry['success_rate'])} of {entry['turns']:,} "
+                f"({entry['timeouts']:,})"
+            )
+        rows.append(cells)
+    return rows
+
+
+LINK_COLUMNS = (
+    "link",
+    "transport",
+    "tasks ok / failed",
+    "success",
+    "failed turns (timeouts)",
+    "task p50 / p90",
+    "TTFT p50",
+    "sent / task",
+    "received / task",
+)
+"""The by-link table's columns (:func:`link_rows`)."""
+
+
+def link_cells(figures: Mapping[str, Any]) -> list[str]:
+    """One link's and transport's figures (an entry of ``summary["by_link"]``) as the
+    cells of :data:`LINK_COLUMNS` after the link and transport."""
+    return [
+        f"{figures['tasks']:,} / {figures['tasks_failed']:,}",
+        format_share(figures["task_success_rate"]),
+        f"{figures['errors']:,} ({figures['timeouts']:,})",
+        f"{format_seconds(figures['task_seconds_p50'])} / "
+        f"{format_seconds(figures['task_seconds_p90'])}",
+        format_ms(figures["ttft_ms_p50"]),
+        format_bytes(figures["bytes_sent_per_task"]),
+        format_bytes(figures["bytes_recv_per_task"]),
+    ]
+
+
+def link_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """``summary["by_link"]`` as a header and a row per link and transport, the link named
+    on its first row; empty for a run on one link."""
+    by_link = summary.get("by_link") or {}
+    if not by_link:
+        return []
+    rows = [list(LINK_COLUMNS)]
+    for link in sorted(by_link):
+        for position, name in enumerate(ordered(by_link[link])):
+            first = link if position == 0 else ""
+            rows.append([first, label(name), *link_cells(by_link[link][name])])
+    return rows
 
 
 def count_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -6,7 +6,15 @@ data) prints as ``n/a``.
 
 from __future__ import annotations
 
-__all__ = ["NO_DATA", "format_bytes", "format_delta", "format_gbps", "format_ms", "format_seconds"]
+__all__ = [
+    "NO_DATA",
+    "format_bytes",
+    "format_delta",
+    "format_gbps",
+    "format_ms",
+    "format_seconds",
+    "format_share",
+]
 
 NO_DATA = "n/a"
 """What a figure without data prints as."""
@@ -68,3 +76,16 @@ def format_gbps(gbps: float | None) -> str:
     magnitude = abs(gbps)
     digits = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2 if magnitude >= 1 else 3
     return f"{gbps:,.{digits}f} Gbps"
+
+
+def format_share(fraction: float | None) -> str:
+    """A share of a whole as a percentage: ``100%``, ``92%``, ``99.8%``, ``7.5%``, ``0%``;
+    only a whole reads ``100%`` and only nothing ``0%`` (``99.9%``, ``<0.1%`` nearby)."""
+    if fraction is None:
+        return NO_DATA
+    percent = fraction * 100
+    if percent in (0, 100) or 10 <= percent < 99.5:
+        return f"{percent:.0f}%"
+    if percent < 0.1:
+        return "<0.1%"
+    return f"{min(percent, 99.9):.1f}%"

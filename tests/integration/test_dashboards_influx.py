@@ -184,3 +184,29 @@ def test_health_figures_agree_with_the_health_records(filled) -> None:
         expected[int(sample.ts)] = sample.users
     got = {time_ns // 1_000_000_000: value for time_ns, value in users["values"]}
     assert got == expected
+
+
+def test_by_link_figures_agree_with_the_records(filled) -> None:
+    _, run, summary, _ = filled
+    tasks = run.tasks()
+    got = {
+        (s["tags"]["link"], s["tags"]["transport"]): s["values"][0][1]
+        for s in _by_title(filled, "rig-latency", "Task time p50 by link")
+    }
+    assert set(got) == {("direct", name) for name in TRANSPORTS}  # a run without --link
+    counts = {
+        ref: {
+            (s["tags"]["link"], s["tags"]["transport"]): s["values"][0][1]
+            for s in _by_title(filled, "rig-latency", "Task success rate by link", ref)
+        }
+        for ref in ("A", "B")
+    }
+    for name in TRANSPORTS:
+        # InfluxQL's percentile() takes rank round(n * p / 100) (see the latency test).
+        seconds = sorted(t.task_ms for t in tasks if t.tags.transport == name and t.ok)
+        assert got["direct", name] == pytest.approx(
+            seconds[math.floor(len(seconds) * 0.5 + 0.5) - 1]
+        )
+        figures = summary["transports"][name]
+        assert counts["A"]["direct", name] == figures["tasks"]
+        assert counts["B"]["direct", name] == figures["tasks"] + figures["tasks_failed"]

@@ -187,6 +187,41 @@ def test_dashboards_offer_the_run_scenario_transport_target_and_link_variables()
     assert {v["name"]: v["query"] for v in ingress}["sessions"] == "10000"
 
 
+def _latency_panel(title: str) -> dict:
+    (panel,) = [p for p in build_all()["rig-latency"]["panels"] if p["title"] == title]
+    return panel
+
+
+def test_task_time_is_grouped_by_link_with_a_bar_per_transport():
+    for percentile in (50, 90):
+        panel = _latency_panel(f"Task time p{percentile} by link")
+        (target,) = panel["targets"]
+        assert f'percentile("task_ms", {percentile})' in target["query"]
+        assert '"ok" = true' in target["query"]
+        assert target["query"].endswith('GROUP BY "link", "transport"')
+        assert panel["options"]["xField"] == "link"
+        (matrix, *_) = panel["transformations"]
+        assert matrix["options"]["rowField"] == "link"
+        assert matrix["options"]["columnField"] == "transport"
+
+
+def test_task_success_by_link_divides_completed_tasks_by_every_task():
+    panel = _latency_panel("Task success rate by link")
+    completed, every, ratio = panel["targets"]
+    assert completed["hide"] and every["hide"] and not ratio["hide"]
+    assert completed["query"] == every["query"].replace(" GROUP BY", ' AND "ok" = true GROUP BY')
+    assert every["query"].endswith('GROUP BY "link", "transport"')
+    assert ratio["expression"] == "$A / $B"
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def test_timeouts_are_counted_by_turn_index_and_transport():
+    (target,) = _latency_panel("Timeouts by turn index")["targets"]
+    assert 'count("turn_ms")' in target["query"]
+    assert "\"status\" = 'timeout'" in target["query"]
+    assert target["query"].endswith('GROUP BY "turn", "transport"')
+
+
 # The schema
 
 

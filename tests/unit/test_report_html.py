@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -384,3 +385,51 @@ def test_task_time_is_explained_by_its_parts(tmp_path: Path) -> None:
     # Four turns of 300 ms (100-103 ms to the first token) in tasks of 5.1 s on average.
     assert "<td>406 ms</td><td>794 ms</td><td>3.90 s</td>" in section
     assert section.count('class="part part-') >= 2 * 5
+
+
+def relinked(run: RunDirectory, link_of) -> RunDirectory:
+    """The run's records rewritten with each record's link ``link_of(record)``."""
+    records = [*run.turns(), *run.tasks()]
+    moved = RunDirectory.create(run.path.parent / "linked", "r1", run.read_json("meta.json"))
+    moved.append(
+        [dataclasses.replace(r, tags=dataclasses.replace(r.tags, link=link_of(r))) for r in records]
+    )
+    moved.close()
+    return moved
+
+
+def test_the_header_names_the_runs_single_link(tmp_path: Path) -> None:
+    page = page_of(relinked(make_run(tmp_path), lambda record: "airplane"))
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert "link <b>airplane</b>" in header
+    assert 'id="by-link"' not in page
+
+
+def test_a_mix_of_links_gets_a_table_per_link(tmp_path: Path) -> None:
+    run = relinked(make_run(tmp_path), lambda r: "lte" if r.session == "s0" else "cable")
+    page = page_of(run)
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert "links <b>cable, lte (figures by link below)</b>" in header
+    section = page[page.index('id="by-link"') :]
+    section = section[: section.index("</section>")]
+    assert re.findall(r'data-link="(\w+)"', section) == ["cable", "lte"]
+    lte = section[section.index('data-link="lte"') :]
+    # One task of each transport ran on lte (session s0: 5.0 s, ws 8 KB, http 26 KB sent).
+    assert "<td>1 / 0</td><td>100%</td><td>0 (0)</td><td>5.00 s / 5.00 s</td>" in lte
+    assert "<td>26.0 KB</td>" in lte and "<td>8.00 KB</td>" in lte
+
+
+def test_turn_outcomes_by_index_are_plotted_with_their_counts(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    run = RunDirectory(run.path)
+    failed = dataclasses.replace(turn("http", "s9", 1, 5000), status="timeout")
+    run.append([turn("http", "s9", 0, 2000), failed])
+    run.close()
+    page = outline(page_of(run))
+    for plot_id in ("plot-success-per-turn", "plot-timeouts-per-turn"):
+        assert set(page.plots[plot_id]) == {"http", "ws"}
+        assert page.plots[plot_id]["http"].count("circle") == 4
+    text = html.unescape(page_of(run))
+    assert "HTTP, turn 1: 75.0%, 3 of 4 turns successful, 1 failed (1 timed out)" in text
+    assert "HTTP, turn 1: 25.0% timed out; 3 of 4" in text
+    assert "WebSocket, turn 1: 100.0%, 3 of 3 turns successful, 0 failed" in text

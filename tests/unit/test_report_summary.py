@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -549,4 +550,138 @@ def test_failures_and_rate_limits_make_the_projection_unreliable() -> None:
     assert caveats == [
         f"http: 1 of {FEW_TASKS + 1} tasks failed",
         "http: 1 rate-limit hits (task times include back-off; a limited fleet sends less)",
+    ]
+
+
+# -- links and turn outcomes -------------------------------------------------------------
+
+
+def on(link: str, record):
+    """``record`` with its ``link`` tag set."""
+    return dataclasses.replace(record, tags=dataclasses.replace(record.tags, link=link))
+
+
+def test_a_run_on_one_link_names_it_and_has_no_by_link_section() -> None:
+    summary = summarize(META, [on("airplane", turn("http", 0))], [on("airplane", task("http"))])
+    assert summary["links"] == ["airplane"]
+    assert "by_link" not in summary
+    assert summarize(META, [turn("http", 0)], [task("http")])["links"] == ["direct"]
+
+
+def test_a_mix_of_links_gets_each_links_figures_per_transport() -> None:
+    turns = [
+        on("cable", turn("http", 0, ttft=100, session="a")),
+        on("cable", turn("http", 1, ttft=300, session="a")),
+        on("airplane", turn("http", 0, ttft=2000, session="b")),
+        on("airplane", turn("http", 1, ttft=9000, status="timeout", session="b")),
+        on("airplane", turn("ws", 0, ttft=1500, session="c")),
+    ]
+    tasks = [
+        on("cable", task("http", seconds=10, sent=5000, recv=7000, session="a")),
+        on("cable", task("http", seconds=30, sent=7000, recv=9000, session="a2")),
+        on("airplane", task("http", seconds=99, ok=False, session="b")),
+        on("airplane", task("ws", seconds=50, sent=1000, recv=3000, session="c")),
+    ]
+    summary = summarize(META, turns, tasks)
+    assert summary["links"] == ["airplane", "cable"]
+    by_link = summary["by_link"]
+    assert set(by_link) == {"airplane", "cable"}
+    assert set(by_link["cable"]) == {"http"}  # no ws session ran on cable
+    assert by_link["cable"]["http"] == {
+        "tasks": 2,
+        "tasks_failed": 0,
+        "task_success_rate": 1.0,
+        "turns": 2,
+        "errors": 0,
+        "timeouts": 0,
+        "task_seconds_p50": 10,
+        "task_seconds_p90": 30,
+        "ttft_ms_p50": 100,
+        "bytes_sent_per_task": 6000,
+        "bytes_recv_per_task": 8000,
+    }
+    airplane = by_link["airplane"]["http"]
+    assert (airplane["tasks"], airplane["tasks_failed"], airplane["task_success_rate"]) == (0, 1, 0)
+    assert (airplane["errors"], airplane["timeouts"], airplane["ttft_ms_p50"]) == (1, 1, 2000)
+    assert airplane["task_seconds_p50"] is None and airplane["bytes_sent_per_task"] is None
+    assert by_link["airplane"]["ws"]["tasks"] == 1
+    json.dumps(summary, allow_nan=False)
+
+
+def test_each_count_by_link_sums_to_the_transports_count() -> None:
+    rng = random.Random(7)
+    turns, tasks = [], []
+    for number in range(60):
+        name, link = rng.choice(["http", "ws"]), rng.choice(["cable", "lte", "airplane"])
+        status = rng.choice(["ok", "ok", "timeout", "error", "reconnected"])
+        session = f"{name}-{number}"
+        turns.append(on(link, turn(name, 0, session=session, status=status)))
+        tasks.append(on(link, task(name, session=session, ok=status in ("ok", "reconnected"))))
+    summary = summarize(META, turns, tasks)
+    for name, figures in summary["transports"].items():
+        for count in ("tasks", "tasks_failed", "turns", "errors", "timeouts"):
+            by_link = [cells[name][count] for cells in summary["by_link"].values() if name in cells]
+            assert sum(by_link) == figures[count], (name, count)
+
+
+def test_timeouts_and_the_task_success_rate_per_transport() -> None:
+    turns = [turn("http", 0), turn("http", 1, status="timeout"), turn("http", 2, status="error")]
+    tasks = [task("http"), task("http", ok=False), task("http", ok=False), task("http")]
+    figures = summarize(META, turns, tasks)["transports"]["http"]
+    assert (figures["errors"], figures["timeouts"]) == (2, 1)
+    assert figures["task_success_rate"] == 0.5
+    assert summarize(META, turns, [])["transports"]["http"]["task_success_rate"] is None
+
+
+def test_task_time_and_ttft_medians_and_p90_are_nearest_rank() -> None:
+    tasks = [task("ws", seconds=s) for s in range(1, 11)]  # p50: 5th, p90: 9th
+    turns = [turn("ws", 0, ttft=float(t), session=f"s{t}") for t in (40, 10, 30, 20)]
+    figures = summarize(META, turns, tasks)["transports"]["ws"]
+    assert (figures["task_seconds_p50"], figures["task_seconds_p90"]) == (5, 9)
+    assert figures["ttft_ms_p50"] == 20
+
+
+def test_turn_outcomes_count_every_status_at_each_turn_index() -> None:
+    turns = [
+        turn("http", 0, session="a"),
+        turn("http", 0, session="b"),
+        turn("http", 0, session="c", status="reconnected"),
+        turn("http", 0, session="d", status="rate_limited"),
+        turn("http", 1, session="a"),
+        turn("http", 1, session="b", status="timeout"),
+        turn("http", 1, session="c", status="error"),
+        turn("http", 2, session="a", status="timeout"),
+    ]
+    outcomes = summarize(META, turns, [])["transports"]["http"]["per_turn_outcomes"]
+    assert outcomes == [
+        {
+            "turn": 0,
+            "turns": 4,
+            "successful": 3,
+            "errors": 0,
+            "timeouts": 0,
+            "rate_limited": 1,
+            "success_rate": 0.75,
+            "timeout_rate": 0,
+        },
+        {
+            "turn": 1,
+            "turns": 3,
+            "successful": 1,
+            "errors": 2,
+            "timeouts": 1,
+            "rate_limited": 0,
+            "success_rate": 0.3333,
+            "timeout_rate": 0.3333,
+        },
+        {
+            "turn": 2,
+            "turns": 1,
+            "successful": 0,
+            "errors": 1,
+            "timeouts": 1,
+            "rate_limited": 0,
+            "success_rate": 0,
+            "timeout_rate": 1,
+        },
     ]

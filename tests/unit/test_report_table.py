@@ -16,6 +16,7 @@ from rig.report.units import (
     format_gbps,
     format_ms,
     format_seconds,
+    format_share,
 )
 
 # The published GPT-5.4 cell (BACKGROUND.md): two turns whose TTFTs average to the
@@ -213,3 +214,103 @@ def test_deltas(value: float | None, text: str) -> None:
 )
 def test_gbps(value: float, text: str) -> None:
     assert format_gbps(value) == text
+
+
+# -- links and turn outcomes -------------------------------------------------------------
+
+
+def linked(summary: dict, links: list[str], by_link: dict | None = None) -> dict:
+    summary["links"] = links
+    if by_link is not None:
+        summary["by_link"] = by_link
+    return summary
+
+
+LINK_CELL = {
+    "tasks": 12,
+    "tasks_failed": 3,
+    "task_success_rate": 0.8,
+    "turns": 90,
+    "errors": 4,
+    "timeouts": 3,
+    "task_seconds_p50": 61.2,
+    "task_seconds_p90": 118.0,
+    "ttft_ms_p50": 2140.0,
+    "bytes_sent_per_task": 176_000,
+    "bytes_recv_per_task": 485_000,
+}
+
+
+def test_the_table_states_the_runs_single_link() -> None:
+    text = render_table(linked(published_summary(), ["airplane"]))
+    assert "link: airplane (every session)" in text
+    assert "by link" not in text
+    assert "link: direct (no link emulation)" in render_table(
+        linked(published_summary(), ["direct"])
+    )
+
+
+def test_a_mix_of_links_gets_a_row_per_link_and_transport() -> None:
+    by_link = {
+        "cable": {"http": dict(LINK_CELL), "ws": {**LINK_CELL, "tasks_failed": 0}},
+        "airplane": {"ws": {**LINK_CELL, "task_success_rate": 0.995}},
+    }
+    text = render_table(linked(published_summary(), ["airplane", "cable"], by_link))
+    assert "links: airplane, cable (each session one; figures by link below)" in text
+    lines = text.splitlines()
+    start = lines.index("by link (tasks and turns of the sessions on each link):")
+    header, *rows = lines[start + 1 : start + 5]
+    assert header.split("  ")[0] == "link"
+    assert [re.split(r"\s{2,}", row) for row in rows] == [
+        ["airplane", "WebSocket", "12 / 3", "99.5%", "4 (3)", "61.2 s / 118 s", "2,140 ms",
+         "176 KB", "485 KB"],
+        ["cable", "HTTP", "12 / 3", "80%", "4 (3)", "61.2 s / 118 s", "2,140 ms", "176 KB",
+         "485 KB"],
+        ["", "WebSocket", "12 / 0", "80%", "4 (3)", "61.2 s / 118 s", "2,140 ms", "176 KB",
+         "485 KB"],
+    ]  # fmt: skip
+
+
+def test_turn_outcomes_by_index_appear_when_turns_failed() -> None:
+    turns = [
+        TurnRecord(
+            tags=tags(name),
+            session=f"{name}-{number}",
+            turn=index,
+            ts=0.0,
+            bytes_sent=1,
+            bytes_recv=1,
+            body_bytes_sent=1,
+            body_bytes_recv=1,
+            ttfb_ms=1.0,
+            ttft_ms=1.0,
+            turn_ms=1.0,
+            input_tokens=1,
+            cached_tokens=0,
+            output_tokens=1,
+            tool_calls=1,
+            status="timeout" if (name, index, number) == ("http", 1, 0) else "ok",
+        )
+        for name in ("http", "ws")
+        for number in range(2)
+        for index in range(2 if name == "http" else 3)
+    ]
+    text = render_table(summarize({"run_id": "r"}, turns, []))
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("turns by turn index"))
+    assert [re.split(r"\s{2,}", line.strip()) for line in lines[start + 1 : start + 5]] == [
+        ["turn", "HTTP", "WebSocket"],
+        ["0", "100% of 2 (0)", "100% of 2 (0)"],
+        ["1", "50% of 2 (1)", "100% of 2 (0)"],
+        ["2", "-", "100% of 2 (0)"],
+    ]
+    assert "turns by turn index" not in render_table(published_summary())
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "n/a"), (1.0, "100%"), (0.9996, "99.9%"), (0.92, "92%"), (0.995, "99.5%"),
+     (0.075, "7.5%"), (0.0004, "<0.1%"), (0.0, "0%")],
+)  # fmt: skip
+def test_shares(value: float | None, text: str) -> None:
+    assert format_share(value) == text
