@@ -116,6 +116,7 @@ def render_table(summary: Mapping[str, Any]) -> str:
         for line in lines
     ]
     text.extend(count_lines(summary))
+    text.extend(workload_lines(summary))
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
     gateway = gateway_rows(summary)
@@ -128,6 +129,27 @@ def render_table(summary: Mapping[str, Any]) -> str:
         text.append("")
         text.extend(f"warning: {warning}" for warning in warnings)
     return "\n".join(text) + "\n"
+
+
+def workload_lines(summary: Mapping[str, Any]) -> list[str]:
+    """For a trace replay: which trace, and how close the request bodies sent were to the
+    traced ones over the same transport (mean and max relative difference)."""
+    workload = summary.get("workload")
+    if not isinstance(workload, Mapping):
+        return []
+    lines = [
+        f"workload: trace {workload.get('trace')} ({workload.get('sessions')} sessions, "
+        f"{workload.get('turns')} turns), replayed round robin"
+    ]
+    fidelity = workload.get("fidelity") or {}
+    parts = [
+        f"{label(name)} {f['mean_rel_diff']:.2%} / {f['max_rel_diff']:.2%} ({f['turns']:,} turns)"
+        for name, f in fidelity.items()
+        if f is not None
+    ]
+    if parts:
+        lines.append("replay fidelity, request body vs traced, mean / max: " + "; ".join(parts))
+    return lines
 
 
 def count_lines(summary: Mapping[str, Any]) -> list[str]:
