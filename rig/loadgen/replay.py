@@ -66,8 +66,6 @@ class TraceReplay:
         self.transcript: list[dict[str, Any]] = []
         self._sizes: list[int] = []
         """Each transcript item's compact JSON size."""
-        self._pending: list[dict[str, Any]] = []
-        """Items made for a warm-up an HTTP agent does not send: they go with the next."""
         self.previous: str | None = None
         self._calls: list[dict[str, Any]] = []
         """The calls of the last answer, still to be answered."""
@@ -87,13 +85,10 @@ class TraceReplay:
         while self.position < len(turns):
             traced = turns[self.position]
             self.position += 1
-            new_items = self._pending + self._new_items(traced)
-            self._pending = []
-            if traced.kind == "warmup" and not self.websocket:
-                self._add(new_items)
-                self._pending = []  # already in the transcript: sent with the next request
-                continue
+            new_items = self._new_items(traced)
             self._add(new_items)
+            if traced.kind == "warmup" and not self.websocket:
+                continue  # in the transcript: an HTTP agent sends them with its next request
             return self._request(traced, new_items)
         return None
 
