@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from rig.loadgen import registry
 from rig.loadgen.link import LinkError, load_link, parse_links
+from rig.loadgen.options import parse_workload
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
 __all__ = [
@@ -104,6 +105,15 @@ def link_option(text: str) -> str:
             load_link(text)
         except LinkError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def workload_option(text: str) -> str:
+    """``--workload``: ``scenarios`` or a trace that can be read, checked now."""
+    try:
+        parse_workload(text)
+    except ValueError as exc:  # TraceError is one
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -293,6 +303,16 @@ class RunOptions:
         "scenario name or YAML file; 'mixed' cycles through the built-in ones",
         _RUN,
         default="mixed",
+    )
+    workload: str = option(
+        "what the agents do: 'scenarios' (the --scenario tasks) or 'trace:NAME|PATH', "
+        "replaying traced sessions (a shipped set such as trace:codex, a trace file or a "
+        "recording directory) over every transport, the traced gaps scaled by --time-scale "
+        "(docs/traces.md)",
+        _RUN,
+        default="scenarios",
+        type=workload_option,
+        metavar="scenarios|trace:NAME",
     )
     seed: int = option("seed for tasks and tool timings", _RUN, default=0, type=int)
     link: str = option(

@@ -6,10 +6,24 @@ them. Importing this module does not import Locust (which monkey-patches the pro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rig.loadgen.registry import parse_transports
+from rig.traces.format import Trace, TraceError, load_trace
 from rig.workload.scenarios import Scenario, builtin_scenarios, load_scenario
 
-__all__ = ["parse_transports", "parse_weights", "resolve_scenarios", "turn_bucket"]
+__all__ = [
+    "TRACE_PREFIX",
+    "TracedWorkload",
+    "parse_transports",
+    "parse_weights",
+    "parse_workload",
+    "resolve_scenarios",
+    "turn_bucket",
+]
+
+TRACE_PREFIX = "trace:"
+"""``--workload trace:NAME|PATH``: replay a trace instead of the scenarios."""
 
 
 def turn_bucket(turn: int) -> str:
@@ -43,3 +57,40 @@ def resolve_scenarios(value: str) -> list[Scenario]:
     if value == "mixed":
         return [builtins[name] for name in sorted(builtins)]
     return [load_scenario(value)]
+
+
+@dataclass(frozen=True)
+class TracedWorkload:
+    """A trace to replay (``--workload trace:...``): its name as given and its sessions."""
+
+    name: str
+    trace: Trace
+
+    @property
+    def turns(self) -> int:
+        """Every traced turn of every session."""
+        return sum(len(session.turns) for session in self.trace.sessions)
+
+    def describe(self) -> dict[str, object]:
+        """``workload`` of meta.json and summary.json."""
+        return {"trace": self.name, "sessions": len(self.trace.sessions), "turns": self.turns}
+
+
+def parse_workload(value: str) -> TracedWorkload | None:
+    """``--workload``: ``scenarios`` (or empty: the ``--scenario`` tasks; ``None``) or
+    ``trace:NAME|PATH`` (a shipped trace set, a trace file or a recording directory).
+    Raises :class:`~rig.traces.format.TraceError` for a trace that cannot be read or has
+    no sessions, and ``ValueError`` for anything else."""
+    if value in ("", "scenarios"):
+        return None
+    if not value.startswith(TRACE_PREFIX) or not value[len(TRACE_PREFIX) :]:
+        raise ValueError(
+            f"--workload {value!r}: expected 'scenarios' or 'trace:NAME|PATH' "
+            "(a shipped trace set such as trace:codex, a trace file or a directory)"
+        )
+    name = value[len(TRACE_PREFIX) :]
+    trace = load_trace(name)
+    if not any(session.turns for session in trace.sessions):
+        raise TraceError("no sessions with turns to replay", path=name)
+    sessions = tuple(session for session in trace.sessions if session.turns)
+    return TracedWorkload(name, Trace(trace.headers, sessions))

@@ -33,6 +33,7 @@ from rig.loadgen.backoff import (
 )
 from rig.loadgen.link import Link, LinkProfile
 from rig.loadgen.registry import TransportContext
+from rig.loadgen.replay import TraceReplay
 from rig.loadgen.target import Target
 from rig.loadgen.transports import (
     DEFAULT_RETRY,
@@ -43,7 +44,9 @@ from rig.loadgen.transports import (
 )
 from rig.loadgen.wire import WireCounter
 from rig.metrics.records import RateLimitRecord, RecordTags, TaskRecord, TurnRecord
+from rig.traces.format import Trace
 from rig.workload.corpus import Corpus
+from rig.workload.replay import Filler, TurnBuilder
 from rig.workload.scenarios import Scenario, make_task
 from rig.workload.simulator import ToolSimulator
 from rig.workload.tools import INSTRUCTIONS, TOOLS
@@ -87,6 +90,9 @@ class SessionConfig:
     """The run's shared transport state and per-transport option values (one per run,
     made by whoever runs the sessions); ``None``: each session's transport on its own,
     with its options' defaults."""
+    trace: Trace | None = None
+    """Replay these traced sessions instead of the scenario's tasks (``--workload
+    trace:NAME``): a session's task ``n`` is traced session ``index + n`` (round robin)."""
 
 
 class AgentSession:
@@ -124,6 +130,8 @@ class AgentSession:
             stream=config.stream,
         )
         self._corpus = corpus or Corpus.load(config.scenario.corpus)
+        self._filler: Filler | None = None
+        """Corpus text for a trace replay's requests (made on its first task)."""
         self._sleep = sleep
         self.tasks_done = 0
         self.failed_in_a_row = 0
@@ -163,6 +171,8 @@ class AgentSession:
         self._release()  # the connection lives on: the last task's records are final
         task_number = self.tasks_done
         self.tasks_done += 1
+        if config.trace is not None and config.trace.sessions:
+            return self._replay_task(config.trace, task_number)
         task = make_task(config.scenario, self.session_index * 100_003 + task_number, config.seed)
         session_id = f"{config.transport}-{config.tags.worker}-{self.session_index}-{task_number}"
         simulator = ToolSimulator(self._corpus.copy(), seed=config.seed + self.session_index)
@@ -185,17 +195,7 @@ class AgentSession:
             sent += outcome.bytes_sent
             received += outcome.bytes_recv
             calls += len(outcome.tool_calls)
-            for rejection in outcome.rejections:
-                self.sink(
-                    RateLimitRecord(
-                        tags=config.tags,
-                        ts=rejection.ts,
-                        limit=rejection.limit,
-                        retry_after_ms=round(rejection.retry_after_ms, 3),
-                        remaining=rejection.remaining,
-                        waited_ms=round(rejection.waited_ms, 3),
-                    )
-                )
+            self._rejections(outcome)
             last = self._turn_record(session_id, index, turn_wall, outcome)
             final = outcome.stopped or outcome.status in _FAILED or not outcome.tool_calls
             if not final and index < config.max_turns - 1:
@@ -234,8 +234,86 @@ class AgentSession:
                     break
         else:
             error = f"no final answer after {config.max_turns} turns"
+        return self._end_task(session_id, started_wall, started, turns, sent, received, calls,
+                              ok, error, last, stopped)  # fmt: skip
+
+    def _replay_task(self, trace: Trace, task_number: int) -> TaskRecord:
+        """Replay one traced session as a task: its turns as this transport sends them,
+        the mock answering with the traced output, the traced gaps (scaled by
+        ``time_scale``) between them."""
+        config = self.config
+        traced = trace.sessions[(self.session_index + task_number) % len(trace.sessions)]
+        session_id = f"{config.transport}-{config.tags.worker}-{self.session_index}-{task_number}"
+        if self._filler is None:
+            self._filler = Filler(self._corpus)
+        builder = TurnBuilder(self._filler, seed=config.seed * 1_000_003 + self.session_index)
+        replay = TraceReplay(traced, self.transport, builder)
+        started_wall = time.time()
+        started = time.perf_counter()
+        sent = received = calls = turns = 0
+        error = ""
+        ok = stopped = False
+        last: TurnRecord | None = None
+        while (step := replay.next_turn()) is not None:
+            if last is not None:
+                self.sink(last)
+            turn_wall = time.time()
+            outcome = self.transport.turn(step.input)
+            turns += 1
+            sent += outcome.bytes_sent
+            received += outcome.bytes_recv
+            calls += len(outcome.tool_calls)
+            self._rejections(outcome)
+            last = self._turn_record(
+                session_id, turns - 1, turn_wall, outcome, step.traced_body_bytes or 0
+            )
+            if outcome.stopped or outcome.status in _FAILED:
+                stopped, error = outcome.stopped, outcome.error
+                break
+            replay.answered(outcome.output, outcome.response_id)
+            gap = (step.traced.gap_s or 0.0) * config.time_scale
+            if gap > 0 and replay.position < len(traced.turns):
+                try:
+                    self._sleep(gap)
+                except gevent.GreenletExit:
+                    stopped, error = True, STOPPED_TASK
+                    break
+        else:
+            ok = True
+        return self._end_task(session_id, started_wall, started, turns, sent, received, calls,
+                              ok, error, last, stopped)  # fmt: skip
+
+    def _rejections(self, outcome: TurnOutcome) -> None:
+        for rejection in outcome.rejections:
+            self.sink(
+                RateLimitRecord(
+                    tags=self.config.tags,
+                    ts=rejection.ts,
+                    limit=rejection.limit,
+                    retry_after_ms=round(rejection.retry_after_ms, 3),
+                    remaining=rejection.remaining,
+                    waited_ms=round(rejection.waited_ms, 3),
+                )
+            )
+
+    def _end_task(
+        self,
+        session_id: str,
+        started_wall: float,
+        started: float,
+        turns: int,
+        sent: int,
+        received: int,
+        calls: int,
+        ok: bool,
+        error: str,
+        last: TurnRecord | None,
+        stopped: bool,
+    ) -> TaskRecord:
+        """The task's record; the last turn's and the task's records emitted, or held
+        while the connection stays open; re-raises a stop once recorded."""
         record = TaskRecord(
-            tags=config.tags,
+            tags=self.config.tags,
             session=session_id,
             ts=started_wall,
             task_ms=(time.perf_counter() - started) * 1000,
@@ -258,7 +336,12 @@ class AgentSession:
         return record
 
     def _turn_record(
-        self, session_id: str, index: int, wall: float, outcome: TurnOutcome
+        self,
+        session_id: str,
+        index: int,
+        wall: float,
+        outcome: TurnOutcome,
+        traced_body_bytes: int = 0,
     ) -> TurnRecord:
         return TurnRecord(
             tags=self.config.tags,
@@ -285,6 +368,7 @@ class AgentSession:
             resent_bytes=outcome.resent_bytes,
             recover_ms=round(outcome.recover_ms, 3),
             fallback=outcome.fallback,
+            traced_body_bytes=traced_body_bytes,
         )
 
     def _release(self, sent: int = 0, received: int = 0) -> None:

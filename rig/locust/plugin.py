@@ -54,7 +54,14 @@ from rig.loadgen.backoff import (
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix
-from rig.loadgen.options import parse_transports, parse_weights, resolve_scenarios, turn_bucket
+from rig.loadgen.options import (
+    TracedWorkload,
+    parse_transports,
+    parse_weights,
+    parse_workload,
+    resolve_scenarios,
+    turn_bucket,
+)
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
@@ -238,6 +245,10 @@ class LocustRun:
         ``/stats`` watch)."""
         self.transports = parse_transports(options.transports)
         self.scenarios: list[Scenario] = resolve_scenarios(options.scenario)
+        self.workload: TracedWorkload | None = parse_workload(options.workload)
+        """The trace every session replays (``--workload trace:...``), or ``None``: the
+        scenarios' tasks."""
+        self._workload_value = options.workload
         self.target = Target.from_url(
             options.target_url or "",
             model=options.model,
@@ -400,9 +411,10 @@ class LocustRun:
         link = self.links.pick(index, self.options.seed)  # the same for user k of each cell
         if not registry.spec(transport).shaped:
             link = DIRECT_LINK  # connections shared by sessions of different links
+        workload = self.workload
         tags = RecordTags(
             run=self.run_id,
-            scenario=scenario.name,
+            scenario=f"trace:{workload.name}" if workload is not None else scenario.name,
             transport=transport,
             target=target.name,
             link=link.name,
@@ -425,6 +437,7 @@ class LocustRun:
                 ws_fallback=self.options.ws_fallback,
             ),
             context=self.context,  # the run's shared transport state (ws_mux's pool)
+            trace=workload.trace if workload is not None else None,
         )
         return config, index
 
@@ -433,6 +446,9 @@ class LocustRun:
             # A worker has the master's options now (its spawn job brought them).
             self.options = RunOptions.from_namespace(environment.parsed_options)
             self.links = link_mix(self.options.link, self.options.links)
+            if self.options.workload != self._workload_value:  # the master's, not the worker's
+                self._workload_value = self.options.workload
+                self.workload = parse_workload(self.options.workload)
         self.run_id = self.options.run_id or self.run_id or new_run_id()
         self.influx_deadline = None
         relay = self.relay
@@ -528,7 +544,8 @@ class LocustRun:
         return {
             "target": self.target.name,
             "target_url": options.target_url,
-            "scenario": options.scenario,
+            "scenario": f"trace:{self.workload.name}" if self.workload else options.scenario,
+            "workload": self.workload.describe() if self.workload is not None else None,
             "transports": self.transports,
             "users": getattr(self.environment.parsed_options, "num_users", None),
             "users_per_transport": options.users_per_transport or None,

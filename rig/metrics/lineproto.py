@@ -77,6 +77,7 @@ MEASUREMENTS: dict[str, Measurement] = {
             ("resent_bytes", "int"),
             ("recover_ms", "float"),
             ("fallback", "bool"),
+            ("traced_body_bytes", "int"),
         ),
     ),
     "task": Measurement(

@@ -83,6 +83,9 @@ class TurnRecord:
     resent_bytes: int = 0
     recover_ms: float = 0.0
     fallback: bool = False
+    traced_body_bytes: int = 0
+    """A trace replay's turn: the traced request body's size over the same transport, to
+    compare ``body_bytes_sent`` with (0: not a replay, or no traced size to compare)."""
 
     kind = "turn"
 

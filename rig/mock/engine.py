@@ -42,6 +42,13 @@ from rig.protocol.ids import new_id
 from rig.protocol.requests import ResponseCreateRequest, TranscriptItem, normalize_input
 from rig.protocol.tokens import estimate_tokens, split_tokens
 from rig.workload.policy import ModelPolicy, ModelTurn, UnknownScenarioError
+from rig.workload.replay import (
+    TRACE_OUTPUT_KEY,
+    Filler,
+    TraceOutputError,
+    decode_output,
+    traced_turn,
+)
 
 __all__ = [
     "PreparedChat",
@@ -366,6 +373,24 @@ class TurnEngine:
         self.rng = random.Random(seed)
         self.delta_tokens = max(1, delta_tokens)
         self.prompt_cache = prompt_cache if prompt_cache is not None else PromptCache()
+        self._filler: Filler | None = None
+        """Corpus text for traced answers (loaded on the first trace replay's request)."""
+
+    def _traced(self, metadata: dict[str, str] | None) -> tuple[ModelTurn, int] | None:
+        """The answer a trace replay asked for (``metadata.rig_trace_output``): output
+        items of the traced kinds and sizes, and their reasoning tokens; ``None`` for any
+        other request (the scripted model decides)."""
+        value = metadata.get(TRACE_OUTPUT_KEY) if metadata else None
+        if value is None:
+            return None
+        try:
+            shapes = decode_output(value)
+        except TraceOutputError as exc:
+            raise InvalidRequestError(str(exc), param=f"metadata.{TRACE_OUTPUT_KEY}") from None
+        if self._filler is None:
+            self._filler = Filler.load()
+        answer = traced_turn(shapes, self._filler, self.rng)
+        return ModelTurn(answer.text, answer.tool_calls), answer.reasoning_tokens
 
     def _decide(
         self,
@@ -375,8 +400,10 @@ class TurnEngine:
         max_output_tokens: int | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool = True,
+        answer: ModelTurn | None = None,
     ) -> tuple[ModelTurn, list[str], list[tuple[str, str, list[str]]], int, bool]:
-        """The model's turn as token pieces; cut at ``max_output_tokens`` like the API.
+        """The model's turn (``answer``, else the policy's) as token pieces; cut at
+        ``max_output_tokens`` like the API.
 
         The tool rules reach the policy only when they are not the defaults, so a policy
         written for the three-argument form keeps working."""
@@ -385,14 +412,17 @@ class TurnEngine:
             rules["tool_choice"] = tool_choice
         if not parallel_tool_calls:
             rules["parallel_tool_calls"] = False
-        try:
-            turn = self.policy.next_turn(transcript, tools, metadata, **rules)
-        except UnknownScenarioError as exc:
-            raise InvalidRequestError(str(exc), param="metadata.scenario") from None
-        if turn.text:
-            text = self.latency.kept_text(turn.text, final=turn.is_final)
-            if text != turn.text:
-                turn = ModelTurn(text or None, turn.tool_calls)
+        if answer is not None:
+            turn = answer  # a replayed trace's output shapes, exact: no preset trimming
+        else:
+            try:
+                turn = self.policy.next_turn(transcript, tools, metadata, **rules)
+            except UnknownScenarioError as exc:
+                raise InvalidRequestError(str(exc), param="metadata.scenario") from None
+            if turn.text:
+                text = self.latency.kept_text(turn.text, final=turn.is_final)
+                if text != turn.text:
+                    turn = ModelTurn(text or None, turn.tool_calls)
         budget = max_output_tokens if max_output_tokens is not None else 1 << 62
         all_text_tokens = split_tokens(turn.text) if turn.text else []
         text_tokens = all_text_tokens[:budget]
@@ -485,7 +515,8 @@ class TurnEngine:
         # max_output_tokens bounds reasoning and visible tokens together; the model thinks
         # first, so reasoning spends the budget first (all of it, at worst: the response
         # then ends incomplete with nothing visible, as the API's does).
-        reasoning = self.latency.reasoning_count(self.rng)
+        traced = self._traced(request.metadata)  # a trace replay: its reasoning, not the preset's
+        reasoning = traced[1] if traced is not None else self.latency.reasoning_count(self.rng)
         visible_budget = request.max_output_tokens
         if visible_budget is not None:
             reasoning = min(reasoning, visible_budget)
@@ -497,6 +528,7 @@ class TurnEngine:
             visible_budget,
             request.tool_choice,
             request.parallel_tool_calls,
+            traced[0] if traced is not None else None,
         )
         input_tokens = prefix_tokens + history_tokens
         cached = min(cached, input_tokens)

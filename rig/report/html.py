@@ -200,6 +200,16 @@ def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             else None,
         )
     )
+    workload = summary.get("workload")
+    if isinstance(workload, Mapping):
+        facts.append(("trace", f"{workload.get('trace')} ({workload.get('sessions')} sessions)"))
+        fidelity = [
+            f"{name} {f['mean_rel_diff']:.2%} mean, {f['max_rel_diff']:.2%} max"
+            for name, f in (workload.get("fidelity") or {}).items()
+            if f is not None
+        ]
+        if fidelity:
+            facts.append(("replay fidelity (body vs traced)", "; ".join(fidelity)))
     facts.append(("users", summary.get("users")))
     facts.append(("transports", ", ".join(ordered(summary["transports"]))))
     if summary.get("preset"):

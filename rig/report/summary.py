@@ -85,6 +85,13 @@ assumes every session keeps completing tasks as the run's did); empty when none.
 ``warnings``: sentences a reader must
 see before trusting the figures (saturation, errors, few tasks, missing baseline).
 
+``workload`` (only for a trace replay, ``--workload trace:NAME``): ``trace`` (the name or
+path given), ``sessions`` and ``turns`` of the trace, and ``fidelity``: per transport the
+turns whose request body had a traced size over the same transport (``turns``) and how
+far the bodies sent were from it, ``mean_rel_diff`` and ``max_rel_diff`` (|sent - traced|
+/ traced; 0.01 is 1%), ``null`` for a transport with no such turn. A replay should be
+within 2%; a run beyond gets a warning.
+
 ``direct`` (only for a run with direct twins, ``--direct-url``) and ``gateway`` (only for a
 run against a gateway, ``rig compare --target gateway``): see :mod:`rig.report.gateway`.
 The twins' records are in neither ``transports`` nor ``comparison``: those are the
@@ -270,6 +277,11 @@ def summarize(
             gateway, transports, sections.get("direct")
         )
         warnings += gateway_warnings
+    workload = meta.get("workload")
+    if isinstance(workload, Mapping):
+        fidelity = {name: _fidelity(turns_by.get(name, [])) for name in transports}
+        sections["workload"] = {**workload, "fidelity": fidelity}
+        warnings += _fidelity_warnings(fidelity)
     every: list[TurnRecord | TaskRecord] = [*turns, *tasks]
     links = sorted({record.tags.link for record in every})
     if len(links) > 1:
@@ -430,6 +442,35 @@ def _transport(
         "task_time_parts": _task_time_parts(done, turns),
         "recovery": _recovery(turns),
     }
+
+
+REPLAY_TOLERANCE = 0.02
+"""How far a replayed request body may be from the traced one before a warning."""
+
+
+def _fidelity(turns: list[TurnRecord]) -> dict[str, Any] | None:
+    """How close a trace replay's request bodies were to the traced ones (same transport)."""
+    diffs = [
+        abs(t.body_bytes_sent - t.traced_body_bytes) / t.traced_body_bytes
+        for t in turns
+        if t.traced_body_bytes and t.status in OK_STATUSES
+    ]
+    if not diffs:
+        return None
+    return {
+        "turns": len(diffs),
+        "mean_rel_diff": rounded(mean(diffs), 4),
+        "max_rel_diff": rounded(max(diffs), 4),
+    }
+
+
+def _fidelity_warnings(fidelity: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    return [
+        f"{name}: replayed request bodies were up to {f['max_rel_diff']:.1%} from the "
+        f"traced sizes (more than {REPLAY_TOLERANCE:.0%}): the replay is not the trace's shape"
+        for name, f in fidelity.items()
+        if f is not None and f["max_rel_diff"] > REPLAY_TOLERANCE
+    ]
 
 
 def _recovery(turns: list[TurnRecord]) -> dict[str, Any]:

@@ -126,6 +126,7 @@ def render_table(summary: Mapping[str, Any]) -> str:
     links = link_line(summary)
     if links:
         text.append(links)
+    text.extend(workload_lines(summary))
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
     outcomes = per_turn_outcome_rows(summary)
@@ -246,6 +247,27 @@ def link_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             first = link if position == 0 else ""
             rows.append([first, label(name), *link_cells(by_link[link][name])])
     return rows
+
+
+def workload_lines(summary: Mapping[str, Any]) -> list[str]:
+    """For a trace replay: which trace, and how close the request bodies sent were to the
+    traced ones over the same transport (mean and max relative difference)."""
+    workload = summary.get("workload")
+    if not isinstance(workload, Mapping):
+        return []
+    lines = [
+        f"workload: trace {workload.get('trace')} ({workload.get('sessions')} sessions, "
+        f"{workload.get('turns')} turns), replayed round robin"
+    ]
+    fidelity = workload.get("fidelity") or {}
+    parts = [
+        f"{label(name)} {f['mean_rel_diff']:.2%} / {f['max_rel_diff']:.2%} ({f['turns']:,} turns)"
+        for name, f in fidelity.items()
+        if f is not None
+    ]
+    if parts:
+        lines.append("replay fidelity, request body vs traced, mean / max: " + "; ".join(parts))
+    return lines
 
 
 def count_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gevent
+import orjson
 
 from rig.errors import RigError
 from rig.loadgen import registry
@@ -83,6 +84,12 @@ class TurnInput:
     """Items added since the previous response (the user prompt, or tool outputs)."""
     previous_response_id: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    instructions: str | None = None
+    """This turn's instructions, instead of the transport's (a trace replay's sizes)."""
+    tools: list[dict[str, Any]] | None = None
+    """This turn's tools, instead of the transport's (a trace replay's sizes)."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """More body fields (``generate: false`` for a WebSocket warm-up)."""
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -391,15 +398,23 @@ class Transport:
         """This turn's Responses API body: the new items after ``previous_response_id``
         when ``chained`` (and there is one), else the whole transcript."""
         chain = chained and turn.previous_response_id
-        return responses_body(
+        body = responses_body(
             model=self.target.model,
-            instructions=self.instructions,
-            tools=self.tools,
+            instructions=self.instructions if turn.instructions is None else turn.instructions,
+            tools=self.tools if turn.tools is None else turn.tools,
             store=self.store,
             input=turn.new_items if chain else turn.transcript,
             previous_response_id=turn.previous_response_id if chain else None,
             metadata=turn.metadata,
         )
+        if turn.fields:
+            body.update(turn.fields)
+        return body
+
+    def body_size(self, turn: TurnInput) -> int:
+        """Bytes of the body this transport's first attempt at ``turn`` sends (the
+        request body, or the WebSocket message): a trace replay sizes its padding by it."""
+        return len(orjson.dumps(self._body(turn, self.chained)))
 
     def _run(self, turn: TurnInput) -> TurnOutcome:
         """The turn, repeated after each rate-limited attempt as the retry policy says, and

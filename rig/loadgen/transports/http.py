@@ -119,3 +119,7 @@ class HTTPTransport(OverHTTP):
                 chained = False
                 continue
             return
+
+    def body_size(self, turn: TurnInput) -> int:
+        """Bytes of the first attempt's request body (``stream: true`` included)."""
+        return len(orjson.dumps(dict(self._body(turn, self.chained), stream=True)))

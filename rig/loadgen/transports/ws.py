@@ -116,6 +116,12 @@ class WSTransport(Transport):
         outcome.error = outcome.error or f"connection kept closing; gave up (last: {failure})"
         outcome.broken = failure is not None
 
+    def body_size(self, turn: TurnInput) -> int:
+        """Bytes of the first attempt's ``response.create`` message."""
+        if self.fallback is not None:
+            return self.fallback.body_size(turn)
+        return len(encode_client_event(self._body(turn, True)))
+
     def _failed(self, outcome: TurnOutcome) -> bool:
         """Count a failed WebSocket attempt; at ``--ws-fallback`` of them in a row, go on
         over HTTP (the turn is tried again there at once)."""
