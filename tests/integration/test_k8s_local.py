@@ -270,7 +270,17 @@ def test_the_gateway_overlay_runs_the_load_through_two_gateway_replicas_sharing_
     local_ports["redis"] = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     local_ports["influxdb"] = victoria_metrics.port
     second_gateway = free_port()
-    shrunk = {"RIG_USERS": "8", "RIG_SPAWN_RATE": "8", "RIG_DURATION": "8s", "RIG_TIME_SCALE": "0"}
+    # Shrunk to seconds, a run with 8 users completed 3-5 tasks per transport, and the upload
+    # reduction then depended on which tasks each transport happened to finish (0.78-0.83
+    # seen against the rendered 0.8): 16 users playing one scenario finish enough tasks
+    # for the rendered checks to judge the gateway, not the sample.
+    shrunk = {
+        "RIG_USERS": "16",
+        "RIG_SPAWN_RATE": "16",
+        "RIG_DURATION": "8s",
+        "RIG_TIME_SCALE": "0",
+        "RIG_SCENARIO": "add_search_feature",
+    }
     rendered_env = find(docs, "ConfigMap", "rig-run")["data"]
     assert set(shrunk) <= set(rendered_env)
     assert find(docs, "Deployment", "gateway")["spec"]["replicas"] == 2
@@ -340,7 +350,10 @@ def test_the_gateway_overlay_runs_the_load_through_two_gateway_replicas_sharing_
         for process in reversed(processes):
             process.stop()
 
-    assert master.returncode == 0, output[-4000:] + worker_output[-2000:] + gateway_output[-2000:]
+    checks = "\n".join(line for line in output.splitlines() if "rig.run: check" in line)
+    assert master.returncode == 0, (
+        checks + "\n" + output[-3000:] + worker_output[-2000:] + gateway_output[-2000:]
+    )
     summary = _summary_line(output)
     transports = rendered_env["RIG_TRANSPORTS"].split(",")
     assert set(summary["transports"]) == set(transports)
