@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rig.loadgen import registry
-from rig.loadgen.link import LinkError, load_link, parse_links
+from rig.loadgen.link import load_link, parse_links
 from rig.loadgen.options import parse_workload
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
@@ -98,33 +98,26 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 90s, 5m)") from None
 
 
-def link_option(text: str) -> str:
-    """``--link``: a shipped link profile's name or a profile file, checked now."""
-    if text:
-        try:
-            load_link(text)
-        except LinkError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _checked(parse: Callable[[str], object], what: str) -> Callable[[str], str]:
+    """An argparse type for ``what``: the text as given, once ``parse`` accepts it (checked
+    when the command line is read; empty: not set); its error (a ``ValueError``, as
+    :class:`~rig.loadgen.link.LinkError` and :class:`~rig.traces.TraceError` are) as argparse's."""
+
+    def check(text: str) -> str:
+        if text:
+            try:
+                parse(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__doc__ = what
+    return check
 
 
-def workload_option(text: str) -> str:
-    """``--workload``: ``scenarios`` or a trace that can be read, checked now."""
-    try:
-        parse_workload(text)
-    except ValueError as exc:  # TraceError is one
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def links_option(text: str) -> str:
-    """``--links``: a mix of links with weights, checked now."""
-    if text:
-        try:
-            parse_links(text)
-        except LinkError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+link_option = _checked(load_link, "``--link``: a shipped link profile's name or a profile file.")
+links_option = _checked(parse_links, "``--links``: a mix of links with weights.")
+workload_option = _checked(parse_workload, "``--workload``: ``scenarios`` or a readable trace.")
 
 
 @dataclass(frozen=True)

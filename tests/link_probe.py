@@ -11,23 +11,28 @@ import sys
 
 import orjson
 
-from rig.loadgen.link import load_link
+from rig.loadgen.link import LinkProfile, load_link
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
-from rig.metrics.records import RecordTags, TurnRecord, record_to_dict
+from rig.metrics.records import RecordTags, TaskRecord, TurnRecord, record_to_dict
 from rig.workload.scenarios import builtin_scenarios
 
+SCENARIO = builtin_scenarios()["fix_failing_test"]
 
-def main(argv: list[str]) -> int:
-    url, transport = argv[0], argv[1]
-    link = load_link(argv[2] if len(argv) > 2 else "direct")
-    scenario = builtin_scenarios()["fix_failing_test"]
+
+def run_task(
+    url: str, transport: str, link: LinkProfile | None, run_id: str = "probe"
+) -> tuple[TaskRecord, list[TurnRecord]]:
+    """One task of the ``fix_failing_test`` scenario over ``link`` (``None``: none): its
+    task record and its turns."""
     records: list = []
     config = SessionConfig(
         transport=transport,
-        scenario=scenario,
+        scenario=SCENARIO,
         target=Target.from_url(url),
-        tags=RecordTags("probe", scenario.name, transport, "mock", link=link.name),
+        tags=RecordTags(
+            run_id, SCENARIO.name, transport, "mock", link=link.name if link else "direct"
+        ),
         time_scale=0.0,
         link=link,
     )
@@ -36,9 +41,15 @@ def main(argv: list[str]) -> int:
         task = session.run_task()
     finally:
         session.close()
-    for record in records:
-        if isinstance(record, TurnRecord):
-            sys.stdout.write(orjson.dumps(record_to_dict(record)).decode() + "\n")
+    return task, [r for r in records if isinstance(r, TurnRecord)]
+
+
+def main(argv: list[str]) -> int:
+    url, transport = argv[0], argv[1]
+    link = load_link(argv[2] if len(argv) > 2 else "direct")
+    task, turns = run_task(url, transport, link)
+    for record in turns:
+        sys.stdout.write(orjson.dumps(record_to_dict(record)).decode() + "\n")
     return 0 if task.ok else 1
 
 

@@ -391,6 +391,15 @@ class Upstream:
             )
         return self._session
 
+    def _unreachable(self, exc: BaseException) -> UpstreamError:
+        """A call that timed out (504) or could not reach the upstream (502), as the API's
+        error: the exception's type only, never its text (it may hold the URL's secrets)."""
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeoutError(
+                f"The upstream did not answer within {self.config.timeout_s:g} seconds."
+            )
+        return UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.")
+
     async def close(self) -> None:
         """Close the connection pool."""
         if self._session is not None:
@@ -444,14 +453,9 @@ class Upstream:
                         stats.add("upstream_bytes_in", len(chunk))
                         yield reader.feed(chunk)
                 yield reader.end()
-            except TimeoutError:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 stats.add("upstream_errors")
-                raise UpstreamTimeoutError(
-                    f"The upstream did not answer within {self.config.timeout_s:g} seconds."
-                ) from None
-            except aiohttp.ClientError as exc:
-                stats.add("upstream_errors")
-                raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
+                raise self._unreachable(exc) from None
             except SSEError as exc:
                 stats.add("upstream_errors")
                 raise UpstreamError(f"The upstream's stream is unreadable: {exc}") from None
@@ -467,12 +471,8 @@ class Upstream:
                 if answer.status != 200:
                     passed = {k.lower(): v for k, v in answer.headers.items()}
                     raise upstream_refusal(answer.status, passed, raw, client_key=key is not None)
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"The upstream did not answer within {self.config.timeout_s:g} seconds."
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._unreachable(exc) from None
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -45,7 +45,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def namespace() -> Iterator[str]:
     """A network namespace with its loopback up, at a 1500-byte MTU, under tbf."""
     if not sys.platform.startswith("linux"):
-        pytest.skip("network namespaces are Linux's")
+        missing_tool("network namespaces are Linux's")
     for tool in ("ip", "tc"):
         if shutil.which(tool) is None:
             missing_tool(f"{tool} is not installed (apt-get install iproute2)")

@@ -12,35 +12,16 @@ from pathlib import Path
 import pytest
 
 from rig.loadgen.link import Link, LinkProfile, Outage
-from rig.loadgen.session import AgentSession, SessionConfig
-from rig.loadgen.target import Target
-from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
-from rig.workload.scenarios import builtin_scenarios
+from rig.metrics.records import TaskRecord, TurnRecord
+from tests.link_probe import run_task
 from tests.servers import start_mock
 
-SCENARIO = builtin_scenarios()["fix_failing_test"]
 SLOW = LinkProfile("slow", uplink_bps=4e6, downlink_bps=8e6, rtt_s=0.1)
 """No jitter or loss: the model's figures are exact, the rest is the mock and the host."""
 
 
 def _run(url: str, transport: str, link: LinkProfile | None) -> tuple[TaskRecord, list[TurnRecord]]:
-    records: list = []
-    config = SessionConfig(
-        transport=transport,
-        scenario=SCENARIO,
-        target=Target.from_url(url),
-        tags=RecordTags(
-            "test", SCENARIO.name, transport, "mock", link=link.name if link else "direct"
-        ),
-        time_scale=0.0,
-        link=link,
-    )
-    session = AgentSession(config, records.append)
-    try:
-        task = session.run_task()
-    finally:
-        session.close()
-    return task, [r for r in records if isinstance(r, TurnRecord)]
+    return run_task(url, transport, link, run_id="test")
 
 
 def _predicted(turns: list[TurnRecord]) -> list[float]:
