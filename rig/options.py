@@ -87,6 +87,16 @@ def fraction(text: str) -> float:
     return value
 
 
+AUTO = "auto"
+
+
+def processes(text: str) -> str:
+    """``--processes``: a count >= 1, or ``auto``."""
+    if text != AUTO:
+        positive_int(text)
+    return text
+
+
 def parse_duration(text: str) -> float:
     """Seconds, written ``90``, ``90s``, ``5m`` or ``1h``."""
     units = {"s": 1, "m": 60, "h": 3600}
@@ -384,6 +394,15 @@ class RunOptions:
         "each step's length (30s)", {CAPACITY}, default=30.0, type=parse_duration
     )
     max_users: int = option("the last step (100)", {CAPACITY}, default=100, type=positive_int)
+    processes: str = option(
+        "load-generator processes: N Locust workers under a master in this process (1: "
+        "one process, no master); auto: one per usable core, less one for each embedded "
+        "server (1)",
+        EMBEDDED,
+        default="1",
+        type=processes,
+        metavar="N|auto",
+    )
     stop_timeout: float = option(
         "at the end, wait this long for tasks in flight (300s)",
         EMBEDDED,

@@ -67,7 +67,13 @@ from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.metrics.influx import InfluxSink
 from rig.metrics.influx_config import InfluxConfig
-from rig.metrics.records import RecordTags, TurnRecord, record_from_dict, record_to_dict
+from rig.metrics.records import (
+    HealthRecord,
+    RecordTags,
+    TurnRecord,
+    record_from_dict,
+    record_to_dict,
+)
 from rig.metrics.rundir import RunDirectory, new_run_id
 from rig.options import RunOptions, add_arguments
 from rig.report import Check, parse_check
@@ -110,6 +116,9 @@ class RecordRelay:
         self.enabled = options.sink != "none"
         self.sink_counts: dict[str, tuple[int, int]] = {}
         """Points written and dropped by each process's InfluxDB sink (at its end)."""
+        self.latest_health: dict[str, HealthRecord] = {}
+        """Each load-generator process's latest health sample, by its ``worker`` tag
+        (``local``, or ``w0``, ``w1``... on the master): the progress line's."""
 
     @property
     def is_worker(self) -> bool:
@@ -124,6 +133,8 @@ class RecordRelay:
     def __call__(self, record: Any) -> None:
         if isinstance(record, TurnRecord):
             self.turns += 1
+        elif isinstance(record, HealthRecord):
+            self.latest_health[record.tags.worker] = record
         if not self.enabled:
             return
         if self.is_worker:
@@ -169,6 +180,9 @@ class RecordRelay:
         data = message.data or {}
         records = [record_from_dict(item) for item in data.get("records", ())]
         self.turns += sum(isinstance(r, TurnRecord) for r in records)
+        for record in records:
+            if isinstance(record, HealthRecord):
+                self.latest_health[record.tags.worker] = record
         if self.run is not None:
             self.run.append(records)
             self.run.flush()

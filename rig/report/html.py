@@ -921,9 +921,31 @@ def _health(summary: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in facts)
     return (
         '<div id="rig-health"><h2>Load generator health</h2>'
-        f'<table class="kv wide">{rows}</table>'
+        f'<table class="kv wide">{rows}</table>{_health_by_worker(rig.get("by_worker") or {})}'
         '<p class="note">A load generator that falls behind its own schedule inflates every '
         "latency it measures; these are its own figures for this run.</p></div>"
+    )
+
+
+def _health_by_worker(by_worker: Mapping[str, Mapping[str, Any]]) -> str:
+    """Each load-generator process's load and lag, when there was more than one."""
+    if len(by_worker) < 2:
+        return ""
+    head = "".join(
+        f"<th>{_e(h)}</th>"
+        for h in ("process", "sessions", "turns/s", "CPU mean / max", "lag p99", "saturated")
+    )
+    rows = "".join(
+        f"<tr><td>{_e(worker)}</td><td>{_e(w.get('users_max'))}</td>"
+        f"<td>{_e(w.get('turns_per_s_mean'))}</td>"
+        f"<td>{_e(_cpu(w.get('cpu_percent_mean'), w.get('cpu_percent_max')))}</td>"
+        f"<td>{_e(format_ms(w.get('lag_ms_p99_max')))}</td>"
+        f"<td>{_e(w.get('saturated_samples'))} of {_e(w.get('samples'))}</td></tr>"
+        for worker, w in by_worker.items()
+    )
+    return (
+        f'<table id="rig-health-workers" class="wide"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
     )
 
 

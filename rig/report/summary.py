@@ -69,10 +69,14 @@ means larger; ``null`` when either figure is missing or the http figure is zero.
 ``rig``: load-generator health from ``health.jsonl``: ``samples``, ``workers``,
 ``lag_ms_p99_max`` (worst scheduling-lag p99 of any sample), ``lag_ms_max``,
 ``cpu_percent_mean`` / ``cpu_percent_max``, ``saturated`` (any sample saturated),
-``saturated_samples``; the InfluxDB sink's ``sink`` (``influx``, ``influx-v1`` or ``null``),
-``points_written`` and ``points_dropped`` over the run (``null`` without a sink), taken
-after the sink's final attempt: their sum is every record the run made, and a run that
-dropped points gets a warning (``--check rig.points_dropped==0`` fails it).
+``saturated_samples``; ``by_worker``: the same per load-generator process (its ``worker``
+tag: ``local``, or ``w0``, ``w1``... with ``--processes`` or distributed workers) with
+``samples``, ``users_max``, ``turns_per_s_mean``, ``cpu_percent_mean``/``_max``,
+``lag_ms_p99_max``, ``lag_ms_max`` and ``saturated_samples``; the InfluxDB sink's
+``sink`` (``influx``, ``influx-v1`` or ``null``), ``points_written`` and
+``points_dropped`` over the run (``null`` without a sink), taken after the sink's final
+attempt: their sum is every record the run made, and a run that dropped points gets a
+warning (``--check rig.points_dropped==0`` fails it).
 
 ``rate_limits``: ``quota`` (the embedded mock's ``--rpm``/``--tpm``/... when it enforced
 one, else ``null``) and per transport ``hits``, ``by_kind``, ``wait_s``, ``turns_per_s``
@@ -620,6 +624,26 @@ def _sink_points(
     return None, written, sum(r.points_dropped for r in last.values())
 
 
+def _by_worker(health: Sequence[HealthRecord]) -> dict[str, dict[str, Any]]:
+    """Each load-generator process's own figures, by its ``worker`` tag."""
+    samples: dict[str, list[HealthRecord]] = defaultdict(list)
+    for record in health:
+        samples[record.tags.worker].append(record)
+    return {
+        worker: {
+            "samples": len(records),
+            "users_max": max(r.users for r in records),
+            "turns_per_s_mean": rounded(mean(r.turns_per_s for r in records), 2),
+            "cpu_percent_mean": rounded(mean(r.cpu_percent for r in records), 1),
+            "cpu_percent_max": rounded(max(r.cpu_percent for r in records), 1),
+            "lag_ms_p99_max": rounded(max(r.lag_ms_p99 for r in records), _MS),
+            "lag_ms_max": rounded(max(r.lag_ms_max for r in records), _MS),
+            "saturated_samples": sum(r.saturated for r in records),
+        }
+        for worker, records in sorted(samples.items())
+    }
+
+
 def _rig_health(
     health: Sequence[HealthRecord], sink: Any = None
 ) -> tuple[dict[str, Any], list[str]]:
@@ -634,6 +658,7 @@ def _rig_health(
         "cpu_percent_max": rounded(max((r.cpu_percent for r in health), default=None), 1),
         "saturated": bool(saturated),
         "saturated_samples": len(saturated),
+        "by_worker": _by_worker(health),
         "sink": sink_kind,
         "points_written": points_written,
         "points_dropped": points_dropped,

@@ -42,6 +42,7 @@ def _phase(
     run_id: str,
     workdir: Path,
     out: TextIO,
+    processes: int = 1,
 ) -> Path:
     shape = _shape(options)
     phase = options.replace(
@@ -54,8 +55,11 @@ def _phase(
     )
     argv = [sys.executable, "-m", "rig", "locust", "--headless", *to_argv(phase, "locust")]
     argv += ["--stop-timeout", f"{max(1, round(options.stop_timeout))}"]
+    if processes > 1:  # Locust's own: a master and that many forked workers
+        argv += ["--processes", str(processes)]
     log_path = workdir / f"{run_id}.log"
-    print(f"phase {transport}: {shape} (log: {log_path})", file=out, flush=True)
+    spread = f" in {processes} worker processes" if processes > 1 else ""
+    print(f"phase {transport}: {shape}{spread} (log: {log_path})", file=out, flush=True)
     with open(log_path, "w", encoding="utf-8") as log:
         done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False)
     if done.returncode not in (0, 1):  # 1: Locust counted failed requests, still a run
@@ -73,6 +77,7 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     from rig.mock.latency import PresetError, load_preset
     from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
     from rig.run.mock_process import MockProcess, MockProcessError
+    from rig.run.workers import resolve_processes
     from rig.workload.shapes import ShapeError, parse_shape
 
     def fail(code: int, message: str) -> int:
@@ -92,6 +97,10 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     if options.target_url is not None and options.quota.given():
         return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
 
+    # Each phase's embedded mock keeps a core of its own under ``auto``.
+    processes = resolve_processes(
+        options.processes, embedded_servers=0 if options.target_url else 1
+    )
     run_id = new_run_id()
     workdir = Path(options.out) / f".{run_id}-phases"
     workdir.mkdir(parents=True, exist_ok=False)
@@ -104,9 +113,13 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
             phase_id = f"{run_id}-{transport}"
             if options.target_url is None:
                 with MockProcess(mock_args) as mock:
-                    path = _phase(options, transport, mock.base_url, phase_id, workdir, out)
+                    path = _phase(
+                        options, transport, mock.base_url, phase_id, workdir, out, processes
+                    )
             else:
-                path = _phase(options, transport, options.target_url, phase_id, workdir, out)
+                path = _phase(
+                    options, transport, options.target_url, phase_id, workdir, out, processes
+                )
             meta = RunDirectory(path).read_json("meta.json")
             phases[transport] = {
                 "shape": meta.get("shape"),
@@ -133,6 +146,7 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
         started_at=phases[transports[0]]["started_at"],
         duration_s=round(sum(p.get("duration_s") or 0 for p in phases.values()), 3),
         target_url=options.target_url or "embedded mock",
+        processes=processes,
     )
     if latency is not None:
         meta.update(preset=options.preset, latency_model=latency.as_dict(), mock_limits=mock_limits)

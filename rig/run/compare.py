@@ -22,6 +22,7 @@ every session failed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import sys
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit
 from rig.metrics.influx_config import InfluxConfig, InfluxConfigError
 from rig.options import GATEWAY, RunOptions
 from rig.run.gateway_stats import StatsWatch
+from rig.run.ports import free_port
+from rig.run.workers import LocalWorkers, WorkersError, resolve_processes
 
 __all__ = ["EXIT_CHECK_FAILED", "EXIT_TARGET", "EXIT_USAGE", "run_compare"]
 
@@ -182,9 +185,9 @@ class _Comparison:
         """Run against ``target_url`` (the embedded mock's ``latency_model``, or ``None``);
         ``watch``: the gateway's ``/stats`` to sample; ``direct_url``: the direct twins'
         URL (else ``--direct-url``)."""
-        import gevent
         from locust.env import Environment
         from locust.event import Events
+        from locust.runners import LocalRunner, MasterRunner
 
         from rig.fdlimit import raise_open_files_limit
         from rig.loadgen.options import parse_transports
@@ -218,8 +221,18 @@ class _Comparison:
             events=Events(),
             stop_timeout=options.stop_timeout,
         )
-        runner = environment.create_local_runner()
-        extra_meta: dict[str, Any] = {"users": total}
+        embedded = 0 if latency_model is None else 2 if target_name == GATEWAY else 1
+        processes = resolve_processes(options.processes, embedded_servers=embedded)
+        workers: LocalWorkers | contextlib.nullcontext[None] = contextlib.nullcontext()
+        runner: LocalRunner | MasterRunner
+        if processes == 1:
+            runner = environment.create_local_runner()
+        else:
+            master_port = free_port()
+            runner = environment.create_master_runner("127.0.0.1", master_port)
+            log_dir = Path(options.out) / f".{run_id}-workers"
+            workers = LocalWorkers(processes, master_port, run_options, log_dir)
+        extra_meta: dict[str, Any] = {"users": total, "processes": processes}
         if latency_model is not None:
             extra_meta.update(
                 preset=options.preset,
@@ -229,25 +242,27 @@ class _Comparison:
         if watch is not None:
             extra_meta["gateway"] = {"url": target_url, "embedded": latency_model is not None}
             watch.begin()
-        LocustRun.attach(environment, run_options, extra_meta=extra_meta)
+        run = LocustRun.attach(environment, run_options, extra_meta=extra_meta)
         direct = f" and {', '.join(twins)} direct to {direct_url}" if twins else ""
+        spread = f" in {processes} worker processes" if processes > 1 else ""
         print(
             f"run {run_id}: {options.users} user(s) x {', '.join(transports)} for "
-            f"{options.duration:g}s against {target_url}{direct}",
+            f"{options.duration:g}s against {target_url}{direct}{spread}",
             file=out,
         )
-        runner.start(total, spawn_rate=rate)
-        started = time.monotonic()
-        sample = watch.sample if watch is not None else None
-        progress = gevent.spawn(_progress, environment, started, self.progress_s, out, sample)
-        gevent.sleep(options.duration)
-        if watch is not None:
-            watch.sample()  # at full load, before sessions stop
-        print("duration reached: waiting for tasks in flight to finish", file=out)
-        runner.stop()
-        progress.kill()
-        runner.quit()
-        environment.events.quitting.fire(environment=environment, reverse=True)
+        try:
+            with workers:
+                if isinstance(workers, LocalWorkers):
+                    workers.wait_ready(runner)
+                self._drive(environment, runner, run, total, rate, watch)
+        except WorkersError as exc:
+            runner.quit()
+            run.detach()
+            print(f"rig compare: {exc}", file=sys.stderr)
+            return EXIT_TARGET
+        finally:
+            if isinstance(workers, LocalWorkers):
+                _keep_logs(workers.log_dir, Path(options.out) / run_id / "workers")
 
         run_dir = Path(options.out) / run_id
         if watch is not None and run_dir.is_dir():
@@ -279,6 +294,46 @@ class _Comparison:
             failed += not result.passed
         return EXIT_CHECK_FAILED if failed else 0
 
+    def _drive(
+        self,
+        environment: Any,
+        runner: Any,
+        run: Any,
+        users: int,
+        rate: float,
+        watch: StatsWatch | None,
+    ) -> None:
+        """Start ``users``, show progress for the run's duration, stop them (waiting for
+        tasks in flight) and end the run, which closes its run directory."""
+        import gevent
+        from locust.runners import MasterRunner
+
+        options, out = self.options, self.out
+        runner.start(users, spawn_rate=rate)
+        started = time.monotonic()
+        sample = watch.sample if watch is not None else None
+        progress = gevent.spawn(_progress, environment, run, started, self.progress_s, out, sample)
+        gevent.sleep(options.duration)
+        if watch is not None:
+            watch.sample()  # at full load, before sessions stop
+        print("duration reached: waiting for tasks in flight to finish", file=out)
+        if isinstance(runner, MasterRunner):
+            # Straight to quit: each worker stops its users (tasks in flight finish), sends
+            # its last records, which the master awaits (rig.locust.plugin), and exits. A
+            # "stop" message first would hold every worker for --stop-timeout after it.
+            runner.quit()
+        else:
+            runner.stop()
+            runner.quit()
+        progress.kill()
+        environment.events.quitting.fire(environment=environment, reverse=True)
+
+
+def _keep_logs(source: Path, destination: Path) -> None:
+    """The workers' logs into the run directory (left where they are if it has none)."""
+    if source.is_dir() and destination.parent.is_dir():
+        shutil.move(str(source), str(destination))
+
 
 def _first_error(run_dir: Path) -> str:
     from rig.metrics.rundir import RunDirectory
@@ -291,11 +346,14 @@ def _first_error(run_dir: Path) -> str:
 
 def _progress(
     environment: Any,
+    run: Any,
     started: float,
     every_s: float,
     out: TextIO,
     sample: Callable[[], None] | None = None,
 ) -> None:
+    """Every ``every_s``: sessions, turns and failures by transport, and each load
+    generator process's sessions, scheduling lag and CPU (its latest health sample)."""
     import gevent
 
     while True:
@@ -312,4 +370,14 @@ def _progress(
             for method in sorted(turns)
         )
         users = environment.runner.user_count if environment.runner else 0
-        print(f"[{time.monotonic() - started:5.0f}s] {users} users | {cells}", file=out, flush=True)
+        line = f"[{time.monotonic() - started:5.0f}s] {users} users | {cells}"
+        health = run.relay.latest_health
+        processes = " | ".join(
+            f"{'' if worker == 'local' else worker + ' '}{record.users} users, "
+            f"lag p99 {record.lag_ms_p99:.0f} ms, CPU {record.cpu_percent:.0f}%"
+            + (" SATURATED" if record.saturated else "")
+            for worker, record in sorted(health.items())
+        )
+        if processes:
+            line += f"\n        {processes}"
+        print(line, file=out, flush=True)
