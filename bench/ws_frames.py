@@ -270,6 +270,69 @@ def aiohttp_reader(compiled: bool) -> tuple[ReadStream, str]:
     return read, reader_class.__module__
 
 
+OPCODES = frozenset({0, 1, 2, 8, 9, 10})
+"""The opcodes RFC 6455 defines."""
+
+
+def header_walk(reads: list[bytes]) -> int:
+    """What closing aiohttp's gaps from outside would cost: every frame header read in
+    Python (reserved bits, opcode, mask bit, length encodings, fragmentation state),
+    payloads skipped, no message made, nothing past a close frame. Returns the frames
+    seen."""
+    frames = 0
+    skip = 0
+    carry = b""
+    fragmented = False
+    for data in reads:
+        if carry:
+            data, carry = carry + data, b""
+        n = len(data)
+        i = skip
+        while i < n:
+            if n - i < 2:
+                carry = data[i:]
+                i = n
+                break
+            first, second = data[i], data[i + 1]
+            opcode = first & 0x0F
+            if first & 0x70 or second & 0x80 or opcode not in OPCODES:
+                raise BenchError("the header walk rejected a recorded frame")
+            if opcode < 8:
+                if (opcode == 0) != fragmented:
+                    raise BenchError("the header walk rejected a recorded frame")
+                fragmented = not first & 0x80
+            length = second & 0x7F
+            if length < 126:
+                i += 2 + length
+            elif length == 126:
+                if n - i < 4:
+                    carry = data[i:]
+                    i = n
+                    break
+                i += 4 + (data[i + 2] << 8 | data[i + 3])
+            else:
+                if n - i < 10:
+                    carry = data[i:]
+                    i = n
+                    break
+                i += 10 + int.from_bytes(data[i + 2 : i + 10])
+            frames += 1
+            if opcode == 8:
+                return frames  # websockets discards what follows a close frame
+        skip = i - n
+    return frames
+
+
+def aiohttp_with_walk(read: ReadStream) -> ReadStream:
+    """aiohttp's reader preceded by :func:`header_walk` over the same reads."""
+
+    def both(reads: list[bytes]) -> list[bytes]:
+        header_walk(reads)
+        return read(reads)
+
+    return both
+
+
 class PicowsHarness:
     """picows' client parser driven without a network: a stand-in transport takes its
     upgrade request, a valid answer is fed back, then frames go in through its buffer
@@ -291,7 +354,7 @@ class PicowsHarness:
                     (frame.msg_type.value, frame.fin, frame.get_payload_as_bytes())
                 )
 
-        self._pair = socket.socketpair()
+        self._pair = _tcp_pair()
         self._loop = asyncio.new_event_loop()
         stand_in = _StandInTransport(self._pair[0], self.written)
 
@@ -339,6 +402,14 @@ class PicowsHarness:
         self._loop.close()
         for end in self._pair:
             end.close()
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two connected loopback TCP sockets (picows sets TCP options on its socket)."""
+    with socket.create_server((HOST, 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    return client, accepted
 
 
 class _StandInTransport:
@@ -689,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         "websockets messages": websockets_messages,
         f"aiohttp ({'compiled' if compiled else 'NOT compiled'})": aiohttp_c,
         "aiohttp (python)": aiohttp_py,
+        "header walk (python)": header_walk,
+        "aiohttp + header walk": aiohttp_with_walk(aiohttp_c),
     }
     picows = picows_reader()
     if picows is not None:
@@ -701,10 +774,12 @@ def main(argv: list[str] | None = None) -> int:
         streams = record_streams(delta_tokens, args.tasks, args.seed)
         reference = [websockets_messages(s) for s in streams]
         for name, read in readers.items():
-            if name.startswith("websockets"):
+            if name.startswith("websockets") or name == "header walk (python)":
                 continue
             if [read(s) for s in streams] != reference:
                 raise BenchError(f"{name} did not yield websockets' messages")
+        if sum(header_walk(s) for s in streams) != sum(websockets_frames(s) for s in streams):
+            raise BenchError("the header walk did not count websockets' frames")
         stream_set = StreamSet(
             delta_tokens=delta_tokens,
             streams=streams,
