@@ -2,10 +2,11 @@
 websockets' sans-I/O parser (what :class:`rig.loadgen.ws.WSConnection` uses) beside
 C-accelerated readers, and whether each accepts and rejects what websockets does.
 
-Streams are recorded from the real mock: ``rig mock --preset instant`` on a free port,
-``--delta-tokens`` 1 and 8, one :class:`rig.loadgen.session.AgentSession` over the ``ws``
-transport running ``--tasks`` tasks while every read of its socket is kept, in the sizes
-the socket gave them (the handshake's bytes are cut off). Each reader then parses the
+Streams are recorded from the real mock: ``rig mock --preset instant`` (``--preset fast``:
+paced like a model, so reads of one to three frames) on a free port, ``--delta-tokens`` 1
+and 8, one :class:`rig.loadgen.session.AgentSession` per built-in scenario over the ``ws``
+transport running ``--tasks`` tasks (tools instant) and closing, while every read of its
+socket is kept, in the sizes the socket gave them (the handshake's bytes are cut off). Each reader then parses the
 recorded reads, in the same order, from a fresh parser per connection:
 
 * ``websockets frames``: ``ClientProtocol.receive_data`` + ``events_received`` (the
@@ -16,6 +17,9 @@ recorded reads, in the same order, from a fresh parser per connection:
   when the wheel ships it; the table says which), ``feed_data`` then the queue drained,
   whole messages out;
 * ``aiohttp (python)``: the same reader's pure-Python twin (``reader_py``), for scale;
+* ``header walk (python)``: every frame header read in Python, payloads skipped: what
+  checking from outside what aiohttp's reader does not report (the mask bit, the
+  fragmentation state) would add; ``aiohttp + header walk`` is the two together;
 * ``picows``: picows' Cython parser (``WSProtocol``) fed through its buffer protocol with
   a stand-in transport, frames to its listener, payloads as bytes; only when ``picows``
   is importable (it is not a dependency: ``pip install picows`` to include it).
@@ -35,6 +39,7 @@ agrees on every case.
 Usage (from the repository root)::
 
     python bench/ws_frames.py                       # about a minute
+    python bench/ws_frames.py --preset fast --no-conformance   # about two minutes
     python bench/ws_frames.py --delta-tokens 1 --rounds 9 --tasks 2
 
 Figures and the decision: docs/performance.md, "WebSocket frame reader".
@@ -59,6 +64,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,14 +117,17 @@ class BenchError(RuntimeError):
 
 
 @contextlib.contextmanager
-def mock_server(delta_tokens: int, seed: int) -> Iterator[str]:
-    """``rig mock --preset instant`` on a free port; yields its ``http://…/v1`` URL."""
+def mock_server(preset: str, delta_tokens: int, seed: int) -> Iterator[str]:
+    """``rig mock --preset PRESET`` on a free port; yields its ``http://…/v1`` URL."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "rig", "mock", "--port", str(port), "--preset", "instant",
+        sys.executable, "-m", "rig", "mock", "--port", str(port), "--preset", preset,
         "--delta-tokens", str(delta_tokens), "--seed", str(seed), "--log-level", "warning",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     process = subprocess.Popen(
         argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -180,10 +189,10 @@ def frame_reads(reads: list[bytes]) -> list[bytes]:
     raise BenchError("a recorded connection has no complete handshake answer")
 
 
-def record_streams(delta_tokens: int, tasks: int, seed: int) -> list[list[bytes]]:
+def record_streams(preset: str, delta_tokens: int, tasks: int, seed: int) -> list[list[bytes]]:
     """Reads of each ``ws`` connection of one session per built-in scenario, each running
     ``tasks`` tasks (tools instant) and then closing."""
-    with mock_server(delta_tokens, seed) as base_url, recording_reads() as reads:
+    with mock_server(preset, delta_tokens, seed) as base_url, recording_reads() as reads:
         target = Target.from_url(base_url)
         corpus = Corpus.load()
         scenarios = builtin_scenarios()
@@ -348,7 +357,7 @@ class PicowsHarness:
         self.closed = False
         harness = self
 
-        class Listener(picows.WSListener):  # type: ignore[misc]
+        class Listener(picows.WSListener):
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
                 harness.frames.append(
                     (frame.msg_type.value, frame.fin, frame.get_payload_as_bytes())
@@ -515,10 +524,12 @@ class StreamSet:
     wire_bytes: int
 
 
-def _cpu(run: Callable[[], object], repeat: int) -> float:
+def _cpu(read: Callable[[list[bytes]], object], streams: list[list[bytes]], repeat: int) -> float:
+    """CPU seconds of ``repeat`` passes of ``read`` over every stream."""
     start = time.process_time()
     for _ in range(repeat):
-        run()
+        for stream in streams:
+            read(stream)
     return time.process_time() - start
 
 
@@ -537,7 +548,7 @@ def time_readers(
         wall_before = time.monotonic()
         seconds: dict[str, float] = {}
         for name, read in readers.items():
-            seconds[name] = _cpu(lambda read=read: [read(s) for s in streams.streams], repeat)
+            seconds[name] = _cpu(read, streams.streams, repeat)
         wall = time.monotonic() - wall_before
         machine = machine_cpu_seconds() - machine_before
         own = time.process_time() - own_before
@@ -705,10 +716,19 @@ def verdict_picows(data: bytes) -> str:
 
 
 def _describe(messages: list[bytes], close: int | None) -> str:
-    shown = ", ".join(
-        repr(bytes(m)) if len(m) <= 12 else f"<{len(m)} bytes>" for m in messages
-    ) or "no message"
+    shown = (
+        ", ".join(repr(bytes(m)) if len(m) <= 12 else f"<{len(m)} bytes>" for m in messages)
+        or "no message"
+    )
     return shown + (f"; close {close}" if close is not None else "")
+
+
+def _verdict(row: CaseRow, name: str) -> str:
+    return row.verdicts[name]
+
+
+def _agrees(row: CaseRow, name: str) -> str:
+    return "yes" if row.verdicts[name] == row.verdicts["websockets"] else "NO"
 
 
 @dataclass(frozen=True)
@@ -736,17 +756,37 @@ def conformance(candidates: dict[str, Callable[[bytes], str]]) -> list[CaseRow]:
 
 
 def _range(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+    """Median (min-max)."""
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return f"{format(statistics.median(values), fmt)} ({low}-{high})"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--delta-tokens", type=int_list, default=(1, 8),
-                        help="mock --delta-tokens values to record at (default 1,8)")
-    parser.add_argument("--tasks", type=positive_int, default=1,
-                        help="agent tasks recorded per scenario and setting (default 1)")
-    parser.add_argument("--rounds", type=positive_int, default=7,
-                        help="timed rounds, readers alternating (default 7)")
+    parser.add_argument(
+        "--delta-tokens",
+        type=int_list,
+        default=(1, 8),
+        help="mock --delta-tokens values to record at (default 1,8)",
+    )
+    parser.add_argument(
+        "--tasks",
+        type=positive_int,
+        default=1,
+        help="agent tasks recorded per scenario and setting (default 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=7,
+        help="timed rounds, readers alternating (default 7)",
+    )
+    parser.add_argument(
+        "--preset",
+        default="instant",
+        help="the mock's latency preset: instant (default: reads of many frames) or fast "
+        "(paced like a model: reads of one to three frames, as the scale cells see)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-conformance", action="store_true",
                         help="skip the conformance table")  # fmt: skip
@@ -771,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
 
     noisy: list[float] = []
     for delta_tokens in args.delta_tokens:
-        streams = record_streams(delta_tokens, args.tasks, args.seed)
+        streams = record_streams(args.preset, delta_tokens, args.tasks, args.seed)
         reference = [websockets_messages(s) for s in streams]
         for name, read in readers.items():
             if name.startswith("websockets") or name == "header walk (python)":
@@ -791,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
         results, other_busy = time_readers(stream_set, readers, args.rounds)
         noisy += other_busy
         print(
-            f"--delta-tokens {delta_tokens}: {stream_set.frames} frames, "
+            f"--preset {args.preset} --delta-tokens {delta_tokens}: {stream_set.frames} frames, "
             f"{stream_set.messages} messages in {stream_set.reads} reads "
             f"({stream_set.wire_bytes / stream_set.reads:,.0f} bytes a read, "
             f"{stream_set.frames / stream_set.reads:.1f} frames a read), "
@@ -804,6 +844,10 @@ def main(argv: list[str] | None = None) -> int:
             ("/ websockets messages", lambda r: _range(r.to_messages, ".3f")),
         ]
         print(table(columns, results))
+        halving = [r.name for r in results[2:] if max(r.to_frames) <= HALF]
+        print(
+            f"at most {HALF:g} x websockets' parser in every round: {', '.join(halving) or 'none'}"
+        )
         print()
 
     if not args.no_conformance:
@@ -813,12 +857,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = conformance(candidates)
         names = ["websockets", *candidates]
         case_columns: list[Column[CaseRow]] = [("case", lambda r: r.case)]
-        for name in names:
-            case_columns.append((name, lambda r, name=name: r.verdicts[name]))
-        for name in candidates:
-            case_columns.append(
-                (f"{name} agrees", lambda r, name=name: "yes" if r.verdicts[name] == r.verdicts["websockets"] else "NO")
-            )
+        case_columns += [(name, partial(_verdict, name=name)) for name in names]
+        case_columns += [(f"{name} agrees", partial(_agrees, name=name)) for name in candidates]
         print(f"Conformance (max_size {CASE_MAX_SIZE}):")
         print(table(case_columns, rows))
         for name in candidates:
