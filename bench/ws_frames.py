@@ -4,10 +4,11 @@ C-accelerated readers, and whether each accepts and rejects what websockets does
 
 Streams are recorded from the real mock: ``rig mock --preset instant`` (``--preset fast``:
 paced like a model, so reads of one to three frames) on a free port, ``--delta-tokens`` 1
-and 8, one :class:`rig.loadgen.session.AgentSession` per built-in scenario over the ``ws``
-transport running ``--tasks`` tasks (tools instant) and closing, while every read of its
-socket is kept, in the sizes the socket gave them (the handshake's bytes are cut off). Each reader then parses the
-recorded reads, in the same order, from a fresh parser per connection:
+and 8, one :class:`rig.loadgen.session.AgentSession` per built-in scenario over the
+``ws`` transport running ``--tasks`` tasks (tools instant) and closing, while every read
+of its socket is kept, in the sizes the socket gave them (the handshake's bytes are cut
+off). Each reader then parses the recorded reads, in the same order, from a fresh parser
+per connection:
 
 * ``websockets frames``: ``ClientProtocol.receive_data`` + ``events_received`` (the
   reference the issue quotes);
