@@ -30,6 +30,9 @@ and client CPU. ``--scale-links direct,fiber,lte`` runs each scale cell once per
 profile, one after the other against a fresh mock each (``direct``: no shaping), and
 compares each shaped cell with the unshaped one: what the link emulation costs the client
 per turn and whether it keeps the scheduling lag (p50 and p99 over the window).
+``--scale-gc default,tuned`` runs each scale cell once per garbage-collector mode of
+:mod:`rig.loadgen.collector` (settled after the last spawn, as a run does), with the
+collections and their pauses counted over the window.
 
 Usage (from the repository root)::
 
@@ -37,6 +40,7 @@ Usage (from the repository root)::
     python bench/loadgen_throughput.py --cells reference,http --presets fast --seconds 30
     python bench/loadgen_throughput.py --cells scale --scale-sessions 250,500,1000
     python bench/loadgen_throughput.py --cells scale --pin --scale-links direct,fiber,lte
+    python bench/loadgen_throughput.py --cells scale --pin --scale-gc default,tuned
 
 Figures and method: docs/performance.md. A client child is started as
 ``python bench/loadgen_throughput.py --client http|ws|reference ...`` and prints one JSON
@@ -54,6 +58,7 @@ if __name__ == "__main__" and "--client" in sys.argv[1:]:
 
 import argparse
 import contextlib
+import itertools
 import os
 import resource
 import signal
@@ -84,6 +89,7 @@ from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside thi
     table,
 )
 
+from rig.loadgen.collector import MODES, CollectorPauses, settle  # noqa: E402
 from rig.loadgen.health import LAG_LIMIT_MS, HealthMonitor  # noqa: E402
 from rig.loadgen.link import LinkError, load_link  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
@@ -259,6 +265,8 @@ class Tally:
     turn_ms: list[float] = field(default_factory=list)
     window_open: bool = False
     """Latencies are kept only inside the measured window."""
+    gc_pauses: dict[str, float] = field(default_factory=dict)
+    """The collector's figures over the window (:class:`CollectorPauses`)."""
 
     def add(self, ok: bool, sent: int, received: int, error: str = "") -> None:
         """Count one request of the reference (body bytes only: it sees no wire)."""
@@ -372,6 +380,10 @@ class CellResult:
     """Scheduling lag p50 over the whole window (the same samples as ``lag_p99_ms``)."""
     link: str = "direct"
     """The link profile every session of the cell went through (``direct``: none)."""
+    gc: str = "default"
+    """The garbage collector's mode after the spawn (:mod:`rig.loadgen.collector`)."""
+    gc_pauses: dict[str, float] = field(default_factory=dict)
+    """Collections over the window by generation: count, total and longest pause (ms)."""
     ttft_ms_p50: float = 0.0
     ttft_ms_p99: float = 0.0
     turn_ms_p50: float = 0.0
@@ -449,6 +461,8 @@ def summarise(
         errors=dict(tally.errors.most_common(5)),
         settings=settings,
         link=str(settings.get("link", "direct")),
+        gc=str(settings.get("gc", "default")),
+        gc_pauses=dict(tally.gc_pauses),
     )
 
 
@@ -472,6 +486,8 @@ class ClientOptions:
     record_tasks: int
     link: str = "direct"
     """The link profile every session goes through (``direct``: no shaping)."""
+    gc: str = "default"
+    """The garbage collector's mode once the sessions are spawned."""
 
 
 def _scenarios() -> list[Scenario]:
@@ -554,7 +570,10 @@ def measure(
     the measured window, so each of their reports lies inside it.
     """
     greenlets = workers(options.ramp_s)
-    gevent.sleep(options.ramp_s + options.warmup_s)
+    gevent.sleep(options.ramp_s)
+    settle(options.gc)  # after the last spawn, as a run does
+    gevent.sleep(options.warmup_s)
+    pauses = CollectorPauses()
     windows: list[HealthRecord] = []
     whole: list[HealthRecord] = []
     tags = RecordTags(run="bench", scenario="mixed", transport=options.client, target="mock")
@@ -569,11 +588,14 @@ def measure(
     ]
     first = Snapshot.take(tally, options.server_pid)
     tally.window_open = True
+    pauses.start()
     for monitor in monitors:
         monitor.start()
     gevent.sleep(options.seconds)
     for monitor in monitors:
         monitor.stop()
+    pauses.stop()
+    tally.gc_pauses = pauses.figures()
     tally.window_open = False
     last = Snapshot.take(tally, options.server_pid)
     gevent.killall(greenlets, timeout=10)
@@ -734,6 +756,7 @@ def _settings(options: ClientOptions) -> dict[str, Any]:
         "time_scale": options.time_scale,
         "seed": options.seed,
         "link": options.link,
+        "gc": options.gc,
     }
 
 
@@ -752,6 +775,7 @@ def client_main(args: argparse.Namespace) -> int:
         seed=args.seed,
         record_tasks=args.record_tasks,
         link=args.link,
+        gc=args.gc,
     )
     raise_fd_limit(2 * options.sessions + FD_HEADROOM)
     if options.client == "reference":
@@ -788,6 +812,8 @@ class BenchConfig:
     json_path: Path | None
     pin: bool = False
     scale_links: tuple[str, ...] = ("direct",)
+    scale_gc: tuple[str, ...] = ("default",)
+    """Garbage-collector modes of the scale cells: each session count runs once per mode."""
     """Link profiles of the scale cells: each session count runs once per link."""
     """Mock on CPU 0, client on CPU 1 (each process keeps its own core)."""
 
@@ -808,6 +834,7 @@ def run_client(mock: MockServer, cell: CellPlan, config: BenchConfig) -> CellRes
         "--seed", str(config.seed),
         "--record-tasks", str(config.record_tasks),
         "--link", cell.link,
+        "--gc", cell.gc,
     ]  # fmt: skip
     budget = 120 + 3 * (cell.ramp_s + cell.warmup_s + cell.seconds)
     try:
@@ -852,6 +879,7 @@ class CellPlan:
     ramp_s: float
     time_scale: float
     link: str = "direct"
+    gc: str = "default"
 
 
 def plan(config: BenchConfig) -> list[CellPlan]:
@@ -879,7 +907,7 @@ def plan(config: BenchConfig) -> list[CellPlan]:
             "fast", config.scale_delta_tokens, config.scale_workers, config.seed
         )
         for sessions in config.scale_sessions:
-            for link in config.scale_links:
+            for link, gc_mode in itertools.product(config.scale_links, config.scale_gc):
                 plans.append(
                     CellPlan(
                         cell="scale",
@@ -891,6 +919,7 @@ def plan(config: BenchConfig) -> list[CellPlan]:
                         ramp_s=sessions / config.scale_spawn_rate,
                         time_scale=config.scale_time_scale,
                         link=link,
+                        gc=gc_mode,
                     )
                 )
     return plans
@@ -951,6 +980,7 @@ THROUGHPUT: list[Column[CellResult]] = [
 SCALE: list[Column[CellResult]] = [
     ("sessions", lambda r: f"{r.sessions:,}"),
     ("link", lambda r: r.link),
+    ("gc", lambda r: r.gc),
     ("open WS", lambda r: f"{r.open_connections:,}"),
     ("connects", lambda r: f"{r.connects:,}"),
     ("turns/s", lambda r: f"{r.turns_per_s:,.0f}"),
@@ -964,11 +994,20 @@ SCALE: list[Column[CellResult]] = [
     ("lag p99 ms", lambda r: f"{r.lag_p99_ms:.1f}"),
     ("worst 2 s p99", lambda r: f"{r.lag_p99_ms_worst_window:.1f}"),
     ("lag max ms", lambda r: f"{r.lag_max_ms:.1f}"),
+    ("full GCs", lambda r: f"{r.gc_pauses.get('gen2_count', 0):.0f}"),
+    ("full GC max ms", lambda r: f"{r.gc_pauses.get('gen2_ms_max', 0):.0f}"),
+    ("GC ms/s", lambda r: f"{_gc_ms_per_s(r):.1f}"),
     ("TTFT p50/p99 ms", lambda r: f"{r.ttft_ms_p50:.0f}/{r.ttft_ms_p99:.0f}"),
     ("turn p50/p99 ms", lambda r: f"{r.turn_ms_p50:.0f}/{r.turn_ms_p99:.0f}"),
     ("RSS MB", lambda r: f"{r.rss_mb:.0f}"),
     ("preempted /s", lambda r: f"{r.preempted_per_s:.0f}"),
 ]
+
+
+def _gc_ms_per_s(result: CellResult) -> float:
+    """The collector's pauses, every generation, per second of the window."""
+    total = sum(result.gc_pauses.get(f"gen{g}_ms_total", 0.0) for g in range(3))
+    return total / result.seconds if result.seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -1169,6 +1208,14 @@ def _name_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def _gc_list(text: str) -> tuple[str, ...]:
+    modes = _name_list(text)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown gc mode {unknown[0]!r}; choose from {MODES}")
+    return modes
+
+
 def _link_list(text: str) -> tuple[str, ...]:
     names = _name_list(text)
     for name in names:
@@ -1266,6 +1313,13 @@ def build_parser() -> argparse.ArgumentParser:
         "runs once per link, and shaped cells are compared with the direct one (default: "
         "direct, no shaping)",
     )
+    parser.add_argument(
+        "--scale-gc",
+        type=_gc_list,
+        default=("default",),
+        help="garbage-collector modes of the scale cells, of " + ", ".join(MODES) + ": each "
+        "session count runs once per mode (default: default, the interpreter's own)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--pin",
@@ -1282,6 +1336,7 @@ def build_parser() -> argparse.ArgumentParser:
     child.add_argument("--ramp", type=float, default=0.0, help=argparse.SUPPRESS)
     child.add_argument("--time-scale", type=float, default=0.0, help=argparse.SUPPRESS)
     child.add_argument("--link", default="direct", help=argparse.SUPPRESS)
+    child.add_argument("--gc", default="default", choices=MODES, help=argparse.SUPPRESS)
     return parser
 
 
@@ -1309,6 +1364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_path=args.json,
         pin=args.pin,
         scale_links=args.scale_links,
+        scale_gc=args.scale_gc,
     )
     if config.pin and len(os.sched_getaffinity(0)) < 2:
         print("loadgen_throughput: --pin needs 2 CPUs", file=sys.stderr)

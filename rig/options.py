@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rig.loadgen import registry
+from rig.loadgen.collector import MODES, TUNED
 from rig.loadgen.link import load_link, parse_links
 from rig.loadgen.options import parse_workload
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
@@ -425,6 +426,14 @@ class RunOptions:
         "soak:users=100,duration=2h",
         {LOCUST},
         default="",
+    )
+    gc: str = option(
+        "the garbage collector once the users are spawned: tuned (default: collect, freeze "
+        "what the spawn built, rarer full collections; rig.loadgen.collector), freeze, or "
+        "default (the interpreter's own)",
+        _RUN,
+        default=TUNED,
+        choices=MODES,
     )
     retry_policy: str = option(
         "on a rate limit: backoff[:base=0.5,cap=30,attempts=8] (honours retry-after, "

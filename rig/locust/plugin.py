@@ -51,6 +51,7 @@ from rig.loadgen.backoff import (
     parse_retry_policy,
     parse_task_backoff,
 )
+from rig.loadgen.collector import settle
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix
@@ -346,6 +347,7 @@ class LocustRun:
         for hook, listener in (
             (events.test_start, run._on_test_start),
             (events.test_stop, run._on_test_stop),
+            (events.spawning_complete, run._on_spawned),
             (events.quitting, run._on_quitting),
         ):
             hook.add_listener(listener)
@@ -489,6 +491,12 @@ class LocustRun:
             )
             self.monitor.start()
 
+    def _on_spawned(self, **_: Any) -> None:
+        """Every user spawned: settle the garbage collector (``--gc``), so full collections
+        neither walk what the spawn built nor stop the sessions often."""
+        if not isinstance(self.environment.runner, MasterRunner):
+            settle(self.options.gc)
+
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
         if isinstance(runner, MasterRunner):
@@ -569,6 +577,7 @@ class LocustRun:
                 "ttft_slo_ms": options.ttft_slo_ms,
             },
             "retry_policy": options.retry_policy,
+            "gc": options.gc,
             "links": self.links.names,
             "stream_idle_timeout_s": options.stream_idle_timeout,
             "stream_retries": options.stream_retries,

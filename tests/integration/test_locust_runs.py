@@ -12,10 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rig.loadgen.collector import THRESHOLDS
 from tests.servers import start_mock
 
 TWO_RUNS = r"""
-import json, sys
+import gc, json, sys
 import gevent
 from locust.env import Environment
 from locust.event import Events
@@ -25,10 +26,11 @@ from rig.options import RunOptions
 url, out = sys.argv[1], sys.argv[2]
 events = Events()  # one set of events for both runs, as in a `locust -f` process
 report = []
-for n, (extra, checks) in enumerate([({"preset": "first"}, ["ws.turns>=1"]), ({}, [])]):
+runs = [({"preset": "first"}, ["ws.turns>=1"], "default"), ({}, [], "tuned")]
+for n, (extra, checks, gc_mode) in enumerate(runs):
     options = RunOptions(
         target_url=url, transports="http", time_scale=0.0, out=out, run_id=f"run{n}",
-        check=checks, users_per_transport=1,
+        check=checks, users_per_transport=1, gc=gc_mode,
     )
     environment = Environment(user_classes=user_classes(["http"]), events=events)
     runner = environment.create_local_runner()
@@ -50,6 +52,8 @@ for n, (extra, checks) in enumerate([({"preset": "first"}, ["ws.turns>=1"]), ({}
         "checks": len(run.checks),
         "run_dir": str(run.relay.run.path),
         "turns": run.relay.turns,
+        "frozen": gc.get_freeze_count(),
+        "threshold": list(gc.get_threshold()),
     })
 print(json.dumps(report))
 """
@@ -79,5 +83,9 @@ def test_a_second_run_in_the_same_process_inherits_nothing_from_the_first(
     second_meta = json.loads((Path(second["run_dir"]) / "meta.json").read_text())
     assert first_meta["preset"] == "first"
     assert "preset" not in second_meta
+    # --gc: the interpreter's own collector in the first run; settled once the second
+    # run's users were spawned (what they built frozen, rarer collections).
+    assert first["frozen"] == 0 and first["threshold"] == [700, 10, 10]
+    assert second["frozen"] > 0 and tuple(second["threshold"]) == THRESHOLDS
     second_turns = (Path(second["run_dir"]) / "turns.jsonl").read_text().splitlines()
     assert second_turns and all(json.loads(t)["run"] == "run1" for t in second_turns)
