@@ -44,6 +44,12 @@ class MockProcess:
         self._process: subprocess.Popen[str] | None = None
 
     @property
+    def pid(self) -> int:
+        """The child's process id (once started)."""
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
