@@ -1,8 +1,9 @@
 """Codex CLI (the real process) against ``rig mock --record``, then ``rig trace import
 codex`` on the rollout Codex wrote: the two traces of one session agree on its model turns
 and tool calls, and the recording's request sizes are the bytes Codex sent. Then both
-traces replay with ``rig compare`` over ``http`` and ``ws`` at 100 sessions a transport,
-and each replayed request has the size of the request Codex sent (within 2%).
+traces replay in one ``rig compare`` run over ``http`` and ``ws`` at 100 sessions a
+transport (each traced session by half of them), and each replayed request has the size
+of the request Codex sent (within 2%).
 
 The recording is the truth for both: it holds every request as the mock received it. The
 rollout holds every item Codex sent, exactly (the base instructions as the message Codex
@@ -10,10 +11,11 @@ sends them in, 0.7% off: Codex edits its text a little), but not the tool schema
 request's other fields (``reasoning``, ``text``, ``prompt_cache_key``, ``client_metadata``
 ...): those come from the shipped ``codex`` set, recorded from the same Codex version
 (``--shape-from codex``). Nor does it say how a request travelled, so an imported turn's
-body is the HTTP request's; over WebSocket Codex sends about 130 bytes more of other
-fields (1.2% of a continuation), and it sends its instructions and tools ahead in a
-warm-up (``generate: false``) the rollout does not show, so the imported trace's first
-request over ``ws`` carries the warm-up's items with the first turn's: it is checked
+body is the HTTP request's (its other fields are those of the shipped set's sessions,
+whose workspace path, in ``client_metadata``, has another length: within 1% here). Over
+WebSocket, Codex sends its instructions and tools ahead in a warm-up (``generate:
+false``) the rollout does not show, so the imported trace's first request over ``ws``
+carries the warm-up's items with the first turn's: it is checked
 against those two together, the later turns one by one.
 """
 
