@@ -31,6 +31,12 @@ _CALL_TYPES = frozenset({"function_call", "custom_tool_call"})
 _OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
 _DEFAULT_OUTPUT_BYTES = 64
 """The size of a tool output the trace does not give (a call it never answered)."""
+_STREAM_FIELD = len(',"stream":true')
+"""An HTTP request's own field when it asks for SSE."""
+_TYPE_FIELD = len('"type":"response.create",')
+"""A WebSocket message's own field."""
+_PREVIOUS_FIELD = len(',"previous_response_id":')
+"""The key of a continuation's field (its value is the id, quoted)."""
 
 
 def comparable(transport: str, traced: str | None) -> bool:
@@ -168,20 +174,36 @@ class TraceReplay:
 
     def _pad(self, turn: TurnInput, traced: TurnTrace, new_items: list[dict[str, Any]]) -> None:
         """Bring the request's other fields to the traced turn's: its body less its
-        instructions, tools and items (and the items' commas and brackets)."""
+        instructions, tools and items (and the items' commas and brackets), and less the
+        fields of how it travelled (``stream``, WebSocket's ``type``, a continuation's
+        ``previous_response_id``), which this request has of its own. An imported turn
+        (transport unknown) has the body of an HTTP request asking for SSE."""
         assert traced.body_bytes is not None
         count = traced.carried_items + len(traced.input)
         parts = (traced.instructions_bytes or 0) + (traced.tools_bytes or 0)
         traced_other = traced.body_bytes - parts - traced.carried_bytes - traced.input_bytes
         traced_other -= count + 1
         chained = self.transport.chained and self.previous is not None
+        previous = _PREVIOUS_FIELD + len(orjson.dumps(self.previous)) if self.previous else 0
+        traced_other -= _own_fields(
+            traced.transport or "sse", traced.previous_response_id, previous
+        )
         sent = len(new_items) if chained else len(self.transcript)
         items_bytes = sum(self._sizes[len(self._sizes) - sent :]) + sent + 1
         ours = len(turn.instructions or "") + len(orjson.dumps(turn.tools or []))
+        ours += _own_fields("ws" if self.websocket else "sse", chained, previous)
         size = self.transport.body_size(turn)
         need = traced_other - (size - ours - items_bytes)
         if need > 0:
             turn.metadata = pad_metadata(turn.metadata, need)
+
+
+def _own_fields(transport: str, continuation: bool, previous: int) -> int:
+    """Bytes of the fields a request has for how it travels: WebSocket's ``type`` or an
+    SSE request's ``stream``, and a continuation's ``previous_response_id`` (``previous``
+    bytes: a traced id is taken to be as long as the target's)."""
+    own = _TYPE_FIELD if transport == "ws" else _STREAM_FIELD if transport == "sse" else 0
+    return own + (previous if continuation else 0)
 
 
 def _output_type(call: dict[str, Any]) -> str:

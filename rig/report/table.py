@@ -267,7 +267,26 @@ def workload_lines(summary: Mapping[str, Any]) -> list[str]:
     ]
     if parts:
         lines.append("replay fidelity, request body vs traced, mean / max: " + "; ".join(parts))
+    ingress = _per_request(summary["transports"])
+    if ingress:
+        lines.append("bytes sent / request (a WebSocket warm-up is one): " + ingress)
     return lines
+
+
+def _per_request(transports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Each transport's bytes sent per request it made, with the change against HTTP:
+    the ingress a target takes per model request of the traced agent."""
+    sent = {
+        name: transports[name]["bytes_sent_total"] / transports[name]["turns"]
+        for name in ordered(transports)
+        if transports[name].get("turns")
+    }
+    base = sent.get(BASELINE)
+    parts = []
+    for name, value in sent.items():
+        change = f" ({format_delta(value / base - 1)})" if base and name != BASELINE else ""
+        parts.append(f"{label(name)} {format_bytes(value)}{change}")
+    return "; ".join(parts)
 
 
 def count_lines(summary: Mapping[str, Any]) -> list[str]:

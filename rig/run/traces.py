@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from rig.errors import RigError
-from rig.traces.codex import find_rollouts, import_rollout
-from rig.traces.format import Session, TraceError, TraceHeader, read_trace, write_trace
+from rig.traces.codex import RequestShape, find_rollouts, import_rollout
+from rig.traces.format import (
+    Session,
+    TraceError,
+    TraceHeader,
+    load_trace,
+    read_trace,
+    write_trace,
+)
 
 __all__ = ["add_parser", "export_scenarios", "import_codex", "run"]
 
@@ -61,6 +68,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="keep instructions and items (texts, arguments, outputs) in the trace",
     )
+    codex.add_argument(
+        "--shape-from",
+        metavar="NAME|PATH",
+        help="take what a rollout lacks (the tool schemas' count and size, the request's "
+        "other fields) from a recording of the same Codex version: a shipped trace set "
+        "such as codex, a trace file or a `rig mock --record` directory; the turns then "
+        "get tools_bytes and body_bytes, so a replay is sized and compared",
+    )
     export = actions.add_parser(
         "export-scenarios",
         help="play each built-in scenario once against a recording mock; write its trace",
@@ -81,24 +96,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def import_codex(
-    paths: Sequence[str], out: str, *, keep_content: bool = False
+    paths: Sequence[str], out: str, *, keep_content: bool = False, shape_from: str | None = None
 ) -> tuple[list[Session], Counter[str]]:
     """Convert the rollouts under ``paths`` into the trace file ``out``: its sessions and
-    the lines skipped, by type."""
+    the lines skipped, by type. ``shape_from`` names a recording (a shipped set, a file or
+    a directory) to take each Codex version's tools and request size from."""
     files = find_rollouts(paths)
     if not files:
         raise TraceError("no rollout-*.jsonl files found", path=", ".join(paths))
+    shaping = load_trace(shape_from) if shape_from is not None else None
+    shapes: dict[str, RequestShape] = {}
     sessions: list[Session] = []
     skipped: Counter[str] = Counter()
     for file in files:
         result = import_rollout(file, keep_content=keep_content)
-        sessions.append(result.session)
+        session = result.session
+        if shaping is not None:
+            version = session.info.agent.rpartition("/")[2]
+            if version not in shapes:
+                shapes[version] = RequestShape.of(shaping, version, str(shape_from))
+            session = shapes[version].apply(session)
+        sessions.append(session)
         skipped.update(result.skipped)
+    note = "imported from Codex CLI rollouts"
+    if shape_from is not None:
+        note += f"; tools and request sizes from {shape_from}"
     header = TraceHeader(
         source="codex",
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         content=keep_content,
-        note="imported from Codex CLI rollouts",
+        note=note,
     )
     write_trace(out, header, sessions)
     return sessions, skipped
@@ -203,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``rig trace ...``."""
     try:
         if args.trace_command == "import":
-            sessions, skipped = import_codex(args.paths, args.out, keep_content=args.keep_content)
+            sessions, skipped = import_codex(
+                args.paths, args.out, keep_content=args.keep_content, shape_from=args.shape_from
+            )
             turns = sum(len(s.turns) for s in sessions)
             print(f"{_PROG}: {len(sessions)} session(s), {turns} turn(s) -> {args.out}")
             if skipped:

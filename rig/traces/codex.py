@@ -15,8 +15,13 @@ its usage record or by the next input item; its request carried everything befor
 The trace keeps that conversation view: each turn ``full`` (``transport`` null: a rollout
 does not say how the request travelled), the earlier turns' items as ``carried_items``,
 the new items listed. Sizes are the items' as sent (without Codex's own field), which are
-what the mock records for the same session. A rollout names no tool schemas, so
-``tools_bytes`` and ``tool_count`` are null. Content is dropped unless ``keep_content``.
+what the mock records for the same session. Codex 0.171.0 sends its base instructions as
+the first input item, a developer message, not as ``instructions``; the rollout keeps
+them in ``session_meta``, so the import puts that message first. A rollout names no tool
+schemas and none of the request's other fields (``reasoning``, ``text``,
+``prompt_cache_key``, ``client_metadata`` ...), so ``tools_bytes``, ``tool_count`` and
+``body_bytes`` are null unless a :class:`RequestShape` taken from a recording of the same
+Codex version fills them in. Content is dropped unless ``keep_content``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from rig.traces.format import Session, SessionInfo, TraceError, TurnTrace, Usage
+from rig.traces.format import Session, SessionInfo, Trace, TraceError, TurnTrace, Usage
 from rig.traces.shape import (
     CALL_TYPES,
     describe,
@@ -42,7 +47,7 @@ from rig.traces.shape import (
     tool_output_bytes,
 )
 
-__all__ = ["CodexImport", "find_rollouts", "import_rollout"]
+__all__ = ["CodexImport", "RequestShape", "find_rollouts", "import_rollout"]
 
 _CODEX_FIELDS = ("internal_chat_message_metadata_passthrough",)
 """Fields Codex adds to the items it stores that never go over the wire."""
@@ -50,6 +55,73 @@ _CODEX_FIELDS = ("internal_chat_message_metadata_passthrough",)
 _OUTPUT_TYPES = frozenset({"reasoning", "web_search_call", "image_generation_call", *CALL_TYPES})
 _SKIPPED_ITEMS = frozenset({"ghost_snapshot", "compaction", "compaction_summary"})
 """Items Codex stores that are not part of a request's input."""
+
+_INSTRUCTIONS_ID = "msg_" + "0" * 36
+"""The id of the developer message carrying the base instructions: Codex gives it one of
+this length (``msg_`` and a UUID)."""
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """What a rollout does not say about Codex's requests, taken from a recording of the
+    same Codex version (``rig mock --record``, or the shipped ``codex`` set): its tool
+    schemas' count and size, and the size of an HTTP request's other fields (everything
+    but ``instructions``, ``tools`` and ``input``). The same on every request of a session
+    of one version and configuration, so an imported turn's ``body_bytes`` is its items'
+    size plus these."""
+
+    tool_count: int
+    tools_bytes: int
+    other_bytes: int | None
+    """``None``: the recording has no HTTP request to measure (WebSocket only)."""
+    source: str = ""
+
+    @classmethod
+    def of(cls, trace: Trace, version: str, source: str = "") -> RequestShape:
+        """The most common tools and other-field sizes of the model requests in ``trace``
+        from Codex ``version`` (:class:`TraceError` when it has none)."""
+        tools: Counter[tuple[int, int]] = Counter()
+        other: Counter[int] = Counter()
+        for session in trace.sessions:
+            if session.info.agent.rpartition("/")[2] != version:
+                continue
+            for turn in session.turns:
+                if turn.kind == "warmup" or turn.tools_bytes is None or turn.tool_count is None:
+                    continue
+                tools[(turn.tool_count, turn.tools_bytes)] += 1
+                if turn.transport in ("http", "sse") and turn.body_bytes is not None:
+                    other[_other_bytes(turn, turn.body_bytes)] += 1
+        if not tools:
+            agents = sorted({s.info.agent for s in trace.sessions})
+            raise TraceError(
+                f"no recorded request of Codex {version} with tools to take the request "
+                f"shape from (its agents: {', '.join(agents) or 'none'})",
+                path=source,
+            )
+        (count, size), _ = tools.most_common(1)[0]
+        rest = other.most_common(1)[0][0] if other else None
+        return cls(count, size, rest, source)
+
+    def apply(self, session: Session) -> Session:
+        """The session with these tools on every turn and, when the HTTP request's other
+        fields are known, each turn's ``body_bytes``: the HTTP request carrying it."""
+        turns = []
+        for turn in session.turns:
+            turn = dataclasses.replace(
+                turn, tool_count=self.tool_count, tools_bytes=self.tools_bytes
+            )
+            if self.other_bytes is not None:
+                body = self.other_bytes - _other_bytes(turn, 0)
+                turn = dataclasses.replace(turn, body_bytes=body)
+            turns.append(turn)
+        return Session(session.info, tuple(turns))
+
+
+def _other_bytes(turn: TurnTrace, body_bytes: int) -> int:
+    """The bytes of a request body besides its instructions, tools and input items (and
+    the commas and brackets of the ``input`` array)."""
+    items = turn.carried_bytes + turn.input_bytes + turn.carried_items + len(turn.input) + 1
+    return body_bytes - (turn.instructions_bytes or 0) - (turn.tools_bytes or 0) - items
 
 
 @dataclass
@@ -176,6 +248,9 @@ def import_rollout(path: str | os.PathLike[str], *, keep_content: bool = False) 
                 )
             meta = payload
             _time(record.get("timestamp"), name, number)
+            text = _instructions_text(meta)
+            if text is not None:
+                pending.append(_instructions_message(text))
             continue
         if not isinstance(payload, dict) or not isinstance(kind, str):
             skipped["malformed"] += 1
@@ -228,15 +303,32 @@ def import_rollout(path: str | os.PathLike[str], *, keep_content: bool = False) 
     return CodexImport(_session(meta, model, responses, keep_content), skipped)
 
 
+def _instructions_text(meta: Mapping[str, Any]) -> str | None:
+    instructions = meta.get("base_instructions")
+    text = instructions.get("text") if isinstance(instructions, Mapping) else instructions
+    return text if isinstance(text, str) else None
+
+
+def _instructions_message(text: str) -> dict[str, Any]:
+    """The base instructions as Codex 0.171.0 sends them: the first input item."""
+    return {
+        "type": "message",
+        "id": _INSTRUCTIONS_ID,
+        "role": "developer",
+        "content": [{"type": "input_text", "text": text}],
+    }
+
+
 def _session(
-    meta: Mapping[str, Any], model: str, responses: list[_Response], keep_content: bool
+    meta: Mapping[str, Any],
+    model: str,
+    responses: list[_Response],
+    keep_content: bool,
 ) -> Session:
     session_id = str(meta.get("id") or meta.get("session_id") or "")
     originator = str(meta.get("originator") or "codex")
     version = str(meta.get("cli_version") or "")
-    instructions = meta.get("base_instructions")
-    text = instructions.get("text") if isinstance(instructions, Mapping) else instructions
-    instructions_bytes = len(text.encode()) if isinstance(text, str) else None
+    instructions_bytes = 0 if _instructions_text(meta) is not None else None
     key = f"codex-{session_id}" if session_id else "codex"
     info = SessionInfo(
         session=key,
@@ -257,7 +349,7 @@ def _session(
         content = None
         if keep_content:
             content = {
-                "instructions": text if isinstance(text, str) else None,
+                "instructions": None,
                 "tools": None,
                 "input": response.request_items,
                 "output": response.output,
@@ -265,31 +357,30 @@ def _session(
         gap = None
         if following is not None:
             gap = round(max(0.0, following.requested_at - response.ended_at), 6)
-        turns.append(
-            TurnTrace(
-                session=key,
-                index=index,
-                kind="full",
-                transport=None,
-                at_s=round(max(0.0, response.requested_at - start), 6),
-                took_s=round(max(0.0, response.ended_at - response.requested_at), 6),
-                gap_s=gap,
-                header_bytes=None,
-                body_bytes=None,
-                model=response.model or info.model,
-                instructions_bytes=instructions_bytes,
-                tools_bytes=None,
-                tool_count=None,
-                previous_response_id=False,
-                store=None,
-                carried_items=len(response.carried),
-                carried_bytes=sum(json_bytes(item) for item in response.carried),
-                input=tuple(describe(item) for item in response.request_items),
-                output=output_items(response.output, response.usage),
-                usage=response.usage,
-                tool_calls=calls,
-                status="completed",
-                content=content,
-            )
+        turn = TurnTrace(
+            session=key,
+            index=index,
+            kind="full",
+            transport=None,
+            at_s=round(max(0.0, response.requested_at - start), 6),
+            took_s=round(max(0.0, response.ended_at - response.requested_at), 6),
+            gap_s=gap,
+            header_bytes=None,
+            body_bytes=None,
+            model=response.model or info.model,
+            instructions_bytes=instructions_bytes,
+            tools_bytes=None,
+            tool_count=None,
+            previous_response_id=False,
+            store=None,
+            carried_items=len(response.carried),
+            carried_bytes=sum(json_bytes(item) for item in response.carried),
+            input=tuple(describe(item) for item in response.request_items),
+            output=output_items(response.output, response.usage),
+            usage=response.usage,
+            tool_calls=calls,
+            status="completed",
+            content=content,
         )
+        turns.append(turn)
     return Session(info, tuple(turns))

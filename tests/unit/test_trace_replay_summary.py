@@ -64,6 +64,9 @@ def test_the_summary_names_the_trace_and_the_fidelity_per_transport() -> None:
     table = render_table(summary)
     assert "workload: trace codex (8 sessions, 64 turns)" in table
     assert "HTTP 0.75% / 1.00% (2 turns); WebSocket 0.00% / 0.00% (1 turns)" in table
+    # The ingress per request: 25,650 bytes in 3 over HTTP, 11,400 in 2 over WebSocket.
+    assert "bytes sent / request (a WebSocket warm-up is one): HTTP 8.55 KB; " in table
+    assert "WebSocket 5.70 KB (-33%)" in table
 
 
 def test_a_replay_beyond_2_percent_gets_a_warning() -> None:

@@ -11,8 +11,18 @@ import orjson
 import pytest
 
 from rig.run.traces import import_codex
-from rig.traces.codex import find_rollouts, import_rollout
-from rig.traces.format import TraceError, read_trace
+from rig.traces.codex import RequestShape, find_rollouts, import_rollout
+from rig.traces.format import (
+    Item,
+    Session,
+    SessionInfo,
+    Trace,
+    TraceError,
+    TraceHeader,
+    TurnTrace,
+    read_trace,
+    write_trace,
+)
 
 INTERNAL = {"internal_chat_message_metadata_passthrough": {"turn_id": "t1"}}
 
@@ -42,6 +52,9 @@ PATCH = {"type": "custom_tool_call", "name": "apply_patch", "input": "*** Begin 
 PATCH_OUT = {"type": "custom_tool_call_output", "call_id": "call_2", "output": "Success."}
 DONE = {"type": "message", "role": "assistant",
         "content": [{"type": "output_text", "text": "Fixed."}]}  # fmt: skip
+INSTRUCTIONS = {"type": "message", "id": "msg_" + "0" * 36, "role": "developer",
+                "content": [{"type": "input_text", "text": "You are Codex."}]}  # fmt: skip
+"""The base instructions as Codex 0.171.0 sends them (its message id is a UUID)."""
 
 
 def _rollout(path: Path, lines: list[dict]) -> Path:
@@ -80,15 +93,18 @@ def test_a_rollout_becomes_one_session_of_turns(tmp_path: Path) -> None:
     assert "/home/someone" not in repr(session)  # no paths, no content
     one, two, three = session.turns
     assert [t.kind for t in session.turns] == ["full"] * 3
-    assert [(i.type, i.role) for i in one.input] == [("message", "user")]
-    assert one.input[0].bytes == len(orjson.dumps(USER))  # without Codex's own field
-    assert one.instructions_bytes == len("You are Codex.")
+    # The base instructions go first, as the developer message Codex sends them in.
+    assert [(i.type, i.role) for i in one.input] == [("message", "developer"), ("message", "user")]
+    assert one.input[0].bytes == len(orjson.dumps(INSTRUCTIONS))
+    assert one.input[1].bytes == len(orjson.dumps(USER))  # without Codex's own field
+    assert one.instructions_bytes == 0
     assert one.tools_bytes is None and one.tool_count is None  # a rollout has no schemas
+    assert one.body_bytes is None
     assert [(i.type, i.tokens) for i in one.output] == [("message", 16), ("function_call", 24)]
     assert one.tool_calls[0].name == "exec_command"
     assert one.tool_calls[0].output_bytes == len("a.py\nb.py\n")
-    assert (two.carried_items, [i.type for i in two.input]) == (3, ["function_call_output"])
-    assert two.carried_bytes == sum(len(orjson.dumps(i)) for i in (USER, SAY, CALL))
+    assert (two.carried_items, [i.type for i in two.input]) == (4, ["function_call_output"])
+    assert two.carried_bytes == sum(len(orjson.dumps(i)) for i in (INSTRUCTIONS, USER, SAY, CALL))
     assert two.reasoning_tokens == 20 and two.output[0].tokens == 20
     assert two.tool_calls[0].name == "apply_patch" and two.tool_calls[0].output_bytes == 8
     assert (one.at_s, one.took_s, one.gap_s) == (0.0, 0.7, 2.0)
@@ -113,8 +129,8 @@ def test_without_usage_records_the_token_count_event_ends_a_response(tmp_path: P
 def test_keep_content_keeps_the_items(tmp_path: Path) -> None:
     path = _rollout(tmp_path / "rollout-3.jsonl", _session_lines())
     content = import_rollout(path, keep_content=True).session.turns[0].content
-    assert content is not None and content["instructions"] == "You are Codex."
-    assert content["input"] == [USER] and content["output"] == [SAY, CALL]
+    assert content is not None and content["instructions"] is None
+    assert content["input"] == [INSTRUCTIONS, USER] and content["output"] == [SAY, CALL]
 
 
 def test_a_file_that_is_not_a_rollout_is_refused(tmp_path: Path) -> None:
@@ -159,3 +175,49 @@ def test_the_command_finds_rollouts_under_a_home_and_writes_one_trace(tmp_path: 
     assert skipped["world_state"] == 2 and len(sessions) == 2
     with pytest.raises(TraceError, match="no such file"):
         find_rollouts([tmp_path / "nowhere"])
+
+
+def _recorded(agent: str, transport: str, body: int, tools: int = 900) -> Session:
+    """A recorded session of one request: 2 items of 100 bytes, 10 tools of ``tools``."""
+    turn = TurnTrace(session="rec", index=0, kind="full", transport=transport, at_s=0.0,
+                     took_s=0.1, gap_s=None, header_bytes=1500, body_bytes=body,
+                     model="gpt-5.5", instructions_bytes=0, tools_bytes=tools, tool_count=10,
+                     previous_response_id=False, store=False, carried_items=1,
+                     carried_bytes=100, input=(Item("message", 100, role="user"),),
+                     output=(), usage=None, tool_calls=(), status="completed")  # fmt: skip
+    info = SessionInfo(session="rec", agent=agent, model="gpt-5.5", transport=transport,
+                       origin="mock")  # fmt: skip
+    return Session(info, (turn,))
+
+
+def test_a_request_shape_from_a_recording_sizes_the_imported_requests(tmp_path: Path) -> None:
+    # A recorded HTTP request of 2,000 bytes: 900 of tools, 200 of items, 3 of brackets
+    # and commas, so 897 of other fields; a WebSocket session's tools count as well.
+    trace = Trace((), (_recorded("codex_exec/0.171.0", "sse", 2000),
+                       _recorded("codex_exec/0.171.0", "ws", 1500)))  # fmt: skip
+    shape = RequestShape.of(trace, "0.171.0")
+    assert (shape.tool_count, shape.tools_bytes, shape.other_bytes) == (10, 900, 897)
+    session = import_rollout(_rollout(tmp_path / "rollout-6.jsonl", _session_lines())).session
+    shaped = shape.apply(session)
+    for turn in shaped.turns:
+        items = turn.carried_bytes + turn.input_bytes + turn.carried_items + len(turn.input) + 1
+        assert (turn.tool_count, turn.tools_bytes) == (10, 900)
+        assert turn.body_bytes == 897 + 900 + items
+    # Only WebSocket recorded: the tools, but no HTTP body to size.
+    ws_only = RequestShape.of(Trace((), (_recorded("codex_exec/0.171.0", "ws", 1500),)), "0.171.0")
+    assert ws_only.other_bytes is None
+    assert ws_only.apply(session).turns[0].body_bytes is None
+    with pytest.raises(TraceError, match=r"Codex 0\.170\.0.*codex_exec/0\.171\.0"):
+        RequestShape.of(trace, "0.170.0")
+
+
+def test_the_command_takes_the_shape_from_a_recording(tmp_path: Path) -> None:
+    recording = tmp_path / "recording.jsonl"
+    write_trace(recording, TraceHeader(source="mock", created="2026-12-02T12:00:00+00:00"),
+                [_recorded("codex_exec/0.171.0", "sse", 2000)])  # fmt: skip
+    rollout = _rollout(tmp_path / "rollout-7.jsonl", _session_lines())
+    out = tmp_path / "codex.jsonl"
+    import_codex([str(rollout)], str(out), shape_from=str(recording))
+    trace = read_trace(out)
+    assert all(t.tools_bytes == 900 and t.body_bytes for t in trace.sessions[0].turns)
+    assert "recording.jsonl" in trace.headers[0].note
