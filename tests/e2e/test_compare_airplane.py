@@ -13,6 +13,10 @@ that the test takes well under a minute:
   by random draws;
 - ``--request-timeout 6s``: HTTP's turn 1 (240 KB: 3.8 s of upload, 4.7 s in all) fits,
   turn 2 (440 KB, 7 s of upload) cannot; a continuation (at most 211 KB, 4.1 s) always fits.
+
+At the shipped profile's scale a continuation of that size takes over 20 s to upload and
+the mock's WebSocket keepalive breaks the connection (docs/links.md): this test shows
+HTTP's side of the problem, not that WebSocket survives the real link.
 """
 
 from __future__ import annotations
