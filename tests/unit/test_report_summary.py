@@ -330,6 +330,18 @@ def test_rig_health_reports_worst_lag_mean_cpu_and_saturation() -> None:
         "cpu_percent_max": 50,
         "saturated": True,
         "saturated_samples": 1,
+        "by_worker": {
+            "w1": {
+                "samples": 3,
+                "users_max": 10,
+                "turns_per_s_mean": 5.0,
+                "cpu_percent_mean": 40,
+                "cpu_percent_max": 50,
+                "lag_ms_p99_max": 80,
+                "lag_ms_max": 200,
+                "saturated_samples": 1,
+            }
+        },
         "sink": None,
         "points_written": None,
         "points_dropped": None,
@@ -338,6 +350,20 @@ def test_rig_health_reports_worst_lag_mean_cpu_and_saturation() -> None:
         "load generator saturated" in w and "latency figures unreliable" in w
         for w in summary["warnings"]
     )
+
+
+def test_each_worker_has_its_own_health_figures() -> None:
+    samples = [
+        health(worker="w0", cpu=20, lag_p99=3, lag_max=5),
+        health(worker="w1", cpu=60, lag_p99=30, lag_max=90, saturated=True),
+        health(worker="w0", cpu=40, lag_p99=7, lag_max=8),
+    ]
+    rig = summarize(META, [turn("http", 0)], [], health=samples)["rig"]
+    assert rig["workers"] == 2 and list(rig["by_worker"]) == ["w0", "w1"]
+    w0, w1 = rig["by_worker"]["w0"], rig["by_worker"]["w1"]
+    assert (w0["samples"], w0["cpu_percent_mean"], w0["lag_ms_p99_max"]) == (2, 30, 7)
+    assert (w0["saturated_samples"], w1["saturated_samples"]) == (0, 1)
+    assert (w1["lag_ms_max"], w1["cpu_percent_max"]) == (90, 60)
 
 
 def test_an_unsaturated_run_has_no_saturation_warning_and_no_health_gets_its_own() -> None:
