@@ -138,10 +138,10 @@ async def stream_paced(
     ``events_sent`` and ``bytes_out`` once, at the end, for the events handed to
     ``write``. Whether every event was written.
 
-    Events due together are written together: the encoded events wait in a batch, which is
-    written before anything that may wait (a sleep, ``before_last``), once it holds
-    :data:`FLUSH_BYTES`, and at the end (``last``). So an instant answer is a few writes,
-    not one per event; a paced one is written as it was paced.
+    Events due together are written together: the encoded events wait in a batch, written
+    before a sleep, once it holds :data:`FLUSH_BYTES`, and at the end (``last``, the
+    events due with the last one included). So an instant answer is one write, not one
+    per event; a paced one is written as it was paced.
 
     The one streaming loop of the mock (SSE events, chat chunks, WebSocket frames): the
     hot path, so nothing is awaited per event and nothing is counted per event in shared
@@ -177,8 +177,6 @@ async def stream_paced(
             if gone is not None and gone():
                 return False
             if upcoming is None and before_last is not None:
-                if batch:
-                    await flush()
                 await before_last()
             chunk = encode(event)
             batch.append(chunk)
