@@ -114,19 +114,19 @@ def _header_pairs(verdict: Verdict | None) -> list[tuple[bytes, bytes]]:
 
 E = TypeVar("E")
 
-Write = Callable[[list[bytes], bool], Awaitable[None]]
+EventWriter = Callable[[list[bytes], bool], Awaitable[None]]
 """Writes encoded events to the client: ``write(chunks, last)``, ``last`` with the final
 batch of a stream (possibly empty)."""
 
 FLUSH_BYTES = 64 * 1024
 """A batch of events is written once it holds this much, even with more due at once (the
-transport's flow control sees the stream in pieces this size at most)."""
+transport's flow control sees a long instant answer in pieces of about this size)."""
 
 
 async def stream_paced(
     timed: Iterable[tuple[float, E]],
     encode: Callable[[E], bytes],
-    write: Write,
+    write: EventWriter,
     stats: Stats,
     gone: Callable[[], bool] | None = None,
     before_last: Callable[[], Awaitable[None]] | None = None,
@@ -190,7 +190,7 @@ async def stream_paced(
         stats.add("bytes_out", sent)
 
 
-def _sse_writer(send: Send, stats: Stats, end: bytes = b"") -> Write:
+def _sse_writer(send: Send, stats: Stats, end: bytes = b"") -> EventWriter:
     """Writes a batch of SSE messages as one body chunk (one chunk of the chunked
     encoding, one socket write); the last batch, then ``end`` (counted in ``bytes_out``),
     ends the body in the same write."""
@@ -204,7 +204,7 @@ def _sse_writer(send: Send, stats: Stats, end: bytes = b"") -> Write:
     return write
 
 
-def _ws_writer(send: Send) -> Write:
+def _ws_writer(send: Send) -> EventWriter:
     """Writes a batch of events as text frames, one per event (the server's protocol
     writes the frames sent in one step at once: :mod:`rig.serving.wsproto`)."""
 
