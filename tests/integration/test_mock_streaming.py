@@ -1,6 +1,7 @@
 """Streamed answers of a real mock, read off a raw socket: the SSE events due at once (the
 instant preset: all of them) arrive as one chunk of the chunked encoding with the end of
-the body, and ``/stats`` counts exactly the body bytes and events the client received."""
+the body, a paced answer arrives as it is paced, and ``/stats`` counts exactly the body
+bytes and events the client received."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ from tests.servers import start_mock
 def mock() -> Iterator[str]:
     """A mock of its own: the tests read its ``/stats``."""
     process, url = start_mock("--preset", "instant")
+    yield url
+    process.stop()
+
+
+@pytest.fixture
+def paced_mock() -> Iterator[str]:
+    """A mock with the ``fast`` preset: the output follows an 80 ms time to first token."""
+    process, url = start_mock("--preset", "fast")
     yield url
     process.stop()
 
@@ -101,3 +110,18 @@ def test_an_instant_chat_stream_ends_with_done_in_its_one_chunk(mock: str) -> No
     assert orjson.loads(events[0].data)["object"] == "chat.completion.chunk"
     assert after["bytes_out"] - before["bytes_out"] == len(body)
     assert after["events_sent"] - before["events_sent"] == len(events) - 1  # [DONE] is not one
+
+
+def test_a_paced_sse_answer_is_written_as_it_is_paced(paced_mock: str) -> None:
+    before = _stats(paced_mock)
+    _, chunks = _post_raw(
+        paced_mock, "/responses", {"model": "mock-agent", "input": "Say hello.", "stream": True}
+    )
+    after = _stats(paced_mock)
+    first = [event.event for event in SSEDecoder().feed(chunks[0])]
+    assert first == ["response.created", "response.in_progress"]  # then the wait for TTFT
+    body = b"".join(chunks)
+    events = SSEDecoder().feed(body)
+    assert events[-1].event == "response.completed"
+    assert after["bytes_out"] - before["bytes_out"] == len(body)
+    assert after["events_sent"] - before["events_sent"] == len(events)
