@@ -22,6 +22,8 @@ a send waits while the transport is paused.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -31,13 +33,30 @@ from websockets.frames import CloseCode, Frame, Opcode
 from rig.protocol.errors import PayloadTooLargeError, ws_error_event
 from rig.protocol.ws import encode_server_event
 
-__all__ = ["ServerWSProtocol", "ws_read_limit"]
+__all__ = ["Keepalive", "ServerWSProtocol", "ws_keepalive", "ws_read_limit"]
 
 
 def ws_read_limit(max_message_bytes: int) -> int:
     """The largest WebSocket message the server reads (and answers with a 413 event while
     keeping the connection): twice ``max_message_bytes``, at least 1 MiB."""
     return max(max_message_bytes * 2, 1 << 20)
+
+
+class Keepalive(TypedDict):
+    """uvicorn's keepalive settings (``uvicorn.Config`` keywords)."""
+
+    ws_ping_interval: float | None
+    ws_ping_timeout: float | None
+
+
+def ws_keepalive(interval_s: float, timeout_s: float) -> Keepalive:
+    """uvicorn's keepalive settings: a ping every ``interval_s`` (0: no pings), and the
+    connection closed with 1011 when its pong is ``timeout_s`` late (0: never; uvicorn
+    would read 0 as closing at once)."""
+    return Keepalive(
+        ws_ping_interval=interval_s if interval_s > 0 else None,
+        ws_ping_timeout=timeout_s if timeout_s > 0 else None,
+    )
 
 
 class ServerWSProtocol(WebSocketsSansIOProtocol):
