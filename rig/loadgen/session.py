@@ -5,8 +5,8 @@ calls in the tool simulator, waits the simulated tool time (scaled by ``time_sca
 emits a :class:`~rig.metrics.records.TurnRecord` per turn and a
 :class:`~rig.metrics.records.TaskRecord` per task to a sink. Replaying a trace with
 recorded arrivals, its first task waits until its traced session began, counted from the
-run's start. It does not import Locust:
-a Locust user, a plain script or a test drive it the same way.
+run's start. It does not import Locust: a Locust user, a plain script or a test drive it
+the same way.
 
 A WebSocket that stays open after a task closes with a handshake (8 bytes up, 4 down) when
 the session closes: those bytes belong to the session's last turn, so a task's final turn
