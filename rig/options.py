@@ -790,6 +790,18 @@ class GatewayOptions:
         default=[],
         action="append",
     )
+    record: str | None = option(
+        "write a trace of every session served into this directory (shapes and sizes, no "
+        "content, never keys; the mock's recorder; docs/traces.md)",
+        {GATEWAY},
+        metavar="DIR",
+    )
+    keep_content: bool = option(
+        "with --record: keep the instructions, tools and items in the trace",
+        {GATEWAY},
+        default=False,
+        action="store_true",
+    )
     max_body_bytes: int = option(
         "largest HTTP request body (default: 8 MiB)",
         {GATEWAY},
