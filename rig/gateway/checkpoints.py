@@ -6,9 +6,11 @@ with ``store=true`` is checkpointed: its owner, whether it was stored (only thos
 conversation up to it, kept as the JSON bytes they were sent as (no re-encoding, and memory
 close to the conversation's size). Two backends:
 
-* :class:`RedisCheckpoints` - one Redis hash per response (``<prefix><id>``: owner, stored,
-  tokens, response, transcript), written with its TTL in one pipelined round trip;
-  shared by every replica, so a client that reconnects to another one continues;
+* :class:`RedisCheckpoints` - a Redis list per conversation thread (one entry per
+  response: the items it added) and a hash per response (owner, stored, tokens, response,
+  its thread and length), each write sending only what the response added, each read one
+  round trip; shared by every replica, so a client that reconnects to another one
+  continues;
 * :class:`MemoryCheckpoints` - in process, bounded by bytes, the least recently used
   conversation out first, with the same TTL: a reconnect to the same process continues.
   The responses of a conversation share its items (:class:`Conversation` is a chain), so
