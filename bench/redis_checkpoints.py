@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(its conversation {figures[args.turns]['conversation_bytes'] / 1e3:,.0f} KB)"
     )
     if args.json is not None:
-        args.json.write_bytes(orjson.dumps({"args": vars(args) | {"json": None}, "turns": figures}))
+        document = {"args": vars(args) | {"json": None}, "turns": figures}
+        args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS))
     return 0
 
 
