@@ -7,7 +7,6 @@ one round trip or answers not found."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
 import pytest
@@ -195,10 +194,6 @@ async def assert_reads_as(store: RedisCheckpoints, response_id: str, made: Conve
     assert (found.context_tokens, found.pending) == (made.context_tokens, made.pending)
 
 
-def redis_store(url: str, **options: Any) -> RedisCheckpoints:
-    return RedisCheckpoints(url, **options)
-
-
 def thread_of(url: str, store: RedisCheckpoints, response_id: str) -> bytes:
     client = redis.Redis.from_url(url)
     try:
@@ -213,7 +208,7 @@ def test_a_long_redis_chain_round_trips_exactly_and_each_write_sends_only_its_tu
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             made, written = await redis_chain(store, "a", 120)
             for index in (0, 1, 59, 119):
@@ -236,7 +231,7 @@ def test_a_redis_read_is_one_round_trip_whatever_the_conversation_length(redis_u
         return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_eval"))
 
     async def run() -> list[int]:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             await redis_chain(store, "a", 60)
             await store.read("a0")  # the first after Redis started also loads the script
@@ -259,7 +254,7 @@ def test_a_redis_branch_starts_its_own_thread_and_leaves_the_original_whole(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             made, _ = await redis_chain(store, "a", 5)
             branch, written = await redis_chain(store, "b", 3, after=("a1", made[1]))
@@ -285,7 +280,7 @@ def test_two_concurrent_continuations_of_one_response_both_read_back_whole(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             made, _ = await redis_chain(store, "a", 3)
             left = stored_turn(made[-1], "a2", "left")
@@ -303,7 +298,7 @@ def test_a_continuation_whose_parent_is_not_in_redis_is_written_whole_once(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             # a0..a2 were held by a connection while Redis was down: never checkpointed.
             held = [turn(None, None, "a0")]
@@ -327,7 +322,7 @@ def test_a_missing_redis_piece_reads_as_not_found_never_a_shorter_conversation(
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             made, _ = await redis_chain(store, "a", 6)
             thread = thread_of(redis_url, store, "a5")
@@ -357,7 +352,7 @@ def test_every_redis_key_expires_and_a_continuation_refreshes_its_thread(redis_u
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = redis_store(redis_url, ttl_s=600.0)
+        store = RedisCheckpoints(redis_url, ttl_s=600.0)
         try:
             made, _ = await redis_chain(store, "a", 2)
             thread = thread_of(redis_url, store, "a1")
@@ -380,11 +375,30 @@ def test_every_redis_key_expires_and_a_continuation_refreshes_its_thread(redis_u
         client.close()
 
 
+def test_a_redis_checkpoint_this_process_wrote_is_told_expired_after_its_ttl(
+    redis_url: str,
+) -> None:
+    clock = Clock()
+
+    async def run() -> None:
+        store = RedisCheckpoints(redis_url, ttl_s=60.0, clock=clock)
+        try:
+            await redis_chain(store, "a", 1)
+            assert store.cause("a0") is None
+            clock.now += 60
+            assert store.cause("a0") == "expired"
+            assert store.cause("never-written") is None
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
 def test_a_redis_write_continuing_another_owners_response_copies_nothing(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             await redis_chain(store, "a", 2)
             intruder = Conversation(
@@ -409,7 +423,7 @@ def test_a_redis_write_continuing_another_owners_response_copies_nothing(
 
 def test_another_owner_resuming_a_redis_checkpoint_gets_not_found(redis_url: str) -> None:
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         stats = GatewayStats()
         gateway_state = GatewayState(SessionMemory(), store, stats)
         try:
@@ -434,7 +448,7 @@ def test_deleting_a_redis_checkpoint_takes_its_own_entry_and_leaves_the_rest(
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = redis_store(redis_url)
+        store = RedisCheckpoints(redis_url)
         try:
             made, _ = await redis_chain(store, "a", 4)
             thread = thread_of(redis_url, store, "a3")
@@ -463,7 +477,7 @@ def test_deleting_a_redis_checkpoint_takes_its_own_entry_and_leaves_the_rest(
 
 def test_a_redis_that_does_not_answer_is_checkpoint_unavailable() -> None:
     async def run() -> None:
-        store = redis_store(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
+        store = RedisCheckpoints(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
         try:
             with pytest.raises(CheckpointUnavailable):
                 await store.write("a", turn(None, None, "hello"))
