@@ -107,9 +107,11 @@ def _run_codex(
         # The interpreter running the tests first on PATH: Codex's sandboxed shell runs
         # `python -m pytest` with it, not through a version manager's shim (pyenv's would
         # print a warning into the output when it cannot rehash inside the sandbox).
+        # Nor does the project's PYTHONPATH (set when the suite runs from a checkout)
+        # reach the project's pytest: its own tests/ would meet the rig's tests package.
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
             "PATH": path,
             "CODEX_HOME": str(home),
             "MOCK_KEY": "sk-mock-test",
