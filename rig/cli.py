@@ -272,6 +272,8 @@ def _run_mock(args: argparse.Namespace) -> int:
         max_message_bytes=given.max_message_bytes,
         ws_max_age_s=given.ws_max_age,
         ws_max_age_jitter_s=given.ws_max_age_jitter,
+        ws_ping_interval_s=given.ws_ping_interval,
+        ws_ping_timeout_s=given.ws_ping_timeout,
         admin=given.admin,
         delta_tokens=given.delta_tokens,
         log_level=given.log_level,

@@ -80,6 +80,14 @@ def count(text: str) -> int:
     return value
 
 
+def seconds_or_off(text: str) -> float:
+    """A number of seconds >= 0, where 0 turns the thing off."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A positive number (the bucket size as a fraction of a minute's limit)."""
     value = float(text)
@@ -611,6 +619,20 @@ class MockOptions:
         default=0.0,
         type=float,
     )
+    ws_ping_interval: float = option(
+        "seconds between the server's WebSocket keepalive pings (default: 20, uvicorn's; "
+        "0: no pings)",
+        {MOCK},
+        default=20.0,
+        type=seconds_or_off,
+    )
+    ws_ping_timeout: float = option(
+        "seconds the server waits for a ping's pong before it closes the WebSocket with "
+        "1011 (default: 20, uvicorn's; 0: it never closes for that)",
+        {MOCK},
+        default=20.0,
+        type=seconds_or_off,
+    )
     admin: bool = option(
         "serve POST /admin/drop-websockets (drops every WebSocket at once; the API keys "
         "apply); off by default. SIGUSR1 does the same without it",
@@ -777,6 +799,20 @@ class GatewayOptions:
         {GATEWAY},
         default=3600.0,
         type=float,
+    )
+    ws_ping_interval: float = option(
+        "seconds between the server's WebSocket keepalive pings (default: 20, uvicorn's; "
+        "0: no pings)",
+        {GATEWAY},
+        default=20.0,
+        type=seconds_or_off,
+    )
+    ws_ping_timeout: float = option(
+        "seconds the server waits for a ping's pong before it closes the WebSocket with "
+        "1011 (default: 20, uvicorn's; 0: it never closes for that)",
+        {GATEWAY},
+        default=20.0,
+        type=seconds_or_off,
     )
     memory_max_bytes: int = option(
         "bytes of conversation all WebSockets of the process hold in memory; beyond it the "

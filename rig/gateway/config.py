@@ -141,6 +141,10 @@ class GatewayConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
+    ws_ping_interval_s: float = 20.0
+    """Seconds between keepalive pings (0: none); uvicorn's default."""
+    ws_ping_timeout_s: float = 20.0
+    """Seconds a pong may take before the WebSocket is closed with 1011 (0: never)."""
     memory_max_bytes: int = 1024 * 1024 * 1024
     """Cap of the conversations every WebSocket of the process holds."""
     checkpoint_timeout_s: float = 0.5
@@ -227,6 +231,9 @@ class _ClientEntry(_Entry):
 _WRITTEN_APART = ("upstreams", "api_keys", "key_organizations")
 """GatewayConfig fields a file gives as ``upstreams:`` and ``clients:``."""
 
+_ZERO_TURNS_OFF = ("ws_ping_interval_s", "ws_ping_timeout_s")
+"""Numbers where 0 is allowed: it turns the thing off."""
+
 _SETTING_TYPES: dict[str, Any] = {
     "client_keys": Literal["check", "pass-through"],
     "log_level": Literal["debug", "info", "warning", "error"],
@@ -241,6 +248,8 @@ def _setting(name: str, annotation: Any) -> tuple[Any, Any]:
         return int | None, Field(default=None, ge=0, le=65535)
     if annotation is int:
         return int | None, Field(default=None, ge=1)
+    if name in _ZERO_TURNS_OFF:
+        return float | None, Field(default=None, ge=0)
     if annotation is float:
         return float | None, Field(default=None, gt=0)
     return annotation | None, None

@@ -28,7 +28,7 @@ from rig.gateway.state import GatewayState, SessionMemory
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
-from rig.serving.wsproto import ServerWSProtocol, ws_read_limit
+from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 
 __all__ = ["create_app", "log_config", "serve"]
 
@@ -144,6 +144,7 @@ def serve(config: GatewayConfig) -> None:
         loop="uvloop",
         ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
+        **ws_keepalive(config.ws_ping_interval_s, config.ws_ping_timeout_s),
         log_level=config.log_level,
         log_config=log_config(config),
         access_log=False,

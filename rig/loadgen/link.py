@@ -16,6 +16,7 @@ they say. docs/links.md describes the model and its limits.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -31,6 +32,7 @@ from rig.errors import RigError
 
 __all__ = [
     "DIRECT",
+    "Departures",
     "Link",
     "LinkConnection",
     "LinkError",
@@ -64,6 +66,8 @@ class LinkReset(RigError, ConnectionResetError):
         super().__init__(message)
         self.at = at
         """When the reset reaches the client (the outage's start), on the link's clock."""
+        self.departures: Departures | None = None
+        """For a write the reset cut short: when its bytes left, up to the reset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,36 @@ class _Flow:
         self.window_used = 0.0
 
 
+@dataclass(slots=True)
+class Departures:
+    """When the bytes of one write leave the client: the write's rounds, each a run of
+    bytes leaving at the link's rate, and when its last byte has left (``done``: later
+    than the last round's end after a loss, which holds back the write's end until its
+    retransmission). :class:`~rig.loadgen.wire.ShapedWireSocket` writes each piece to the
+    kernel when it has left, so what a write cut short sent is on the wire and counted."""
+
+    nbytes: int
+    done: float = 0.0
+    runs: list[tuple[float, float, float, float]] = dataclasses.field(default_factory=list)
+    """``(departs, rate, first byte's offset, bytes)`` of each run, in order."""
+    stalled: float = math.inf
+    """When an outage stopped the link (bytes after it leave at ``done``)."""
+    held: int = 0
+    """Bytes that leave only at ``done`` (what a loss may have cost)."""
+
+    def left_by(self, at: float) -> int:
+        """How many of the write's bytes have left by ``at``."""
+        if at >= self.done:
+            return self.nbytes
+        at = min(at, self.stalled)
+        left = 0.0
+        for departs, rate, offset, size in self.runs:
+            if at <= departs:
+                break
+            left = offset + min(size, (at - departs) * rate)
+        return max(0, min(int(left), self.nbytes - self.held))
+
+
 class LinkConnection:
     """One TCP connection over a session's :class:`Link`: the handshake, and when each
     write leaves and each read is delivered.
@@ -306,12 +340,31 @@ class LinkConnection:
         to the kernel). Raises :class:`LinkReset` if an outage resets the connection."""
         return self._transmit(self.up, nbytes, now, 0.0)
 
+    def departures(self, nbytes: int, now: float) -> Departures:
+        """:meth:`send`, saying when each byte leaves, not only the last. Raises
+        :class:`LinkReset` (with ``departures`` set: what left before the reset)."""
+        departures = Departures(nbytes)
+        try:
+            departures.done = self._transmit(self.up, nbytes, now, 0.0, departures)
+        except LinkReset as exc:
+            departures.done = math.inf
+            exc.departures = departures
+            raise
+        return departures
+
     def receive(self, nbytes: int, now: float) -> float:
         """When ``nbytes`` the server sent at ``now`` (read from the kernel now) reach the
         client. Raises :class:`LinkReset` if an outage resets the connection."""
         return self._transmit(self.down, nbytes, now, self.link.delay())
 
-    def _transmit(self, flow: _Flow, nbytes: int, now: float, delay: float) -> float:
+    def _transmit(
+        self,
+        flow: _Flow,
+        nbytes: int,
+        now: float,
+        delay: float,
+        departures: Departures | None = None,
+    ) -> float:
         link, profile = self.link, self.link.profile
         self._check_reset(now)
         if profile.slow_start_after_idle:
@@ -331,6 +384,8 @@ class LinkConnection:
             take = min(remaining, room)
             departs = max(t, flow.free_at)
             first = departs if first is None else first
+            if departures is not None:
+                departures.runs.append((departs, flow.rate, nbytes - remaining, take))
             flow.free_at = departs + take / flow.rate
             flow.window_used += take
             remaining -= take
@@ -341,11 +396,15 @@ class LinkConnection:
         packets = max(1, math.ceil(nbytes / profile.mss))
         arrives = sent + delay
         if profile.loss > 0 and link.rng.random() < 1 - (1 - profile.loss) ** packets:
+            if departures is not None:  # the lost packet: the write's last, at the latest
+                departures.held = min(nbytes, profile.mss)
             sent = link.retransmitted(sent, None)
             flow.lose(profile.mss)
             arrives = sent + delay
         down = link.outage_around(first, max(arrives, sent + rtt / 2))
         if down is not None:
+            if departures is not None:
+                departures.stalled = down[0]
             outage = profile.outage
             if outage is not None and outage.mode == "reset":
                 self.reset_at = max(down[0], now)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import gevent
 import gevent.socket
 
-from rig.loadgen.link import Link, LinkConnection, LinkReset
+from rig.loadgen.link import Departures, Link, LinkConnection, LinkReset
 
 __all__ = [
     "ShapedWireSocket",
@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 RECV_SIZE = 65536
+PIECE_S = 0.25
+"""How often, at most, a shaped write hands the kernel what has left (link time)."""
 
 
 @dataclass(slots=True)
@@ -88,10 +90,15 @@ class WireSocket:
         self._readable = gevent.get_hub().loop.io(sock.fileno(), 1)
         self._drained = False
 
-    def sendall(self, data: bytes) -> None:
-        """Write all of ``data``."""
-        self.sock.sendall(data)
-        self.counter.sent += len(data)
+    def sendall(self, data: bytes | memoryview) -> None:
+        """Write all of ``data``, counting each part the kernel takes as it takes it: a
+        write cut short (a deadline, a reset) has counted what went on the wire."""
+        sock, counter = self.sock, self.counter
+        view = memoryview(data)
+        while view:
+            sent = sock.send(view)  # waits until the socket is writable
+            counter.sent += sent
+            view = view[sent:]
 
     def recv(self, size: int = RECV_SIZE) -> bytes:
         """Read up to ``size`` bytes as soon as any arrive; ``b""`` when the peer closed.
@@ -160,17 +167,38 @@ class ShapedWireSocket(WireSocket):
         """Bytes read but not yet delivered (or the reset that ends them), oldest first."""
         self._eof = False
 
-    def sendall(self, data: bytes) -> None:
-        """Write all of ``data`` once the link has sent it (:class:`LinkReset` at the
-        moment an outage resets the connection)."""
+    def sendall(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` as the link sends it: each piece once its bytes have left
+        (at most every :data:`PIECE_S` of the link's time), so that a write cut short has
+        written, and counted, what left before (:class:`LinkReset` at the moment an
+        outage resets the connection, after what left before it)."""
+        now = time.monotonic()
         try:
-            due = self.link.send(len(data), time.monotonic())
+            departures = self.link.departures(len(data), now)
         except LinkReset as exc:
+            if exc.departures is not None:
+                self._write_as_sent(data, exc.departures, now, exc.at)
             _sleep_until(exc.at)
             raise
-        _sleep_until(due)
-        self.sock.sendall(data)
-        self.counter.sent += len(data)
+        self._write_as_sent(data, departures, now, departures.done)
+
+    def _write_as_sent(
+        self, data: bytes | memoryview, departures: Departures, at: float, until: float
+    ) -> None:
+        """Write the bytes of ``data`` that leave from ``at`` to ``until``, each piece
+        (of one segment at least) once it has left."""
+        view, written, size = memoryview(data), 0, len(data)
+        mss = self.link.link.profile.mss
+        while written < size:
+            at = min(at + PIECE_S, until)
+            left = departures.left_by(at)
+            last = at >= until
+            if left - written >= mss or left == size or (last and left > written):
+                _sleep_until(at)
+                super().sendall(view[written:left])
+                written = left
+            if last:
+                return
 
     def recv(self, size: int = RECV_SIZE) -> bytes:
         """The next bytes the link delivers (at most ``size``); ``b""`` when the peer

@@ -47,7 +47,8 @@ class TurnRecord:
     """One model turn as the client saw it on the wire.
 
     Bytes are counted at the socket (request line, headers, body, chunk framing, WebSocket
-    frame headers and masking; a connection's handshake is charged to its first turn).
+    frame headers and masking; a connection's handshake is charged to its first turn), as
+    the kernel takes them: a turn that failed or timed out mid-write counts what left.
     Times are from one monotonic clock: ``ttfb_ms`` to the first byte of the answer,
     ``ttft_ms`` to the first content delta (text or tool-call arguments), ``turn_ms`` to
     the terminal event, all from the turn's start (before it opens a connection, if it

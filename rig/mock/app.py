@@ -114,30 +114,54 @@ def _header_pairs(verdict: Verdict | None) -> list[tuple[bytes, bytes]]:
 
 E = TypeVar("E")
 
+EventWriter = Callable[[list[bytes], bool], Awaitable[None]]
+"""Writes encoded events to the client: ``write(chunks, last)``, ``last`` with the final
+batch of a stream (possibly empty)."""
+
+FLUSH_BYTES = 64 * 1024
+"""A batch of events is written once it holds this much, even with more due at once (the
+transport's flow control sees a long instant answer in pieces of about this size)."""
+
 
 async def stream_paced(
     timed: Iterable[tuple[float, E]],
     encode: Callable[[E], bytes],
-    frame: Callable[[bytes], Message],
-    send: Send,
+    write: EventWriter,
     stats: Stats,
     gone: Callable[[], bool] | None = None,
     before_last: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
-    """Write timed events as the latency model says: sleep until each one's offset (from
-    now), ``encode`` it, wrap it in an ASGI message with ``frame``, ``send`` it; stop early
-    once ``gone()`` says the client left. Await ``before_last()`` just before the last
-    event is written (a response is recorded, and its lane freed, before the client can see
-    it end and act on it). Counts ``events_sent`` and ``bytes_out`` once, at the end.
-    Whether every event was written.
+    """Write timed events as the latency model says: wait until each one's offset (from
+    now), ``encode`` it; stop early once ``gone()`` says the client left. Await
+    ``before_last()`` just before the last event is encoded (a response is recorded, and
+    its lane freed, before the client can see it end and act on it). Counts
+    ``events_sent`` and ``bytes_out`` once, at the end, for the events handed to
+    ``write``. Whether every event was written.
+
+    Events due together are written together: the encoded events wait in a batch, written
+    before a sleep, once it holds :data:`FLUSH_BYTES`, and at the end (``last``, the
+    events due with the last one included). So an instant answer is one write, not one
+    per event; a paced one is written as it was paced.
 
     The one streaming loop of the mock (SSE events, chat chunks, WebSocket frames): the
-    hot path, so nothing but the send is awaited per event and nothing is counted per
-    event in shared memory.
+    hot path, so nothing is awaited per event and nothing is counted per event in shared
+    memory.
     """
     start = time.monotonic()
     sent = 0
     count = 0
+    batch: list[bytes] = []
+    size = 0
+
+    async def flush(last: bool = False) -> None:
+        nonlocal sent, count, batch, size
+        chunks = batch
+        sent += size
+        count += len(chunks)
+        batch = []
+        size = 0
+        await write(chunks, last)
+
     events = iter(timed)
     upcoming = next(events, None)
     try:
@@ -147,23 +171,48 @@ async def stream_paced(
             if offset:
                 delay = start + offset - time.monotonic()
                 if delay > 0.001:
+                    if batch:
+                        await flush()
                     await asyncio.sleep(delay)
             if gone is not None and gone():
                 return False
             if upcoming is None and before_last is not None:
                 await before_last()
             chunk = encode(event)
-            sent += len(chunk)
-            count += 1
-            await send(frame(chunk))
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= FLUSH_BYTES and upcoming is not None:
+                await flush()
+        await flush(last=True)
         return True
     finally:
         stats.add("events_sent", count)
         stats.add("bytes_out", sent)
 
 
-def _sse_frame(chunk: bytes) -> Message:
-    return {"type": "http.response.body", "body": chunk, "more_body": True}
+def _sse_writer(send: Send, stats: Stats, end: bytes = b"") -> EventWriter:
+    """Writes a batch of SSE messages as one body chunk (one chunk of the chunked
+    encoding, one socket write); the last batch, then ``end`` (counted in ``bytes_out``),
+    ends the body in the same write."""
+
+    async def write(chunks: list[bytes], last: bool) -> None:
+        if last and end:
+            chunks.append(end)
+            stats.add("bytes_out", len(end))
+        await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": not last})
+
+    return write
+
+
+def _ws_writer(send: Send) -> EventWriter:
+    """Writes a batch of events as text frames, one per event (the server's protocol
+    writes the frames sent in one step at once: :mod:`rig.serving.wsproto`)."""
+
+    async def write(chunks: list[bytes], last: bool) -> None:
+        for payload in chunks:
+            await send(_ws_frame(payload))
+
+    return write
 
 
 def _ws_frame(payload: bytes) -> Message:
@@ -595,16 +644,14 @@ class _EventStream(Response):
             timed = turn.timed_events()
             finished: list[Any] = []
 
-            async def record() -> None:  # before the terminal event, so a GET finds it
+            async def record() -> None:  # before the terminal event: GET and /stats see it
                 finished.append(await app.engine.finish(turn))
+                app.stats.add(_outcome(turn))
 
-            if not await stream_paced(
-                timed, encode_event, _sse_frame, send, app.stats, gone.happened, record
-            ):
+            write = _sse_writer(send, app.stats)
+            if not await stream_paced(timed, encode_event, write, app.stats, gone.happened, record):
                 app.stats.add("responses_failed")
                 return
-            app.stats.add(_outcome(turn))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
             if app.recorder is not None and finished:
                 app.recorder.end(self.recording, finished[0].response)
         finally:
@@ -645,12 +692,8 @@ class _ChunkStream(Response):
                     ],
                 }
             )
-            if not await stream_paced(
-                self.chunks, encode_data, _sse_frame, send, stats, gone.happened
-            ):
-                return
-            stats.add("bytes_out", len(DONE))
-            await send({"type": "http.response.body", "body": DONE, "more_body": False})
+            write = _sse_writer(send, stats, end=DONE)
+            await stream_paced(self.chunks, encode_data, write, stats, gone.happened)
         finally:
             gone.cancel()
             if self.verdict is not None:
@@ -804,7 +847,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 lane.release()
 
             await stream_paced(
-                turn.timed_events(), encode_server_event, _ws_frame, self._send, app.stats,
+                turn.timed_events(), encode_server_event, _ws_writer(self._send), app.stats,
                 before_last=finish,
             )  # fmt: skip
             app.stats.add(_outcome(turn))

@@ -47,7 +47,7 @@ from rig.mock.httpproto import MockServerConfig, TimedHttpProtocol
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
 from rig.redact import install_redaction
-from rig.serving.wsproto import ServerWSProtocol, ws_read_limit
+from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 from rig.traces.recorder import TraceRecorder
 from rig.workload.policy import ModelPolicy
 from rig.workload.scenarios import builtin_scenarios
@@ -86,6 +86,10 @@ class MockConfig:
     max_message_bytes: int = 8 * 1024 * 1024
     ws_max_age_s: float = 3600.0
     ws_max_age_jitter_s: float = 0.0
+    ws_ping_interval_s: float = 20.0
+    """Seconds between keepalive pings (0: none); uvicorn's default."""
+    ws_ping_timeout_s: float = 20.0
+    """Seconds a pong may take before the WebSocket is closed with 1011 (0: never)."""
     admin: bool = False
     delta_tokens: int = 1
     stats_dir: str | None = None
@@ -308,6 +312,7 @@ def serve(config: MockConfig) -> None:
         header_timeout_s=config.header_timeout_s,
         ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
+        **ws_keepalive(config.ws_ping_interval_s, config.ws_ping_timeout_s),
         log_level=config.log_level,
         log_config=log_config(config),
         access_log=False,

@@ -35,7 +35,7 @@ ready sends them in one call instead of one coroutine per event.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from uvicorn._types import ASGISendEvent, WebSocketSendEvent
 from uvicorn.protocols.utils import ClientDisconnected
@@ -48,7 +48,14 @@ from websockets.protocol import OPEN
 from rig.protocol.errors import PayloadTooLargeError, ws_error_event
 from rig.protocol.ws import encode_server_event
 
-__all__ = ["SEND_MANY", "ServerWSProtocol", "text_frame_header", "ws_read_limit"]
+__all__ = [
+    "SEND_MANY",
+    "Keepalive",
+    "ServerWSProtocol",
+    "text_frame_header",
+    "ws_keepalive",
+    "ws_read_limit",
+]
 
 SEND_MANY = "rig.websocket.send_many"
 """The ASGI extension (and message type) of several text messages sent in one call."""
@@ -69,6 +76,23 @@ def ws_read_limit(max_message_bytes: int) -> int:
     """The largest WebSocket message the server reads (and answers with a 413 event while
     keeping the connection): twice ``max_message_bytes``, at least 1 MiB."""
     return max(max_message_bytes * 2, 1 << 20)
+
+
+class Keepalive(TypedDict):
+    """uvicorn's keepalive settings (``uvicorn.Config`` keywords)."""
+
+    ws_ping_interval: float | None
+    ws_ping_timeout: float | None
+
+
+def ws_keepalive(interval_s: float, timeout_s: float) -> Keepalive:
+    """uvicorn's keepalive settings: a ping every ``interval_s`` (0: no pings), and the
+    connection closed with 1011 when its pong is ``timeout_s`` late (0: never; uvicorn
+    would read 0 as closing at once)."""
+    return Keepalive(
+        ws_ping_interval=interval_s if interval_s > 0 else None,
+        ws_ping_timeout=timeout_s if timeout_s > 0 else None,
+    )
 
 
 class ServerWSProtocol(WebSocketsSansIOProtocol):

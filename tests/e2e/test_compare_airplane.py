@@ -15,7 +15,8 @@ that the test takes well under a minute:
   turn 2 (440 KB, 7 s of upload) cannot; a continuation (at most 211 KB, 4.1 s) always fits.
 
 At the shipped profile's scale a continuation of that size takes over 20 s to upload and
-the mock's WebSocket keepalive breaks the connection (docs/links.md): this test shows
+the mock's WebSocket keepalive breaks the connection (docs/links.md, "WebSocket keepalive
+on a slow link": with uvicorn's 20/20 only ``ws_stored`` completes there): this test shows
 HTTP's side of the problem, not that WebSocket survives the real link.
 """
 

@@ -85,7 +85,7 @@ def test_capacity_phases_run_in_two_processes(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable, "-m", "rig", "capacity", "--processes", "2", "--transports", "ws",
-            "--step-users", "2", "--step-time", "3s", "--max-users", "4", "--preset", "fast",
+            "--step-users", "2", "--step-time", "3s", "--max-users", "2", "--preset", "fast",
             "--time-scale", "0", "--stop-timeout", "30", "--out", str(tmp_path / "runs"),
             "--json", str(tmp_path / "summary.json"),
         ],

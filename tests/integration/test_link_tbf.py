@@ -4,7 +4,9 @@ A private network namespace gets its own loopback, shaped by ``tc ... tbf`` (whi
 in a namespace here; ``netem`` does not). The mock and one agent session run inside it;
 then the same session runs on the host's plain loopback with the rate emulated in user
 space (``--link`` with a profile file). The task's turn time, dominated by moving its
-bytes at the rate, must agree within 10%.
+bytes at the rate, must agree within 10%, plus the time the same task takes unshaped on
+the host in the same test (the processes' own work: on a busy machine it stretches the
+kernel-shaped run more than the emulated one).
 
 Needs root (CAP_NET_ADMIN), ``ip`` and ``tc``: in CI their absence fails the test,
 elsewhere it skips.
@@ -116,14 +118,24 @@ def test_a_rate_emulated_in_user_space_matches_the_kernel_s_token_bucket(
     process, url = start_mock("--preset", "instant")
     try:
         emulated = _probe(url, str(profile), [])
+        unshaped = _probe(url, "direct", [])
     finally:
         process.stop()
-
     kernel_s, kernel_bytes = _transfer_time(kernel)
     emulated_s, emulated_bytes = _transfer_time(emulated)
     assert emulated_bytes == kernel_bytes  # the same conversation, byte for byte
     at_rate = kernel_bytes * 8 / (GOODPUT_KBIT * 1000)
     assert kernel_s > 0.9 * at_rate  # the namespace really was shaped
-    assert emulated_s == pytest.approx(kernel_s, rel=0.10), (kernel_s, emulated_s, at_rate)
+    # Within 10%, plus what the same task takes on this machine right now with no link
+    # at all: the processes' own work, which a busy machine stretches, and which delays
+    # the kernel's link (it idles while the mock is off the CPU) more than the emulation.
+    slack_s, _ = _transfer_time(unshaped)
+    assert abs(emulated_s - kernel_s) <= 0.10 * kernel_s + slack_s, (
+        kernel_s,
+        emulated_s,
+        at_rate,
+        slack_s,
+    )
     largest = max(range(len(kernel)), key=lambda i: kernel[i]["bytes_recv"])
-    assert emulated[largest]["turn_ms"] == pytest.approx(kernel[largest]["turn_ms"], rel=0.15)
+    kernel_ms, emulated_ms = kernel[largest]["turn_ms"], emulated[largest]["turn_ms"]
+    assert abs(emulated_ms - kernel_ms) <= 0.15 * kernel_ms + unshaped[largest]["turn_ms"]

@@ -233,6 +233,43 @@ def test_a_reset_outage_cuts_a_transfer_that_would_cross_it() -> None:
     assert raised.value.at == pytest.approx(begins)
 
 
+def test_a_write_s_bytes_leave_at_the_link_rate_round_by_round_and_all_by_its_end() -> None:
+    _, conn = connection(profile())
+    _, same = connection(profile())
+    departures = conn.departures(70 * MSS, 1.0)
+    assert departures.done == pytest.approx(same.send(70 * MSS, 1.0))  # the same model
+    assert departures.left_by(1.0) == 0
+    assert departures.left_by(1.005) == pytest.approx(5 * MSS, abs=1)  # 1,000 bytes/ms
+    # The initial window (10 segments) has left by 10 ms; then nothing until its
+    # acknowledgments are back (100 ms), then the next round at the rate.
+    assert departures.left_by(1.05) == departures.left_by(1.099) == IW
+    assert departures.left_by(1.105) == pytest.approx(IW + 5 * MSS, abs=1)
+    assert departures.left_by(departures.done) == 70 * MSS
+    times = [1.0 + i * 0.001 for i in range(400)]
+    lefts = [departures.left_by(t) for t in times]
+    assert lefts == sorted(lefts)
+
+
+def test_a_lost_packet_holds_back_the_write_s_last_segment_until_its_retransmission() -> None:
+    link, conn = connection(profile(loss=0.01))
+    link.rng = ScriptedRandom(0.001, 0.5)  # type: ignore[assignment]  # lost, then through
+    departures = conn.departures(5 * MSS, 1.0)
+    assert departures.done == pytest.approx(1.005 + 0.3)
+    assert departures.left_by(1.2) == 4 * MSS
+    assert departures.left_by(departures.done) == 5 * MSS
+
+
+def test_a_reset_outage_says_what_left_of_the_write_before_it() -> None:
+    link, conn = connection(RESET)
+    begins, _ = outage_of(link)
+    with pytest.raises(LinkReset) as raised:
+        conn.departures(1_000_000, begins - 0.5)  # the outage half-way
+    departures = raised.value.departures
+    assert departures is not None
+    assert 0 < departures.left_by(raised.value.at) < 1_000_000
+    assert departures.left_by(raised.value.at) == departures.left_by(raised.value.at + 100)
+
+
 # Profiles.
 
 SHIPPED = ("fiber", "cable", "dsl", "lte", "3g", "leo", "geo", "airplane")
