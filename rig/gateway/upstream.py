@@ -37,6 +37,7 @@ the status and the exception's type.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,9 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respo
 ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
 _SPECIAL_NAMES = frozenset(kind.encode() for kind in RESPONSE_EVENTS | ITEM_EVENTS)
 """SSE event names whose events may be changed on the way (the rest pass as they are)."""
+_WHOLE_EVENT = re.compile(rb"event: ([^\n]+)\ndata: ([^\n]+)\n\n")
+"""One event in the shape servers write: a name, one ``data:`` line, the blank line."""
+_WHOLE_EVENT_FRAMING = len(b"event: \ndata: \n\n")
 
 
 class UpstreamError(ServerError):
@@ -160,6 +164,15 @@ class EventBatch:
             self.terminal_at = len(self.datas)
         self.kinds.append(event.type.encode())
         self.datas.append(event.data)
+
+    def replace(self, index: int, event: RelayedEvent) -> None:
+        """Event ``index`` as given (kept if it is the first terminal one: events are
+        replaced in order, and those not replaced end nothing)."""
+        if event.terminal and self.terminal is None:
+            self.terminal = event
+            self.terminal_at = index
+        self.kinds[index] = event.type.encode()
+        self.datas[index] = event.data
 
     def events(self) -> list[RelayedEvent]:
         """Every event as a :class:`RelayedEvent` (only the terminal one with its
@@ -303,53 +316,70 @@ class _ResponsesReader(_EventReader):
         the next turn; the client gets the items without it, as the API would send them."""
 
     def feed(self, chunk: bytes) -> EventBatch:
-        batch = EventBatch()
-        if (
+        if not (
             self.clean
             and chunk.endswith(b"\n\n")
             and b"\r" not in chunk
             and len(chunk) <= self.decoder.max_event_bytes
         ):
-            # Whole events only: split here, as the decoder would (its two ``find`` shape
-            # for ``event:`` + one ``data:`` line); any other block goes through it alone.
-            kinds = batch.kinds
-            datas = batch.datas
-            for block in chunk[:-2].split(b"\n\n"):
-                if block.startswith(b"event: "):
-                    newline = block.find(b"\n")
-                    if (
-                        newline > 7
-                        and block.startswith(b"data: ", newline + 1)
-                        and block.find(b"\n", newline + 1) < 0
-                    ):
-                        kind = block[7:newline]
-                        data = block[newline + 7 :]
-                        if kind in _SPECIAL_NAMES or not kind.isascii():
-                            self._add(batch, kind.decode("utf-8", "replace"), data)
-                        elif data and data != b"[DONE]":
-                            kinds.append(kind)
-                            datas.append(data)
-                        continue
-                for message in SSEDecoder().feed(block + b"\n\n"):
-                    self._add(batch, message.event, message.data)
-        else:
+            batch = EventBatch()
             for message in self.decoder.feed(chunk):
                 self._add(batch, message.event, message.data)
             self.clean = chunk.endswith(b"\n\n")
+            return batch
+        # Whole events only (the decoder holds nothing): split here, by its rules.
+        whole = self._split_whole(chunk)
+        if whole is not None:
+            return whole
+        batch = EventBatch()
+        for block in chunk[:-2].split(b"\n\n"):
+            if block.startswith(b"event: "):  # the decoder's two ``find`` shape
+                newline = block.find(b"\n")
+                if (
+                    newline > 7
+                    and block.startswith(b"data: ", newline + 1)
+                    and block.find(b"\n", newline + 1) < 0
+                ):
+                    self._add(
+                        batch, block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]
+                    )
+                    continue
+            for message in SSEDecoder().feed(block + b"\n\n"):  # anything else: the decoder's
+                self._add(batch, message.event, message.data)
+        return batch
+
+    def _split_whole(self, chunk: bytes) -> EventBatch | None:
+        """A read made only of events in the shape servers write (``event: <ASCII name>``,
+        one non-empty ``data:`` line, the blank line; no ``[DONE]``), split in one pass of
+        the regular expression, or ``None``. Its matches tile the read exactly (their
+        lengths add up to it), so they are the decoder's blocks, one by one."""
+        pairs = _WHOLE_EVENT.findall(chunk)
+        if not pairs:
+            return None
+        kinds, datas = (list(column) for column in zip(*pairs, strict=True))
+        covered = sum(map(len, kinds)) + sum(map(len, datas)) + _WHOLE_EVENT_FRAMING * len(pairs)
+        if covered != len(chunk) or b"[DONE]" in datas or not b"".join(kinds).isascii():
+            return None
+        batch = EventBatch(kinds, datas)
+        if not _SPECIAL_NAMES.isdisjoint(kinds):
+            for index, kind in enumerate(kinds):
+                if kind in _SPECIAL_NAMES:
+                    batch.replace(index, self._event(kind.decode(), datas[index]))
         return batch
 
     def _add(self, batch: EventBatch, name: str, data: bytes) -> None:
-        """One event named ``name`` (``""``: unnamed, its JSON says), as the client gets
-        it: response objects echo the client's settings, items lose what it did not ask for."""
-        if not data or data == b"[DONE]":
-            return
-        kind = name or event_type(data) or ""
+        """One event named ``name`` (``""``: unnamed, its JSON says); none without data."""
+        if data and data != b"[DONE]":
+            batch.add_event(self._event(name or event_type(data) or "", data))
+
+    def _event(self, kind: str, data: bytes) -> RelayedEvent:
+        """An event as the client gets it: response objects echo the client's settings,
+        items lose what it did not ask for, the rest as they came."""
         if kind in RESPONSE_EVENTS:
-            batch.add_event(_patched(data, self.call, self.strip))
-        elif self.strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
-            batch.add(kind.encode(), _item_stripped(data))
-        else:
-            batch.add(kind.encode(), data)
+            return _patched(data, self.call, self.strip)
+        if self.strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
+            return RelayedEvent(kind, _item_stripped(data))
+        return RelayedEvent(kind, data)
 
 
 class _ResponsesDialect(_Dialect):

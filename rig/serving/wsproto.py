@@ -137,8 +137,10 @@ class ServerWSProtocol(WebSocketsSansIOProtocol):
                 texts: list[bytes] = message["texts"]  # type: ignore[typeddict-item]
                 if plain:
                     append = conn.writes.append
+                    short = _SHORT_HEADERS
                     for text in texts:
-                        append(text_frame_header(len(text)))
+                        length = len(text)
+                        append(short[length] if length < 126 else text_frame_header(length))
                         append(text)
                 else:
                     for text in texts:

@@ -142,13 +142,35 @@ def test_a_responses_stream_read_whole_is_relayed_patched_and_stripped() -> None
     assert "encrypted_content" not in orjson.loads(datas[7])["response"]["output"][0]
 
 
-@given(cuts=st.lists(st.integers(min_value=1, max_value=2_000), max_size=12))
+_STREAM = _responses_stream()
+_BOUNDARIES = [i + 2 for i in range(len(_STREAM)) if _STREAM.startswith(b"\n\n", i)]
+"""Where each event of the stream ends: reads cut there hold whole events only."""
+
+
+@given(
+    cuts=st.lists(
+        st.one_of(st.sampled_from(_BOUNDARIES), st.integers(min_value=1, max_value=2_000)),
+        max_size=12,
+    )
+)
 def test_a_responses_stream_gives_the_same_events_however_it_is_cut(cuts: list[int]) -> None:
-    """Reads that end on an event's blank line take the one-pass split; the others the
-    decoder: the events, their bytes and the terminal one are the same as when every read
-    is one byte (the decoder only)."""
-    stream = _responses_stream()
-    points = sorted({min(cut, len(stream)) for cut in cuts} | {0, len(stream)})
-    chunks = [stream[a:b] for a, b in itertools.pairwise(points) if b > a]
-    one_by_one = [stream[i : i + 1] for i in range(len(stream))]
+    """Reads of whole events take the one-pass split (or, with an event of another shape,
+    the split by blocks); the others the decoder: the events, their bytes and the terminal
+    one are the same as when every read is one byte (the decoder only)."""
+    points = sorted({min(cut, len(_STREAM)) for cut in cuts} | {0, len(_STREAM)})
+    chunks = [_STREAM[a:b] for a, b in itertools.pairwise(points) if b > a]
+    one_by_one = [_STREAM[i : i + 1] for i in range(len(_STREAM))]
     assert _read(chunks) == _read(one_by_one)
+
+
+def test_a_read_of_events_of_the_usual_shape_is_relayed_as_it_came() -> None:
+    """A read holding only the last two deltas: their names and JSON are the upstream's
+    bytes, unchanged."""
+    start, end = _BOUNDARIES[4], _BOUNDARIES[6]
+    kinds, datas, terminal = _read([_STREAM[:start], _STREAM[start:end], _STREAM[end:]])
+    pairs = zip(kinds[5:7], datas[5:7], strict=True)
+    assert (
+        b"".join(b"event: " + k + b"\ndata: " + d + b"\n\n" for k, d in pairs)
+        == (_STREAM[start:end])
+    )
+    assert terminal is not None and terminal.type == "response.completed"
