@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from rig.loadgen import registry
 from rig.loadgen.collector import MODES, TUNED
 from rig.loadgen.link import load_link, parse_links
-from rig.loadgen.options import parse_workload
+from rig.loadgen.options import ARRIVALS, SPAWN, parse_workload
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
 
 __all__ = [
@@ -325,6 +325,15 @@ class RunOptions:
         default="scenarios",
         type=workload_option,
         metavar="scenarios|trace:NAME",
+    )
+    arrivals: str = option(
+        "when each session starts its first task: 'spawn' (default: as soon as the run "
+        "spawns it) or 'recorded' (with --workload trace:..., its traced session's start_s "
+        "times --time-scale after the run started, as the sessions arrived in the "
+        "recording; a session without start_s starts at once; docs/traces.md)",
+        _RUN,
+        default=SPAWN,
+        choices=ARRIVALS,
     )
     seed: int = option("seed for tasks and tool timings", _RUN, default=0, type=int)
     link: str = option(
@@ -780,6 +789,18 @@ class GatewayOptions:
         {GATEWAY},
         default=[],
         action="append",
+    )
+    record: str | None = option(
+        "write a trace of every session served into this directory (shapes and sizes, no "
+        "content, never keys; the mock's recorder; docs/traces.md)",
+        {GATEWAY},
+        metavar="DIR",
+    )
+    keep_content: bool = option(
+        "with --record: keep the instructions, tools and items in the trace",
+        {GATEWAY},
+        default=False,
+        action="store_true",
     )
     max_body_bytes: int = option(
         "largest HTTP request body (default: 8 MiB)",

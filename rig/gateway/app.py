@@ -82,6 +82,8 @@ from rig.serving import (
 )
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.serving.wsproto import SEND_MANY
+from rig.traces.recorder import RecordingTurn, TraceRecorder
+from rig.traces.shape import scope_head_bytes, ws_frame_header_bytes
 
 __all__ = ["Gateway", "GatewayFront", "build_app"]
 
@@ -130,6 +132,8 @@ class _Turn:
     started: float = field(default_factory=time.perf_counter)
     """``time.perf_counter()`` when the gateway began on it (its request parsed)."""
     call: UpstreamCall | None = None
+    trace: RecordingTurn | None = None
+    """Its turn in the trace being recorded (``--record``), ended when it is recorded."""
 
 
 class Gateway:
@@ -141,11 +145,14 @@ class Gateway:
         state: GatewayState,
         stats: GatewayStats,
         upstreams: Mapping[UpstreamConfig, Upstream],
+        recorder: TraceRecorder | None = None,
     ):
         self.config = config
         self.state = state
         self.stats = stats
         self.upstreams = upstreams
+        self.recorder = recorder
+        """Writes a trace of every session (``--record``); ``None``: no recording work."""
         self.connections: set[_WSConnection] = set()
         self.draining = False
         self._process = psutil.Process()
@@ -226,6 +233,8 @@ class Gateway:
             parent_id=turn.request.previous_response_id if prior is not None else None,
         )
         await self.state.record(response["id"], conversation, cache=cache, lane=lane)
+        if self.recorder is not None:
+            self.recorder.end(turn.trace, response)
 
     def upstream_events(self, turn: _Turn) -> AsyncGenerator[EventBatch, None]:
         """The upstream call for ``turn``, as batches of events (one per upstream read)."""
@@ -336,11 +345,19 @@ class Gateway:
                 )
             owner = self.owner(request.headers)
             turn = await self.prepare(create, body, owner, upstream_key=upstream_key)
+            if self.recorder is not None:
+                turn.trace = self.recorder.begin(
+                    raw,
+                    transport="sse" if create.stream else "http",
+                    header_bytes=scope_head_bytes(request.scope),
+                    user_agent=request.headers.get("user-agent"),
+                )
             self.stats.add("in_flight")
             try:
                 events, first = await self.open_upstream(turn)
             except BaseException:
                 self.stats.add("in_flight", -1)
+                self.abandon(turn)
                 raise
         except APIError as error:
             return self.failed(error)
@@ -354,6 +371,7 @@ class Gateway:
             return self.failed(error)
         finally:
             self.stats.add("in_flight", -1)
+            self.abandon(turn)
             await _close_events(events)
         assert terminal.response is not None
         if terminal.type == "response.failed":
@@ -367,6 +385,12 @@ class Gateway:
         payload = orjson.dumps(response)
         self.stats.add("client_bytes_out", len(payload))
         return Response(payload, media_type="application/json")
+
+    def abandon(self, turn: _Turn) -> None:
+        """The turn ends without a response to record: its trace turn is dropped (nothing
+        once it was recorded)."""
+        if self.recorder is not None:
+            self.recorder.abandon(turn.trace)
 
     def _recorder(
         self, turn: _Turn, cache: SessionCache | None = None, lane: str = ""
@@ -516,6 +540,8 @@ class Gateway:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            if self.recorder is not None:
+                self.recorder.connection_closed(connection)
             connection.cache.close()
             connection.closed.set_result(None)
             self.stats.add("connections_open", -1)
@@ -584,6 +610,7 @@ class _EventStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             stats.add("in_flight", -1)
+            gateway.abandon(self.turn)
             await _close_events(self.events)
 
 
@@ -594,6 +621,8 @@ class _Create:
     request: ResponseCreateRequest
     body: dict[str, Any]
     stream_id: str | None
+    raw: bytes | None = None
+    """The message as received, kept only while recording."""
 
 
 class _WSConnection(WSModeConnection[_Create]):
@@ -623,11 +652,13 @@ class _WSConnection(WSModeConnection[_Create]):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.send_many = SEND_MANY in websocket.scope.get("extensions", {})
         """The server takes several messages in one send (:mod:`rig.serving.wsproto`)."""
+        self.handshake_bytes = scope_head_bytes(websocket.scope) if gateway.recorder else 0
 
     def parse(self, raw: bytes) -> _Create:
         body = parse_json_object(raw)
         event = client_event(body)
-        return _Create(event, body, event.stream_id)
+        kept = raw if self.gateway.recorder is not None else None
+        return _Create(event, body, event.stream_id, kept)
 
     def received(self, size: int) -> None:
         self.stats.add("client_bytes_in", size)
@@ -658,6 +689,16 @@ class _WSConnection(WSModeConnection[_Create]):
         turn = await gateway.prepare(
             create.request, create.body, self.owner, self.cache, self.upstream_key
         )
+        if gateway.recorder is not None and create.raw is not None:
+            turn.trace = gateway.recorder.begin(
+                create.raw,
+                transport="ws",
+                header_bytes=ws_frame_header_bytes(len(create.raw)),
+                user_agent=self.websocket.headers.get("user-agent"),
+                connection=self,
+                lane=stream_id,
+                handshake_bytes=self.handshake_bytes,
+            )
         if create.body.get("generate") is False:
             await self._warm_up(turn, lane)
             return
@@ -688,6 +729,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 await _close_events(events)  # its upstream slot and connection, now
         finally:
             gateway.stats.add("in_flight", -1)
+            gateway.abandon(turn)
 
     async def _warm_up(self, turn: _Turn, lane: LaneRelease[_Create]) -> None:
         """``generate: false``: the state is prepared and recorded as an empty response

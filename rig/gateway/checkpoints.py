@@ -6,9 +6,11 @@ with ``store=true`` is checkpointed: its owner, whether it was stored (only thos
 conversation up to it, kept as the JSON bytes they were sent as (no re-encoding, and memory
 close to the conversation's size). Two backends:
 
-* :class:`RedisCheckpoints` - one Redis hash per response (``<prefix><id>``: owner, stored,
-  tokens, response, transcript), written with its TTL in one pipelined round trip;
-  shared by every replica, so a client that reconnects to another one continues;
+* :class:`RedisCheckpoints` - a Redis list per conversation thread (one entry per
+  response: the items it added) and a hash per response (owner, stored, tokens, response,
+  its thread and length), each write sending only what the response added, each read one
+  round trip; shared by every replica, so a client that reconnects to another one
+  continues;
 * :class:`MemoryCheckpoints` - in process, bounded by bytes, the least recently used
   conversation out first, with the same TTL: a reconnect to the same process continues.
   The responses of a conversation share its items (:class:`Conversation` is a chain), so
@@ -26,6 +28,7 @@ and counts it.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -134,24 +137,24 @@ class Conversation:
         return value
 
     def fields(self) -> dict[str, bytes]:
-        """As a Redis hash (the conversation whole)."""
+        """What a Redis checkpoint keeps of it beside its items (which go to its thread)."""
         return {
             "owner": self.owner.encode(),
             "stored": b"1" if self.stored else b"0",
             "tokens": str(self.context_tokens).encode(),
             "pending": orjson.dumps(self.pending),
             "response": self.response,
-            "transcript": self.transcript,
         }
 
     @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> Conversation:
-        """Inverse of :meth:`fields` (flat: no parent)."""
+    def from_fields(cls, fields: dict[bytes, bytes], items: bytes) -> Conversation:
+        """Inverse of :meth:`fields`, with ``items`` the whole conversation (flat: no
+        parent)."""
         return cls(
             owner=fields[b"owner"].decode(),
             stored=fields[b"stored"] == b"1",
             response=fields[b"response"],
-            items=fields[b"transcript"],
+            items=items,
             context_tokens=int(fields[b"tokens"]),
             pending=tuple(orjson.loads(fields.get(b"pending", b"[]"))),
         )
@@ -323,10 +326,103 @@ class MemoryCheckpoints:
         return len(self._entries)
 
 
+_WRITE_SCRIPT = """
+-- KEYS: the response's hash, a new thread's list, [the parent's hash]
+-- ARGV: ttl_ms, owner, stored, tokens, pending, response, items, parent_id
+-- Returns the response's length in its thread, or -1: the parent cannot be extended
+-- (gone, incomplete or another owner's), the caller writes the conversation whole.
+local thread = KEYS[2]
+local length = 1
+if #KEYS == 3 then
+  local parent = redis.call('HMGET', KEYS[3], 'owner', 'thread', 'length')
+  if parent[1] ~= ARGV[2] or not parent[2] or not parent[3] then
+    return -1
+  end
+  local held = tonumber(parent[3])
+  local size = redis.call('LLEN', parent[2])
+  if size < held then
+    return -1
+  end
+  if size == held then
+    thread = parent[2]
+  else
+    local first = 0
+    while first < held do
+      local last = math.min(first + 999, held - 1)
+      redis.call('RPUSH', thread, unpack(redis.call('LRANGE', parent[2], first, last)))
+      first = last + 1
+    end
+  end
+  length = held + 1
+end
+redis.call('RPUSH', thread, ARGV[7])
+redis.call('PEXPIRE', thread, ARGV[1])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'stored', ARGV[3], 'tokens', ARGV[4],
+  'pending', ARGV[5], 'response', ARGV[6], 'parent', ARGV[8], 'thread', thread,
+  'length', length)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return length
+"""
+
+_READ_SCRIPT = """
+-- KEYS: the response's hash. Returns {hash fields, its thread's first `length` entries},
+-- or nil when the hash is gone or its thread no longer holds them all.
+local fields = redis.call('HGETALL', KEYS[1])
+local thread, length
+for i = 1, #fields, 2 do
+  if fields[i] == 'thread' then
+    thread = fields[i + 1]
+  elseif fields[i] == 'length' then
+    length = tonumber(fields[i + 1])
+  end
+end
+if not thread or not length then
+  return false
+end
+local items = redis.call('LRANGE', thread, 0, length - 1)
+if #items ~= length then
+  return false
+end
+return {fields, items}
+"""
+
+_DELETE_SCRIPT = """
+-- KEYS: the response's hash. Deletes it, and its entry when that is its thread's tail
+-- (no other response's conversation holds it). Returns whether the hash existed.
+local held = redis.call('HMGET', KEYS[1], 'thread', 'length')
+if held[1] and held[2] and redis.call('LLEN', held[1]) == tonumber(held[2]) then
+  redis.call('RPOP', held[1])
+end
+return redis.call('DEL', KEYS[1])
+"""
+
+
 class RedisCheckpoints:
-    """Checkpoints in Redis, shared by every replica: one hash per response under
-    ``<prefix><id>`` expiring ``ttl_s`` after it was written; every call bounded by
-    ``timeout_s`` (a Redis that hangs costs a turn at most that, then counts as down)."""
+    """Checkpoints in Redis, shared by every replica, written as deltas.
+
+    A conversation's items live in a *thread*, a Redis list (``<prefix>thread:<random>``)
+    with one entry per response: the JSON array of the items that response added. Each
+    response has a hash (``<prefix>response:<id>``: owner, stored, tokens, pending, the
+    response object when stored, its parent's id, its thread's key and its ``length``, how
+    many of the thread's first entries make its conversation). A write sends only the
+    response's own items and fields, so its bytes do not grow with the conversation:
+
+    * a response continuing its thread's tail (the usual turn) appends its entry;
+    * one continuing an earlier response (a branch) starts a new thread, the parent's
+      entries copied inside Redis;
+    * a new conversation, or one whose parent is not in Redis (its write failed, it
+      expired, or another owner's), starts a new thread holding the whole conversation in
+      one entry - written whole once, then deltas again.
+
+    Each write is one Lua script (atomic: two replicas extending one response cannot both
+    append) and sets the TTL of the hash and of the thread it extends, so a thread lives
+    at least as long as the hashes that use it. A read is one script too - the hash, then
+    the thread's first ``length`` entries, joined - and answers ``None`` unless both are
+    whole: an expired or evicted piece is never a shorter conversation. Every call is
+    bounded by ``timeout_s`` (a Redis that hangs costs a turn at most that, then counts
+    as down). The scripts read keys named in a hash, so the store needs one Redis (with
+    replicas if wanted), not a Redis Cluster.
+    """
 
     def __init__(
         self,
@@ -352,9 +448,19 @@ class RedisCheckpoints:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        self._write = self._redis.register_script(_WRITE_SCRIPT)
+        self._read = self._redis.register_script(_READ_SCRIPT)
+        self._delete = self._redis.register_script(_DELETE_SCRIPT)
         self._written: OrderedDict[str, float] = OrderedDict()
         """Ids this process wrote and when they expire (bounded), to tell ``expired``."""
         self._written_limit = 100_000
+
+    def response_key(self, response_id: str) -> str:
+        """The Redis key of a response's hash."""
+        return f"{self.prefix}response:{response_id}"
+
+    def _new_thread_key(self) -> str:
+        return f"{self.prefix}thread:{secrets.token_hex(8)}"
 
     async def _call(self, work: Any) -> Any:
         from redis.exceptions import RedisError
@@ -366,29 +472,51 @@ class RedisCheckpoints:
             raise CheckpointUnavailable(f"redis: {type(exc).__name__}") from None
 
     async def write(self, response_id: str, conversation: Conversation) -> int:
-        """HSET and PEXPIRE in one round trip; the conversation is written whole."""
-        key = self.prefix + response_id
-        ttl_ms = max(1, int(self.ttl_s * 1000))
-        fields = conversation.fields()
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-        pipe.pexpire(key, ttl_ms)
-        await self._call(pipe.execute())
+        """One script: the response's own items appended to its parent's thread (or a
+        branch of it); the whole conversation in a new thread when there is no parent in
+        Redis to extend (then a second round trip, within the same timeout). The bytes
+        sent: its items (or the whole conversation) and response object."""
+        sent = await self._call(self._write_delta(response_id, conversation))
         self._written[response_id] = self.clock() + self.ttl_s
         while len(self._written) > self._written_limit:
             self._written.popitem(last=False)
-        return len(fields["response"]) + len(fields["transcript"])
+        return int(sent)
+
+    async def _write_delta(self, response_id: str, conversation: Conversation) -> int:
+        fields = conversation.fields()
+        ttl_ms = max(1, int(self.ttl_s * 1000))
+        head: list[bytes | int | str] = [
+            ttl_ms,
+            fields["owner"],
+            fields["stored"],
+            fields["tokens"],
+            fields["pending"],
+            fields["response"],
+        ]
+        keys = [self.response_key(response_id), self._new_thread_key()]
+        parent_id = conversation.parent_id if conversation.parent is not None else None
+        if parent_id is not None:
+            args = [*head, conversation.items, parent_id]
+            length = await self._write(keys=[*keys, self.response_key(parent_id)], args=args)
+            if length != -1:
+                return len(conversation.response) + len(conversation.items)
+        whole = conversation.transcript
+        await self._write(keys=keys, args=[*head, whole, parent_id or ""])
+        return len(conversation.response) + len(whole)
 
     async def read(self, response_id: str) -> Conversation | None:
-        """HGETALL."""
-        fields = await self._call(self._redis.hgetall(self.prefix + response_id))
-        if not fields:
+        """One script: the hash and its thread's entries, or ``None`` unless both are
+        whole."""
+        found = await self._call(self._read(keys=[self.response_key(response_id)]))
+        if not found:
             return None
-        return Conversation.from_fields(fields)
+        flat, entries = found
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return Conversation.from_fields(fields, join_arrays(*entries))
 
     async def delete(self, response_id: str) -> bool:
-        """DEL."""
-        return bool(await self._call(self._redis.delete(self.prefix + response_id)))
+        """One script: the hash, and its thread's tail entry when it is its own."""
+        return bool(await self._call(self._delete(keys=[self.response_key(response_id)])))
 
     def cause(self, response_id: str) -> str | None:
         """``expired`` for an id this process wrote whose TTL has passed."""

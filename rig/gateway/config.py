@@ -150,6 +150,10 @@ class GatewayConfig:
     checkpoint_timeout_s: float = 0.5
     drain_timeout_s: float = 30.0
     log_level: str = "warning"
+    record: str | None = None
+    """A directory: a trace of every session served is written there (docs/traces.md)."""
+    keep_content: bool = False
+    """With ``record``: the trace keeps instructions, tools and items."""
 
     def __post_init__(self) -> None:
         if not self.upstreams:

@@ -29,6 +29,7 @@ from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
 from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
+from rig.traces.recorder import TraceRecorder
 
 __all__ = ["create_app", "log_config", "serve"]
 
@@ -81,7 +82,10 @@ def create_app(config: GatewayConfig) -> GatewayFront:
     memory = SessionMemory(config.memory_max_bytes, config.store_ttl_s, on_evict=evicted)
     state = GatewayState(memory, checkpoints, stats)
     upstreams = {upstream: Upstream(upstream, stats) for upstream in config.upstreams}
-    gateway = Gateway(config, state, stats, upstreams)
+    recorder = (
+        TraceRecorder(config.record, keep_content=config.keep_content) if config.record else None
+    )
+    gateway = Gateway(config, state, stats, upstreams, recorder)
     app = build_app(gateway)
 
     @contextlib.asynccontextmanager
@@ -92,6 +96,8 @@ def create_app(config: GatewayConfig) -> GatewayFront:
         for upstream in upstreams.values():
             await upstream.close()
         await checkpoints.close()
+        if recorder is not None:
+            recorder.close()  # every session's last turn, then the file
 
     app.router.lifespan_context = lifespan
     return app

@@ -13,6 +13,9 @@ from rig.traces.format import Trace, TraceError, load_trace
 from rig.workload.scenarios import Scenario, builtin_scenarios, load_scenario
 
 __all__ = [
+    "ARRIVALS",
+    "RECORDED",
+    "SPAWN",
     "TRACE_PREFIX",
     "TracedWorkload",
     "parse_transports",
@@ -24,6 +27,14 @@ __all__ = [
 
 TRACE_PREFIX = "trace:"
 """``--workload trace:NAME|PATH``: replay a trace instead of the scenarios."""
+
+SPAWN = "spawn"
+"""``--arrivals spawn``: a session starts its first task as soon as Locust spawns it."""
+RECORDED = "recorded"
+"""``--arrivals recorded``: a session replaying a trace starts its first task its traced
+session's ``start_s`` times ``--time-scale`` after the run started."""
+ARRIVALS: tuple[str, ...] = (SPAWN, RECORDED)
+"""The choices of ``--arrivals``."""
 
 
 def turn_bucket(turn: int) -> str:

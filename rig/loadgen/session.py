@@ -3,8 +3,10 @@
 The agent keeps its transcript, sends each turn over its transport, runs the model's tool
 calls in the tool simulator, waits the simulated tool time (scaled by ``time_scale``), and
 emits a :class:`~rig.metrics.records.TurnRecord` per turn and a
-:class:`~rig.metrics.records.TaskRecord` per task to a sink. It does not import Locust:
-a Locust user, a plain script or a test drive it the same way.
+:class:`~rig.metrics.records.TaskRecord` per task to a sink. Replaying a trace with
+recorded arrivals, its first task waits until its traced session began, counted from the
+run's start. It does not import Locust: a Locust user, a plain script or a test drive it
+the same way.
 
 A WebSocket that stays open after a task closes with a handshake (8 bytes up, 4 down) when
 the session closes: those bytes belong to the session's last turn, so a task's final turn
@@ -44,7 +46,7 @@ from rig.loadgen.transports import (
 )
 from rig.loadgen.wire import WireCounter
 from rig.metrics.records import RateLimitRecord, RecordTags, TaskRecord, TurnRecord
-from rig.traces.format import Trace
+from rig.traces.format import Session, Trace
 from rig.workload.corpus import Corpus
 from rig.workload.replay import Filler, TurnBuilder
 from rig.workload.scenarios import Scenario, make_task
@@ -93,6 +95,11 @@ class SessionConfig:
     trace: Trace | None = None
     """Replay these traced sessions instead of the scenario's tasks (``--workload
     trace:NAME``): a session's task ``n`` is traced session ``index + n`` (round robin)."""
+    run_started: float | None = None
+    """With ``--arrivals recorded``: when the run started, a ``time.monotonic()`` value of
+    this process. A replaying session's first task then waits until its traced session's
+    ``start_s`` times ``time_scale`` after it. ``None`` (``--arrivals spawn``), or a traced
+    session without ``start_s``: the first task starts at once."""
 
 
 class AgentSession:
@@ -106,6 +113,7 @@ class AgentSession:
         session_index: int = 0,
         corpus: Corpus | None = None,
         sleep: Callable[[float], None] = gevent.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
         self.sink = sink
@@ -133,6 +141,7 @@ class AgentSession:
         self._filler: Filler | None = None
         """Corpus text for a trace replay's requests (made on its first task)."""
         self._sleep = sleep
+        self._clock = clock
         self.tasks_done = 0
         self.failed_in_a_row = 0
         """Tasks failed since the last one that succeeded (sets the back-off)."""
@@ -147,13 +156,30 @@ class AgentSession:
         where a stop interrupts it; :meth:`run_tasks` in a plain script)."""
         return self.config.task_backoff.delay(self.failed_in_a_row, self._backoff_rng)
 
+    def arrival_delay(self) -> float:
+        """Seconds to wait before the first task with recorded arrivals
+        (:attr:`SessionConfig.run_started` set): until the traced session it replays first
+        began, its ``start_s`` times ``time_scale`` after the run started. 0 once a task
+        ran, when that moment is past, for a traced session without ``start_s``, and for
+        the scenarios' tasks."""
+        config = self.config
+        if config.run_started is None or self.tasks_done:
+            return 0.0
+        if config.trace is None or not config.trace.sessions:
+            return 0.0
+        start = self._traced(config.trace, 0).info.start_s
+        if start is None:
+            return 0.0
+        return max(0.0, config.run_started + start * config.time_scale - self._clock())
+
     def run_tasks(self, until: float) -> int:
-        """Run tasks, each after its back-off, until ``time.monotonic()`` passes ``until``
-        (a task under way is finished); the number of tasks run."""
+        """Run tasks, each after its back-off, until the session's clock
+        (``time.monotonic()``) passes ``until`` (a task under way is finished); the number
+        of tasks run."""
         count = 0
         while True:
             delay = self.next_task_delay()
-            if time.monotonic() + delay >= until:
+            if self._clock() + delay >= until:
                 return count
             if delay:
                 self._sleep(delay)
@@ -163,11 +189,16 @@ class AgentSession:
     def run_task(self) -> TaskRecord:
         """Run one task from the first prompt to the final answer (or a failure).
 
+        The first task of a session with recorded arrivals first waits
+        :meth:`arrival_delay` (a stop then ends it before it began: nothing recorded).
         Killed while it runs (``GreenletExit``: the run is over, e.g. Locust's stop
         timeout), it still records the turn in flight (status ``error``, cause
         :data:`~rig.loadgen.transports.base.STOPPED`) and the task, then re-raises.
         """
         config = self.config
+        arrival = self.arrival_delay()
+        if arrival > 0:
+            self._sleep(arrival)
         self._release()  # the connection lives on: the last task's records are final
         task_number = self.tasks_done
         self.tasks_done += 1
@@ -242,7 +273,7 @@ class AgentSession:
         the mock answering with the traced output, the traced gaps (scaled by
         ``time_scale``) between them."""
         config = self.config
-        traced = trace.sessions[(self.session_index + task_number) % len(trace.sessions)]
+        traced = self._traced(trace, task_number)
         session_id = f"{config.transport}-{config.tags.worker}-{self.session_index}-{task_number}"
         if self._filler is None:
             self._filler = Filler(self._corpus)
@@ -282,6 +313,11 @@ class AgentSession:
             ok = True
         return self._end_task(session_id, started_wall, started, turns, sent, received, calls,
                               ok, error, last, stopped)  # fmt: skip
+
+    def _traced(self, trace: Trace, task_number: int) -> Session:
+        """The traced session task ``task_number`` replays (round robin from the session's
+        index)."""
+        return trace.sessions[(self.session_index + task_number) % len(trace.sessions)]
 
     def _rejections(self, outcome: TurnOutcome) -> None:
         for rejection in outcome.rejections:

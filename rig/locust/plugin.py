@@ -56,6 +56,7 @@ from rig.loadgen.health import HealthMonitor
 from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix
 from rig.loadgen.options import (
+    RECORDED,
     TracedWorkload,
     parse_transports,
     parse_weights,
@@ -264,6 +265,8 @@ class LocustRun:
         """The trace every session replays (``--workload trace:...``), or ``None``: the
         scenarios' tasks."""
         self._workload_value = options.workload
+        self.started = time.monotonic()
+        """When the run started (again at test start): ``--arrivals recorded`` counts from it."""
         self.target = Target.from_url(
             options.target_url or "",
             model=options.model,
@@ -454,6 +457,7 @@ class LocustRun:
             ),
             context=self.context,  # the run's shared transport state (ws_mux's pool)
             trace=workload.trace if workload is not None else None,
+            run_started=self.started if self.options.arrivals == RECORDED else None,
         )
         return config, index
 
@@ -466,6 +470,7 @@ class LocustRun:
                 self._workload_value = self.options.workload
                 self.workload = parse_workload(self.options.workload)
         self.run_id = self.options.run_id or self.run_id or new_run_id()
+        self.started = time.monotonic()
         self.influx_deadline = None
         relay = self.relay
         if not relay.is_worker:
@@ -584,6 +589,7 @@ class LocustRun:
             "ws_fallback": options.ws_fallback,
             "seed": options.seed,
             "time_scale": options.time_scale,
+            "arrivals": options.arrivals,
             "model": options.model,
             "direct": {
                 "target": DIRECT,

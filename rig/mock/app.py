@@ -73,7 +73,7 @@ from rig.serving import (
 )
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.traces.recorder import RecordingTurn, TraceRecorder
-from rig.traces.shape import http_head_bytes, ws_frame_header_bytes
+from rig.traces.shape import scope_head_bytes, ws_frame_header_bytes
 
 __all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
@@ -569,24 +569,13 @@ def _outcome(turn: PreparedTurn) -> str:
     return "warmups" if turn.warmup else "responses_completed"
 
 
-def _head_bytes(scope: Scope) -> int:
-    """The size of the request's head (request line and headers) as the client sent it."""
-    return http_head_bytes(
-        scope.get("method", "GET"),
-        scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""),
-        scope["headers"],
-        scope.get("http_version", "1.1"),
-    )
-
-
 def _record_http(
     recorder: TraceRecorder, request: Request, body: bytes, stream: bool
 ) -> RecordingTurn | None:
     return recorder.begin(
         body,
         transport="sse" if stream else "http",
-        header_bytes=_head_bytes(request.scope),
+        header_bytes=scope_head_bytes(request.scope),
         user_agent=request.headers.get("user-agent"),
     )
 
@@ -781,7 +770,7 @@ class _WSConnection(WSModeConnection[_Create]):
         self.scopes = scopes
         self.owner = owner
         self.cache = ConnectionCache()
-        self.handshake_bytes = _head_bytes(websocket.scope) if app.recorder is not None else 0
+        self.handshake_bytes = scope_head_bytes(websocket.scope) if app.recorder else 0
 
     def parse(self, raw: bytes) -> _Create:
         if self.app.recorder is not None:

@@ -134,7 +134,16 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     first = RunDirectory(phase_dirs[0]).read_json("meta.json")
     meta = {
         key: first.get(key)
-        for key in ("target", "scenario", "seed", "time_scale", "model", "rig_version")
+        for key in (
+            "target",
+            "scenario",
+            "workload",
+            "arrivals",
+            "seed",
+            "time_scale",
+            "model",
+            "rig_version",
+        )
     }
     meta.update(
         transports=transports,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.errors import RigError
-from rig.traces.codex import RequestShape, find_rollouts, import_rollout
+from rig.traces.codex import RequestShape, find_rollouts, import_rollouts
 from rig.traces.format import (
     Session,
     TraceError,
@@ -108,8 +108,7 @@ def import_codex(
     shapes: dict[str, RequestShape] = {}
     sessions: list[Session] = []
     skipped: Counter[str] = Counter()
-    for file in files:
-        result = import_rollout(file, keep_content=keep_content)
+    for result in import_rollouts(files, keep_content=keep_content):
         session = result.session
         if shaping is not None:
             version = session.info.agent.rpartition("/")[2]
@@ -222,7 +221,7 @@ def _with_tool_time(session: Session, key: str, tool_times: dict[int, float]) ->
             )
         )
         shift += extra
-    info = dataclasses.replace(session.info, session=key, origin=f"scenario {key}")
+    info = dataclasses.replace(session.info, session=key, origin=f"scenario {key}", start_s=None)
     return Session(info, tuple(turns))
 
 

@@ -21,7 +21,9 @@ them in ``session_meta``, so the import puts that message first. A rollout names
 schemas and none of the request's other fields (``reasoning``, ``text``,
 ``prompt_cache_key``, ``client_metadata`` ...), so ``tools_bytes``, ``tool_count`` and
 ``body_bytes`` are null unless a :class:`RequestShape` taken from a recording of the same
-Codex version fills them in. Content is dropped unless ``keep_content``.
+Codex version fills them in. Content is dropped unless ``keep_content``. Rollouts imported
+together (:func:`import_rollouts`) get each session's ``start_s`` from their timestamps:
+when its first request was made, after the earliest session's.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from rig.traces.shape import (
     tool_output_bytes,
 )
 
-__all__ = ["CodexImport", "RequestShape", "find_rollouts", "import_rollout"]
+__all__ = ["CodexImport", "RequestShape", "find_rollouts", "import_rollout", "import_rollouts"]
 
 _CODEX_FIELDS = ("internal_chat_message_metadata_passthrough",)
 """Fields Codex adds to the items it stores that never go over the wire."""
@@ -131,6 +133,9 @@ class CodexImport:
     session: Session
     skipped: Counter[str] = field(default_factory=Counter)
     """Lines not used, by type (``event_msg:token_count``, ``world_state``, ...)."""
+    started: float | None = None
+    """When the session's first request was made (its rollout's timestamp, POSIX
+    seconds); ``None``: it made none."""
 
 
 @dataclass
@@ -300,7 +305,26 @@ def import_rollout(path: str | os.PathLike[str], *, keep_content: bool = False) 
     if meta is None:
         raise TraceError("not a Codex rollout: empty", path=name)
     close()
-    return CodexImport(_session(meta, model, responses, keep_content), skipped)
+    started = responses[0].requested_at if responses else None
+    return CodexImport(_session(meta, model, responses, keep_content), skipped, started)
+
+
+def import_rollouts(
+    paths: Iterable[str | os.PathLike[str]], *, keep_content: bool = False
+) -> list[CodexImport]:
+    """Read rollout files (:func:`import_rollout`), each session's ``start_s`` the seconds
+    from the earliest session's first request to its own, by the rollouts' timestamps
+    (``None`` for a session that made no request)."""
+    imports = [import_rollout(path, keep_content=keep_content) for path in paths]
+    starts = [i.started for i in imports if i.started is not None]
+    first = min(starts, default=0.0)
+    for result in imports:
+        if result.started is not None:
+            info = dataclasses.replace(
+                result.session.info, start_s=round(result.started - first, 6)
+            )
+            result.session = Session(info, result.session.turns)
+    return imports
 
 
 def _instructions_text(meta: Mapping[str, Any]) -> str | None:

@@ -150,6 +150,10 @@ class SessionInfo:
     origin: str = ""
     """Where the session came from: the recording file's process, a rollout's session id,
     a scenario's name (never a path with a user's name in it)."""
+    start_s: float | None = None
+    """When the session's first request arrived, in seconds after the first session of
+    its recording (or import) began; ``None`` when unknown. A replay with recorded
+    arrivals starts the session this long (times ``--time-scale``) into the run."""
 
 
 @dataclass(frozen=True)
@@ -340,9 +344,9 @@ class _Fields:
             raise self.fail(name, f"expected a non-negative integer, got {_kind(value)}")
         return value
 
-    def seconds(self, name: str, *, nullable: bool = False) -> Any:
-        value = self._get(name, True)
-        if value is None and nullable:
+    def seconds(self, name: str, *, required: bool = True, nullable: bool = False) -> Any:
+        value = self._get(name, required)
+        if value is None and (nullable or not required):
             return None
         if (
             not isinstance(value, int | float)
@@ -467,6 +471,7 @@ def _session(f: _Fields) -> SessionInfo:
         transport=f.choice("transport", TRANSPORTS, nullable=True),
         handshake_bytes=f.count("handshake_bytes", nullable=True),
         origin=f.text("origin", required=False) or "",
+        start_s=f.seconds("start_s", required=False),
     )
 
 

@@ -92,7 +92,8 @@ class RecordingTurn:
 
 class TraceRecorder:
     """Follows sessions and appends their turns to one file per process:
-    ``DIRECTORY/<source>-<time>-<pid>-<tag>.jsonl``."""
+    ``DIRECTORY/<source>-<time>-<pid>-<tag>.jsonl``. A session's ``start_s`` is when its
+    first request arrived, on ``clock``, after this recorder's first session began."""
 
     def __init__(
         self,
@@ -114,6 +115,9 @@ class TraceRecorder:
         )
         self.writer = TraceWriter(self.path, header)
         self._numbers = 0
+        self._first_start: float | None = None
+        """When this recorder's first session began: every session's ``start_s`` counts
+        from it."""
         self._sessions: OrderedDict[str, _Live] = OrderedDict()
         self._by_response: OrderedDict[str, _Live] = OrderedDict()
         self._by_prefix: dict[tuple[int, bytes], list[_Live]] = {}
@@ -281,6 +285,8 @@ class TraceRecorder:
         handshake: int | None,
     ) -> _Live:
         self._numbers += 1
+        if self._first_start is None:
+            self._first_start = now
         info = SessionInfo(
             session=f"{self.tag}-{self._numbers}",
             agent=agent_name(user_agent),
@@ -288,6 +294,7 @@ class TraceRecorder:
             transport=transport,
             handshake_bytes=handshake,
             origin=f"process {os.getpid()}",
+            start_s=round(now - self._first_start, 6),
         )
         live = _Live(info=info, started=now)
         self._sessions[info.session] = live

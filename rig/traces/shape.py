@@ -274,6 +274,18 @@ def http_head_bytes(
     return line + sum(len(k) + 2 + len(v) + 2 for k, v in headers) + 2
 
 
+def scope_head_bytes(scope: Mapping[str, Any]) -> int:
+    """:func:`http_head_bytes` of an ASGI request scope (an HTTP request, a WebSocket
+    upgrade): the head as the client sent it."""
+    return http_head_bytes(
+        scope.get("method", "GET"),
+        scope.get("raw_path") or scope["path"].encode(),
+        scope.get("query_string", b""),
+        scope["headers"],
+        scope.get("http_version", "1.1"),
+    )
+
+
 def ws_frame_header_bytes(payload_bytes: int, masked: bool = True) -> int:
     """The header of one unfragmented WebSocket frame carrying ``payload_bytes`` (a
     client's frames are masked: 4 more bytes)."""

@@ -104,7 +104,18 @@ def _run_codex(
     try:
         home = tmp_path / "codex-home"
         _config(home, base_url, websockets, model)
-        env = {**os.environ, "CODEX_HOME": str(home), "MOCK_KEY": "sk-mock-test"}
+        # The interpreter running the tests first on PATH: Codex's sandboxed shell runs
+        # `python -m pytest` with it, not through a version manager's shim (pyenv's would
+        # print a warning into the output when it cannot rehash inside the sandbox).
+        # Nor does the project's PYTHONPATH (set when the suite runs from a checkout)
+        # reach the project's pytest: its own tests/ would meet the rig's tests package.
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            "PATH": path,
+            "CODEX_HOME": str(home),
+            "MOCK_KEY": "sk-mock-test",
+        }
         done = subprocess.run(
             [codex, "exec", "--json", "--skip-git-repo-check", TASK],
             cwd=repo,

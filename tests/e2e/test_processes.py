@@ -5,8 +5,9 @@ run command, one run directory out of it.
 run directory (the records reconcile exactly with the mock's own ``/stats``: turns and
 application bytes each way), both workers carried sessions of both transports, and the
 summary and report show each process's load and lag. ``rig capacity --processes 2`` runs
-each phase as Locust's own ``--processes`` (a master and forked workers) and comes out
-with both workers' records.
+each phase as Locust's own ``--processes`` (a master and forked workers), replaying the
+shipped ``codex`` trace, and comes out with both workers' records and the replay's
+fidelity.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def test_capacity_phases_run_in_two_processes(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable, "-m", "rig", "capacity", "--processes", "2", "--transports", "ws",
+            "--workload", "trace:codex",
             "--step-users", "2", "--step-time", "3s", "--max-users", "2", "--preset", "fast",
             "--time-scale", "0", "--stop-timeout", "30", "--out", str(tmp_path / "runs"),
             "--json", str(tmp_path / "summary.json"),
@@ -100,6 +102,11 @@ def test_capacity_phases_run_in_two_processes(tmp_path: Path) -> None:
     assert {t["worker"] for t in turns} == {"w0", "w1"}
     assert summary["transports"]["ws"]["turns"] == len(turns) > 0
     assert json.loads((run_dir / "meta.json").read_text())["processes"] == 2
+    # The phases (rig locust children) replayed the shipped codex trace, each request the
+    # size the trace says.
+    assert summary["scenario"] == "trace:codex"
+    fidelity = summary["workload"]["fidelity"]["ws"]
+    assert fidelity["turns"] > 0 and fidelity["max_rel_diff"] <= 0.02
 
 
 def test_auto_leaves_a_core_for_each_embedded_server() -> None:

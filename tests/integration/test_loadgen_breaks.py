@@ -23,7 +23,7 @@ from rig.loadgen.backoff import StreamPolicy
 from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
-from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
+from rig.metrics.records import RateLimitRecord, RecordTags, TaskRecord, TurnRecord
 from rig.report.summary import summarize
 from rig.workload.scenarios import builtin_scenarios
 from tests.misbehaving import MisbehavingServer, Request, websocket_accept
@@ -332,3 +332,76 @@ def test_the_admin_route_is_absent_without_the_admin_flag(mock_url: str) -> None
     answer = httpx.post(mock_url.removesuffix("/v1") + "/admin/drop-websockets")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "unknown_url"
+
+
+def test_a_storm_under_a_connection_quota_recovers_and_counts_what_the_quota_refused() -> None:
+    """Every WebSocket dropped at once while the mock allows exactly as many connections
+    as there are sessions: the reconnects race the quota's release of the dropped
+    connections. Whatever the quota refused in the race is a rate-limit record of kind
+    ``connections`` (retried with back-off, never a lost turn), and every session goes on."""
+    sessions_n = 4
+    process, url = start_mock(
+        "--preset", "instant", "--admin", "--max-connections", str(sessions_n)
+    )
+    base = url.removesuffix("/v1")
+    context = TransportContext()
+    records: list[list] = [[] for _ in range(sessions_n)]
+    stopping = False
+
+    def loop(session: AgentSession) -> None:
+        while not stopping:
+            session.run_task()
+
+    target = Target.from_url(url)
+    sessions = [
+        AgentSession(
+            SessionConfig(
+                transport="ws",
+                scenario=SCENARIO,
+                target=target,
+                tags=RecordTags("test", SCENARIO.name, "ws", "mock"),
+                time_scale=0.0,
+                context=context,
+            ),
+            records[i].append,
+            session_index=i,
+        )
+        for i in range(sessions_n)
+    ]
+    greenlets = [gevent.spawn(loop, session) for session in sessions]
+    try:
+        with httpx.Client(base_url=base) as admin:
+            _until(
+                lambda: admin.get("/stats").json()["connections_open"] == sessions_n,
+                "every session's WebSocket",
+            )
+            done_before = [len(r) for r in records]
+            assert admin.post("/admin/drop-websockets").json() == {"dropped": sessions_n}
+            _until(
+                lambda: all(
+                    any(isinstance(r, TurnRecord) and r.status == "reconnected" for r in rs[done:])
+                    for rs, done in zip(records, done_before, strict=True)
+                ),
+                "every session to reconnect",
+            )
+            stopping = True
+            gevent.joinall(greenlets, raise_error=True, timeout=60)
+            stats = admin.get("/stats").json()
+    finally:
+        stopping = True
+        gevent.killall(greenlets)
+        for session in sessions:
+            session.close()
+        process.stop()
+    turns = [r for rs in records for r in rs if isinstance(r, TurnRecord)]
+    tasks = [r for rs in records for r in rs if isinstance(r, TaskRecord)]
+    limited = [r for rs in records for r in rs if isinstance(r, RateLimitRecord)]
+    assert not [t.error for t in turns if t.status not in ("ok", "reconnected")]
+    assert {r.limit for r in limited} <= {"connections"}, {r.limit for r in limited}
+    assert stats["connections_open"] == sessions_n  # one each again, none left behind
+    summary = summarize({"run_id": "t"}, turns, tasks, limited)
+    recovery = summary["transports"]["ws"]["recovery"]
+    assert recovery["lost_turns"] == 0 and recovery["reconnected_turns"] >= sessions_n
+    hits = summary["rate_limits"]["transports"]["ws"]
+    assert hits["hits"] == len(limited)
+    assert hits["by_kind"] == ({"connections": len(limited)} if limited else {})

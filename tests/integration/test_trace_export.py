@@ -18,6 +18,7 @@ def test_each_scenario_exports_as_a_session_per_transport(tmp_path: Path) -> Non
         assert trace.headers[0].source == "scenario"
         http, ws = trace.sessions
         assert (http.key, ws.key) == (f"{path.stem}-http", f"{path.stem}-ws")
+        assert http.info.start_s is ws.info.start_s is None  # played apart: no arrivals
         assert len(http.turns) == len(ws.turns) >= 5  # the same plan over both
         assert [c.name for c in http.tool_calls] == [c.name for c in ws.tool_calls]
         assert {t.kind for t in ws.turns[1:]} == {"continuation"}

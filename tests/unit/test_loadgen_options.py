@@ -82,6 +82,17 @@ def test_the_same_flag_means_the_same_thing_on_every_command() -> None:
     assert compare.check == ["a>=1", "b<=2"]
 
 
+def test_arrivals_are_offered_on_every_run_command_and_checked() -> None:
+    for argv in (["compare"], ["capacity"]):
+        given = build_parser().parse_args([*argv, "--arrivals", "recorded"])
+        assert RunOptions.from_namespace(given).arrivals == "recorded"
+        assert RunOptions.from_namespace(build_parser().parse_args(argv)).arrivals == "spawn"
+    locust = RunOptions.from_namespace(_locust_parser().parse_args(["--arrivals", "recorded"]))
+    assert to_argv(locust, "locust") == ["--arrivals", "recorded"]  # to a child Locust
+    with pytest.raises(SystemExit):
+        _locust_parser().parse_args(["--arrivals", "rate"])
+
+
 def test_the_web_ui_never_shows_a_variable_naming_a_secret() -> None:
     parser = _locust_parser()
     hidden = {a.dest for a in parser._actions if getattr(a, "include_in_web_ui", True) is False}

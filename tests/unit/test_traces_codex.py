@@ -4,6 +4,7 @@ without Codex's own fields, unknown lines counted, a file that is not a rollout 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from rig.run.traces import import_codex
-from rig.traces.codex import RequestShape, find_rollouts, import_rollout
+from rig.traces.codex import RequestShape, find_rollouts, import_rollout, import_rollouts
 from rig.traces.format import (
     Item,
     Session,
@@ -175,6 +176,34 @@ def test_the_command_finds_rollouts_under_a_home_and_writes_one_trace(tmp_path: 
     assert skipped["world_state"] == 2 and len(sessions) == 2
     with pytest.raises(TraceError, match="no such file"):
         find_rollouts([tmp_path / "nowhere"])
+
+
+def _shifted(lines: list[dict], seconds: float, session_id: str) -> list[dict]:
+    """The rollout's lines ``seconds`` later (within the minute), as another session."""
+    moved = []
+    for line in lines:
+        second = float(line["timestamp"][17:-1]) + seconds
+        moved.append(line | {"timestamp": f"2026-12-02T12:40:{second:06.3f}Z"})
+    moved[0] = moved[0] | {"payload": moved[0]["payload"] | {"id": session_id}}
+    return moved
+
+
+def test_sessions_imported_together_start_after_the_earliest_by_their_timestamps(
+    tmp_path: Path,
+) -> None:
+    later = _rollout(tmp_path / "rollout-a.jsonl", _shifted(_session_lines(), 7.25, "late"))
+    first = _rollout(tmp_path / "rollout-b.jsonl", _session_lines())
+    idle = _rollout(tmp_path / "rollout-c.jsonl", _shifted(_session_lines()[:3], 0, "idle"))
+    # Alone, a rollout's start is unknown; together, the earliest first request is 0.
+    assert import_rollout(first).session.info.start_s is None
+    imported = import_rollouts([later, first, idle])  # the last made no request
+    assert [i.session.info.start_s for i in imported] == [7.25, 0.0, None]
+    # The first request: the user's message at 12:40:01, not the session_meta at 12:40:00.
+    assert imported[1].started == datetime(2026, 12, 2, 12, 40, 1, tzinfo=UTC).timestamp()
+    out = tmp_path / "codex.jsonl"
+    import_codex([str(tmp_path)], str(out))
+    starts = {s.key: s.info.start_s for s in read_trace(out).sessions}
+    assert starts == {"codex-late": 7.25, "codex-0199-abc": 0.0, "codex-idle": None}
 
 
 def _recorded(agent: str, transport: str, body: int, tools: int = 900) -> Session:

@@ -4,6 +4,7 @@ and no garbage makes the reader raise anything but TraceError."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -157,6 +158,26 @@ def test_a_bad_turn_names_its_line_and_field(change: dict, field: str, problem: 
     assert (error.path, error.line, error.field) == ("t.jsonl", 3, field)
     assert problem in error.problem
     assert str(error).startswith(f"t.jsonl:3: {field}: ")
+
+
+def test_a_session_start_is_optional_and_reads_back(tmp_path: Path) -> None:
+    later = Session(dataclasses.replace(_session("b").info, start_s=12.25), _session("b").turns)
+    path = tmp_path / "t.jsonl"
+    write_trace(path, HEADER, [_session("a"), later])
+    trace = read_trace(path)
+    assert [s.info.start_s for s in trace.sessions] == [None, 12.25]
+    assert list(trace.sessions) == [_session("a"), later]
+    old = _session_line()
+    del old["start_s"]  # a trace written before the field: unknown, not an error
+    assert parse_lines(_lines(_header_line(), old)).sessions[0].info.start_s is None
+
+
+@pytest.mark.parametrize("value", [-1, "3.5", True, [], {}])
+def test_a_bad_session_start_names_its_line_and_field(value: object) -> None:
+    with pytest.raises(TraceError, match="non-negative number of seconds") as caught:
+        parse_lines(_lines(_header_line(), _session_line() | {"start_s": value}), "t.jsonl")
+    assert (caught.value.line, caught.value.field) == (2, "session.start_s")
+    assert str(caught.value).startswith("t.jsonl:2: session.start_s: ")
 
 
 def test_an_infinite_time_is_refused() -> None:

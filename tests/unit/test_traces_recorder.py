@@ -227,3 +227,26 @@ def test_content_is_kept_only_when_asked(tmp_path: Path) -> None:
     assert content is not None and content["instructions"] == "be brief"
     assert content["input"][0]["content"] == "secret plan"
     assert content["output"][0]["call_id"] == "c"
+
+
+def test_each_session_starts_when_its_first_request_arrived_after_the_first_sessions(
+    tmp_path: Path,
+) -> None:
+    recorder, clock = _recorder(tmp_path)
+    first = recorder.begin(_body("one"), transport="sse", header_bytes=1)
+    clock.now += 0.5
+    recorder.end(first, _response("r1", _call("c1")))
+    clock.now += 2.0
+    connection = object()
+    ws = recorder.begin(_body("two"), transport="ws", header_bytes=8, connection=connection)
+    recorder.end(ws, _response("w1"))
+    clock.now += 1.25  # the first session's next request: no new start
+    again = recorder.begin(_body([_output("c1", "ok")], previous_response_id="r1"),
+                           transport="sse", header_bytes=1)  # fmt: skip
+    recorder.end(again, _response("r2"))
+    third = recorder.begin(_body("three"), transport="http", header_bytes=1)
+    recorder.end(third, _response("r3"))
+    trace = _read(recorder)
+    sessions = sorted(trace.sessions, key=lambda s: s.info.start_s or 0.0)
+    described = [(s.info.start_s, s.info.transport, len(s.turns)) for s in sessions]
+    assert described == [(0.0, "sse", 2), (2.5, "ws", 1), (3.75, "http", 1)]
