@@ -48,6 +48,7 @@ from rig.gateway.state import GatewayState, SessionCache
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import (
     ENCRYPTED_REASONING,
+    EventBatch,
     RelayedEvent,
     Upstream,
     UpstreamCall,
@@ -80,6 +81,7 @@ from rig.serving import (
     server_error,
 )
 from rig.serving.wsmode import LaneRelease, WSModeConnection
+from rig.serving.wsproto import SEND_MANY
 from rig.traces.recorder import RecordingTurn, TraceRecorder
 from rig.traces.shape import scope_head_bytes, ws_frame_header_bytes
 
@@ -103,11 +105,13 @@ def _obfuscate(body: Mapping[str, Any]) -> bool:
     return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
 
 
-def _with_stream_id(data: bytes, stream_id: str | None) -> bytes:
-    """An event's JSON with ``stream_id`` appended (no parse: the object's last byte)."""
-    if stream_id is None:
-        return data
-    return data[:-1] + b',"stream_id":' + orjson.dumps(stream_id) + b"}"
+def _stream_id_tail(stream_id: str) -> bytes:
+    """What replaces an event's closing brace to append ``stream_id`` (no parse)."""
+    return b',"stream_id":' + orjson.dumps(stream_id) + b"}"
+
+
+Emit = Callable[[EventBatch, int, int], Awaitable[None]]
+"""Sends events ``start`` to ``stop`` of a batch to the client."""
 
 
 @dataclass(slots=True)
@@ -232,7 +236,7 @@ class Gateway:
         if self.recorder is not None:
             self.recorder.end(turn.trace, response)
 
-    def upstream_events(self, turn: _Turn) -> AsyncGenerator[list[RelayedEvent], None]:
+    def upstream_events(self, turn: _Turn) -> AsyncGenerator[EventBatch, None]:
         """The upstream call for ``turn``, as batches of events (one per upstream read)."""
         upstream = self.upstreams[self.config.upstream_for(turn.request.model)]
         call = UpstreamCall(
@@ -244,32 +248,39 @@ class Gateway:
     async def relay(
         self,
         turn: _Turn,
-        emit: Callable[[RelayedEvent], Awaitable[None]],
+        emit: Emit | None,
         on_terminal: Callable[[RelayedEvent], Awaitable[None]],
-        batches: AsyncIterator[list[RelayedEvent]],
-        first: list[RelayedEvent],
+        batches: AsyncIterator[EventBatch],
+        first: EventBatch,
     ) -> RelayedEvent:
-        """Send the events of ``first`` and of the rest of ``batches`` with ``emit``; before
-        the terminal event, await ``on_terminal`` (record it). The terminal event; raises
-        :class:`UpstreamError` when the stream ends without one, or the upstream's error."""
-        batch: list[RelayedEvent] | None = first
-        if emit is not _nothing and not first[0].terminal:  # streamed: the first event's way
-            await emit(first[0])
+        """Send the events of ``first`` and of the rest of ``batches`` with ``emit`` (a
+        batch's events before its terminal one in one call; ``None``: a non-streamed answer
+        sends none); before the terminal event, await ``on_terminal`` (record it). The
+        terminal event; raises :class:`UpstreamError` when the stream ends without one, or
+        the upstream's error."""
+        batch: EventBatch | None = first
+        start = 0
+        if emit is not None and first.stop > 0:  # streamed: the first event's way
+            await emit(first, 0, 1)
             self._relayed(turn)
-            batch = first[1:] or await anext(batches, None)
+            start = 1
         while batch is not None:
-            for event in batch:
-                if event.terminal:
-                    await on_terminal(event)
-                    await emit(event)
-                    self.stats.add(
-                        "responses_completed"
-                        if event.type != "response.failed"
-                        else "responses_failed"
-                    )
-                    return event
-                await emit(event)
+            stop = batch.stop
+            if emit is not None and start < stop:
+                await emit(batch, start, stop)
+            terminal = batch.terminal
+            if terminal is not None:
+                await on_terminal(terminal)
+                if emit is not None:
+                    await emit(batch, stop, stop + 1)
+                self.stats.add(
+                    "responses_completed"
+                    if terminal.type != "response.failed"
+                    else "responses_failed"
+                )
+                return terminal
             batch = await anext(batches, None)
+            start = 0
         raise UpstreamError("The upstream's stream ended before the response did.")
 
     def _relayed(self, turn: _Turn) -> None:
@@ -282,7 +293,7 @@ class Gateway:
 
     async def open_upstream(
         self, turn: _Turn
-    ) -> tuple[AsyncGenerator[list[RelayedEvent], None], list[RelayedEvent]]:
+    ) -> tuple[AsyncGenerator[EventBatch, None], EventBatch]:
         """Call the upstream and wait for its first events (a refusal raises here, before
         anything was sent to the client)."""
         batches = self.upstream_events(turn)
@@ -355,7 +366,7 @@ class Gateway:
         if create.stream:
             return _EventStream(self, turn, events, first)
         try:
-            terminal = await self.relay(turn, _nothing, self._recorder(turn), events, first)
+            terminal = await self.relay(turn, None, self._recorder(turn), events, first)
         except APIError as error:
             return self.failed(error)
         finally:
@@ -536,7 +547,7 @@ class Gateway:
             self.stats.add("connections_open", -1)
 
 
-async def _close_events(events: AsyncIterator[list[RelayedEvent]]) -> None:
+async def _close_events(events: AsyncIterator[EventBatch]) -> None:
     """Finish an upstream call's event stream early or late (releases its slot)."""
     close = getattr(events, "aclose", None)
     if close is not None:
@@ -544,12 +555,10 @@ async def _close_events(events: AsyncIterator[list[RelayedEvent]]) -> None:
             await close()
 
 
-async def _nothing(event: RelayedEvent) -> None:
-    """A non-streamed answer sends no events."""
-
-
-def _sse(event: RelayedEvent) -> bytes:
-    return b"event: " + event.type.encode() + b"\ndata: " + event.data + b"\n\n"
+def _sse(kinds: list[bytes], datas: list[bytes]) -> bytes:
+    """Events as SSE messages (``event: <type>`` then ``data: <json>`` each)."""
+    pairs = zip(kinds, datas, strict=True)
+    return b"".join([b"event: " + kind + b"\ndata: " + data + b"\n\n" for kind, data in pairs])
 
 
 class _EventStream(Response):
@@ -559,8 +568,8 @@ class _EventStream(Response):
         self,
         gateway: Gateway,
         turn: _Turn,
-        events: AsyncIterator[list[RelayedEvent]],
-        first: list[RelayedEvent],
+        events: AsyncIterator[EventBatch],
+        first: EventBatch,
     ):
         super().__init__(media_type="text/event-stream")
         self.gateway = gateway
@@ -572,10 +581,12 @@ class _EventStream(Response):
         gateway = self.gateway
         stats = gateway.stats
 
-        async def emit(event: RelayedEvent) -> None:
-            chunk = _sse(event)
+        async def send_chunk(chunk: bytes) -> None:
             stats.add("client_bytes_out", len(chunk))
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        async def emit(batch: EventBatch, start: int, stop: int) -> None:
+            await send_chunk(_sse(batch.kinds[start:stop], batch.datas[start:stop]))
 
         try:
             await send(
@@ -595,7 +606,7 @@ class _EventStream(Response):
             except APIError as error:  # mid-stream: the status line is gone
                 stats.add("errors")
                 payload = orjson.dumps(ws_error_event(error))
-                await emit(RelayedEvent("error", payload))
+                await send_chunk(_sse([b"error"], [payload]))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             stats.add("in_flight", -1)
@@ -639,6 +650,8 @@ class _WSConnection(WSModeConnection[_Create]):
         self.upstream_key = upstream_key
         self.cache = gateway.state.memory.cache()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.send_many = SEND_MANY in websocket.scope.get("extensions", {})
+        """The server takes several messages in one send (:mod:`rig.serving.wsproto`)."""
         self.handshake_bytes = scope_head_bytes(websocket.scope) if gateway.recorder else 0
 
     def parse(self, raw: bytes) -> _Create:
@@ -656,6 +669,15 @@ class _WSConnection(WSModeConnection[_Create]):
     async def send(self, data: bytes) -> None:
         self.stats.add("client_bytes_out", len(data))
         await self._send({"type": "websocket.send", "text": data.decode()})
+
+    async def send_texts(self, texts: list[bytes]) -> None:
+        """Several messages in order: in one send where the server takes it."""
+        if not self.send_many:
+            for text in texts:
+                await self.send(text)
+            return
+        self.stats.add("client_bytes_out", sum(map(len, texts)))
+        await self._send({"type": SEND_MANY, "texts": texts})
 
     async def send_error(self, error: APIError, stream_id: str | None = None) -> None:
         self.stats.add("errors")
@@ -684,8 +706,14 @@ class _WSConnection(WSModeConnection[_Create]):
         try:
             events, first = await gateway.open_upstream(turn)
 
-            async def emit(event: RelayedEvent) -> None:
-                await self.send(_with_stream_id(event.data, stream_id))
+            tail = None if stream_id is None else _stream_id_tail(stream_id)
+
+            async def emit(batch: EventBatch, start: int, stop: int) -> None:
+                datas = batch.datas
+                texts = datas if start == 0 and stop == len(datas) else datas[start:stop]
+                if tail is not None:
+                    texts = [data[:-1] + tail for data in texts]
+                await self.send_texts(texts)
 
             record = gateway._recorder(turn, self.cache, stream_id or "")
 

@@ -10,10 +10,17 @@ knowing which dialect served it:
   its encrypted content; the gateway records the output as it came, so it re-sends it);
   the upstream's SSE events are relayed as they come (only the events
   carrying a response object are parsed: to echo the client's ``previous_response_id``,
-  ``store`` and model name, and to record the terminal one);
+  ``store`` and model name, and to record the terminal one; every other event's JSON is
+  relayed as the upstream wrote it, never decoded);
 * ``chat``: ``POST {base}/chat/completions`` with the context as ``messages``
   (:mod:`rig.protocol.transcript`); the chunks become Responses events
   (:class:`rig.gateway.chatrelay.ChatRelay`).
+
+An upstream read becomes one :class:`EventBatch`: the events' names and JSON in two lists,
+and only the terminal event as an object, so the relay sends a read's events in one call.
+A read that ends on an event's blank line, with nothing held from the read before, is
+split in one pass (the common case: servers write whole events); anything else goes
+through :class:`rig.protocol.sse.SSEDecoder`, whose rules both follow.
 
 Failures become the API's error shapes (:mod:`rig.protocol.errors`): an upstream 429 keeps
 its status and its ``retry-after``/``x-ratelimit-*`` headers; other refusals keep their
@@ -30,6 +37,7 @@ the status and the exception's type.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +64,7 @@ from rig.protocol.transcript import chat_messages, chat_tools
 __all__ = [
     "DIALECTS",
     "ENCRYPTED_REASONING",
+    "EventBatch",
     "RelayedEvent",
     "Upstream",
     "UpstreamCall",
@@ -87,6 +96,11 @@ RESPONSE_EVENTS = frozenset(
 )
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
+_SPECIAL_NAMES = frozenset(kind.encode() for kind in RESPONSE_EVENTS | ITEM_EVENTS)
+"""SSE event names whose events may be changed on the way (the rest pass as they are)."""
+_WHOLE_EVENT = re.compile(rb"event: ([^\n]+)\ndata: ([^\n]+)\n\n")
+"""One event in the shape servers write: a name, one ``data:`` line, the blank line."""
+_WHOLE_EVENT_FRAMING = len(b"event: \ndata: \n\n")
 
 
 class UpstreamError(ServerError):
@@ -116,6 +130,59 @@ class RelayedEvent:
     def terminal(self) -> bool:
         """The response ended (completed, incomplete or failed)."""
         return self.type in TERMINAL_EVENTS
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """The events of one upstream read, in order, for the client: each one's type as its
+    SSE ``event:`` name (``kinds``) and its JSON (``datas``). Only the first terminal
+    event is also an object (:attr:`terminal`, its response parsed, at index
+    :attr:`stop`); what follows it is never relayed."""
+
+    kinds: list[bytes] = field(default_factory=list)
+    datas: list[bytes] = field(default_factory=list)
+    terminal: RelayedEvent | None = None
+    terminal_at: int = -1
+
+    def __len__(self) -> int:
+        return len(self.datas)
+
+    @property
+    def stop(self) -> int:
+        """The index of the terminal event, or the number of events (none ends here)."""
+        return self.terminal_at if self.terminal is not None else len(self.datas)
+
+    def add(self, kind: bytes, data: bytes) -> None:
+        """One event that ends nothing."""
+        self.kinds.append(kind)
+        self.datas.append(data)
+
+    def add_event(self, event: RelayedEvent) -> None:
+        """One event given as an object (kept if it is the first terminal one)."""
+        if event.terminal and self.terminal is None:
+            self.terminal = event
+            self.terminal_at = len(self.datas)
+        self.kinds.append(event.type.encode())
+        self.datas.append(event.data)
+
+    def replace(self, index: int, event: RelayedEvent) -> None:
+        """Event ``index`` as given (kept if it is the first terminal one: events are
+        replaced in order, and those not replaced end nothing)."""
+        if event.terminal and self.terminal is None:
+            self.terminal = event
+            self.terminal_at = index
+        self.kinds[index] = event.type.encode()
+        self.datas[index] = event.data
+
+    def events(self) -> list[RelayedEvent]:
+        """Every event as a :class:`RelayedEvent` (only the terminal one with its
+        response object)."""
+        return [
+            self.terminal
+            if index == self.terminal_at and self.terminal is not None
+            else RelayedEvent(kind.decode(), data)
+            for index, (kind, data) in enumerate(zip(self.kinds, self.datas, strict=True))
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +264,11 @@ class _Dialect:
 class _EventReader:
     """Decodes an upstream's stream, fed its bytes, into events for the client."""
 
-    def feed(self, chunk: bytes) -> list[RelayedEvent]:
+    def feed(self, chunk: bytes) -> EventBatch:
         raise NotImplementedError
 
-    def end(self) -> list[RelayedEvent]:
-        return []
+    def end(self) -> EventBatch:
+        return EventBatch()
 
 
 def without_encrypted_reasoning(value: Any) -> Any:
@@ -231,36 +298,88 @@ def _patched(data: bytes, call: UpstreamCall, strip: bool) -> RelayedEvent:
     return RelayedEvent(event["type"], orjson.dumps(event), response)
 
 
-def _item_stripped(kind: str, data: bytes) -> RelayedEvent:
-    """An output item event without the reasoning's encrypted content."""
+def _item_stripped(data: bytes) -> bytes:
+    """An output item event's JSON without the reasoning's encrypted content."""
     event = orjson.loads(data)
     event["item"] = without_encrypted_reasoning(event.get("item"))
-    return RelayedEvent(kind, orjson.dumps(event))
+    return orjson.dumps(event)
 
 
 class _ResponsesReader(_EventReader):
     def __init__(self, call: UpstreamCall):
         self.call = call
         self.decoder = SSEDecoder()
+        self.clean = True
+        """The decoder holds nothing (its last chunk ended on a blank line)."""
         self.strip = ENCRYPTED_REASONING not in (call.request.include or ())
         """The client did not ask for encrypted reasoning: the gateway did, to carry it to
         the next turn; the client gets the items without it, as the API would send them."""
 
-    def feed(self, chunk: bytes) -> list[RelayedEvent]:
-        events = []
-        strip = self.strip
-        for message in self.decoder.feed(chunk):
-            data = message.data
-            if not data or data == b"[DONE]":
-                continue
-            kind = message.event or event_type(data) or ""
-            if kind in RESPONSE_EVENTS:
-                events.append(_patched(data, self.call, strip))
-            elif strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
-                events.append(_item_stripped(kind, data))
-            else:
-                events.append(RelayedEvent(kind, data))
-        return events
+    def feed(self, chunk: bytes) -> EventBatch:
+        if not (
+            self.clean
+            and chunk.endswith(b"\n\n")
+            and b"\r" not in chunk
+            and len(chunk) <= self.decoder.max_event_bytes
+        ):
+            batch = EventBatch()
+            for message in self.decoder.feed(chunk):
+                self._add(batch, message.event, message.data)
+            self.clean = chunk.endswith(b"\n\n")
+            return batch
+        # Whole events only (the decoder holds nothing): split here, by its rules.
+        whole = self._split_whole(chunk)
+        if whole is not None:
+            return whole
+        batch = EventBatch()
+        for block in chunk[:-2].split(b"\n\n"):
+            if block.startswith(b"event: "):  # the decoder's two ``find`` shape
+                newline = block.find(b"\n")
+                if (
+                    newline > 7
+                    and block.startswith(b"data: ", newline + 1)
+                    and block.find(b"\n", newline + 1) < 0
+                ):
+                    self._add(
+                        batch, block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]
+                    )
+                    continue
+            for message in SSEDecoder().feed(block + b"\n\n"):  # anything else: the decoder's
+                self._add(batch, message.event, message.data)
+        return batch
+
+    def _split_whole(self, chunk: bytes) -> EventBatch | None:
+        """A read made only of events in the shape servers write (``event: <ASCII name>``,
+        one non-empty ``data:`` line, the blank line; no ``[DONE]``), split in one pass of
+        the regular expression, or ``None``. Its matches tile the read exactly (their
+        lengths add up to it), so they are the decoder's blocks, one by one."""
+        pairs = _WHOLE_EVENT.findall(chunk)
+        if not pairs:
+            return None
+        kinds, datas = (list(column) for column in zip(*pairs, strict=True))
+        covered = sum(map(len, kinds)) + sum(map(len, datas)) + _WHOLE_EVENT_FRAMING * len(pairs)
+        if covered != len(chunk) or b"[DONE]" in datas or not b"".join(kinds).isascii():
+            return None
+        batch = EventBatch(kinds, datas)
+        if not _SPECIAL_NAMES.isdisjoint(kinds):
+            for index, kind in enumerate(kinds):
+                if kind in _SPECIAL_NAMES:
+                    batch.replace(index, self._event(kind.decode(), datas[index]))
+        return batch
+
+    def _add(self, batch: EventBatch, name: str, data: bytes) -> None:
+        """One event named ``name`` (``""``: unnamed, its JSON says); none without data."""
+        if data and data != b"[DONE]":
+            batch.add_event(self._event(name or event_type(data) or "", data))
+
+    def _event(self, kind: str, data: bytes) -> RelayedEvent:
+        """An event as the client gets it: response objects echo the client's settings,
+        items lose what it did not ask for, the rest as they came."""
+        if kind in RESPONSE_EVENTS:
+            return _patched(data, self.call, self.strip)
+        if self.strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
+            return RelayedEvent(kind, _item_stripped(data))
+        return RelayedEvent(kind, data)
 
 
 class _ResponsesDialect(_Dialect):
@@ -289,10 +408,17 @@ class _ChatReader(_EventReader):
         self.decoder = SSEDecoder()
         self.started = False
 
-    def _encode(self, events: list[dict[str, Any]]) -> list[RelayedEvent]:
-        return [RelayedEvent(e["type"], orjson.dumps(e), e.get("response")) for e in events]
+    def _encode(self, events: list[dict[str, Any]]) -> EventBatch:
+        batch = EventBatch()
+        for event in events:
+            kind = event["type"]
+            if kind in TERMINAL_EVENTS:
+                batch.add_event(RelayedEvent(kind, orjson.dumps(event), event.get("response")))
+            else:
+                batch.add(kind.encode(), orjson.dumps(event))
+        return batch
 
-    def feed(self, chunk: bytes) -> list[RelayedEvent]:
+    def feed(self, chunk: bytes) -> EventBatch:
         events: list[dict[str, Any]] = []
         if not self.started:
             self.started = True
@@ -310,7 +436,7 @@ class _ChatReader(_EventReader):
             events += self.relay.feed(payload)
         return self._encode(events)
 
-    def end(self) -> list[RelayedEvent]:
+    def end(self) -> EventBatch:
         events = [] if self.started else self.relay.start()
         return self._encode(events + self.relay.finish())
 
@@ -410,13 +536,13 @@ class Upstream:
         batches = self.batches(call)
         try:
             async for batch in batches:
-                for event in batch:
+                for event in batch.events():
                     yield event
         finally:
             await batches.aclose()
 
-    async def batches(self, call: UpstreamCall) -> AsyncGenerator[list[RelayedEvent], None]:
-        """The events of one upstream call, as they arrive: a list per read (possibly
+    async def batches(self, call: UpstreamCall) -> AsyncGenerator[EventBatch, None]:
+        """The events of one upstream call, as they arrive: a batch per read (possibly
         empty). Raises an :class:`APIError` (the API's shape) for a refusal before the
         stream (on the first ``anext``) or a failure during it."""
         body = orjson.dumps(self.dialect.body(call, self.config))

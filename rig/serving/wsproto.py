@@ -18,22 +18,58 @@ write comes at the end of the step that sent them. Anything else uvicorn writes 
 a pong) takes the frames queued before it first, in order (the 413 event of an
 unreadable message goes before them: it is written past the queue). Flow control is uvicorn's own:
 a send waits while the transport is paused.
+
+**Cheap frames.** A server's frames are unmasked, so a text message without an extension
+(no ``permessage-deflate``) is a header of two, four or ten bytes before its UTF-8: this
+protocol queues the header and the payload as they are, in the connection's own output
+(where websockets' ``send_text`` would build a ``Frame`` and serialise it through a
+buffer), and lets websockets frame anything else (extensions, a connection not open).
+
+**Several messages in one send.** The protocol offers the ASGI extension
+``rig.websocket.send_many`` (in the scope's ``extensions``): a message
+``{"type": "rig.websocket.send_many", "texts": [bytes, ...]}`` sends each element as one
+text message, in order, as that many ``websocket.send`` would (each element is the UTF-8
+of one message, not checked again: the app vouches for it). A relay with several events
+ready sends them in one call instead of one coroutine per event.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGISendEvent, WebSocketSendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import OPEN
 
 from rig.protocol.errors import PayloadTooLargeError, ws_error_event
 from rig.protocol.ws import encode_server_event
 
-__all__ = ["Keepalive", "ServerWSProtocol", "ws_keepalive", "ws_read_limit"]
+__all__ = [
+    "SEND_MANY",
+    "Keepalive",
+    "ServerWSProtocol",
+    "text_frame_header",
+    "ws_keepalive",
+    "ws_read_limit",
+]
+
+SEND_MANY = "rig.websocket.send_many"
+"""The ASGI extension (and message type) of several text messages sent in one call."""
+
+_SHORT_HEADERS = tuple(bytes((0x81, length)) for length in range(126))
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final, uncompressed text frame of ``length`` bytes."""
+    if length < 126:
+        return _SHORT_HEADERS[length]
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
 
 
 def ws_read_limit(max_message_bytes: int) -> int:
@@ -65,24 +101,64 @@ class ServerWSProtocol(WebSocketsSansIOProtocol):
 
     _flush_scheduled = False
 
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope: Any = getattr(self, "scope", None)  # set only when the handshake goes on
+        if scope is not None:  # the app's task is created, not yet run
+            scope["extensions"][SEND_MANY] = {}
+
     async def send(self, message: ASGISendEvent) -> None:
-        if message["type"] != "websocket.send":
+        kind = message["type"]
+        if kind != "websocket.send" and kind != SEND_MANY:
             await super().send(message)
             return
         await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
         if not self.handshake_complete or self.close_sent or self.initial_response is not None:
+            if kind == SEND_MANY:
+                for text in message["texts"]:  # type: ignore[typeddict-item]
+                    await super().send({"type": "websocket.send", "text": text.decode()})
+                return
             await super().send(message)  # uvicorn's own answer to a send out of place
             return
+        conn = self.conn
+        # Framed here only where websockets would add nothing: no extension, no debug
+        # log, the connection open, no fragmented message in progress. Otherwise its
+        # send_text frames it (or raises what it raises).
+        plain = not (
+            conn.extensions
+            or conn.debug
+            or conn.state is not OPEN
+            or conn.expect_continuation_frame
+        )
         try:
-            data = message.get("bytes")
-            if data is not None:
-                self.conn.send_binary(data)
+            if kind == SEND_MANY:
+                texts: list[bytes] = message["texts"]  # type: ignore[typeddict-item]
+                if plain:
+                    append = conn.writes.append
+                    short = _SHORT_HEADERS
+                    for text in texts:
+                        length = len(text)
+                        append(short[length] if length < 126 else text_frame_header(length))
+                        append(text)
+                else:
+                    for text in texts:
+                        conn.send_text(text)
             else:
-                text = message.get("text")
-                if text is not None:
-                    self.conn.send_text(text.encode())
+                single = cast(WebSocketSendEvent, message)
+                data = single.get("bytes")
+                if data is not None:
+                    conn.send_binary(data)
+                else:
+                    text = single.get("text")
+                    if text is not None:
+                        payload = text.encode()
+                        if plain:
+                            conn.writes.append(text_frame_header(len(payload)))
+                            conn.writes.append(payload)
+                        else:
+                            conn.send_text(payload)
         except InvalidState:
             raise ClientDisconnected() from None
         if not self._flush_scheduled:

@@ -1,6 +1,7 @@
 """The servers' WebSocket protocol (rig.serving.wsproto) on a real uvicorn and a real client:
 messages sent in one event-loop step leave in one socket write, in order, and what uvicorn
-writes itself (the close) comes after them."""
+writes itself (the close) comes after them; frames it builds itself are what a client
+reads, at every header size; several messages go in one ``rig.websocket.send_many``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from rig.serving.wsproto import ServerWSProtocol
+from rig.serving.wsproto import SEND_MANY, ServerWSProtocol
 
 WRITES: list[bytes] = []
 """Every socket write of the server's WebSocket connections (this module's server)."""
@@ -55,6 +56,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if message["type"] == "websocket.disconnect":
             return
         text = message["text"]
+        if text.startswith("sizes "):  # one message of each size (bytes), in one step
+            texts = [_sized(index, int(size)) for index, size in enumerate(text.split()[1:])]
+            for payload in texts:
+                await send({"type": "websocket.send", "text": payload.decode()})
+            continue
+        if text.startswith("many "):  # the same, in one send_many (or "no extension")
+            texts = [_sized(index, int(size)) for index, size in enumerate(text.split()[1:])]
+            if SEND_MANY not in scope["extensions"]:
+                await send({"type": "websocket.send", "text": "no extension"})
+                continue
+            await send({"type": SEND_MANY, "texts": texts})
+            continue
         if text == "close":
             for index in range(3):
                 await send({"type": "websocket.send", "text": f"last-{index}"})
@@ -65,6 +78,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "text": f"m-{index}"})
             if paced:
                 await asyncio.sleep(0.001)
+
+
+def _sized(index: int, size: int) -> bytes:
+    """A message of ``size`` UTF-8 bytes (at least 5) naming ``index``, with a two-byte
+    character in it."""
+    head = f"{index:02d}-é".encode()
+    return head + b"x" * (size - len(head))
+
+
+SIZES = [5, 125, 126, 127, 65535, 65536, 70000]
+"""Payload lengths around the frame header's three forms (7 bits, 16 bits, 64 bits)."""
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +145,34 @@ def test_a_close_goes_after_the_messages_queued_before_it(server_url: str) -> No
     received, code = asyncio.run(run())
     assert received == ["last-0", "last-1", "last-2"]
     assert code == 1000
+
+
+async def _sized_exchange(
+    url: str, request: str, compression: str | None
+) -> tuple[list[bytes], int]:
+    async with connect(url, compression=compression, max_size=None) as ws:
+        before = len(WRITES)
+        await ws.send(request)
+        received = [await ws.recv(decode=False) for _ in SIZES]
+        return received, len(WRITES) - before
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_text_frames_of_every_header_size_arrive_whole(
+    server_url: str, compression: str | None
+) -> None:
+    """Without an extension the protocol frames text itself; with permessage-deflate
+    websockets does: the client reads the same messages either way."""
+    request = "sizes " + " ".join(map(str, SIZES))
+    received, _ = asyncio.run(_sized_exchange(server_url, request, compression))
+    assert received == [_sized(index, size) for index, size in enumerate(SIZES)]
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_send_many_sends_each_text_as_one_message_in_order(
+    server_url: str, compression: str | None
+) -> None:
+    request = "many " + " ".join(map(str, SIZES))
+    received, writes = asyncio.run(_sized_exchange(server_url, request, compression))
+    assert received == [_sized(index, size) for index, size in enumerate(SIZES)]
+    assert writes == 1

@@ -1,13 +1,25 @@
 """The gateway's sans-I/O parts: Chat chunks into Responses events, upstream refusals into
-the API's errors, the configuration."""
+the API's errors, the configuration, a Responses upstream's reads into event batches."""
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rig.gateway.chatrelay import ChatRelay
 from rig.gateway.config import ConfigError, GatewayConfig, UpstreamConfig, parse_model_map
-from rig.gateway.upstream import UpstreamError, upstream_refusal
+from rig.gateway.upstream import (
+    DIALECTS,
+    RelayedEvent,
+    UpstreamCall,
+    UpstreamError,
+    upstream_refusal,
+)
 from rig.protocol.errors import RateLimitError
 from rig.protocol.requests import parse_create_request
 
@@ -77,3 +89,88 @@ def test_configuration_is_checked_and_routes_by_model() -> None:
     assert config.upstream_for("llama") is chat
     assert config.upstream_for("m") is default
     assert default.upstream_model("m") == "upstream-m" and default.upstream_model("x") == "x"
+
+
+def _responses_stream() -> bytes:
+    """A Responses stream as an upstream may write it: named events, one unnamed, a
+    comment, CRLF line ends in one event, a reasoning item with encrypted content."""
+    response: dict[str, Any] = {"id": "resp_1", "object": "response", "model": "up-model"}
+    response |= {"store": False, "previous_response_id": None, "output": []}
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "x"}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {**response, "status": "in_progress"}},
+        {"type": "response.output_item.done", "output_index": 0, "item": reasoning},
+        *({"type": "response.output_text.delta", "delta": f"é{n}"} for n in range(5)),
+        {"type": "response.completed", "response": {**response, "output": [reasoning]}},
+    ]
+    blocks = [b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) for e in events]
+    blocks[2] = b"data: " + orjson.dumps(events[2])  # unnamed: its JSON names it
+    blocks[3] = blocks[3].replace(b"\n", b"\r\n")
+    blocks[4] = b": a comment\n" + blocks[4]
+    return b"\n\n".join(blocks) + b"\n\n"
+
+
+def _read(chunks: list[bytes]) -> tuple[list[bytes], list[bytes], RelayedEvent | None]:
+    call = UpstreamCall(
+        parse_create_request({"model": "m", "input": "hi", "previous_response_id": "resp_0"}),
+        {},
+        b"[]",
+    )
+    reader = DIALECTS["responses"].events(call)
+    kinds: list[bytes] = []
+    datas: list[bytes] = []
+    terminal = None
+    for chunk in chunks:
+        batch = reader.feed(chunk)
+        if terminal is None and batch.terminal is not None:
+            terminal = batch.terminal
+        kinds += batch.kinds
+        datas += batch.datas
+    return kinds, datas, terminal
+
+
+def test_a_responses_stream_read_whole_is_relayed_patched_and_stripped() -> None:
+    kinds, datas, terminal = _read([_responses_stream()])
+    assert kinds[0] == b"response.created" and kinds[2] == b"response.output_text.delta"
+    created = orjson.loads(datas[0])["response"]
+    assert (created["previous_response_id"], created["model"]) == ("resp_0", "m")
+    assert "encrypted_content" not in orjson.loads(datas[1])["item"]
+    assert [orjson.loads(d)["delta"] for d in datas[2:7]] == [f"é{n}" for n in range(5)]
+    assert terminal is not None and terminal.type == "response.completed"
+    assert terminal.response is not None
+    assert terminal.response["output"][0]["encrypted_content"] == "x"  # the recorded copy
+    assert "encrypted_content" not in orjson.loads(datas[7])["response"]["output"][0]
+
+
+_STREAM = _responses_stream()
+_BOUNDARIES = [i + 2 for i in range(len(_STREAM)) if _STREAM.startswith(b"\n\n", i)]
+"""Where each event of the stream ends: reads cut there hold whole events only."""
+
+
+@given(
+    cuts=st.lists(
+        st.one_of(st.sampled_from(_BOUNDARIES), st.integers(min_value=1, max_value=2_000)),
+        max_size=12,
+    )
+)
+def test_a_responses_stream_gives_the_same_events_however_it_is_cut(cuts: list[int]) -> None:
+    """Reads of whole events take the one-pass split (or, with an event of another shape,
+    the split by blocks); the others the decoder: the events, their bytes and the terminal
+    one are the same as when every read is one byte (the decoder only)."""
+    points = sorted({min(cut, len(_STREAM)) for cut in cuts} | {0, len(_STREAM)})
+    chunks = [_STREAM[a:b] for a, b in itertools.pairwise(points) if b > a]
+    one_by_one = [_STREAM[i : i + 1] for i in range(len(_STREAM))]
+    assert _read(chunks) == _read(one_by_one)
+
+
+def test_a_read_of_events_of_the_usual_shape_is_relayed_as_it_came() -> None:
+    """A read holding only the last two deltas: their names and JSON are the upstream's
+    bytes, unchanged."""
+    start, end = _BOUNDARIES[4], _BOUNDARIES[6]
+    kinds, datas, terminal = _read([_STREAM[:start], _STREAM[start:end], _STREAM[end:]])
+    pairs = zip(kinds[5:7], datas[5:7], strict=True)
+    assert (
+        b"".join(b"event: " + k + b"\ndata: " + d + b"\n\n" for k, d in pairs)
+        == (_STREAM[start:end])
+    )
+    assert terminal is not None and terminal.type == "response.completed"
