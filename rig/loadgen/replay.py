@@ -125,8 +125,10 @@ class TraceReplay:
             items.append(self.builder.item(item, call_id))
         previous = self.session.turns[traced.index - 1] if traced.index else None
         sizes = [c.output_bytes for c in previous.tool_calls] if previous is not None else []
-        for call in calls:
-            size = sizes[-len(calls)] if len(sizes) >= len(calls) else None
+        # The calls left are the answer's last ones: each gets its own traced size.
+        first = len(sizes) - len(calls)
+        for offset, call in enumerate(calls):
+            size = sizes[first + offset] if first >= 0 else None
             items.append(self.builder.output_for(call, size or _DEFAULT_OUTPUT_BYTES))
         return items
 

@@ -208,13 +208,11 @@ class TurnBuilder:
         )
 
     def output_for(self, call: Mapping[str, Any], size: int) -> dict[str, Any]:
-        """An output item of ``size`` bytes answering ``call`` (an output item of the
-        previous response) when the trace lists none for it."""
+        """An output item answering ``call`` (an output item of the previous response)
+        when the trace lists none for it, its ``output`` ``size`` bytes (a traced call's
+        ``output_bytes`` counts the output, not the item around it)."""
         kind = _CALL_OUTPUTS.get(str(call.get("type")), "function_call_output")
-        call_id = str(call.get("call_id", ""))
-        return _sized(
-            lambda text: {"type": kind, "call_id": call_id, "output": text}, size, self.fill
-        )
+        return {"type": kind, "call_id": str(call.get("call_id", "")), "output": self.fill(size)}
 
 
 def pad_metadata(metadata: dict[str, str], size: int) -> dict[str, str]:
