@@ -12,7 +12,12 @@ import httpx
 import openai
 
 from rig.traces import read_trace
-from tests.integration.test_mock_record import _chained_http, _stateless_http, _websocket
+from tests.integration.test_mock_record import (
+    _chained_http,
+    _stateless_http,
+    _websocket,
+    sessions_by_shape,
+)
 from tests.servers import start_gateway, start_mock
 
 
@@ -36,12 +41,7 @@ def test_the_gateway_records_every_session_with_the_bytes_it_received(tmp_path: 
     assert "sk-test" not in text and "Paris" not in text  # no key, no content
 
     trace = read_trace(record)
-    by_shape = {(s.info.transport, tuple(t.kind for t in s.turns)): s for s in trace.sessions}
-    assert sorted(by_shape) == [
-        ("http", ("full", "continuation")),
-        ("http", ("full", "full")),
-        ("ws", ("warmup", "continuation", "continuation")),
-    ]
+    by_shape = sessions_by_shape(trace)
     assert [t.transport for t in by_shape[("http", ("full", "continuation"))].turns] == [
         "http",
         "sse",

@@ -250,6 +250,62 @@ def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) ->
         gevent.sleep(0.01)
 
 
+class _LoopingSessions:
+    """``count`` sessions of ``transport`` against ``url``, each running tasks in a loop
+    in its own greenlet until :meth:`stop`; their records, per session."""
+
+    def __init__(self, url: str, transport: str, count: int):
+        context = TransportContext()
+        target = Target.from_url(url)
+        self.records: list[list] = [[] for _ in range(count)]
+        self.sessions = [
+            AgentSession(
+                SessionConfig(
+                    transport=transport,
+                    scenario=SCENARIO,
+                    target=target,
+                    tags=RecordTags("test", SCENARIO.name, transport, "mock"),
+                    time_scale=0.0,
+                    context=context,
+                ),
+                self.records[i].append,
+                session_index=i,
+            )
+            for i in range(count)
+        ]
+        self.stopping = False
+        self.greenlets = [gevent.spawn(self._loop, session) for session in self.sessions]
+
+    def _loop(self, session: AgentSession) -> None:
+        while not self.stopping:
+            session.run_task()
+
+    def counts(self) -> list[int]:
+        """How many records each session has made so far."""
+        return [len(r) for r in self.records]
+
+    def each_reconnected_since(self, counts: list[int]) -> bool:
+        """Whether every session has had a ``reconnected`` turn since ``counts``."""
+        return all(
+            any(isinstance(r, TurnRecord) and r.status == "reconnected" for r in rs[done:])
+            for rs, done in zip(self.records, counts, strict=True)
+        )
+
+    def stop(self) -> None:
+        """Let each session finish its task, then stop (raising what a greenlet raised)."""
+        self.stopping = True
+        gevent.joinall(self.greenlets, raise_error=True, timeout=60)
+
+    def close(self) -> None:
+        self.stopping = True
+        gevent.killall(self.greenlets)
+        for session in self.sessions:
+            session.close()
+
+    def of(self, kind: type) -> list:
+        return [r for rs in self.records for r in rs if isinstance(r, kind)]
+
+
 @pytest.mark.parametrize("trigger", ["admin", "signal"])
 @pytest.mark.parametrize("transport", ["ws", "ws_stored"])
 def test_the_mock_drops_every_websocket_and_the_sessions_reconnect(
@@ -258,38 +314,14 @@ def test_the_mock_drops_every_websocket_and_the_sessions_reconnect(
     process, url = start_mock("--preset", "instant", "--admin")
     base = url.removesuffix("/v1")
     sessions_n = 3
-    context = TransportContext()
-    records: list[list] = [[] for _ in range(sessions_n)]
-    stopping = False
-
-    def loop(session: AgentSession) -> None:
-        while not stopping:
-            session.run_task()
-
-    target = Target.from_url(url)
-    sessions = [
-        AgentSession(
-            SessionConfig(
-                transport=transport,
-                scenario=SCENARIO,
-                target=target,
-                tags=RecordTags("test", SCENARIO.name, transport, "mock"),
-                time_scale=0.0,
-                context=context,
-            ),
-            records[i].append,
-            session_index=i,
-        )
-        for i in range(sessions_n)
-    ]
-    greenlets = [gevent.spawn(loop, session) for session in sessions]
+    looping = _LoopingSessions(url, transport, sessions_n)
     try:
         with httpx.Client(base_url=base) as admin:
             _until(
                 lambda: admin.get("/stats").json()["connections_open"] == sessions_n,
                 "every session's WebSocket",
             )
-            done_before = [len(r) for r in records]
+            done_before = looping.counts()
             if trigger == "admin":
                 answer = admin.post("/admin/drop-websockets")
                 assert answer.status_code == 200
@@ -297,24 +329,13 @@ def test_the_mock_drops_every_websocket_and_the_sessions_reconnect(
             else:
                 os.kill(process.process.pid, signal.SIGUSR1)
             _until(lambda: admin.get("/stats").json()["ws_dropped"] == sessions_n, "the drop")
-            _until(
-                lambda: all(
-                    any(isinstance(r, TurnRecord) and r.status == "reconnected" for r in rs[done:])
-                    for rs, done in zip(records, done_before, strict=True)
-                ),
-                "every session to reconnect",
-            )
-            stopping = True
-            gevent.joinall(greenlets, raise_error=True, timeout=60)
+            _until(lambda: looping.each_reconnected_since(done_before), "every reconnect")
+            looping.stop()
             stats = admin.get("/stats").json()
     finally:
-        stopping = True
-        gevent.killall(greenlets)
-        for session in sessions:
-            session.close()
+        looping.close()
         process.stop()
-    turns = [r for rs in records for r in rs if isinstance(r, TurnRecord)]
-    tasks = [r for rs in records for r in rs if isinstance(r, TaskRecord)]
+    turns, tasks = looping.of(TurnRecord), looping.of(TaskRecord)
     assert not [t.error for t in turns if t.status not in ("ok", "reconnected")]
     reconnected = [t for t in turns if t.status == "reconnected"]
     assert len(reconnected) >= sessions_n
@@ -343,59 +364,23 @@ def test_a_storm_under_a_connection_quota_recovers_and_counts_what_the_quota_ref
     process, url = start_mock(
         "--preset", "instant", "--admin", "--max-connections", str(sessions_n)
     )
-    base = url.removesuffix("/v1")
-    context = TransportContext()
-    records: list[list] = [[] for _ in range(sessions_n)]
-    stopping = False
-
-    def loop(session: AgentSession) -> None:
-        while not stopping:
-            session.run_task()
-
-    target = Target.from_url(url)
-    sessions = [
-        AgentSession(
-            SessionConfig(
-                transport="ws",
-                scenario=SCENARIO,
-                target=target,
-                tags=RecordTags("test", SCENARIO.name, "ws", "mock"),
-                time_scale=0.0,
-                context=context,
-            ),
-            records[i].append,
-            session_index=i,
-        )
-        for i in range(sessions_n)
-    ]
-    greenlets = [gevent.spawn(loop, session) for session in sessions]
+    looping = _LoopingSessions(url, "ws", sessions_n)
     try:
-        with httpx.Client(base_url=base) as admin:
+        with httpx.Client(base_url=url.removesuffix("/v1")) as admin:
             _until(
                 lambda: admin.get("/stats").json()["connections_open"] == sessions_n,
                 "every session's WebSocket",
             )
-            done_before = [len(r) for r in records]
+            done_before = looping.counts()
             assert admin.post("/admin/drop-websockets").json() == {"dropped": sessions_n}
-            _until(
-                lambda: all(
-                    any(isinstance(r, TurnRecord) and r.status == "reconnected" for r in rs[done:])
-                    for rs, done in zip(records, done_before, strict=True)
-                ),
-                "every session to reconnect",
-            )
-            stopping = True
-            gevent.joinall(greenlets, raise_error=True, timeout=60)
+            _until(lambda: looping.each_reconnected_since(done_before), "every reconnect")
+            looping.stop()
             stats = admin.get("/stats").json()
     finally:
-        stopping = True
-        gevent.killall(greenlets)
-        for session in sessions:
-            session.close()
+        looping.close()
         process.stop()
-    turns = [r for rs in records for r in rs if isinstance(r, TurnRecord)]
-    tasks = [r for rs in records for r in rs if isinstance(r, TaskRecord)]
-    limited = [r for rs in records for r in rs if isinstance(r, RateLimitRecord)]
+    turns, tasks = looping.of(TurnRecord), looping.of(TaskRecord)
+    limited = looping.of(RateLimitRecord)
     assert not [t.error for t in turns if t.status not in ("ok", "reconnected")]
     assert {r.limit for r in limited} <= {"connections"}, {r.limit for r in limited}
     assert stats["connections_open"] == sessions_n  # one each again, none left behind

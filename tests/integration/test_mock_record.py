@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import openai
 
-from rig.traces import read_trace
+from rig.traces import Session, Trace, read_trace
 from tests.servers import start_mock
 from tests.tool_catalog import WEATHER
 
@@ -80,6 +80,18 @@ def _websocket(client: openai.OpenAI) -> None:
         assert _events_until_done(connection)[-1].type == "response.completed"
 
 
+def sessions_by_shape(trace: Trace) -> dict[tuple[str | None, tuple[str, ...]], Session]:
+    """The three sessions the clients above played, by transport and request kinds: the
+    trace has exactly those."""
+    by_shape = {(s.info.transport, tuple(t.kind for t in s.turns)): s for s in trace.sessions}
+    assert sorted(by_shape) == [
+        ("http", ("full", "continuation")),
+        ("http", ("full", "full")),
+        ("ws", ("warmup", "continuation", "continuation")),
+    ]
+    return by_shape
+
+
 def test_every_session_is_recorded_with_the_bytes_it_sent(tmp_path: Path) -> None:
     record = tmp_path / "trace"
     process, url = start_mock("--preset", "instant", "--record", str(record))
@@ -97,12 +109,7 @@ def test_every_session_is_recorded_with_the_bytes_it_sent(tmp_path: Path) -> Non
     assert "sk-test" not in text and "Paris" not in text  # no key, no content
 
     trace = read_trace(record)
-    by_shape = {(s.info.transport, tuple(t.kind for t in s.turns)): s for s in trace.sessions}
-    assert sorted(by_shape) == [
-        ("http", ("full", "continuation")),
-        ("http", ("full", "full")),
-        ("ws", ("warmup", "continuation", "continuation")),
-    ]
+    by_shape = sessions_by_shape(trace)
     chained = by_shape[("http", ("full", "continuation"))]
     assert [t.transport for t in chained.turns] == ["http", "sse"]
     stateless = by_shape[("http", ("full", "full"))]
