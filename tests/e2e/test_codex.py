@@ -104,14 +104,19 @@ def _run_codex(
     try:
         home = tmp_path / "codex-home"
         _config(home, base_url, websockets, model)
-        # The interpreter running the tests first on PATH: Codex's sandboxed shell runs
-        # `python -m pytest` with it, not through a version manager's shim (pyenv's would
-        # print a warning into the output when it cannot rehash inside the sandbox).
-        # Nor does the project's PYTHONPATH (set when the suite runs from a checkout)
-        # reach the project's pytest: its own tests/ would meet the rig's tests package.
+        # The agent's shell as hermetic as its workspace: the interpreter running the tests
+        # first on PATH, no PYTHONPATH of the rig's checkout (its tests package would meet
+        # the project's), and a home of its own, so the user's shell start-up files do not
+        # reach it (run without a terminal, Codex's shell sourced ~/.bashrc, whose pyenv
+        # init could not rehash inside the sandbox and said so at the top of every
+        # command's output, the files' contents included, and the patch then never
+        # matched).
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        user_home = tmp_path / "home"
+        user_home.mkdir()
         env = {
             **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            "HOME": str(user_home),
             "PATH": path,
             "CODEX_HOME": str(home),
             "MOCK_KEY": "sk-mock-test",
