@@ -314,6 +314,7 @@ class LocustRun:
         test stops, shared by the flush then and the close at quitting, so the two
         together wait at most ``--influx-final-flush``."""
         self._listeners: list[tuple[Any, Callable[..., None]]] = []
+        self._settled = False
 
     @classmethod
     def attach(
@@ -498,8 +499,11 @@ class LocustRun:
 
     def _on_spawned(self, **_: Any) -> None:
         """Every user spawned: settle the garbage collector (``--gc``), so full collections
-        neither walk what the spawn built nor stop the sessions often."""
-        if not isinstance(self.environment.runner, MasterRunner):
+        neither walk what the spawn built nor stop the sessions often. Once a run: a shape
+        completes a spawn at every step, and a collection each time would pause every
+        session in the middle of the measurement."""
+        if not self._settled and not isinstance(self.environment.runner, MasterRunner):
+            self._settled = True
             settle(self.options.gc)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:

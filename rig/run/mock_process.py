@@ -12,15 +12,27 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from rig.errors import RigError
 from rig.run.ports import free_port
 
-__all__ = ["MockProcess", "MockProcessError"]
+__all__ = ["MockProcess", "MockProcessError", "stop_process"]
 
 READY_MARKER = "rig mock listening on"
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 15.0) -> None:
+    """Terminate ``process`` if it runs; kill it if it is still there after ``timeout_s``."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class MockProcessError(RigError, RuntimeError):
@@ -85,10 +97,5 @@ class MockProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)

@@ -15,6 +15,7 @@ and at least one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 
 from rig.errors import RigError
 from rig.options import AUTO, RunOptions, to_argv
+from rig.run.mock_process import stop_process
 
 __all__ = ["LocalWorkers", "WorkersError", "resolve_processes"]
 
@@ -100,9 +102,6 @@ class LocalWorkers:
                 return text[-chars:]
         return "(no output)"
 
-    def exit_codes(self) -> list[int | None]:
-        return [p.poll() for p in self.processes]
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -113,13 +112,7 @@ class LocalWorkers:
         :data:`EXIT_TIMEOUT_S` (or at once, after an error) are terminated."""
         deadline = time.monotonic() + (EXIT_TIMEOUT_S if exc_type is None else 0.0)
         for process in self.processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.terminate()
         for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout_s=10)

@@ -291,6 +291,23 @@ class _LoopingSessions:
             for rs, done in zip(self.records, counts, strict=True)
         )
 
+    def storm(self, base_url: str, drop: Callable[[httpx.Client], None]) -> dict[str, int]:
+        """Once every session holds its WebSocket, ``drop`` them all (through the mock's
+        admin client), wait for every session to reconnect, stop the sessions, and return
+        the mock's ``/stats``."""
+        count = len(self.sessions)
+        with httpx.Client(base_url=base_url) as admin:
+            _until(
+                lambda: admin.get("/stats").json()["connections_open"] == count,
+                "every session's WebSocket",
+            )
+            done_before = self.counts()
+            drop(admin)
+            _until(lambda: self.each_reconnected_since(done_before), "every reconnect")
+            self.stop()
+            stats: dict[str, int] = admin.get("/stats").json()
+            return stats
+
     def stop(self) -> None:
         """Let each session finish its task, then stop (raising what a greenlet raised)."""
         self.stopping = True
@@ -315,23 +332,18 @@ def test_the_mock_drops_every_websocket_and_the_sessions_reconnect(
     base = url.removesuffix("/v1")
     sessions_n = 3
     looping = _LoopingSessions(url, transport, sessions_n)
+
+    def drop(admin: httpx.Client) -> None:
+        if trigger == "admin":
+            answer = admin.post("/admin/drop-websockets")
+            assert answer.status_code == 200
+            assert answer.json() == {"dropped": sessions_n}
+        else:
+            os.kill(process.process.pid, signal.SIGUSR1)
+        _until(lambda: admin.get("/stats").json()["ws_dropped"] == sessions_n, "the drop")
+
     try:
-        with httpx.Client(base_url=base) as admin:
-            _until(
-                lambda: admin.get("/stats").json()["connections_open"] == sessions_n,
-                "every session's WebSocket",
-            )
-            done_before = looping.counts()
-            if trigger == "admin":
-                answer = admin.post("/admin/drop-websockets")
-                assert answer.status_code == 200
-                assert answer.json() == {"dropped": sessions_n}
-            else:
-                os.kill(process.process.pid, signal.SIGUSR1)
-            _until(lambda: admin.get("/stats").json()["ws_dropped"] == sessions_n, "the drop")
-            _until(lambda: looping.each_reconnected_since(done_before), "every reconnect")
-            looping.stop()
-            stats = admin.get("/stats").json()
+        stats = looping.storm(base, drop)
     finally:
         looping.close()
         process.stop()
@@ -365,17 +377,12 @@ def test_a_storm_under_a_connection_quota_recovers_and_counts_what_the_quota_ref
         "--preset", "instant", "--admin", "--max-connections", str(sessions_n)
     )
     looping = _LoopingSessions(url, "ws", sessions_n)
+
+    def drop(admin: httpx.Client) -> None:
+        assert admin.post("/admin/drop-websockets").json() == {"dropped": sessions_n}
+
     try:
-        with httpx.Client(base_url=url.removesuffix("/v1")) as admin:
-            _until(
-                lambda: admin.get("/stats").json()["connections_open"] == sessions_n,
-                "every session's WebSocket",
-            )
-            done_before = looping.counts()
-            assert admin.post("/admin/drop-websockets").json() == {"dropped": sessions_n}
-            _until(lambda: looping.each_reconnected_since(done_before), "every reconnect")
-            looping.stop()
-            stats = admin.get("/stats").json()
+        stats = looping.storm(url.removesuffix("/v1"), drop)
     finally:
         looping.close()
         process.stop()

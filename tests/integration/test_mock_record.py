@@ -8,25 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
 from rig.traces import Session, Trace, read_trace
+from tests.integration.test_mock_warmup import _events_until_done, _stats
 from tests.servers import start_mock
 from tests.tool_catalog import WEATHER
-
-
-def _stats(url: str) -> dict[str, Any]:
-    return httpx.get(url.removesuffix("/v1") + "/stats").json()
-
-
-def _events_until_done(connection: Any) -> list[Any]:
-    events = []
-    for event in connection:
-        events.append(event)
-        if event.type in ("response.completed", "response.failed", "error"):
-            return events
-    raise AssertionError("connection closed before a terminal event")
 
 
 def _call_outputs(response: Any) -> list[dict[str, str]]:

@@ -7,6 +7,9 @@ one round trip or answers not found."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -35,6 +38,16 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextlib.asynccontextmanager
+async def redis_store(url: str, **kwargs: Any) -> AsyncIterator[RedisCheckpoints]:
+    """A :class:`RedisCheckpoints` on ``url``, closed when the block ends."""
+    store = RedisCheckpoints(url, **kwargs)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _item(text: str) -> dict[str, str]:
@@ -208,13 +221,10 @@ def test_a_long_redis_chain_round_trips_exactly_and_each_write_sends_only_its_tu
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             made, written = await redis_chain(store, "a", 120)
             for index in (0, 1, 59, 119):
                 await assert_reads_as(store, f"a{index}", made[index])
-        finally:
-            await store.close()
         # Every write sent its own items and response object, not the conversation.
         assert written == [c.own_bytes for c in made]
         assert max(written) == min(written)
@@ -231,8 +241,7 @@ def test_a_redis_read_is_one_round_trip_whatever_the_conversation_length(redis_u
         return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_eval"))
 
     async def run() -> list[int]:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             await redis_chain(store, "a", 60)
             await store.read("a0")  # the first after Redis started also loads the script
             per_read = []
@@ -241,8 +250,6 @@ def test_a_redis_read_is_one_round_trip_whatever_the_conversation_length(redis_u
                 assert await store.read(f"a{index}") is not None
                 per_read.append(calls() - before)
             return per_read
-        finally:
-            await store.close()
 
     try:
         assert asyncio.run(run()) == [1, 1]
@@ -254,8 +261,7 @@ def test_a_redis_branch_starts_its_own_thread_and_leaves_the_original_whole(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             made, _ = await redis_chain(store, "a", 5)
             branch, written = await redis_chain(store, "b", 3, after=("a1", made[1]))
             assert written == [c.own_bytes for c in branch]  # the prefix copied in Redis
@@ -270,8 +276,6 @@ def test_a_redis_branch_starts_its_own_thread_and_leaves_the_original_whole(
             more, _ = await redis_chain(store, "c", 1, after=("a4", made[4]))
             assert thread_of(redis_url, store, "c0") == thread_of(redis_url, store, "a0")
             await assert_reads_as(store, "c0", more[0])
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -280,16 +284,13 @@ def test_two_concurrent_continuations_of_one_response_both_read_back_whole(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             made, _ = await redis_chain(store, "a", 3)
             left = stored_turn(made[-1], "a2", "left")
             right = stored_turn(made[-1], "a2", "right")
             await asyncio.gather(store.write("l", left), store.write("r", right))
             await assert_reads_as(store, "l", left)
             await assert_reads_as(store, "r", right)
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -298,8 +299,7 @@ def test_a_continuation_whose_parent_is_not_in_redis_is_written_whole_once(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             # a0..a2 were held by a connection while Redis was down: never checkpointed.
             held = [turn(None, None, "a0")]
             for index in (1, 2):
@@ -309,8 +309,6 @@ def test_a_continuation_whose_parent_is_not_in_redis_is_written_whole_once(
             assert written[1:] == [c.own_bytes for c in made[1:]]
             await assert_reads_as(store, "b2", made[2])
             assert await store.read("a2") is None
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -322,8 +320,7 @@ def test_a_missing_redis_piece_reads_as_not_found_never_a_shorter_conversation(
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             made, _ = await redis_chain(store, "a", 6)
             thread = thread_of(redis_url, store, "a5")
             if piece == "hash":  # as when the response's key expired or was evicted
@@ -339,8 +336,6 @@ def test_a_missing_redis_piece_reads_as_not_found_never_a_shorter_conversation(
             continued = stored_turn(made[5], "a5", "next")
             assert await store.write("n", continued) == continued.size
             await assert_reads_as(store, "n", continued)
-        finally:
-            await store.close()
 
     try:
         asyncio.run(run())
@@ -352,8 +347,7 @@ def test_every_redis_key_expires_and_a_continuation_refreshes_its_thread(redis_u
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = RedisCheckpoints(redis_url, ttl_s=600.0)
-        try:
+        async with redis_store(redis_url, ttl_s=600.0) as store:
             made, _ = await redis_chain(store, "a", 2)
             thread = thread_of(redis_url, store, "a1")
             keys = client.keys(store.prefix + "*")
@@ -366,8 +360,6 @@ def test_every_redis_key_expires_and_a_continuation_refreshes_its_thread(redis_u
             await redis_chain(store, "b", 1, after=("a1", made[-1]))
             assert client.pttl(thread) > 590_000  # extended: its TTL starts again
             assert client.pttl(store.response_key("a0")) <= 5_000  # a hash keeps its own
-        finally:
-            await store.close()
 
     try:
         asyncio.run(run())
@@ -381,15 +373,12 @@ def test_a_redis_checkpoint_this_process_wrote_is_told_expired_after_its_ttl(
     clock = Clock()
 
     async def run() -> None:
-        store = RedisCheckpoints(redis_url, ttl_s=60.0, clock=clock)
-        try:
+        async with redis_store(redis_url, ttl_s=60.0, clock=clock) as store:
             await redis_chain(store, "a", 1)
             assert store.cause("a0") is None
             clock.now += 60
             assert store.cause("a0") == "expired"
             assert store.cause("never-written") is None
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -398,8 +387,7 @@ def test_a_redis_write_continuing_another_owners_response_copies_nothing(
     redis_url: str,
 ) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             await redis_chain(store, "a", 2)
             intruder = Conversation(
                 owner="owner-mallory",
@@ -415,18 +403,15 @@ def test_a_redis_write_continuing_another_owners_response_copies_nothing(
             assert found is not None and found.owner == "owner-mallory"
             assert orjson.loads(found.transcript) == [_item("mine")]  # nothing of a0, a1
             assert thread_of(redis_url, store, "m") != thread_of(redis_url, store, "a1")
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
 
 def test_another_owner_resuming_a_redis_checkpoint_gets_not_found(redis_url: str) -> None:
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        stats = GatewayStats()
-        gateway_state = GatewayState(SessionMemory(), store, stats)
-        try:
+        async with redis_store(redis_url) as store:
+            stats = GatewayStats()
+            gateway_state = GatewayState(SessionMemory(), store, stats)
             made, _ = await redis_chain(store, "a", 3)
             with pytest.raises(PreviousResponseNotFoundError):
                 await gateway_state.resume("a2", [], owner="owner-mallory")
@@ -436,8 +421,6 @@ def test_another_owner_resuming_a_redis_checkpoint_gets_not_found(redis_url: str
             output = {"type": "function_call_output", "call_id": made[-1].pending[0]}
             resumed = await gateway_state.resume("a2", [{**output, "output": "ok"}], owner=OWNER)
             assert resumed.transcript == made[-1].transcript
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -448,8 +431,7 @@ def test_deleting_a_redis_checkpoint_takes_its_own_entry_and_leaves_the_rest(
     client = redis.Redis.from_url(redis_url)
 
     async def run() -> None:
-        store = RedisCheckpoints(redis_url)
-        try:
+        async with redis_store(redis_url) as store:
             made, _ = await redis_chain(store, "a", 4)
             thread = thread_of(redis_url, store, "a3")
             assert await store.delete("a1") is True  # within the thread: its entry stays
@@ -466,8 +448,6 @@ def test_deleting_a_redis_checkpoint_takes_its_own_entry_and_leaves_the_rest(
             more, written = await redis_chain(store, "b", 1, after=("a2", made[2]))
             assert written == [more[0].own_bytes] and client.llen(thread) == 4
             await assert_reads_as(store, "b0", more[0])
-        finally:
-            await store.close()
 
     try:
         asyncio.run(run())
@@ -477,15 +457,12 @@ def test_deleting_a_redis_checkpoint_takes_its_own_entry_and_leaves_the_rest(
 
 def test_a_redis_that_does_not_answer_is_checkpoint_unavailable() -> None:
     async def run() -> None:
-        store = RedisCheckpoints(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
-        try:
+        async with redis_store(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2) as store:
             with pytest.raises(CheckpointUnavailable):
                 await store.write("a", turn(None, None, "hello"))
             with pytest.raises(CheckpointUnavailable):
                 await store.read("a")
             with pytest.raises(CheckpointUnavailable):
                 await store.delete("a")
-        finally:
-            await store.close()
 
     asyncio.run(run())
