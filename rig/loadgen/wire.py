@@ -20,6 +20,7 @@ so the caller bounds a whole exchange with one deadline instead (a transport, on
 
 from __future__ import annotations
 
+import os
 import select
 import socket as stdlib_socket
 import ssl
@@ -111,6 +112,18 @@ class WireSocket:
         if self._drained:
             gevent.socket.wait(self._readable)
         data = self.sock.recv(size)  # waits itself should the wake-up have been spurious
+        self._drained = len(data) < size
+        self.counter.received += len(data)
+        return data
+
+    def recv_ready(self, size: int = RECV_SIZE) -> bytes | None:
+        """Read what the kernel holds now, without waiting (for a caller that knows the
+        socket is readable: :class:`~rig.loadgen.readloop.ReadLoop`); ``None`` if nothing
+        (a spurious wake-up), ``b""`` when the peer closed. Counted like :meth:`recv`."""
+        try:
+            data = os.read(self.sock.fileno(), size)
+        except BlockingIOError:
+            return None
         self._drained = len(data) < size
         self.counter.received += len(data)
         return data

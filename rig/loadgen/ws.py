@@ -17,10 +17,11 @@ closing is :class:`WSClosedError`. Closing reads the server's answer to the clos
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Self, cast
 
 import gevent
+from gevent.event import AsyncResult
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
@@ -30,7 +31,9 @@ from websockets.uri import parse_uri
 
 from rig.errors import RigError
 from rig.loadgen.idle import IdleWatch
+from rig.loadgen.readloop import ReadLoop
 from rig.loadgen.wire import TLSWireSocket, WireCounter, WireSocket, open_wire
+from rig.loadgen.wsframes import FrameSplitter
 
 __all__ = ["WSClosedError", "WSConnection", "WSHandshakeError", "WSProtocolError"]
 
@@ -82,6 +85,8 @@ class WSConnection:
         wire: WireSocket | TLSWireSocket,
         protocol: ClientProtocol,
         watch: IdleWatch | None = None,
+        *,
+        split_frames: bool = True,
     ):
         self.wire = wire
         self.protocol = protocol
@@ -91,6 +96,13 @@ class WSConnection:
         self._fragments: list[bytes] = []
         self._handshake_start = b""
         """The first bytes of the answer to the upgrade (quoted when it is invalid)."""
+        self._handshake = bytearray() if split_frames else None
+        """Every byte of the answer to the upgrade, until it is complete."""
+        self._frames: FrameSplitter | None = None
+        """Takes the common frame without websockets' parser once the upgrade is done
+        (:mod:`rig.loadgen.wsframes`)."""
+        self._control = False
+        """A control frame arrived since the caller last looked (:meth:`_collected`)."""
 
     @classmethod
     def connect(
@@ -156,15 +168,28 @@ class WSConnection:
         :class:`WSProtocolError` when what arrived broke the protocol (after queueing the
         close frame the protocol answers with, which the caller need not send).
         """
-        data = self.wire.recv()
+        return self._take(self.wire.recv())
+
+    def _take(self, data: bytes) -> bool:
+        """Feed what one read returned (``b""``: the end of the stream); as :meth:`_read`."""
         if self.watch is not None:
             self.watch.heard()
         protocol = self.protocol
+        frames = self._frames
+        delivered = len(self._pending)
         if data:
-            if protocol.state is State.CONNECTING and len(self._handshake_start) < SHOWN_BYTES:
-                self._handshake_start += data[: SHOWN_BYTES - len(self._handshake_start)]
-            protocol.receive_data(data)
+            if frames is not None:
+                frames.feed(data, self._pending, self._forward)
+            else:
+                if protocol.state is State.CONNECTING:
+                    if len(self._handshake_start) < SHOWN_BYTES:
+                        self._handshake_start += data[: SHOWN_BYTES - len(self._handshake_start)]
+                    if self._handshake is not None:
+                        self._handshake += data
+                protocol.receive_data(data)
         else:
+            if frames is not None:
+                frames.eof(self._forward)
             protocol.receive_eof()
         error = protocol.parser_exc
         # An end of stream without a close frame is a closed connection (reported as such
@@ -174,8 +199,26 @@ class WSConnection:
             and protocol.state is not State.CONNECTING
             and not isinstance(error, EOFError)
         ):
+            # As websockets alone: nothing of the read that broke the protocol is handed
+            # over (its parser keeps such frames among the events nobody collects).
+            del self._pending[delivered:]
+            self._control = False
             raise WSProtocolError(f"the target sent an invalid WebSocket frame: {_cause(error)}")
         return bool(data)
+
+    def _forward(self, data: bytes) -> None:
+        """Give websockets' parser what the frame splitter does not take, and collect what
+        it makes of it."""
+        protocol = self.protocol
+        protocol.receive_data(data)
+        if self._collect(cast(list[Frame], protocol.events_received())):
+            self._control = True
+
+    def _collected(self) -> bool:
+        """Collect the protocol's events; whether a control frame came since last asked."""
+        control = self._collect(cast(list[Frame], self.protocol.events_received()))
+        control, self._control = control or self._control, False
+        return control
 
     def _collect(self, events: list[Frame]) -> bool:
         """Append the whole messages among ``events`` to the pending ones (assembling
@@ -220,6 +263,7 @@ class WSConnection:
                     frames.append(event)  # arrived with the handshake response
             self._collect(frames)
             if done:
+                self._split_frames()
                 self._flush()
                 return
             error = protocol.handshake_exc
@@ -234,6 +278,17 @@ class WSConnection:
                     "the target closed the connection during the WebSocket handshake; it "
                     f"sent {self._handshake_start!r}"
                 )
+
+    def _split_frames(self) -> None:
+        """The upgrade is done: take the common frame from here on, knowing where the
+        frames that came with the answer (websockets has them) end."""
+        answer, self._handshake = self._handshake, None
+        if answer is None or self.protocol.state is not State.OPEN:
+            return
+        end = answer.find(b"\r\n\r\n")
+        if end < 0:
+            return  # (websockets parsed an answer: cannot happen; stay with websockets)
+        self._frames = FrameSplitter(self.protocol, bytes(answer[end + 4 :]))
 
     def send_text(self, payload: bytes) -> None:
         """Send one text message (``payload`` is UTF-8); :class:`WSClosedError` when the
@@ -257,14 +312,69 @@ class WSConnection:
             if protocol.state is State.CLOSED:
                 raise self._closed()
             more = self._read()
-            # Past the handshake a client protocol yields frames only.
-            control = self._collect(cast(list[Frame], protocol.events_received()))
+            control = self._collected()  # past the handshake: frames only
             if control or not more or protocol.state is not State.OPEN:
                 self._flush()
             if not more and not self._pending:
                 raise self._closed()
         messages, self._pending = self._pending, []
         return messages
+
+    def stream(self, handle: Callable[[list[bytes]], bool]) -> None:
+        """Hand ``handle`` every whole message as it arrives, a read's worth at a time,
+        until it returns true (a response is over); :class:`WSClosedError` as
+        :meth:`receive`. Messages past the one that ended it are ``handle``'s (a caller
+        puts them back with :meth:`unreceive`).
+
+        Over a plain socket the reads run in the process's
+        :class:`~rig.loadgen.readloop.ReadLoop`, which calls ``handle`` from its own
+        greenlet as bytes arrive (so ``handle`` must not wait), and the caller's greenlet
+        waits once, until ``handle`` is done or something failed; a deadline thrown into
+        the caller ends the wait. Over an emulated link or TLS, the caller's greenlet
+        reads, as :meth:`receive`.
+        """
+        if self._pending:
+            messages, self._pending = self._pending, []
+            if handle(messages):
+                return
+        wire = self.wire
+        if type(wire) is not WireSocket:  # shaped, or TLS: reads that wait
+            while not handle(self.receive()):
+                pass
+            return
+        if self.protocol.state is State.CLOSED:
+            raise self._closed()
+        loop = ReadLoop.current()
+        fd = wire.sock.fileno()
+        done = AsyncResult()
+
+        def readable() -> None:
+            try:
+                data = wire.recv_ready()
+                if data is None:
+                    return
+                protocol = self.protocol
+                more = self._take(data)
+                control = self._collected()
+                if control or not more or protocol.state is not State.OPEN:
+                    self._flush()
+                if self._pending:
+                    messages, self._pending = self._pending, []
+                    if handle(messages):
+                        loop.remove(fd)
+                        done.set(None)
+                        return
+                if not more or protocol.state is State.CLOSED:
+                    raise self._closed()
+            except BaseException as exc:  # to the waiting session, not the loop
+                loop.remove(fd)
+                done.set_exception(exc)
+
+        loop.add(fd, readable)
+        try:
+            done.get()
+        finally:
+            loop.remove(fd)
 
     def unreceive(self, messages: list[bytes]) -> None:
         """Put back ``messages`` (the end of a :meth:`receive` the caller did not use):

@@ -148,11 +148,15 @@ class WSTransport(Transport):
         outcome.body_bytes_sent += len(payload)  # written: a stale connection takes it too
         reader = ResponsesStreamReader()
         feed, mark = reader.feed_messages, timing.mark
+
+        def handle(messages: list[bytes]) -> bool:
+            marks = feed(messages)
+            if marks:
+                mark(marks)
+            return reader.raw is not None
+
         try:
-            while reader.raw is None:
-                marks = feed(connection.receive())
-                if marks:
-                    mark(marks)
+            connection.stream(handle)
         finally:
             outcome.body_bytes_recv += reader.body_bytes
         connection.unreceive(reader.leftover)  # e.g. a stale age-limit error

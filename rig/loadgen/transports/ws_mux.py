@@ -67,10 +67,11 @@ class MuxConnectError(RigError, ConnectionError):
 
 
 class _CountingConnection(WSConnection):
-    """A WebSocket that also adds up the whole frames it has received."""
+    """A WebSocket that also adds up the whole frames it has received (every frame
+    through websockets' parser, where it is counted: no frame splitter)."""
 
     def __init__(self, *args: Any, **kw: Any):
-        super().__init__(*args, **kw)
+        super().__init__(*args, split_frames=False, **kw)
         self.frame_bytes = 0
 
     def _collect(self, events: list[Frame]) -> bool:
