@@ -89,7 +89,8 @@ from websockets.uri import parse_uri  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
 from rig.loadgen.target import Target  # noqa: E402
 from rig.loadgen.wire import RECV_SIZE, WireSocket  # noqa: E402
-from rig.loadgen.ws import WSConnection  # noqa: E402
+from rig.loadgen.ws import WSConnection, WSProtocolError  # noqa: E402
+from rig.loadgen.wsframes import FrameSplitter  # noqa: E402
 from rig.metrics.records import RecordTags  # noqa: E402
 from rig.run.ports import free_port  # noqa: E402
 from rig.workload.corpus import Corpus  # noqa: E402
@@ -163,18 +164,26 @@ def mock_server(preset: str, delta_tokens: int, seed: int) -> Iterator[str]:
 def recording_reads() -> Iterator[dict[int, list[bytes]]]:
     """Keep every read of every :class:`WireSocket` (by socket), as the socket gave it."""
     reads: dict[int, list[bytes]] = {}
-    original = WireSocket.recv
+    original, original_ready = WireSocket.recv, WireSocket.recv_ready
 
     def recv(self: WireSocket, size: int = RECV_SIZE) -> bytes:
         data = original(self, size)
         reads.setdefault(id(self), []).append(data)
         return data
 
+    def recv_ready(self: WireSocket, size: int = RECV_SIZE) -> bytes | None:
+        data = original_ready(self, size)  # the read loop's reads
+        if data is not None:
+            reads.setdefault(id(self), []).append(data)
+        return data
+
     WireSocket.recv = recv  # type: ignore[method-assign]
+    WireSocket.recv_ready = recv_ready  # type: ignore[method-assign]
     try:
         yield reads
     finally:
         WireSocket.recv = original  # type: ignore[method-assign]
+        WireSocket.recv_ready = original_ready  # type: ignore[method-assign]
 
 
 def frame_reads(reads: list[bytes]) -> list[bytes]:
@@ -243,6 +252,23 @@ def websockets_messages(reads: list[bytes]) -> list[bytes]:
     for data in reads:
         protocol.receive_data(data)
         connection._collect(cast(list[Frame], protocol.events_received()))
+    return connection._pending
+
+
+def _split_connection(max_size: int | None) -> WSConnection:
+    protocol = _open_client(max_size)
+    connection = WSConnection(cast(Any, None), protocol)
+    connection._frames = FrameSplitter(protocol)
+    return connection
+
+
+def rig_splitter(reads: list[bytes]) -> list[bytes]:
+    """The receive path of :class:`WSConnection` as the transport runs it: the frame
+    splitter (:mod:`rig.loadgen.wsframes`) takes the common frame, websockets the rest."""
+    connection = _split_connection(MAX_SIZE)
+    for data in reads:
+        connection._take(data)
+        connection._collected()
     return connection._pending
 
 
@@ -670,6 +696,18 @@ def verdict_websockets(data: bytes) -> str:
     return _describe(connection._pending, close.code if close else None)
 
 
+def verdict_splitter(data: bytes) -> str:
+    """What the rig's receive path (the frame splitter before websockets) makes of it."""
+    connection = _split_connection(CASE_MAX_SIZE)
+    try:
+        connection._take(data)
+        connection._collected()
+    except WSProtocolError:
+        return "rejected"
+    close = connection.protocol.close_rcvd
+    return _describe(connection._pending, close.code if close else None)
+
+
 def verdict_aiohttp(data: bytes) -> str:
     """What aiohttp's compiled reader makes of ``data`` (it was given ``max_size + 1``: its
     limit excludes the bound, websockets' includes it). Nothing past a close frame
@@ -799,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     readers: dict[str, Callable[[list[bytes]], object]] = {
         "websockets frames": websockets_frames,
         "websockets messages": websockets_messages,
+        "rig splitter + websockets": rig_splitter,
         f"aiohttp ({'compiled' if compiled else 'NOT compiled'})": aiohttp_c,
         "aiohttp (python)": aiohttp_py,
         "header walk (python)": header_walk,
@@ -852,7 +891,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
     if not args.no_conformance:
-        candidates: dict[str, Callable[[bytes], str]] = {"aiohttp": verdict_aiohttp}
+        candidates: dict[str, Callable[[bytes], str]] = {
+            "rig splitter": verdict_splitter,
+            "aiohttp": verdict_aiohttp,
+        }
         if picows is not None:
             candidates["picows"] = verdict_picows
         rows = conformance(candidates)
