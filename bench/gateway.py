@@ -16,7 +16,8 @@ script. Every figure is printed beside a reference measured in the same run:
 3. **Memory per idle session**: N sessions of several turns each, left open and idle;
    the gateway's RSS growth / N against the conversation's size (client-side JSON bytes,
    and the gateway's own ``session_bytes / sessions``), with ``--store memory`` and
-   ``--store redis://``.
+   ``--store redis://``; then again once the gateway packed the idle conversations
+   (``--compact-after``: ``compaction_backlog`` 0 on ``/stats``).
 4. **Sessions one gateway process holds**: 10,000 idle WebSockets (each with one finished
    response; a sample answers a turn at the end) and 1,000 active at the ``fast`` pacing.
 5. **Checkpoints** with ``--store redis://`` (a real redis-server on a free port): Redis
@@ -826,8 +827,8 @@ def memory_cell(
         result["packed_rss_per_session"] = rss_packed / sessions
         result["packed_ratio_to_client_size"] = rss_packed / sessions / client_conversation
         result["packed_seconds"] = packed["waited_s"]
-        result["compacted_bytes"] = packed["compacted_bytes"] - baseline["compacted_bytes"]
-        result["compacted_to_bytes"] = packed["compacted_to_bytes"] - baseline["compacted_to_bytes"]
+        for name in ("compacted_bytes", "compacted_to_bytes", "compactions", "compaction_us"):
+            result[name] = packed[name] - baseline[name]
     if redis_before is not None and redis_after is not None:
         result["checkpoint"] = checkpoint_figures(
             baseline, idle, redis_before, redis_after, turns, samples
