@@ -16,7 +16,8 @@ script. Every figure is printed beside a reference measured in the same run:
 3. **Memory per idle session**: N sessions of several turns each, left open and idle;
    the gateway's RSS growth / N against the conversation's size (client-side JSON bytes,
    and the gateway's own ``session_bytes / sessions``), with ``--store memory`` and
-   ``--store redis://``.
+   ``--store redis://``; then again once the gateway packed the idle conversations
+   (``--compact-after``: ``compaction_backlog`` 0 on ``/stats``).
 4. **Sessions one gateway process holds**: 10,000 idle WebSockets (each with one finished
    response; a sample answers a turn at the end) and 1,000 active at the ``fast`` pacing.
 5. **Checkpoints** with ``--store redis://`` (a real redis-server on a free port): Redis
@@ -786,6 +787,7 @@ def memory_cell(
                 busy = meter.stop(reply.cpu_s)
             redis_after = redis_info(redis) if redis else None
             idle = _settled_stats(gateway)
+            packed = _packed_stats(gateway)
             clients.command("close")
         finally:
             clients.stop()
@@ -819,6 +821,14 @@ def memory_cell(
         "idle_rss_bytes": idle["memory_rss_bytes"],
         **busy,
     }
+    if packed is not None:  # the same sessions once the gateway packed them (idle longer)
+        rss_packed = packed["memory_rss_bytes"] - baseline["memory_rss_bytes"]
+        result["packed_rss_bytes"] = packed["memory_rss_bytes"]
+        result["packed_rss_per_session"] = rss_packed / sessions
+        result["packed_ratio_to_client_size"] = rss_packed / sessions / client_conversation
+        result["packed_seconds"] = packed["waited_s"]
+        for name in ("compacted_bytes", "compacted_to_bytes", "compactions", "compaction_us"):
+            result[name] = packed[name] - baseline[name]
     if redis_before is not None and redis_after is not None:
         result["checkpoint"] = checkpoint_figures(
             baseline, idle, redis_before, redis_after, turns, samples
@@ -837,6 +847,25 @@ def _settled_stats(gateway: ServerProcess) -> dict[str, Any]:
         if len(last) == 3 and max(last) - min(last) <= 0.01 * max(last):
             break
     return readings[-1]
+
+
+def _packed_stats(gateway: ServerProcess, timeout_s: float = 60.0) -> dict[str, Any] | None:
+    """``/stats`` once the gateway packed every idle conversation (``compaction_backlog``
+    0, then the RSS settled), with ``waited_s``; ``None`` for a gateway that does not pack
+    (its ``/stats`` has no ``compaction_backlog``)."""
+    started = time.monotonic()
+    while True:
+        figures = stats(gateway)
+        if figures.get("compaction_backlog") is None:
+            return None
+        if figures["compaction_backlog"] == 0:
+            break
+        if time.monotonic() - started > timeout_s:
+            raise BenchError(f"{figures['compaction_backlog']} conversations still unpacked")
+        time.sleep(0.5)
+    settled = _settled_stats(gateway)
+    settled["waited_s"] = time.monotonic() - started
+    return settled
 
 
 def checkpoint_figures(
@@ -993,7 +1022,11 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                 for store in stores if "memory" in config.cells else ():
                     cell = memory_cell(config, mock, store, redis if "redis" in store else None)
                     figures["memory"].append(cell)
-                    progress(f"memory {cell['store']}: {cell['ratio_to_client_size']:.2f}x")
+                    packed = _packed(cell, "packed_ratio_to_client_size", 1, "{:.2f}x")
+                    progress(
+                        f"memory {cell['store']}: {cell['ratio_to_client_size']:.2f}x, "
+                        f"packed {packed}"
+                    )
             finally:
                 mock.stop()
             # 1 and 5. Latency through the gateway vs direct; Redis vs memory store. The
@@ -1136,8 +1169,15 @@ MEMORY: list[Column[dict[str, Any]]] = [
     ("RSS/client size", lambda c: f"{c['ratio_to_client_size']:.2f}x"),
     ("conv RSS/client size", lambda c: f"{c['conversation_ratio_to_client_size']:.2f}x"),
     ("RSS/gateway size", lambda c: f"{c['ratio_to_gateway_size']:.2f}x"),
+    ("packed RSS/session KB", lambda c: _packed(c, "packed_rss_per_session", 1e-3, "{:,.1f}")),
+    ("packed RSS/client size", lambda c: _packed(c, "packed_ratio_to_client_size", 1, "{:.2f}x")),
     ("errors", lambda c: str(c["errors"])),
 ]
+
+
+def _packed(cell: dict[str, Any], key: str, scale: float, form: str) -> str:
+    """A figure of the sessions once packed, or ``-`` (a gateway that does not pack)."""
+    return form.format(cell[key] * scale) if key in cell else "-"
 
 
 CounterRow = tuple[dict[str, Any], str]

@@ -842,6 +842,13 @@ class GatewayOptions:
         default=1024 * 1024 * 1024,
         type=positive_int,
     )
+    compact_after: float = option(
+        "seconds a conversation held in memory waits unchanged before it is packed (zlib; "
+        "the next turn unpacks it once) (default: 10; 0: never)",
+        {GATEWAY},
+        default=10.0,
+        type=seconds_or_off,
+    )
     checkpoint_timeout: float = option(
         "seconds a checkpoint read or write may take before the store counts as down "
         "(default: 0.5)",

@@ -44,7 +44,7 @@ from rig.conversation import owner_id, pending_calls
 from rig.gateway.checkpoints import Conversation, join_arrays
 from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
-from rig.gateway.state import GatewayState, SessionCache
+from rig.gateway.state import GatewayState, IdleCompaction, SessionCache
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import (
     ENCRYPTED_REASONING,
@@ -146,6 +146,7 @@ class Gateway:
         stats: GatewayStats,
         upstreams: Mapping[UpstreamConfig, Upstream],
         recorder: TraceRecorder | None = None,
+        compaction: IdleCompaction | None = None,
     ):
         self.config = config
         self.state = state
@@ -153,6 +154,8 @@ class Gateway:
         self.upstreams = upstreams
         self.recorder = recorder
         """Writes a trace of every session (``--record``); ``None``: no recording work."""
+        self.compaction = compaction
+        """Packs idle conversations (``--compact-after``); ``None``: never."""
         self.connections: set[_WSConnection] = set()
         self.draining = False
         self._process = psutil.Process()
@@ -472,6 +475,7 @@ class Gateway:
         memory = self.state.memory
         figures["sessions"] = len(memory)
         figures["session_bytes"] = memory.bytes
+        figures["compaction_backlog"] = self.compaction.backlog if self.compaction else 0
         figures["memory_rss_bytes"] = self._process.memory_info().rss
         figures["checkpoint_up"] = int(self.state.checkpoint_up)
         figures["draining"] = int(self.draining)

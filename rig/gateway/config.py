@@ -147,6 +147,9 @@ class GatewayConfig:
     """Seconds a pong may take before the WebSocket is closed with 1011 (0: never)."""
     memory_max_bytes: int = 1024 * 1024 * 1024
     """Cap of the conversations every WebSocket of the process holds."""
+    compact_after_s: float = 10.0
+    """Seconds a conversation waits unchanged before it is packed (zlib) in memory; 0:
+    never."""
     checkpoint_timeout_s: float = 0.5
     drain_timeout_s: float = 30.0
     log_level: str = "warning"

@@ -25,7 +25,8 @@ GAUGES = {
     "connections_open": "Client WebSockets open.",
     "in_flight": "Upstream calls running.",
     "sessions": "Conversations held in connection memory.",
-    "session_bytes": "Bytes of the conversations held in connection memory.",
+    "session_bytes": "JSON bytes of the conversations held in connection memory "
+    "(uncompressed, packed or not).",
     "memory_rss_bytes": "Resident memory of the gateway process.",
     "checkpoint_up": "1 when the checkpoint store answered last time it was asked.",
     "draining": "1 while the gateway drains before shutting down.",
@@ -42,6 +43,7 @@ COUNTERS = {
     "checkpoint_bytes": ("checkpoint_bytes", "Bytes of checkpoints written."),
     "checkpoint_failures": ("checkpoint_failures", "Checkpoints not written (store down)."),
     "errors": ("errors", "Errors answered to clients."),
+    "compactions": ("compactions", "Idle conversations packed (zlib)."),
 }
 
 LABELLED = {

@@ -24,7 +24,7 @@ from rig.fdlimit import raise_open_files_limit
 from rig.gateway.app import Gateway, GatewayFront, build_app
 from rig.gateway.checkpoints import open_checkpoints
 from rig.gateway.config import GatewayConfig
-from rig.gateway.state import GatewayState, SessionMemory
+from rig.gateway.state import GatewayState, IdleCompaction, SessionMemory
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
@@ -72,27 +72,40 @@ def create_app(config: GatewayConfig) -> GatewayFront:
     install_redaction(_secrets(config))
     stats = GatewayStats()
     evicted = functools.partial(stats.add, "evictions")
+    packing = config.compact_after_s > 0
+    compact_after_s = config.compact_after_s if packing else float("inf")
     checkpoints = open_checkpoints(
         config.store,
         config.store_ttl_s,
         max_bytes=config.store_max_bytes,
         timeout_s=config.checkpoint_timeout_s,
         on_evict=evicted,
+        compact_after_s=compact_after_s,
     )
-    memory = SessionMemory(config.memory_max_bytes, config.store_ttl_s, on_evict=evicted)
+    memory = SessionMemory(
+        config.memory_max_bytes,
+        config.store_ttl_s,
+        on_evict=evicted,
+        compact_after_s=compact_after_s,
+    )
     state = GatewayState(memory, checkpoints, stats)
+    compaction = IdleCompaction(memory, checkpoints, stats) if packing else None
     upstreams = {upstream: Upstream(upstream, stats) for upstream in config.upstreams}
     recorder = (
         TraceRecorder(config.record, keep_content=config.keep_content) if config.record else None
     )
-    gateway = Gateway(config, state, stats, upstreams, recorder)
+    gateway = Gateway(config, state, stats, upstreams, recorder, compaction)
     app = build_app(gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if not await state.probe():  # say so at start; serve on connection memory
             log.warning("checkpoint store %s does not answer", _where(config.store))
+        if compaction is not None:
+            compaction.start()
         yield
+        if compaction is not None:
+            compaction.stop()
         for upstream in upstreams.values():
             await upstream.close()
         await checkpoints.close()

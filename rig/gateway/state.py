@@ -22,10 +22,21 @@ a wrong conversation.
 Memory is bounded per process (``max_bytes`` over every connection's held conversations,
 least recently used out first); a connection that closes releases what it held (its
 responses live on in the checkpoints).
+
+Idle conversations are packed (:class:`IdleCompaction`: a loop timer, never a turn's
+work): one not continued for ``compact_after_s`` becomes one zlib blob, shared by the
+connection's memory and the in-process checkpoints, and the next turn unpacks it once,
+byte for byte. Nothing above changes: the same conversation is found, owned, evicted and
+expired as before. Every size counts the conversation's JSON bytes uncompressed
+(``SessionMemory.bytes``, ``/stats`` ``session_bytes``, the caps), packed or not: a cap
+bounds conversations as a turn will need them, and what is held is at most that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import time
@@ -39,6 +50,9 @@ from rig.gateway.checkpoints import (
     CheckpointUnavailable,
     Conversation,
     Forgotten,
+    MemoryCheckpoints,
+    Packed,
+    compact,
 )
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
@@ -47,7 +61,7 @@ from rig.protocol.errors import (
     ServiceUnavailableError,
 )
 
-__all__ = ["GatewayState", "SessionCache", "SessionMemory"]
+__all__ = ["GatewayState", "IdleCompaction", "SessionCache", "SessionMemory"]
 
 log = logging.getLogger("rig.gateway")
 
@@ -57,7 +71,8 @@ MISS_CAUSES = ("evicted", "expired", "foreign", "unavailable", "unknown")
 
 class SessionMemory:
     """Every live connection's latest response per lane, under one byte cap for the
-    process (least recently used out first) and a time to live."""
+    process (least recently used out first) and a time to live; one not replaced for
+    ``compact_after_s`` is packed by :meth:`compact_idle`."""
 
     def __init__(
         self,
@@ -67,15 +82,19 @@ class SessionMemory:
         max_lanes: int = 64,
         clock: Callable[[], float] = time.monotonic,
         on_evict: Callable[[int], None] | None = None,
+        compact_after_s: float = 10.0,
     ):
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.max_lanes = max_lanes
         self.clock = clock
         self.on_evict = on_evict
+        self.compact_after_s = compact_after_s
         self.bytes = 0
-        """Conversation bytes held."""
+        """Conversation bytes held (uncompressed, packed or not)."""
         self._held: OrderedDict[tuple[int, str], tuple[str, Conversation, float]] = OrderedDict()
+        self._unpacked: OrderedDict[tuple[int, str], float] = OrderedDict()
+        """Lanes whose latest response is not packed yet, and when it came: oldest first."""
         self._lanes: dict[int, dict[str, None]] = {}
         self._causes = Forgotten()
         self._ids = itertools.count(1)
@@ -112,7 +131,9 @@ class SessionMemory:
         if key in self._held:
             self._drop(key)
         lanes[lane] = None
-        self._held[key] = (response_id, conversation, self.clock() + self.ttl_s)
+        now = self.clock()
+        self._held[key] = (response_id, conversation, now + self.ttl_s)
+        self._unpacked[key] = now
         self.bytes += conversation.size
         evicted = 0
         while len(lanes) > self.max_lanes:
@@ -139,9 +160,30 @@ class SessionMemory:
 
     def _drop(self, key: tuple[int, str], unlink: bool = True) -> None:
         _, conversation, _ = self._held.pop(key)
+        self._unpacked.pop(key, None)
         self.bytes -= conversation.size
         if unlink:
             self._lanes[key[0]].pop(key[1], None)
+
+    @property
+    def unpacked(self) -> int:
+        """Lanes whose latest response is not packed yet."""
+        return len(self._unpacked)
+
+    def compact_idle(self, deadline: float) -> list[Packed]:
+        """Pack the conversations not replaced for ``compact_after_s``, the oldest first,
+        until ``time.perf_counter()`` passes ``deadline``. What was packed."""
+        done: list[Packed] = []
+        cutoff = self.clock() - self.compact_after_s
+        while self._unpacked and time.perf_counter() < deadline:
+            key, since = next(iter(self._unpacked.items()))
+            if since > cutoff:
+                break
+            del self._unpacked[key]
+            packed = compact(self._held[key][1])
+            if packed is not None:
+                done.append(packed)
+        return done
 
 
 class SessionCache:
@@ -325,6 +367,90 @@ class GatewayState:
         if found is None or found.owner != owner or not found.stored:
             return None
         return found
+
+
+class IdleCompaction:
+    """Packs idle conversations on a loop timer, off every turn's path: every
+    ``interval_s`` a slice of at most ``slice_s`` of work over the connections' memory and
+    the in-process checkpoints (oldest first), the next slice ``pause_s`` later while
+    some are left (so a backlog takes at most ``slice_s / (slice_s + pause_s)`` of the
+    loop). Once a backlog is done and it released at least ``trim_bytes``, the allocator
+    is asked to return its free pages (glibc's ``malloc_trim``; elsewhere nothing): the
+    freed blocks are scattered between live ones, so the process would otherwise keep
+    them until it allocates again."""
+
+    def __init__(
+        self,
+        memory: SessionMemory,
+        checkpoints: CheckpointStore,
+        stats: GatewayStats,
+        *,
+        interval_s: float = 1.0,
+        slice_s: float = 0.005,
+        pause_s: float = 0.02,
+        trim_bytes: int = 1 << 20,
+    ):
+        self.memory = memory
+        self.checkpoints = checkpoints if isinstance(checkpoints, MemoryCheckpoints) else None
+        self.stats = stats
+        self.interval_s = interval_s
+        self.slice_s = slice_s
+        self.pause_s = pause_s
+        self.trim_bytes = trim_bytes
+        self._released = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._trim = _malloc_trim()
+
+    @property
+    def backlog(self) -> int:
+        """Conversations (and checkpoint threads) not packed yet, idle or not."""
+        threads = self.checkpoints.unpacked if self.checkpoints is not None else 0
+        return self.memory.unpacked + threads
+
+    def start(self) -> None:
+        """Arm the timer (on the running loop)."""
+        self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def run_slice(self) -> bool:
+        """One slice of packing; whether it stopped for time (more may be idle)."""
+        started = time.perf_counter()
+        deadline = started + self.slice_s
+        done = self.memory.compact_idle(deadline)
+        if self.checkpoints is not None and time.perf_counter() < deadline:
+            done += self.checkpoints.compact_idle(deadline)
+        ended = time.perf_counter()
+        if done:
+            plain = sum(p.plain_bytes for p in done)
+            packed = sum(p.packed_bytes for p in done)
+            self.stats.add("compactions", len(done))
+            self.stats.add("compacted_bytes", plain)
+            self.stats.add("compacted_to_bytes", packed)
+            self._released += plain - packed
+        self.stats.add("compaction_us", int((ended - started) * 1e6))
+        return ended >= deadline
+
+    def _tick(self) -> None:
+        more = self.run_slice()
+        if not more and self._released >= self.trim_bytes and self._trim is not None:
+            self._released = 0
+            self._trim(0)
+        delay = self.pause_s if more else self.interval_s
+        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` (another C library)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
 
 
 def _unavailable() -> ServiceUnavailableError:

@@ -50,6 +50,10 @@ COUNTERS = (
     "checkpoint_bytes",
     "checkpoint_failures",
     "checkpoint_us",
+    "compactions",
+    "compacted_bytes",
+    "compacted_to_bytes",
+    "compaction_us",
 )
 """Every counter, reported even while zero.
 
@@ -63,7 +67,10 @@ from sending the upstream request to the first bytes of its answer. ``relay_us``
 gateway's own time to a streamed response's first event, summed over ``relayed_first``
 responses - from the response's start (its request parsed) to its first event written to
 the client, less the upstream's time to first byte: resolving the conversation, building
-and sending the upstream request, reading and relaying the first events."""
+and sending the upstream request, reading and relaying the first events.
+``compactions``: idle conversations packed (:class:`rig.gateway.state.IdleCompaction`),
+their JSON ``compacted_bytes`` and the ``compacted_to_bytes`` of their blobs;
+``compaction_us``: the packing's summed time."""
 
 HISTOGRAMS = {
     "checkpoint_seconds": "Time to write one checkpoint.",

@@ -21,6 +21,7 @@ import logging
 import random
 from typing import Generic, Protocol, TypeVar
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rig.protocol.errors import APIError, PayloadTooLargeError, ServerError
@@ -33,6 +34,14 @@ DROP_CODE = 1012
 DROP_REASON = "connection dropped by the server"
 
 log = logging.getLogger("rig.serving")
+
+
+def _payload(message: Message) -> bytes | None:
+    """A received ASGI message's payload as bytes; ``None`` for a disconnect."""
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    return text.encode() if text is not None else (message.get("bytes") or b"")
 
 
 class Create(Protocol):
@@ -132,14 +141,14 @@ class WSModeConnection(Generic[C]):
         expiry = asyncio.get_running_loop().call_later(self.max_age_s, self._expire)
         try:
             while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
+                raw = _payload(await self.websocket.receive())
+                if raw is None:
                     return
-                text = message.get("text")
-                raw = text.encode() if text is not None else (message.get("bytes") or b"")
                 self.received(len(raw))
                 if not self.closing:
                     await self.handle(raw)
+                # An idle connection keeps no copy of its last message while it waits.
+                del raw
         except WebSocketDisconnect:
             return
         finally:

@@ -1,13 +1,16 @@
 """The servers' WebSocket protocol (rig.serving.wsproto) on a real uvicorn and a real client:
 messages sent in one event-loop step leave in one socket write, in order, and what uvicorn
 writes itself (the close) comes after them; frames it builds itself are what a client
-reads, at every header size; several messages go in one ``rig.websocket.send_many``."""
+reads, at every header size; several messages go in one ``rig.websocket.send_many``; an
+idle connection keeps no copy of the message it last received."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +23,15 @@ from rig.serving.wsproto import SEND_MANY, ServerWSProtocol
 
 WRITES: list[bytes] = []
 """Every socket write of the server's WebSocket connections (this module's server)."""
+PROTOCOLS: list[ServerWSProtocol] = []
+"""Every connection's protocol (this module's server)."""
 
 
 class CountingProtocol(ServerWSProtocol):
     """The protocol under test, with its transport's writes recorded."""
 
     def connection_made(self, transport: Any) -> None:
+        PROTOCOLS.append(self)
         super().connection_made(_CountedTransport(transport))
 
 
@@ -67,6 +73,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "websocket.send", "text": "no extension"})
                 continue
             await send({"type": SEND_MANY, "texts": texts})
+            continue
+        if text.startswith("hold "):  # answered; the app keeps nothing of it
+            del message, text
+            await send({"type": "websocket.send", "text": "held"})
             continue
         if text == "close":
             for index in range(3):
@@ -176,3 +186,54 @@ def test_send_many_sends_each_text_as_one_message_in_order(
     received, writes = asyncio.run(_sized_exchange(server_url, request, compression))
     assert received == [_sized(index, size) for index, size in enumerate(SIZES)]
     assert writes == 1
+
+
+_SHARED = frozenset({"loop", "app", "config", "connections", "tasks", "app_state", "logger"})
+"""The protocol's attributes shared by the whole server (not the connection's own state)."""
+_NOT_STATE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.CodeType,
+    asyncio.AbstractEventLoop,
+    asyncio.Task,
+)
+"""Code, the loop and tasks: reachable from anything, not a connection's state."""
+
+
+def _largest_held(protocol: ServerWSProtocol) -> int:
+    """The longest ``bytes``, ``bytearray`` or ``str`` reachable from the connection's own
+    state (websockets' connection and its parser's suspended generators, uvicorn's queue
+    and buffers)."""
+    seen: set[int] = set()
+    stack: list[Any] = [v for k, v in vars(protocol).items() if k not in _SHARED]
+    largest = 0
+    while stack:
+        value = stack.pop()
+        if id(value) in seen or isinstance(value, _NOT_STATE):
+            continue
+        seen.add(id(value))
+        if isinstance(value, bytes | bytearray | str):
+            largest = max(largest, len(value))
+        elif isinstance(value, types.GeneratorType):  # its locals, not its globals
+            stack.extend(value.gi_frame.f_locals.values() if value.gi_frame else ())
+            stack.append(value.gi_yieldfrom)  # the generator it delegates to
+        else:
+            stack.extend(gc.get_referents(value))
+    return largest
+
+
+def test_an_idle_connection_keeps_no_copy_of_its_last_message(server_url: str) -> None:
+    """websockets' parser holds its last frame until the next arrives, uvicorn its queue's
+    message: the protocol lets the payload go once handed to the app."""
+    size = 200_000
+
+    async def run() -> int:
+        async with connect(server_url, max_size=None) as ws:
+            await ws.send("hold " + "y" * size)
+            assert await ws.recv() == "held"
+            protocol = next(p for p in reversed(PROTOCOLS) if not p.disconnected)
+            return _largest_held(protocol)
+
+    assert asyncio.run(run()) < 1_000

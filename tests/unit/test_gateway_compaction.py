@@ -1,0 +1,259 @@
+"""Idle conversations packed in memory (zlib): a packed chain reads back byte for byte, its
+responses share one blob and the first read unpacks it; only conversations idle for
+``compact_after_s`` are packed; sizes, caps, eviction, the TTL and ownership are what they
+were; the in-process checkpoints pack their idle threads; and the timer's slice counts
+what it packed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rig.gateway import checkpoints
+from rig.gateway.checkpoints import Conversation, MemoryCheckpoints, compact
+from rig.gateway.state import GatewayState, IdleCompaction, SessionMemory
+from rig.gateway.stats import GatewayStats
+from rig.protocol.errors import PreviousResponseNotFoundError
+
+ALICE = "owner-alice"
+BOB = "owner-bob"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _item(text: str) -> dict[str, str]:
+    return {"type": "message", "role": "user", "content": text}
+
+
+def _turn(parent: Conversation | None, texts: list[str], parent_id: str | None) -> Conversation:
+    return Conversation(
+        owner=ALICE,
+        stored=False,
+        response=b"",
+        items=orjson.dumps([_item(text) for text in texts]),
+        context_tokens=1,
+        parent=parent,
+        parent_id=parent_id,
+    )
+
+
+def _chain(
+    turns: list[list[str]], parent: Conversation | None = None, parent_id: str | None = None
+) -> list[Conversation]:
+    """Responses ``a0``, ``a1``... each continuing the one before (the first ``parent``)."""
+    made: list[Conversation] = []
+    for index, texts in enumerate(turns):
+        if made:
+            parent, parent_id = made[-1], f"a{index - 1}"
+        made.append(_turn(parent, texts, parent_id))
+    return made
+
+
+def _wordy(index: int) -> list[str]:
+    return [f"turn {index}: " + "the build failed in step three; " * 20, "ok"]
+
+
+def _snapshot(made: list[Conversation]) -> list[tuple[bytes, bytes, int]]:
+    return [(c.transcript, c.items, c.transcript_bytes) for c in made]
+
+
+TEXTS = st.lists(st.lists(st.text(max_size=30), max_size=4), min_size=1, max_size=10)
+
+
+@given(TEXTS, TEXTS, st.integers(min_value=0, max_value=9))
+def test_a_packed_chain_reads_back_byte_for_byte_and_so_does_a_branch(
+    first: list[list[str]], more: list[list[str]], fork: int
+) -> None:
+    made = _chain([[*texts, "padding " * 8] for texts in first])
+    before = _snapshot(made)
+    assert compact(made[-1], level=9) is not None
+    assert all(c.packed is made[-1].packed and c.items == b"" for c in made)
+    assert [c.transcript_bytes for c in made] == [b[2] for b in before]
+    assert made[min(fork, len(made) - 1)].transcript == before[min(fork, len(made) - 1)][0]
+    assert _snapshot(made) == before  # every read unpacked what it met, items included
+    assert all(c.packed is None for c in made)
+    # Packed again, then continued from an earlier response (a branch): both read whole.
+    assert compact(made[-1], level=9) is not None
+    branch = _chain(more, parent=made[min(fork, len(made) - 1)], parent_id="fork")
+    expected = orjson.loads(made[min(fork, len(made) - 1)].transcript) + [
+        _item(text) for texts in more for text in texts
+    ]
+    assert orjson.loads(branch[-1].transcript) == expected
+    assert _snapshot(made) == before
+
+
+def test_packing_again_after_more_turns_leaves_one_blob() -> None:
+    made = _chain([_wordy(i) for i in range(4)])
+    compact(made[-1])
+    made += _chain([_wordy(i) for i in range(4, 6)], parent=made[-1], parent_id="a3")
+    whole = made[-1].transcript
+    packed = compact(made[-1])
+    assert packed is not None and packed.plain_bytes == len(whole)
+    assert packed.packed_bytes < len(whole) / 3
+    assert {id(c.packed) for c in made} == {id(made[-1].packed)}
+    assert made[-1].transcript == whole
+
+
+def test_a_conversation_not_worth_packing_is_left_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    noise = base64.b64encode(os.urandom(3000)).decode()  # packs to about 0.76 of it
+    made = _chain([[noise]])
+    monkeypatch.setattr(checkpoints, "PACK_WORTH", 0.7)
+    assert compact(made[0]) is None
+    assert made[0].packed is None and made[0].items != b""
+    assert compact(_turn(None, [], None)) is None  # empty: nothing to pack
+
+
+def _memory(clock: Clock, cap: int = 10**9, evicted: list[int] | None = None) -> SessionMemory:
+    return SessionMemory(
+        cap,
+        600.0,
+        clock=clock,
+        compact_after_s=10.0,
+        on_evict=None if evicted is None else evicted.append,
+    )
+
+
+def test_only_conversations_idle_for_compact_after_are_packed_and_bytes_stay_counted() -> None:
+    clock = Clock()
+    memory = _memory(clock)
+    idle, busy = memory.cache(), memory.cache()
+    old = _chain([_wordy(i) for i in range(3)])
+    idle.put("", "r_old", old[-1])
+    clock.now += 9
+    new = _chain([_wordy(i) for i in range(3)])
+    busy.put("", "r_new", new[-1])
+    counted = memory.bytes
+    clock.now += 2  # old: idle 11 s; new: 2 s
+    packed = memory.compact_idle(time.perf_counter() + 60)
+    assert len(packed) == 1 and packed[0].plain_bytes == old[-1].size
+    assert old[-1].packed is not None and new[-1].packed is None
+    assert memory.bytes == counted  # uncompressed, packed or not
+    assert memory.unpacked == 1
+    assert memory.compact_idle(time.perf_counter() + 60) == []  # new is not idle yet
+    found = idle.get("r_old")
+    assert found is old[-1] and found.size == old[-1].size
+
+
+def test_a_slice_stops_at_its_deadline_and_the_rest_waits_for_the_next() -> None:
+    clock = Clock()
+    memory = _memory(clock)
+    for index in range(3):
+        memory.cache().put("", f"r{index}", _chain([_wordy(index)])[-1])
+    clock.now += 60
+    assert memory.compact_idle(time.perf_counter() - 1) == []  # no time at all
+    assert memory.unpacked == 3
+    assert len(memory.compact_idle(time.perf_counter() + 60)) == 3
+    assert memory.unpacked == 0
+
+
+def test_a_packed_conversation_is_evicted_and_expired_as_before() -> None:
+    clock = Clock()
+    evicted: list[int] = []
+    first = _chain([_wordy(i) for i in range(2)])
+    memory = _memory(clock, cap=int(first[-1].size * 1.5), evicted=evicted)
+    cache = memory.cache()
+    cache.put("a", "r_a", first[-1])
+    clock.now += 60
+    assert len(memory.compact_idle(time.perf_counter() + 60)) == 1
+    cache.put("b", "r_b", _chain([_wordy(i) for i in range(2)])[-1])  # over the cap
+    assert evicted == [1] and memory.cause("r_a") == "evicted"
+    assert memory.bytes == memory.get(cache.connection, "r_b").size  # type: ignore[union-attr]
+    clock.now += 60
+    memory.compact_idle(time.perf_counter() + 60)
+    clock.now += 600  # past the TTL
+    assert cache.get("r_b") is None and memory.cause("r_b") == "expired"
+    assert memory.bytes == 0 and memory.unpacked == 0
+
+
+def test_a_closed_connection_releases_its_packed_and_unpacked_conversations() -> None:
+    clock = Clock()
+    memory = _memory(clock)
+    cache = memory.cache()
+    cache.put("a", "r_a", _chain([_wordy(0)])[-1])
+    clock.now += 60
+    memory.compact_idle(time.perf_counter() + 60)
+    cache.put("b", "r_b", _chain([_wordy(1)])[-1])
+    cache.close()
+    assert memory.bytes == 0 and len(memory) == 0 and memory.unpacked == 0
+
+
+def test_a_continuation_after_packing_sends_the_same_context_and_ownership_holds() -> None:
+    clock = Clock()
+    stats = GatewayStats()
+    store = MemoryCheckpoints(ttl_s=600.0, clock=clock, compact_after_s=10.0)
+    gateway = GatewayState(_memory(clock), store, stats, clock=clock)
+    cache = gateway.memory.cache()
+    made = _chain([_wordy(i) for i in range(3)])
+    added = orjson.dumps([_item("next")])
+
+    async def scenario() -> None:
+        for index, conversation in enumerate(made):
+            await gateway.record(f"a{index}", conversation, cache=cache)
+        expected = made[-1].transcript_with(added)
+        clock.now += 60
+        assert len(gateway.memory.compact_idle(time.perf_counter() + 60)) == 1
+        assert store.compact_idle(time.perf_counter() + 60) == []  # already packed
+        assert made[0].packed is not None
+        found = await gateway.resume("a2", [], owner=ALICE, cache=cache)
+        assert found.transcript_with(added) == expected
+        other = gateway.memory.cache()  # another connection: from the checkpoints
+        assert (await gateway.resume("a1", [], owner=ALICE, cache=other)) is made[1]
+        with pytest.raises(PreviousResponseNotFoundError):
+            await gateway.resume("a2", [], owner=BOB, cache=other)
+
+    asyncio.run(scenario())
+    assert stats["hits_connection"] == 1 and stats["hits_checkpoint"] == 1
+    assert stats["misses_foreign"] == 1
+
+
+def test_the_checkpoints_pack_idle_threads_and_count_the_same_bytes() -> None:
+    clock = Clock()
+    store = MemoryCheckpoints(ttl_s=600.0, clock=clock, compact_after_s=10.0)
+    made = _chain([_wordy(i) for i in range(4)])
+    branch = _chain([_wordy(9)], parent=made[1], parent_id="a1")
+    for index, conversation in enumerate(made):
+        asyncio.run(store.write(f"a{index}", conversation))
+    asyncio.run(store.write("b", branch[0]))
+    before = _snapshot([*made, *branch])
+    counted = store.bytes
+    clock.now += 60
+    packed = store.compact_idle(time.perf_counter() + 60)
+    assert len(packed) == 2  # the longest chain, then the branch (a0, a1 in both)
+    assert all(c.packed is not None for c in [*made, *branch])
+    assert store.bytes == counted and store.unpacked == 0
+    assert asyncio.run(store.read("a2")) is made[2]
+    assert _snapshot([*made, *branch]) == before
+
+
+def test_a_slice_of_the_timer_counts_what_it_packed() -> None:
+    clock = Clock()
+    stats = GatewayStats()
+    memory = _memory(clock)
+    store = MemoryCheckpoints(ttl_s=600.0, clock=clock, compact_after_s=10.0)
+    compaction = IdleCompaction(memory, store, stats, slice_s=60.0)
+    made = _chain([_wordy(i) for i in range(3)])
+    for index, conversation in enumerate(made):
+        asyncio.run(store.write(f"a{index}", conversation))
+    memory.cache().put("", "a2", made[-1])
+    assert compaction.backlog == 2  # the lane and the thread
+    clock.now += 60
+    assert compaction.run_slice() is False  # done within its time
+    assert stats["compactions"] == 1
+    assert stats["compacted_bytes"] == len(made[-1].transcript)
+    assert 0 < stats["compacted_to_bytes"] < stats["compacted_bytes"] / 3
+    assert compaction.backlog == 0
