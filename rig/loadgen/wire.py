@@ -83,12 +83,13 @@ _TCP_INFO = struct.Struct("8B24I4Q")
 class WireSocket:
     """A connected TCP socket that counts every byte written and read."""
 
-    __slots__ = ("_drained", "_readable", "counter", "sock")
+    __slots__ = ("_drained", "_fd", "_readable", "counter", "sock")
 
     def __init__(self, sock: gevent.socket.socket, counter: WireCounter):
         self.sock = sock
         self.counter = counter
-        self._readable = gevent.get_hub().loop.io(sock.fileno(), 1)
+        self._fd = sock.fileno()
+        self._readable = gevent.get_hub().loop.io(self._fd, 1)
         self._drained = False
 
     def sendall(self, data: bytes | memoryview) -> None:
@@ -121,7 +122,7 @@ class WireSocket:
         socket is readable: :class:`~rig.loadgen.readloop.ReadLoop`); ``None`` if nothing
         (a spurious wake-up), ``b""`` when the peer closed. Counted like :meth:`recv`."""
         try:
-            data = os.read(self.sock.fileno(), size)
+            data = os.read(self._fd, size)
         except BlockingIOError:
             return None
         self._drained = len(data) < size

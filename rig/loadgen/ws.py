@@ -355,7 +355,9 @@ class WSConnection:
                     return
                 protocol = self.protocol
                 more = self._take(data)
-                control = self._collected()
+                # The splitter collects what websockets parsed as it forwards it.
+                control = self._collected() if self._frames is None else self._control
+                self._control = False
                 if control or not more or protocol.state is not State.OPEN:
                     self._flush()
                 if self._pending:
