@@ -70,7 +70,7 @@ from rig.protocol.requests import (
     parse_create_request,
     parse_json_object,
 )
-from rig.protocol.tokens import estimate_tokens
+from rig.protocol.tokens import tokens_in_bytes
 from rig.protocol.ws import client_event
 from rig.serving import (
     bearer,
@@ -220,7 +220,7 @@ class Gateway:
         connection and checkpointed (:meth:`GatewayState.record` says when)."""
         output = orjson.dumps(response.get("output") or [])
         prior = turn.prior
-        tokens = estimate_tokens(" " * (len(turn.added) + len(output)))
+        tokens = tokens_in_bytes(len(turn.added) + len(output))
         stored = bool(turn.request.store)
         conversation = Conversation(
             owner=turn.owner,
