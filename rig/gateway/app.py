@@ -71,7 +71,7 @@ from rig.protocol.requests import (
     parse_json_object,
 )
 from rig.protocol.tokens import tokens_in_bytes
-from rig.protocol.ws import client_event
+from rig.protocol.ws import ClientEventParser
 from rig.serving import (
     bearer,
     check_api_key,
@@ -154,6 +154,8 @@ class Gateway:
         self.recorder = recorder
         """Writes a trace of every session (``--record``); ``None``: no recording work."""
         self.connections: set[_WSConnection] = set()
+        self.client_events = ClientEventParser()
+        """WebSocket frames validated, the tools they resend validated once."""
         self.draining = False
         self._process = psutil.Process()
         stats.registry.register(GatewayCollector(self.figures))
@@ -655,8 +657,7 @@ class _WSConnection(WSModeConnection[_Create]):
         self.handshake_bytes = scope_head_bytes(websocket.scope) if gateway.recorder else 0
 
     def parse(self, raw: bytes) -> _Create:
-        body = parse_json_object(raw)
-        event = client_event(body)
+        body, event = self.gateway.client_events.parse(raw)
         kept = raw if self.gateway.recorder is not None else None
         return _Create(event, body, event.stream_id, kept)
 
