@@ -1,5 +1,6 @@
-"""A connection's client frames parsed with the tools they resend remembered: the same
-events and the same errors as parsing each frame on its own."""
+"""A connection's client frames parsed with the tools they resend remembered (validated and
+depth-checked once): the same events and the same errors as parsing each frame on its
+own."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from rig.protocol.requests import parse_json_object
 from rig.protocol.ws import ClientEventParser, client_event
 
 _TOOL = {"type": "function", "name": "read_file", "parameters": {"type": "object"}}
+_DEEP: Any = "bottom"
+for _ in range(70):  # beyond the 64 levels a frame may nest
+    _DEEP = [_DEEP]
 _TOOLS = st.one_of(
     st.just([_TOOL]),  # most frames resend the same tools
     st.just([_TOOL]),
@@ -23,11 +27,12 @@ _TOOLS = st.one_of(
     st.just([{**_TOOL, "strict": 1}]),  # equal in Python, not in JSON: not valid
     st.just([{**_TOOL, "name": 3}]),
     st.just([{"type": "nope"}]),
+    st.just([{**_TOOL, "parameters": {"type": "object", "x": _DEEP}}]),
     st.just([]),
     st.just("read_file"),
 )
 _FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "input": st.sampled_from(["hi", [{"type": "x"}], [], None]),
+    "input": st.sampled_from(["hi", [{"type": "x"}], [], None, _DEEP]),
     "store": st.sampled_from([False, True, 1, "no"]),
     "stream": st.booleans(),
     "background": st.sampled_from([False, True]),
@@ -71,3 +76,12 @@ def test_a_frame_that_resends_its_tools_reuses_their_models() -> None:
     body, second = parser.parse(orjson.dumps({**frame, "input": "again", "stream": True}))
     assert second.tools is first.tools
     assert "stream" not in body and second.input == "again"
+
+
+def test_a_frame_with_remembered_tools_is_still_refused_when_it_nests_too_deep() -> None:
+    parser = ClientEventParser()
+    frame = {"type": "response.create", "model": "m", "input": "hi", "tools": [_TOOL]}
+    parser.parse(orjson.dumps(frame))
+    raw = orjson.dumps({**frame, "input": _DEEP})
+    assert _outcome(parser.parse, raw) == _outcome(_on_its_own, raw)
+    assert _outcome(parser.parse, raw)[-1] == "json_too_deep"
