@@ -70,8 +70,8 @@ from rig.protocol.requests import (
     parse_create_request,
     parse_json_object,
 )
-from rig.protocol.tokens import estimate_tokens
-from rig.protocol.ws import client_event
+from rig.protocol.tokens import tokens_in_bytes
+from rig.protocol.ws import ClientEventParser
 from rig.serving import (
     bearer,
     check_api_key,
@@ -157,6 +157,8 @@ class Gateway:
         self.compaction = compaction
         """Packs idle conversations (``--compact-after``); ``None``: never."""
         self.connections: set[_WSConnection] = set()
+        self.client_events = ClientEventParser()
+        """WebSocket frames validated, the tools they resend validated once."""
         self.draining = False
         self._process = psutil.Process()
         stats.registry.register(GatewayCollector(self.figures))
@@ -223,7 +225,7 @@ class Gateway:
         connection and checkpointed (:meth:`GatewayState.record` says when)."""
         output = orjson.dumps(response.get("output") or [])
         prior = turn.prior
-        tokens = estimate_tokens(" " * (len(turn.added) + len(output)))
+        tokens = tokens_in_bytes(len(turn.added) + len(output))
         stored = bool(turn.request.store)
         conversation = Conversation(
             owner=turn.owner,
@@ -659,8 +661,7 @@ class _WSConnection(WSModeConnection[_Create]):
         self.handshake_bytes = scope_head_bytes(websocket.scope) if gateway.recorder else 0
 
     def parse(self, raw: bytes) -> _Create:
-        body = parse_json_object(raw)
-        event = client_event(body)
+        body, event = self.gateway.client_events.parse(raw)
         kept = raw if self.gateway.recorder is not None else None
         return _Create(event, body, event.stream_id, kept)
 

@@ -298,6 +298,55 @@ def _patched(data: bytes, call: UpstreamCall, strip: bool) -> RelayedEvent:
     return RelayedEvent(event["type"], orjson.dumps(event), response)
 
 
+_SEQUENCE_MEMBER = b',"sequence_number":'
+
+
+def _envelope(data: bytes, kind: str) -> tuple[bytes, bytes] | None:
+    """An event's JSON in the shape ``{"type":"<kind>",<middle>,"sequence_number":<n>}``
+    (the type its first member, the number its last, in canonical digits): ``(middle, n)``,
+    else ``None``. Of valid JSON, that first and that last member are the top object's."""
+    head = b'{"type":"' + kind.encode() + b'",'
+    if not (data.startswith(head) and data.endswith(b"}")):
+        return None
+    middle, member, number = data[len(head) : -1].rpartition(_SEQUENCE_MEMBER)
+    if not member or not number.isdigit() or (number[0] == 48 and len(number) > 1):
+        return None  # 48: "0"; a leading zero is not JSON
+    return middle, number
+
+
+class _EchoedResponse:
+    """The last response-object event patched, to patch the next one that differs only in
+    its type and sequence number without a parse (``response.in_progress`` repeats
+    ``response.created``'s object): its middle as the upstream sent it and as patched."""
+
+    __slots__ = ("event", "middle", "patched_middle")
+
+    def __init__(self, data: bytes, event: RelayedEvent):
+        self.event = event
+        self.middle = b""
+        self.patched_middle = b""
+        sent, patched = _envelope(data, event.type), _envelope(event.data, event.type)
+        if sent is not None and patched is not None and sent[1] == patched[1]:
+            own_type = b'"type":"' + event.type.encode() + b'"'
+            # No second "type" member that could be the top object's (written plainly:
+            # one spelled with spaces or escapes is not seen; object names should be
+            # unique, RFC 8259).
+            if own_type not in sent[0]:
+                self.middle, self.patched_middle = sent[0], patched[0]
+
+    def next(self, kind: str, data: bytes) -> RelayedEvent | None:
+        """``kind``'s event as :func:`_patched` would give it, if ``data`` is this one's
+        with another type and sequence number; else ``None``."""
+        if not self.middle:
+            return None
+        sent = _envelope(data, kind)
+        if sent is None or sent[0] != self.middle:
+            return None
+        head = b'{"type":"' + kind.encode() + b'",'
+        patched = head + self.patched_middle + _SEQUENCE_MEMBER + sent[1] + b"}"
+        return RelayedEvent(kind, patched, self.event.response)
+
+
 def _item_stripped(data: bytes) -> bytes:
     """An output item event's JSON without the reasoning's encrypted content."""
     event = orjson.loads(data)
@@ -314,6 +363,8 @@ class _ResponsesReader(_EventReader):
         self.strip = ENCRYPTED_REASONING not in (call.request.include or ())
         """The client did not ask for encrypted reasoning: the gateway did, to carry it to
         the next turn; the client gets the items without it, as the API would send them."""
+        self.echoed: _EchoedResponse | None = None
+        """The last response-object event that ends nothing, as patched."""
 
     def feed(self, chunk: bytes) -> EventBatch:
         if not (
@@ -376,7 +427,14 @@ class _ResponsesReader(_EventReader):
         """An event as the client gets it: response objects echo the client's settings,
         items lose what it did not ask for, the rest as they came."""
         if kind in RESPONSE_EVENTS:
-            return _patched(data, self.call, self.strip)
+            if kind in TERMINAL_EVENTS:  # parsed: its response object is recorded
+                return _patched(data, self.call, self.strip)
+            echoed = self.echoed
+            event = echoed.next(kind, data) if echoed is not None else None
+            if event is None:
+                event = _patched(data, self.call, self.strip)
+                self.echoed = _EchoedResponse(data, event)
+            return event
         if self.strip and kind in ITEM_EVENTS and b'"encrypted_content"' in data:
             return RelayedEvent(kind, _item_stripped(data))
         return RelayedEvent(kind, data)

@@ -41,7 +41,9 @@ __all__ = [
     "ResponseCreateRequest",
     "Tool",
     "TranscriptItem",
+    "check_json_depth",
     "content_text",
+    "decode_json_object",
     "invalid_request_from",
     "normalize_input",
     "parse_create_request",
@@ -778,6 +780,23 @@ def _too_deep_error(limit: int) -> InvalidRequestError:
 def parse_json_object(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     """Decode ``raw`` as a JSON object nested at most ``max_depth`` levels, or raise the
     API's invalid-JSON error (or :func:`_too_deep_error`)."""
+    value = decode_json_object(raw, max_depth=max_depth)
+    check_json_depth(raw, value, max_depth=max_depth)
+    return value
+
+
+def check_json_depth(raw: bytes | str, value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise :func:`_too_deep_error` if ``value`` (decoded from ``raw``, or a part of what
+    was) nests objects and lists beyond ``max_depth`` (the second half of
+    :func:`parse_json_object`)."""
+    if _too_deep(raw, value, max_depth):
+        raise _too_deep_error(max_depth)
+
+
+def decode_json_object(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Decode ``raw`` as a JSON object, or raise the API's invalid-JSON error; its depth
+    unchecked but for the decoder's own limit (the first half of
+    :func:`parse_json_object`)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -794,8 +813,6 @@ def parse_json_object(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> d
             "instead.",
             code="invalid_type",
         )
-    if _too_deep(raw, value, max_depth):
-        raise _too_deep_error(max_depth)
     return value
 
 

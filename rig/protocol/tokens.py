@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["estimate_tokens", "split_tokens"]
+__all__ = ["estimate_tokens", "split_tokens", "tokens_in_bytes"]
 
 # Every character is a letter, a digit, whitespace or "other", so the alternatives together
 # match at every position: the pieces always join back to the text.
@@ -28,7 +28,11 @@ _PIECE = re.compile(r" ?[A-Za-z]{1,8}| ?\d{1,3}|\s*\n|[ \t]+|[^\sA-Za-z\d]{1,2}|
 
 def estimate_tokens(text: str | bytes) -> int:
     """Estimated token count of ``text`` (4 UTF-8 bytes per token, at least 1 if non-empty)."""
-    size = len(text) if isinstance(text, bytes) else len(text.encode())
+    return tokens_in_bytes(len(text) if isinstance(text, bytes) else len(text.encode()))
+
+
+def tokens_in_bytes(size: int) -> int:
+    """Estimated token count of ``size`` bytes of UTF-8 (:func:`estimate_tokens`)."""
     return (size + 3) // 4
 
 

@@ -97,8 +97,9 @@ def _sized(index: int, size: int) -> bytes:
     return head + b"x" * (size - len(head))
 
 
-SIZES = [5, 125, 126, 127, 65535, 65536, 70000]
-"""Payload lengths around the frame header's three forms (7 bits, 16 bits, 64 bits)."""
+SIZES = [5, 125, 126, 127, 1023, 1024, 65535, 65536, 70000]
+"""Payload lengths around the frame header's three forms (7 bits, 16 bits, 64 bits) and the
+end of its table of headers (1,024)."""
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ the API's errors, the configuration, a Responses upstream's reads into event bat
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from rig.gateway.upstream import (
     RelayedEvent,
     UpstreamCall,
     UpstreamError,
+    _patched,
     upstream_refusal,
 )
 from rig.protocol.errors import RateLimitError
@@ -174,3 +176,87 @@ def test_a_read_of_events_of_the_usual_shape_is_relayed_as_it_came() -> None:
         == (_STREAM[start:end])
     )
     assert terminal is not None and terminal.type == "response.completed"
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.text(alphabet=st.sampled_from('ab"\\:,{}[] \u00e9\n'), max_size=8),
+    st.sampled_from(["type", "response.created", "sequence_number", "model", "store"]),
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["type", "sequence_number", "model", "store", "x", 'a"b']),
+            children,
+            max_size=3,
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+def _response_event(kind: str, number: int, response: dict[str, Any], layout: str) -> bytes:
+    """A response-object event as an upstream may write it: the sequence number last (as
+    the mock), second (as OpenAI), or with spaces after the separators."""
+    if layout == "second":
+        return orjson.dumps({"type": kind, "sequence_number": number, "response": response})
+    event = {"type": kind, "response": response, "sequence_number": number}
+    if layout == "spaced":
+        return json.dumps(event, ensure_ascii=False).encode()
+    return orjson.dumps(event)
+
+
+@given(
+    response=st.dictionaries(
+        st.sampled_from(["id", "model", "store", "previous_response_id", "output", "type"]),
+        _JSON_VALUES,
+        max_size=5,
+    ),
+    changed=st.one_of(st.none(), _JSON_VALUES),
+    numbers=st.tuples(st.integers(0, 12), st.integers(0, 12)),
+    layout=st.sampled_from(["last", "second", "spaced"]),
+    strip=st.booleans(),
+)
+def test_a_repeated_response_object_is_patched_as_a_parse_would_patch_it(
+    response: dict[str, Any],
+    changed: Any,
+    numbers: tuple[int, int],
+    layout: str,
+    strip: bool,
+) -> None:
+    """``response.in_progress`` repeating ``response.created``'s object is patched from the
+    bytes ``response.created`` became; whatever the objects, layout or numbers, the event
+    is the one a parse, patch and re-encode gives."""
+    request = {"model": "m", "input": "hi", "previous_response_id": "resp_0", "store": False}
+    if not strip:
+        request["include"] = ["reasoning.encrypted_content"]
+    call = UpstreamCall(parse_create_request(request), {}, b"[]")
+    reader = DIALECTS["responses"].events(call)
+    following = response if changed is None else {**response, "status": changed}
+    created = _response_event("response.created", numbers[0], response, layout)
+    in_progress = _response_event("response.in_progress", numbers[1], following, layout)
+    for kind, data in (("response.created", created), ("response.in_progress", in_progress)):
+        assert reader._event(kind, data) == _patched(data, call, strip)  # type: ignore[attr-defined]
+
+
+def test_the_mocks_in_progress_event_is_patched_without_a_parse() -> None:
+    """The mock's ``response.in_progress`` repeats ``response.created``'s object with the
+    sequence number last: it is patched from the created event's bytes."""
+    call = UpstreamCall(
+        parse_create_request({"model": "m", "input": "hi", "previous_response_id": "resp_0"}),
+        {},
+        b"[]",
+    )
+    reader = DIALECTS["responses"].events(call)
+    response = {"id": "resp_1", "model": "up", "store": False, "previous_response_id": None}
+    created = _response_event("response.created", 0, response, "last")
+    in_progress = _response_event("response.in_progress", 1, response, "last")
+    reader._event("response.created", created)  # type: ignore[attr-defined]
+    echoed = reader.echoed  # type: ignore[attr-defined]
+    event = echoed.next("response.in_progress", in_progress)
+    assert event is not None and event == _patched(in_progress, call, True)
+    assert orjson.loads(event.data)["response"]["previous_response_id"] == "resp_0"
