@@ -814,6 +814,9 @@ class BenchConfig:
     scale_links: tuple[str, ...] = ("direct",)
     scale_gc: tuple[str, ...] = ("default",)
     """Garbage-collector modes of the scale cells: each session count runs once per mode."""
+    client_log: Path | None = None
+    """Where each client child's stderr is appended (e.g. gevent's monitor thread's
+    reports of a blocked hub, with ``GEVENT_MONITOR_THREAD_ENABLE=true``)."""
     """Link profiles of the scale cells: each session count runs once per link."""
     """Mock on CPU 0, client on CPU 1 (each process keeps its own core)."""
 
@@ -848,6 +851,9 @@ def run_client(mock: MockServer, cell: CellPlan, config: BenchConfig) -> CellRes
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"{cell.cell}: the client did not finish within {budget:.0f} s") from exc
+    if config.client_log is not None:
+        with config.client_log.open("a") as log:
+            log.write(f"=== {cell.cell} {cell.client} {cell.sessions} sessions\n{done.stderr}")
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode != 0 or not lines:
         raise BenchError(
@@ -1328,6 +1334,12 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps a core of its own, so neither steals the other's",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
+    parser.add_argument(
+        "--client-log",
+        type=Path,
+        help="append each client child's stderr here (with GEVENT_MONITOR_THREAD_ENABLE=true "
+        "and GEVENT_MAX_BLOCKING_TIME=0.03 in the environment: what blocked the hub)",
+    )
     child = parser.add_argument_group("client child (started by the bench itself)")
     child.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
     child.add_argument("--cell", default="", help=argparse.SUPPRESS)
@@ -1363,6 +1375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         json_path=args.json,
         pin=args.pin,
+        client_log=args.client_log,
         scale_links=args.scale_links,
         scale_gc=args.scale_gc,
     )
