@@ -31,7 +31,7 @@ profile, one after the other against a fresh mock each (``direct``: no shaping),
 compares each shaped cell with the unshaped one: what the link emulation costs the client
 per turn and whether it keeps the scheduling lag (p50 and p99 over the window).
 ``--scale-gc default,tuned`` runs each scale cell once per garbage-collector mode of
-:mod:`rig.loadgen.collector` (settled after the last spawn, as a run does), with the
+:mod:`rig.collector` (settled after the last spawn, as a run does), with the
 collections and their pauses counted over the window.
 
 Usage (from the repository root)::
@@ -89,7 +89,7 @@ from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside thi
     table,
 )
 
-from rig.loadgen.collector import MODES, CollectorPauses, settle  # noqa: E402
+from rig.collector import MODES, CollectorPauses, settle  # noqa: E402
 from rig.loadgen.health import LAG_LIMIT_MS, HealthMonitor  # noqa: E402
 from rig.loadgen.link import LinkError, load_link  # noqa: E402
 from rig.loadgen.session import AgentSession, SessionConfig  # noqa: E402
@@ -381,7 +381,7 @@ class CellResult:
     link: str = "direct"
     """The link profile every session of the cell went through (``direct``: none)."""
     gc: str = "default"
-    """The garbage collector's mode after the spawn (:mod:`rig.loadgen.collector`)."""
+    """The garbage collector's mode after the spawn (:mod:`rig.collector`)."""
     gc_pauses: dict[str, float] = field(default_factory=dict)
     """Collections over the window by generation: count, total and longest pause (ms)."""
     ttft_ms_p50: float = 0.0

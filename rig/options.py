@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from rig.collector import MODES, TUNED
 from rig.loadgen import registry
-from rig.loadgen.collector import MODES, TUNED
 from rig.loadgen.link import load_link, parse_links
 from rig.loadgen.options import ARRIVALS, SPAWN, parse_workload
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS
@@ -446,7 +446,7 @@ class RunOptions:
     )
     gc: str = option(
         "the garbage collector once the users are spawned: tuned (default: collect, freeze "
-        "what the spawn built, rarer full collections; rig.loadgen.collector), freeze, or "
+        "what the spawn built, rarer full collections; rig.collector), freeze, or "
         "default (the interpreter's own)",
         _RUN,
         default=TUNED,

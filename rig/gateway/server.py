@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from rig.collector import settle
 from rig.fdlimit import raise_open_files_limit
 from rig.gateway.app import Gateway, GatewayFront, build_app
 from rig.gateway.checkpoints import open_checkpoints
@@ -32,26 +32,9 @@ from rig.redact import install_redaction
 from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 from rig.traces.recorder import TraceRecorder
 
-__all__ = ["COLLECTOR_THRESHOLDS", "create_app", "log_config", "serve", "settle_collector"]
+__all__ = ["create_app", "log_config", "serve"]
 
 log = logging.getLogger("rig.gateway")
-
-COLLECTOR_THRESHOLDS = (10_000, 20, 100)
-"""The cyclic collector's thresholds once the gateway serves (CPython's: 700, 10, 10): a
-young collection every 10,000 net allocations of tracked objects, not 700. A relayed read
-allocates a few per event, so CPython's default ran a young collection every few reads and
-a full one over every held conversation every few hundred: 5-9% of the gateway's CPU in
-the CPU cell of ``bench/gateway.py`` (docs/performance.md). The load generator settles its
-own the same way (:mod:`rig.loadgen.collector`)."""
-
-
-def settle_collector() -> None:
-    """Collect once, freeze what survived (the imports and the app: later collections skip
-    them) and set :data:`COLLECTOR_THRESHOLDS`. Almost everything a turn allocates is freed
-    by reference counting; the collector is for the rare cycle."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def _secrets(config: GatewayConfig) -> list[str]:
@@ -200,7 +183,7 @@ def serve(config: GatewayConfig) -> None:
     app = uv_config.app
     assert isinstance(app, GatewayFront)
     server = _DrainingServer(uv_config, app.gateway, config.drain_timeout_s)
-    settle_collector()
+    settle()  # the cyclic collector: one collection, frozen, rarer collections
     try:
         server.run(sockets=[sock])
     finally:

@@ -42,6 +42,7 @@ from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from rig import __version__
+from rig.collector import settle
 from rig.errors import RigError
 from rig.loadgen import registry
 from rig.loadgen.backoff import (
@@ -51,7 +52,6 @@ from rig.loadgen.backoff import (
     parse_retry_policy,
     parse_task_backoff,
 )
-from rig.loadgen.collector import settle
 from rig.loadgen.health import HealthMonitor
 from rig.loadgen.link import DIRECT as DIRECT_LINK
 from rig.loadgen.link import LinkMix, link_mix

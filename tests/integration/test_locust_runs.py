@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rig.loadgen.collector import THRESHOLDS
+from rig.collector import THRESHOLDS
 from tests.servers import start_mock
 
 TWO_RUNS = r"""

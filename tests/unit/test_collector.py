@@ -1,4 +1,4 @@
-"""The load generator's garbage-collector settings (rig.loadgen.collector): what each mode
+"""The load generator's garbage-collector settings (rig.collector): what each mode
 does to the interpreter's collector, and the pause counter on a fake clock."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rig.loadgen.collector import THRESHOLDS, CollectorPauses, settle
+from rig.collector import THRESHOLDS, CollectorPauses, settle
 
 
 @pytest.fixture

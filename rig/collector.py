@@ -1,5 +1,5 @@
-"""Python's garbage collector in a load-generator process: settled once the sessions are
-spawned, and its pauses counted.
+"""Python's garbage collector in a load-generator process (settled once the sessions are
+spawned) and in the gateway (once it serves), and its pauses counted.
 
 A process carrying a thousand sessions holds millions of tracked objects (transcripts,
 records, connection state). CPython's cyclic collector stops every greenlet while it runs;
@@ -13,6 +13,10 @@ a full collection walks a large heap to find little.
 scenario and tool data) moves to the permanent generation that later collections skip, and
 thresholds that make full collections rarer (:data:`THRESHOLDS`). Freezing is what Locust's
 own ``--processes`` does before it forks, and what large Python services do after start.
+The gateway settles its own the same way when it starts serving: a relayed read allocates
+a few tracked objects per event, so CPython's thresholds ran a young collection every few
+reads there and a full one over every held conversation every few hundred (5-9% of its CPU
+in ``bench/gateway.py``'s CPU cell).
 
 :class:`CollectorPauses` counts collections and their time by generation through
 ``gc.callbacks``; the benchmarks read it.
