@@ -116,16 +116,7 @@ class FrameSplitter:
         p, n = 0, len(buf)
         while p < n:
             if self._owed or self._head:  # websockets is inside a frame: its bytes first
-                end = p + self._owed if self._owed else n
-                if not self._owed:
-                    total = frame_length(self._head + buf[p : p + 10])
-                    if total is not None:
-                        end = p + total - len(self._head)
-                end = min(end, n)
-                piece = buf[p:end]
-                self._skip(piece)
-                forward(piece)
-                p = end
+                p = self._forward_frame(buf, p, forward)
                 continue
             if protocol.state is not _OPEN or protocol.parser_exc is not None:
                 self.on = False  # websockets decides everything from here on
@@ -162,10 +153,14 @@ class FrameSplitter:
             p = end
 
     def _forward_frame(self, buf: bytes, p: int, forward: Callable[[bytes], None]) -> int:
-        """Give websockets the frame at ``buf[p]`` (as much of it as arrived); where the
-        bytes given end."""
-        total = frame_length(buf, p)
-        end = len(buf) if total is None else min(p + total, len(buf))
+        """Give websockets the rest of the frame it is in, or else the frame that starts
+        at ``buf[p]`` (as much of it as arrived); where the bytes given end."""
+        if self._owed:
+            end = p + self._owed
+        else:  # its header is ``_head`` (empty: none of it given yet) and what follows
+            total = frame_length(self._head + buf[p : p + 10])
+            end = len(buf) if total is None else p + total - len(self._head)
+        end = min(end, len(buf))
         piece = buf[p:end]
         self._skip(piece)
         forward(piece)
