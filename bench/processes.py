@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class Run:
     seconds: float = 0.0
     failed: int = 0
     client_cpu_s: float = 0.0
+    mock_cpu_s: float = 0.0
+    wall_s: float = 0.0
+    mock_busy_windows: list[float] = field(default_factory=list)
+    """The mock's CPU share in each 2 s window of the run."""
     other_busy: float = 0.0
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -84,6 +89,25 @@ class Run:
     @property
     def client_us_per_turn(self) -> float:
         return 1e6 * self.client_cpu_s / self.turns if self.turns else 0.0
+
+    @property
+    def mock_us_per_turn(self) -> float:
+        return 1e6 * self.mock_cpu_s / self.turns if self.turns else 0.0
+
+    @property
+    def mock_busy(self) -> float:
+        """The mock's CPU over the whole ``rig compare`` (start-up and stop included, so
+        below its busy share while the load runs)."""
+        return self.mock_cpu_s / self.wall_s if self.wall_s else 0.0
+
+
+def _sample_busy(process: psutil.Process, done: threading.Event, into: list[float]) -> None:
+    """Append ``process``'s CPU share of every 2 s window until ``done``."""
+    last, at = sum(process.cpu_times()[:2]), time.monotonic()
+    while not done.wait(2.0):
+        now_cpu, now = sum(process.cpu_times()[:2]), time.monotonic()
+        into.append((now_cpu - last) / (now - at))
+        last, at = now_cpu, now
 
 
 def _pin(cpus: frozenset[int]) -> None:
@@ -111,8 +135,15 @@ def run_once(processes: int, round_: int, args: argparse.Namespace, cpus: frozen
             started = time.monotonic()
             with open(Path(tmp) / "output.log", "wb") as log:
                 child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            done = threading.Event()
+            sampler = threading.Thread(
+                target=_sample_busy, args=(mock_process, done, result.mock_busy_windows)
+            )
+            sampler.start()
             # Its rusage covers the workers too: it waits for (reaps) them before exiting.
             _, status, usage = os.wait4(child.pid, 0)
+            done.set()
+            sampler.join()
             child.returncode = os.waitstatus_to_exitcode(status)
             wall = time.monotonic() - started
             mock_cpu = sum(mock_process.cpu_times()[:2]) - mock_before
@@ -121,6 +152,8 @@ def run_once(processes: int, round_: int, args: argparse.Namespace, cpus: frozen
                 output = (Path(tmp) / "output.log").read_text(errors="replace")
                 raise RuntimeError(f"rig compare exited {child.returncode}:\n{output[-3000:]}")
             result.client_cpu_s = usage.ru_utime + usage.ru_stime
+            result.mock_cpu_s = mock_cpu
+            result.wall_s = wall
             result.other_busy = max(0.0, (machine - result.client_cpu_s - mock_cpu) / wall)
             summary = json.loads((Path(tmp) / "summary.json").read_text())
             (run_dir,) = (Path(tmp) / "runs").iterdir()
@@ -147,6 +180,11 @@ RUNS: list[Column[Run]] = [
     ("turns/s", lambda r: f"{r.turns_per_s:,.1f}"),
     ("failed", lambda r: str(r.failed)),
     ("client CPU us/turn", lambda r: f"{r.client_us_per_turn:,.0f}"),
+    ("mock CPU us/turn", lambda r: f"{r.mock_us_per_turn:,.0f}"),
+    (
+        "mock busy: mean, max 2 s",
+        lambda r: f"{r.mock_busy:.2f}, {max(r.mock_busy_windows, default=0.0):.2f}",
+    ),
     ("lag p99 median ms", lambda r: f"{r.lag_p99_median:.1f}"),
     ("worst 2 s p99 ms", lambda r: f"{r.lag_p99_worst:.1f}"),
     (
