@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
@@ -118,6 +119,14 @@ reasoning_tokens: 120
 """
 
 _COMPLETED = b'{"type":"response.completed"'
+_SSE_COMPLETED = b'data: {"type":"response.completed"'
+_SSE_DELTA = b".delta\ndata: "
+HTTP_LABELS = frozenset({"direct-http"})
+DIRECT = frozenset({"direct", "direct-http"})
+"""Labels of sessions that go to the mock itself: ``direct`` continues over WebSocket
+(a provider that keeps state), ``direct-http`` sends the whole conversation over HTTP (the
+stateless provider the gateway fronts: what a client without the gateway does)."""
+"""Labels whose sessions are stateless: the whole conversation over HTTP every turn."""
 _FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response.incomplete"')
 
 
@@ -173,6 +182,7 @@ class Session:
         self.follow_up = follow_up
         self.seed = seed
         self.ws: ClientConnection | None = None
+        self.http: aiohttp.ClientSession | None = None
         self.turns = 0
         self.conversations = 0
         self.script = self._new_script()
@@ -183,7 +193,7 @@ class Session:
         index = self.spec.task + 1_000_000 * self.conversations
         self.conversations += 1
         return MeasuredScript(
-            "ws",
+            "http" if self.over_http else "ws",
             scenarios[names[self.spec.task % len(names)]],
             index,
             seed=self.seed,
@@ -191,8 +201,23 @@ class Session:
             follow_up=self.follow_up,
         )
 
+    @property
+    def over_http(self) -> bool:
+        """A stateless session: the whole conversation in every ``POST /v1/responses``."""
+        return self.spec.label in HTTP_LABELS
+
     async def open(self) -> None:
-        """Connect (no keep-alive pings, no compression, as the rig's ``ws`` transport)."""
+        """Connect (no keep-alive pings, no compression, as the rig's ``ws`` transport);
+        over HTTP, a client of its own whose one keep-alive connection the turns reuse."""
+        if self.over_http:
+            self.http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1, force_close=False),
+                timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_S),
+                auto_decompress=False,
+            )
+            async with self.http.get(f"http://{HOST}:{self.spec.port}/health") as answer:
+                await answer.read()  # the connection is open before the first turn, as a ws's
+            return
         self.ws = await connect(
             f"ws://{HOST}:{self.spec.port}/v1/responses",
             ping_interval=None,
@@ -204,11 +229,27 @@ class Session:
 
     async def turn(self, samples: Samples, max_turns: int) -> None:
         """One turn: send the next request, read its events until the terminal one."""
-        assert self.ws is not None
         if self.turns >= max_turns:  # start a new conversation on the same connection
             self.script, self.turns = self._new_script(), 0
         body, _ = self.script.request()
         started = time.perf_counter()
+        if self.http is not None:
+            events, payload, now, first_event, ttft, data = await self._post(body, started)
+        else:
+            events, payload, now, first_event, ttft, data = await self._exchange(body)
+        samples.first_event_ms.append(1e3 * (first_event - started))
+        samples.ttft_ms.append(1e3 * ((ttft or now) - started))
+        samples.turn_ms.append(1e3 * (now - started))
+        output = orjson.loads(data)["response"]["output"]
+        self.script.absorb(TurnOutcome(TurnShape(events, payload, len(data)), 0, 0, data))
+        samples.new_bytes.append(len(body) + len(orjson.dumps(output)))
+        samples.conversation_bytes.append(self.script.conversation_bytes())
+        self.turns += 1
+
+    async def _exchange(self, body: bytes) -> tuple[int, int, float, float, float, bytes]:
+        """Send ``response.create``; read the events as they come, timing the first one,
+        the first delta and the terminal one."""
+        assert self.ws is not None
         first_event = ttft = 0.0
         events = payload = 0
         await self.ws.send(body, text=True)
@@ -226,20 +267,47 @@ class Session:
                     break
                 if data.startswith(_FAILED):
                     raise BenchError(f"server answered {data[:300]!r}")
-        samples.first_event_ms.append(1e3 * (first_event - started))
-        samples.ttft_ms.append(1e3 * ((ttft or now) - started))
-        samples.turn_ms.append(1e3 * (now - started))
-        output = orjson.loads(data)["response"]["output"]
-        self.script.absorb(TurnOutcome(TurnShape(events, payload, len(data)), 0, 0, data))
-        samples.new_bytes.append(len(body) + len(orjson.dumps(output)))
-        samples.conversation_bytes.append(self.script.conversation_bytes())
-        self.turns += 1
+        return events, payload, now, first_event, ttft, data
+
+    async def _post(
+        self, body: bytes, started: float
+    ) -> tuple[int, int, float, float, float, bytes]:
+        """``POST /v1/responses`` with the whole conversation; read the event stream as
+        it arrives, timing the first chunk (it holds ``response.created``), the first
+        chunk with a delta event and the end."""
+        assert self.http is not None
+        first_event = ttft = 0.0
+        received = bytearray()
+        url = f"http://{HOST}:{self.spec.port}/v1/responses"
+        headers = {"content-type": "application/json"}
+        async with self.http.post(url, data=body, headers=headers) as answer:
+            if answer.status != 200:
+                raise BenchError(
+                    f"server answered {answer.status}: {(await answer.read())[:300]!r}"
+                )
+            async for chunk in answer.content.iter_any():
+                now = time.perf_counter()
+                if not first_event:
+                    first_event = now
+                if not ttft and _SSE_DELTA in received[-64:] + chunk:
+                    ttft = now
+                received += chunk
+        now = time.perf_counter()
+        events = received.count(b"\n\n")
+        start = received.rfind(_SSE_COMPLETED)
+        if start < 0:
+            raise BenchError(f"the stream ended without response.completed: {received[-300:]!r}")
+        data = bytes(received[start + len(b"data: ") : received.index(b"\n", start)])
+        return events, len(received), now, first_event, ttft or now, data
 
     async def close(self) -> None:
         """Close the connection (quietly: the bench is done with it)."""
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await self.ws.close()
+        if self.http is not None:
+            with contextlib.suppress(Exception):
+                await self.http.close()
 
 
 @dataclass(slots=True)
@@ -618,12 +686,12 @@ def latency_cell(
     specs = _interleave(sessions, labels)
     processes = _client_processes(sessions, config.sessions_per_client)
     clients = Clients(specs, processes, config.seed)
-    servers = {"mock": mock, **{k: v for k, v in targets.items() if k != "direct"}}
+    servers = {"mock": mock, **{k: v for k, v in targets.items() if k not in DIRECT}}
     try:
         opened = clients.command("open")
         if opened.opened != sessions:
             raise BenchError(f"{opened.opened} of {sessions} opened: {opened.open_errors[:3]}")
-        gateways = {k: v for k, v in targets.items() if k != "direct"}
+        gateways = {k: v for k, v in targets.items() if k not in DIRECT}
         before = {label: stats(server) for label, server in gateways.items()}
         with Meter(servers, clients.pids) as meter:
             reply = clients.command(
@@ -1041,7 +1109,10 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                 try:
                     for sessions in config.latency_sessions if "latency" in config.cells else ():
                         cell = latency_cell(
-                            config, sessions, mock, {"gateway": gateway, "direct": mock}
+                            config,
+                            sessions,
+                            mock,
+                            {"gateway": gateway, "direct": mock, "direct-http": mock},
                         )
                         cell["preset"] = "fast-flat"
                         figures["latency"].append(cell)
@@ -1073,7 +1144,7 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
                 try:
                     if "latency" in config.cells:
                         sessions = config.latency_sessions[0]
-                        targets = {"gateway": gateway, "direct": mock}
+                        targets = {"gateway": gateway, "direct": mock, "direct-http": mock}
                         cell = latency_cell(config, sessions, mock, targets)
                         cell["preset"] = "fast"
                         figures["latency"].append(cell)
@@ -1097,8 +1168,13 @@ def run_benchmark(config: BenchConfig) -> dict[str, Any]:
 # -- report ---------------------------------------------------------------------------
 
 
-def _added(cell: dict[str, Any], metric: str, q: str, label: str = "gateway") -> float:
-    return float(cell["labels"][label][metric][q] - cell["labels"]["direct"][metric][q])
+def _added(
+    cell: dict[str, Any], metric: str, q: str, label: str = "gateway", base: str = "direct"
+) -> float:
+    """``label``'s figure less ``base``'s (NaN where the cell has no ``base``)."""
+    if base not in cell["labels"]:
+        return math.nan
+    return float(cell["labels"][label][metric][q] - cell["labels"][base][metric][q])
 
 
 def _ms(value: float) -> str:
@@ -1134,6 +1210,11 @@ ADDED: list[Column[tuple[dict[str, Any], str]]] = [
     ("1st event p50", lambda r: f"{_added(r[0], 'first_event_ms', 'p50', r[1]):+.2f}"),
     ("turn p50", lambda r: f"{_added(r[0], 'turn_ms', 'p50', r[1]):+.2f}"),
     ("turn p90", lambda r: f"{_added(r[0], 'turn_ms', 'p90', r[1]):+.2f}"),
+    (
+        "vs HTTP: TTFT p50",
+        lambda r: f"{_added(r[0], 'ttft_ms', 'p50', r[1], 'direct-http'):+.2f}",
+    ),
+    ("p90", lambda r: f"{_added(r[0], 'ttft_ms', 'p90', r[1], 'direct-http'):+.2f}"),
     ("turns/s", lambda r: f"{r[0]['turns_per_s']:,.0f}"),
     ("clients", lambda r: str(r[0]["client_processes"])),
     ("client busy", lambda r: f"{r[0]['client_busy']:.2f}"),
@@ -1222,8 +1303,10 @@ def report(figures: dict[str, Any], config: BenchConfig) -> str:
         []
         if not cells
         else [
-            "1. Added latency, sessions interleaved gateway/direct (ms; conv KB: mean "
-            "conversation size after a turn; fast-flat: `fast` without context-size terms)",
+            "1. Added latency, sessions interleaved gateway/direct/direct-http (ms; added: "
+            "against the WebSocket continuation direct, then against the whole "
+            "conversation over HTTP direct; conv KB: mean conversation size after a turn; "
+            "fast-flat: `fast` without context-size terms)",
             table(LATENCY, rows),
             table(ADDED, [(cell, "gateway") for cell in cells]),
             "   The gateway's own counters over these cells (per upstream call / per write):",
