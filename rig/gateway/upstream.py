@@ -1,4 +1,4 @@
-"""The gateway's upstreams: stateless providers called over aiohttp with the full context.
+"""The gateway's upstreams: stateless providers called over HTTP/1.1 with the full context.
 
 Each dialect turns one client request (validated, its conversation rebuilt) into one
 streamed upstream call and yields Responses API events, so the app relays them without
@@ -43,11 +43,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import aiohttp
 import orjson
 
 from rig.gateway.chatrelay import ChatRelay
-from rig.gateway.config import UpstreamConfig
+from rig.gateway.config import ConfigError, UpstreamConfig
+from rig.gateway.http1 import ConnectionPool, HTTPClientError, Origin, header_line, request_head
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
     APIError,
@@ -208,6 +208,12 @@ class UpstreamCall:
             items: list[dict[str, Any]] = orjson.loads(self.transcript)
             return items
         return list(self.transcript)
+
+
+def _authorization(key: str) -> bytes:
+    """The ``authorization`` header line of ``key`` (:class:`ValueError` for a key a
+    header cannot carry)."""
+    return header_line("authorization", f"Bearer {key}")
 
 
 def _error_object(raw: bytes) -> dict[str, Any]:
@@ -532,48 +538,58 @@ DIALECTS: Mapping[str, _Dialect] = {"responses": _ResponsesDialect(), "chat": _C
 
 
 class Upstream:
-    """One upstream: its configuration, its key, and a pooled aiohttp client session
-    (HTTP/1.1 keep-alive connections, as many as ``max_in_flight``).
+    """One upstream: its configuration, its key, and a pool of kept-alive HTTP/1.1
+    connections (:mod:`rig.gateway.http1`; as many as ``max_in_flight`` calls at once).
 
-    aiohttp rather than httpx: its HTTP parser is compiled (llhttp), and reading a streamed
-    answer as it arrives (``iter_any``: whatever the socket has, many SSE events a read)
-    cost a fifth of the CPU per streamed call that httpx's pure-Python h11 path cost on the
-    mock's event streams (``bench/upstream_clients.py``, docs/performance.md)."""
+    Its own client rather than aiohttp's (or httpx's): a request's head is built once per
+    upstream and written with the body on a pooled connection, the answer parsed by
+    llhttp (compiled, as aiohttp's); aiohttp's request and release were the gateway's
+    largest cost per turn (``bench/upstream_clients.py``, docs/performance.md)."""
 
     def __init__(self, config: UpstreamConfig, stats: GatewayStats):
         self.config = config
         self.stats = stats
         self.dialect = DIALECTS[config.dialect]
-        self.url = config.base_url.rstrip("/") + self.dialect.path
+        try:
+            self.origin = Origin(config.base_url)
+        except ValueError as exc:  # the URL is not repeated: it may hold secrets
+            raise ConfigError(f"an upstream's base_url: {exc}") from None
+        self.path = self.origin.target(self.dialect.path)
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
             "accept-encoding": "identity",  # the bytes counted are the bytes on the wire
         }
+        self._call_head = request_head("POST", self.path, self.origin, headers)
+        """The head of every call but its key and length (the key passed through, if any,
+        is added per call)."""
         key = config.key()
-        if key is not None:
-            headers["authorization"] = f"Bearer {key}"
-        self.headers = headers
+        self._own_key = b"" if key is None else _authorization(key)
         self.slots = asyncio.Semaphore(config.max_in_flight)
-        """Calls running at once (:attr:`UpstreamConfig.max_in_flight`)."""
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(10.0, config.timeout_s), sock_read=config.timeout_s
-        )
-        self._session: aiohttp.ClientSession | None = None
+        """Calls running at once (:attr:`UpstreamConfig.max_in_flight`): also the bound of
+        the pool, which opens a connection only when none is idle."""
+        self._pool: ConnectionPool | None = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled client session (made on first use, inside the event loop)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.config.max_in_flight, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self.headers,
-                timeout=self.timeout,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+    def pool(self) -> ConnectionPool:
+        """The connection pool (made on first use, inside the event loop)."""
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.origin,
+                connect_timeout_s=min(10.0, self.config.timeout_s),
+                read_timeout_s=self.config.timeout_s,
             )
-        return self._session
+        return self._pool
+
+    def _key_line(self, key: str | None) -> bytes:
+        """The ``authorization`` line: the client's key passed through, else the
+        upstream's own (or none). A key a header cannot carry is the client's to fix."""
+        if key is None:
+            return self._own_key
+        try:
+            return _authorization(key)
+        except ValueError:
+            raise AuthenticationError("The API key has characters a header cannot carry.") from None
 
     def _unreachable(self, exc: BaseException) -> UpstreamError:
         """A call that timed out (504) or could not reach the upstream (502), as the API's
@@ -586,8 +602,8 @@ class Upstream:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
         """The events of one upstream call, one by one (:meth:`batches`)."""
@@ -604,7 +620,7 @@ class Upstream:
         empty). Raises an :class:`APIError` (the API's shape) for a refusal before the
         stream (on the first ``anext``) or a failure during it."""
         body = orjson.dumps(self.dialect.body(call, self.config))
-        headers = None if call.key is None else {"authorization": f"Bearer {call.key}"}
+        head = self._call_head + self._key_line(call.key)
         stats = self.stats
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
@@ -612,13 +628,13 @@ class Upstream:
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
                 sent = time.perf_counter()
-                async with self.session.post(self.url, data=body, headers=headers) as answer:
+                answer = await self.pool.request(head, body)
+                try:
                     if answer.status != 200:
-                        raw = await answer.read()
+                        raw = await answer.read_all()
                         stats.add("upstream_bytes_in", len(raw))
-                        passed = {k.lower(): v for k, v in answer.headers.items()}
                         refusal = upstream_refusal(
-                            answer.status, passed, raw, client_key=headers is not None
+                            answer.status, answer.headers, raw, client_key=call.key is not None
                         )
                         stats.add(
                             "upstream_rate_limited"
@@ -626,18 +642,20 @@ class Upstream:
                             else "upstream_errors"
                         )
                         raise refusal
-                    first = True
-                    async for chunk in answer.content.iter_any():
-                        if first:
-                            first = False
-                            ttfb = time.perf_counter() - sent
-                            call.timing["ttfb_s"] = ttfb
-                            stats.add("upstream_ttfb_us", int(ttfb * 1e6))
-                            stats.observe("upstream_ttfb_seconds", ttfb)
+                    chunk = await answer.read()
+                    if chunk:
+                        ttfb = time.perf_counter() - sent
+                        call.timing["ttfb_s"] = ttfb
+                        stats.add("upstream_ttfb_us", int(ttfb * 1e6))
+                        stats.observe("upstream_ttfb_seconds", ttfb)
+                    while chunk:
                         stats.add("upstream_bytes_in", len(chunk))
                         yield reader.feed(chunk)
+                        chunk = await answer.read()
+                finally:
+                    answer.close()
                 yield reader.end()
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, OSError, HTTPClientError) as exc:
                 stats.add("upstream_errors")
                 raise self._unreachable(exc) from None
             except SSEError as exc:
@@ -647,16 +665,24 @@ class Upstream:
     async def get_json(self, path: str, key: str | None = None) -> dict[str, Any]:
         """``GET {base}{path}`` (the Models API): the upstream's JSON object; its refusal
         as the API's error (:func:`upstream_refusal`), a failure as :class:`UpstreamError`."""
-        url = self.config.base_url.rstrip("/") + path
-        headers = None if key is None else {"authorization": f"Bearer {key}"}
         try:
-            async with self.session.get(url, headers=headers) as answer:
-                raw = await answer.read()
-                if answer.status != 200:
-                    passed = {k.lower(): v for k, v in answer.headers.items()}
-                    raise upstream_refusal(answer.status, passed, raw, client_key=key is not None)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._unreachable(exc) from None
+            head = request_head(
+                "GET", self.origin.target(path), self.origin, {"accept": "application/json"}
+            )
+        except ValueError:
+            raise InvalidRequestError("The path has characters a request cannot carry.") from None
+        head += self._key_line(key)
+        async with self.slots:  # the pool's bound
+            try:
+                answer = await self.pool.request(head)
+                try:
+                    raw = await answer.read_all()
+                finally:
+                    answer.close()
+            except (TimeoutError, OSError, HTTPClientError) as exc:
+                raise self._unreachable(exc) from None
+        if answer.status != 200:
+            raise upstream_refusal(answer.status, answer.headers, raw, client_key=key is not None)
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
