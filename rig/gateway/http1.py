@@ -120,6 +120,7 @@ class Answer:
         "_complete",
         "_connection",
         "_error",
+        "_loop",
         "_pieces",
         "_waiter",
         "headers",
@@ -128,6 +129,7 @@ class Answer:
 
     def __init__(self, connection: _Connection):
         self._connection: _Connection | None = connection
+        self._loop = connection.loop
         self._pieces: list[bytes] = []
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -148,7 +150,7 @@ class Answer:
         self._wake()
 
     async def _wait(self) -> None:
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
