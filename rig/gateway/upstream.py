@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -66,6 +68,7 @@ __all__ = [
     "ENCRYPTED_REASONING",
     "EventBatch",
     "RelayedEvent",
+    "ResponseTemplates",
     "Upstream",
     "UpstreamCall",
     "UpstreamError",
@@ -263,7 +266,10 @@ class _Dialect:
     def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         raise NotImplementedError
 
-    def events(self, call: UpstreamCall) -> _EventReader:
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
+        """The reader of ``call``'s stream (``templates``: the upstream's, if it uses them)."""
         raise NotImplementedError
 
 
@@ -353,6 +359,163 @@ class _EchoedResponse:
         return RelayedEvent(kind, patched, self.event.response)
 
 
+_RESPONSE_HEAD = re.compile(
+    rb'\{"type":"(response\.[a-z_]{1,40})","response":\{"id":"([A-Za-z0-9_-]{1,200})",'
+    rb'"object":"response","created_at":(0|[1-9][0-9]{0,17}),'
+)
+"""The start of a response-object event as servers write it: its type, the response's id
+and creation time (values that need no escaping, numbers in canonical digits)."""
+_MISSING = object()
+
+
+class _Template:
+    """A response-object event as :func:`_patched` gives it, with its six per-turn values
+    cut out (the response's id, creation time, the three echoed settings, the sequence
+    number): ``pieces`` around them, ``order`` saying which value goes in each gap."""
+
+    __slots__ = ("order", "pieces", "response")
+
+    def __init__(self, pieces: list[bytes], order: list[int], response: dict[str, Any]):
+        self.pieces = pieces
+        self.order = order
+        self.response = response
+
+    @classmethod
+    def learn(cls, data: bytes, call: UpstreamCall, strip: bool) -> _Template | None:
+        """The template of ``data``'s event, or ``None``: its JSON must be as orjson writes
+        it (then no name repeats, and an event with the same bytes but the six values is
+        the same object but those values), and the template must give ``_patched``'s bytes
+        for ``data`` itself."""
+        event = orjson.loads(data)
+        response = event.get("response")
+        if orjson.dumps(event) != data or not isinstance(response, dict):
+            return None
+        marks = [f"rig-{secrets.token_hex(8)}-{n}" for n in range(6)]
+        response.update(
+            id=marks[0], created_at=marks[1], previous_response_id=marks[2], store=marks[3]
+        )
+        response["model"] = marks[4]
+        event["sequence_number"] = marks[5]
+        if strip:
+            event = {**event, "response": without_encrypted_reasoning(response)}
+        text = orjson.dumps(event)
+        found = sorted((text.find(f'"{mark}"'.encode()), n) for n, mark in enumerate(marks))
+        if any(text.count(f'"{mark}"'.encode()) != 1 for mark in marks):
+            return None
+        pieces, start = [], 0
+        for at, n in found:
+            pieces.append(text[start:at])
+            start = at + len(marks[n]) + 2
+        pieces.append(text[start:])
+        template = cls(pieces, [n for _, n in found], response)
+        parts = _response_parts(data)
+        expected = _patched(data, call, strip)
+        if (
+            parts is None
+            or template.render(call, parts, echoed_settings(call)).data != expected.data
+        ):
+            return None
+        return template
+
+    def render(
+        self, call: UpstreamCall, parts: _ResponseParts, settings: tuple[bytes, bytes, bytes]
+    ) -> RelayedEvent:
+        """The event of ``parts`` (an event with this template's other bytes) patched
+        (``settings``: :func:`echoed_settings` of ``call``)."""
+        request = call.request
+        kind, rid, created, _, sequence = parts
+        values = (b'"' + rid + b'"', created, *settings, sequence)
+        pieces = self.pieces
+        out = [pieces[0]]
+        for gap, n in enumerate(self.order, 1):
+            out += (values[n], pieces[gap])
+        response = {
+            **self.response,
+            "id": rid.decode(),
+            "created_at": int(created),
+            "previous_response_id": request.previous_response_id,
+            "store": request.store,
+            "model": request.model,
+        }
+        return RelayedEvent(kind.decode(), b"".join(out), response)
+
+
+def echoed_settings(call: UpstreamCall) -> tuple[bytes, bytes, bytes]:
+    """The JSON of the client's settings a response object echoes (as :func:`_patched`
+    sets them): ``previous_response_id``, ``store`` and ``model``."""
+    request = call.request
+    return (
+        orjson.dumps(request.previous_response_id),
+        orjson.dumps(request.store),
+        orjson.dumps(request.model),
+    )
+
+
+_ResponseParts = tuple[bytes, bytes, bytes, bytes, bytes]
+"""A response-object event cut up: its type, the response's id, its creation time, the
+bytes between that and the sequence number, the sequence number."""
+
+
+def _response_parts(data: bytes) -> _ResponseParts | None:
+    """``data`` cut at its per-turn values, if it starts as :data:`_RESPONSE_HEAD` and
+    ends with its sequence number (the event's last member); else ``None``."""
+    head = _RESPONSE_HEAD.match(data)
+    if head is None or not data.endswith(b"}"):
+        return None
+    rest, member, number = data[head.end() : -1].rpartition(_SEQUENCE_MEMBER)
+    if not member or not number.isdigit() or len(number) > 18:
+        return None
+    if number[0] == 48 and len(number) > 1:  # 48: "0"; a leading zero is not JSON
+        return None
+    kind, rid, created = head.groups()
+    return kind, rid, created, rest, number
+
+
+class ResponseTemplates:
+    """Response-object events that repeat but for their ids, times and numbers, patched
+    without a parse: an agent's every ``response.created`` and ``response.in_progress``
+    carry the same instructions, tools and settings (3 KB with seven tool schemas; parsed
+    and re-encoded, 10 µs a turn). Seen once, an event's other bytes are remembered; seen
+    again, its template is learnt (:meth:`_Template.learn`); after that, an event with the
+    same bytes but those values is the template filled in. The last ``capacity`` kept."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._seen: OrderedDict[tuple[bytes, bytes, bool], _Template | object | None] = (
+            OrderedDict()
+        )
+
+    def patched(
+        self,
+        data: bytes,
+        call: UpstreamCall,
+        strip: bool,
+        settings: tuple[bytes, bytes, bytes],
+    ) -> RelayedEvent | None:
+        """``data``'s event as :func:`_patched` would give it, from its template; ``None``
+        when there is none (yet). ``settings``: :func:`echoed_settings` of ``call``."""
+        parts = _response_parts(data)
+        if parts is None:
+            return None
+        key = (parts[0], parts[3], strip)
+        seen = self._seen
+        template = seen.get(key, _MISSING)
+        if isinstance(template, _Template):
+            seen.move_to_end(key)
+            return template.render(call, parts, settings)
+        if template is _MISSING:  # seen once: remembered
+            seen[key] = None
+            if len(seen) > self.capacity:
+                seen.popitem(last=False)
+        elif template is None:  # seen twice: learnt (or never tried again)
+            seen[key] = _Template.learn(data, call, strip) or _NO_TEMPLATE
+        return None
+
+
+_NO_TEMPLATE = object()
+"""An event whose template cannot be learnt (not as orjson writes it)."""
+
+
 def _item_stripped(data: bytes) -> bytes:
     """An output item event's JSON without the reasoning's encrypted content."""
     event = orjson.loads(data)
@@ -361,8 +524,11 @@ def _item_stripped(data: bytes) -> bytes:
 
 
 class _ResponsesReader(_EventReader):
-    def __init__(self, call: UpstreamCall):
+    def __init__(self, call: UpstreamCall, templates: ResponseTemplates | None = None):
         self.call = call
+        self.templates = templates
+        self.settings: tuple[bytes, bytes, bytes] | None = None
+        """:func:`echoed_settings` of the call, once a template needs them."""
         self.decoder = SSEDecoder()
         self.clean = True
         """The decoder holds nothing (its last chunk ended on a blank line)."""
@@ -435,6 +601,12 @@ class _ResponsesReader(_EventReader):
         if kind in RESPONSE_EVENTS:
             if kind in TERMINAL_EVENTS:  # parsed: its response object is recorded
                 return _patched(data, self.call, self.strip)
+            if self.templates is not None:
+                if self.settings is None:
+                    self.settings = echoed_settings(self.call)
+                templated = self.templates.patched(data, self.call, self.strip, self.settings)
+                if templated is not None:
+                    return templated
             echoed = self.echoed
             event = echoed.next(kind, data) if echoed is not None else None
             if event is None:
@@ -462,8 +634,10 @@ class _ResponsesDialect(_Dialect):
             body["include"] = include
         return body
 
-    def events(self, call: UpstreamCall) -> _EventReader:
-        return _ResponsesReader(call)
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
+        return _ResponsesReader(call, templates)
 
 
 class _ChatReader(_EventReader):
@@ -529,7 +703,9 @@ class _ChatDialect(_Dialect):
                 body[name] = source[name]
         return body
 
-    def events(self, call: UpstreamCall) -> _EventReader:
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
         return _ChatReader(call)
 
 
@@ -569,6 +745,8 @@ class Upstream:
         """Calls running at once (:attr:`UpstreamConfig.max_in_flight`): also the bound of
         the pool, which opens a connection only when none is idle."""
         self._pool: ConnectionPool | None = None
+        self.templates = ResponseTemplates()
+        """Its repeated response-object events, patched without a parse."""
 
     @property
     def pool(self) -> ConnectionPool:
@@ -624,7 +802,7 @@ class Upstream:
         stats = self.stats
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
-        reader = self.dialect.events(call)
+        reader = self.dialect.events(call, self.templates)
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
                 sent = time.perf_counter()
