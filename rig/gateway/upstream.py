@@ -128,6 +128,7 @@ class RelayedEvent:
     type: str
     data: bytes
     response: dict[str, Any] | None = None
+    """Always on a terminal event (it is recorded); on the others, when it was parsed."""
 
     @property
     def terminal(self) -> bool:
@@ -373,12 +374,11 @@ class _Template:
     cut out (the response's id, creation time, the three echoed settings, the sequence
     number): ``pieces`` around them, ``order`` saying which value goes in each gap."""
 
-    __slots__ = ("order", "pieces", "response")
+    __slots__ = ("order", "pieces")
 
-    def __init__(self, pieces: list[bytes], order: list[int], response: dict[str, Any]):
+    def __init__(self, pieces: list[bytes], order: list[int]):
         self.pieces = pieces
         self.order = order
-        self.response = response
 
     @classmethod
     def learn(cls, data: bytes, call: UpstreamCall, strip: bool) -> _Template | None:
@@ -407,37 +407,24 @@ class _Template:
             pieces.append(text[start:at])
             start = at + len(marks[n]) + 2
         pieces.append(text[start:])
-        template = cls(pieces, [n for _, n in found], response)
+        template = cls(pieces, [n for _, n in found])
         parts = _response_parts(data)
         expected = _patched(data, call, strip)
-        if (
-            parts is None
-            or template.render(call, parts, echoed_settings(call)).data != expected.data
-        ):
+        if parts is None or template.render(parts, echoed_settings(call)).data != expected.data:
             return None
         return template
 
-    def render(
-        self, call: UpstreamCall, parts: _ResponseParts, settings: tuple[bytes, bytes, bytes]
-    ) -> RelayedEvent:
+    def render(self, parts: _ResponseParts, settings: tuple[bytes, bytes, bytes]) -> RelayedEvent:
         """The event of ``parts`` (an event with this template's other bytes) patched
-        (``settings``: :func:`echoed_settings` of ``call``)."""
-        request = call.request
+        with a call's ``settings`` (:func:`echoed_settings`); without its object (an event
+        that ends nothing: no one reads it)."""
         kind, rid, created, _, sequence = parts
         values = (b'"' + rid + b'"', created, *settings, sequence)
         pieces = self.pieces
         out = [pieces[0]]
         for gap, n in enumerate(self.order, 1):
             out += (values[n], pieces[gap])
-        response = {
-            **self.response,
-            "id": rid.decode(),
-            "created_at": int(created),
-            "previous_response_id": request.previous_response_id,
-            "store": request.store,
-            "model": request.model,
-        }
-        return RelayedEvent(kind.decode(), b"".join(out), response)
+        return RelayedEvent(kind.decode(), b"".join(out))
 
 
 def echoed_settings(call: UpstreamCall) -> tuple[bytes, bytes, bytes]:
@@ -492,8 +479,9 @@ class ResponseTemplates:
         strip: bool,
         settings: tuple[bytes, bytes, bytes],
     ) -> RelayedEvent | None:
-        """``data``'s event as :func:`_patched` would give it, from its template; ``None``
-        when there is none (yet). ``settings``: :func:`echoed_settings` of ``call``."""
+        """``data``'s event with :func:`_patched`'s type and bytes (not its object: an event
+        that ends nothing), from its template; ``None`` when there is none (yet).
+        ``settings``: :func:`echoed_settings` of ``call``."""
         parts = _response_parts(data)
         if parts is None:
             return None
@@ -502,7 +490,7 @@ class ResponseTemplates:
         template = seen.get(key, _MISSING)
         if isinstance(template, _Template):
             seen.move_to_end(key)
-            return template.render(call, parts, settings)
+            return template.render(parts, settings)
         if template is _MISSING:  # seen once: remembered
             seen[key] = None
             if len(seen) > self.capacity:

@@ -299,8 +299,8 @@ def test_a_response_event_repeated_across_calls_is_patched_as_a_parse_would_patc
 ) -> None:
     """An upstream's response-object event that repeats but for its id, creation time and
     sequence number (each turn's ``response.created``) is patched from a template once seen
-    twice; whatever the object, values, layout and the calls' own settings, every event is
-    the one a parse, patch and re-encode gives."""
+    twice; whatever the object, values, layout and the calls' own settings, every event's
+    type and bytes are the ones a parse, patch and re-encode gives."""
     templates = ResponseTemplates()
     for rid, created_at, number, previous, store, model in turns * 3:
         request: dict[str, Any] = {"model": model, "input": "hi", "previous_response_id": previous}
@@ -315,11 +315,8 @@ def test_a_response_event_repeated_across_calls_is_patched_as_a_parse_would_patc
         data = _response_event(kind, number, body, layout)
         expected = _patched(data, call, strip)
         got = reader._event(kind, data)  # type: ignore[attr-defined]
-        assert (got.type, got.data, got.response) == (
-            expected.type,
-            expected.data,
-            expected.response,
-        )
+        assert (got.type, got.data) == (expected.type, expected.data)
+        assert got.response in (None, expected.response)  # none from a template
 
 
 def test_the_mocks_created_event_is_patched_from_its_template_from_the_third_turn() -> None:
@@ -337,4 +334,5 @@ def test_the_mocks_created_event_is_patched_from_its_template_from_the_third_tur
         templated = templates.patched(data, call, True, echoed_settings(call))
         assert (templated is not None) == (turn >= 2)
         if templated is not None:
-            assert templated == _patched(data, call, True)
+            expected = _patched(data, call, True)
+            assert (templated.type, templated.data) == (expected.type, expected.data)
