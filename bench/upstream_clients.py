@@ -1,14 +1,16 @@
-"""The gateway's upstream client: CPU per streamed call, aiohttp against httpx, one run.
+"""The gateway's upstream client: CPU per streamed call, its own (``rig.gateway.http1``)
+against aiohttp (its former one) and httpx (the one before), side by side in one run.
 
 The gateway relays each client turn as one streamed ``POST /v1/responses`` to a stateless
 upstream and reads the SSE answer as it arrives. This bench times exactly that read with
-the two candidate clients, side by side against the same ``rig mock`` (``instant`` preset,
+the candidate clients, side by side against the same ``rig mock`` (``instant`` preset,
 so the mock answers at once and the client's own cost dominates): ``--calls`` calls each,
 ``--concurrency`` at a time over a keep-alive pool of that size, alternating the clients
-over ``--rounds`` rounds so both see the same machine. The figure is the client process's
+over ``--rounds`` rounds so all see the same machine. The figure is the client process's
 CPU time per call (``time.process_time``), at ``--delta-tokens`` 1 (an event per token,
-the worst case) and 8. Both read the body as it arrives: httpx with ``aiter_raw`` (what
-the gateway used), aiohttp with ``content.iter_any`` (what it uses now).
+the worst case) and 8. All read the body as it arrives: httpx with ``aiter_raw`` (what
+the gateway used first), aiohttp with ``content.iter_any`` (what it used next),
+``rig.gateway.http1`` with ``Answer.read`` (what it uses now).
 
 Usage (from the repository root)::
 
@@ -25,8 +27,9 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -40,9 +43,10 @@ if str(REPO) not in sys.path:
 from _common import int_list, positive_int, table  # noqa: E402
 from mock_throughput import MOCK_READY, start_server  # noqa: E402
 
+from rig.gateway.http1 import ConnectionPool, Origin, request_head  # noqa: E402
 from rig.run.ports import free_port  # noqa: E402
 
-Client = Callable[[str, bytes, int, int], Awaitable[int]]
+Client = Callable[[str, bytes, int, int], Coroutine[Any, Any, int]]
 
 
 def _body(items: int) -> bytes:
@@ -90,7 +94,36 @@ async def with_aiohttp(url: str, body: bytes, calls: int, concurrency: int) -> i
     return received
 
 
-CLIENTS: dict[str, Client] = {"httpx": with_httpx, "aiohttp": with_aiohttp}
+async def with_http1(url: str, body: bytes, calls: int, concurrency: int) -> int:
+    """``calls`` streamed calls with the gateway's own client (``rig.gateway.http1``:
+    a head built once, llhttp via httptools); the bytes read."""
+    received = 0
+    base, _, path = url.rpartition("/v1/")
+    origin = Origin(base + "/v1")
+    pool = ConnectionPool(origin, connect_timeout_s=10, read_timeout_s=60)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    head = request_head("POST", origin.target("/" + path), origin, headers)
+
+    async def one() -> None:
+        nonlocal received
+        answer = await pool.request(head, body)
+        try:
+            while chunk := await answer.read():
+                received += len(chunk)
+        finally:
+            answer.close()
+
+    for _ in range(calls // concurrency):
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    pool.close()
+    return received
+
+
+CLIENTS: dict[str, Client] = {
+    "httpx": with_httpx,
+    "aiohttp": with_aiohttp,
+    "rig.gateway.http1": with_http1,
+}
 
 
 def measure(client: Client, url: str, body: bytes, calls: int, concurrency: int) -> float:
@@ -128,9 +161,20 @@ def main() -> None:
         finally:
             mock.stop()
         httpx_us = statistics.median(figures["httpx"])
+        aiohttp_us = statistics.median(figures["aiohttp"])
         for name, values in figures.items():
-            ratio = statistics.median(values) / httpx_us
-            rows.append((delta, name, min(values), statistics.median(values), max(values), ratio))
+            median = statistics.median(values)
+            rows.append(
+                (
+                    delta,
+                    name,
+                    min(values),
+                    median,
+                    max(values),
+                    median / httpx_us,
+                    median / aiohttp_us,
+                )
+            )
         print(f"  delta {delta}: done", file=sys.stderr, flush=True)
     print(
         f"\nStreamed upstream calls, client CPU per call (us), {args.calls} calls x "
@@ -145,6 +189,7 @@ def main() -> None:
                 ("median", lambda r: f"{r[3]:,.0f}"),
                 ("max", lambda r: f"{r[4]:,.0f}"),
                 ("vs httpx", lambda r: f"{r[5]:.2f}x"),
+                ("vs aiohttp", lambda r: f"{r[6]:.2f}x"),
             ],
             rows,
         )

@@ -1,4 +1,4 @@
-"""The gateway's upstreams: stateless providers called over aiohttp with the full context.
+"""The gateway's upstreams: stateless providers called over HTTP/1.1 with the full context.
 
 Each dialect turns one client request (validated, its conversation rebuilt) into one
 streamed upstream call and yields Responses API events, so the app relays them without
@@ -38,16 +38,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import aiohttp
 import orjson
 
 from rig.gateway.chatrelay import ChatRelay
-from rig.gateway.config import UpstreamConfig
+from rig.gateway.config import ConfigError, UpstreamConfig
+from rig.gateway.http1 import ConnectionPool, HTTPClientError, Origin, header_line, request_head
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
     APIError,
@@ -66,6 +68,7 @@ __all__ = [
     "ENCRYPTED_REASONING",
     "EventBatch",
     "RelayedEvent",
+    "ResponseTemplates",
     "Upstream",
     "UpstreamCall",
     "UpstreamError",
@@ -125,6 +128,7 @@ class RelayedEvent:
     type: str
     data: bytes
     response: dict[str, Any] | None = None
+    """Always on a terminal event (it is recorded); on the others, when it was parsed."""
 
     @property
     def terminal(self) -> bool:
@@ -210,6 +214,12 @@ class UpstreamCall:
         return list(self.transcript)
 
 
+def _authorization(key: str) -> bytes:
+    """The ``authorization`` header line of ``key`` (:class:`ValueError` for a key a
+    header cannot carry)."""
+    return header_line("authorization", f"Bearer {key}")
+
+
 def _error_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
@@ -257,7 +267,10 @@ class _Dialect:
     def body(self, call: UpstreamCall, config: UpstreamConfig) -> dict[str, Any]:
         raise NotImplementedError
 
-    def events(self, call: UpstreamCall) -> _EventReader:
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
+        """The reader of ``call``'s stream (``templates``: the upstream's, if it uses them)."""
         raise NotImplementedError
 
 
@@ -347,6 +360,150 @@ class _EchoedResponse:
         return RelayedEvent(kind, patched, self.event.response)
 
 
+_RESPONSE_HEAD = re.compile(
+    rb'\{"type":"(response\.[a-z_]{1,40})","response":\{"id":"([A-Za-z0-9_-]{1,200})",'
+    rb'"object":"response","created_at":(0|[1-9][0-9]{0,17}),'
+)
+"""The start of a response-object event as servers write it: its type, the response's id
+and creation time (values that need no escaping, numbers in canonical digits)."""
+_MISSING = object()
+
+
+class _Template:
+    """A response-object event as :func:`_patched` gives it, with its six per-turn values
+    cut out (the response's id, creation time, the three echoed settings, the sequence
+    number): ``pieces`` around them, ``order`` saying which value goes in each gap."""
+
+    __slots__ = ("order", "pieces")
+
+    def __init__(self, pieces: list[bytes], order: list[int]):
+        self.pieces = pieces
+        self.order = order
+
+    @classmethod
+    def learn(cls, data: bytes, call: UpstreamCall, strip: bool) -> _Template | None:
+        """The template of ``data``'s event, or ``None``: its JSON must be as orjson writes
+        it (then no name repeats, and an event with the same bytes but the six values is
+        the same object but those values), and the template must give ``_patched``'s bytes
+        for ``data`` itself."""
+        event = orjson.loads(data)
+        response = event.get("response")
+        if orjson.dumps(event) != data or not isinstance(response, dict):
+            return None
+        marks = [f"rig-{secrets.token_hex(8)}-{n}" for n in range(6)]
+        response.update(
+            id=marks[0], created_at=marks[1], previous_response_id=marks[2], store=marks[3]
+        )
+        response["model"] = marks[4]
+        event["sequence_number"] = marks[5]
+        if strip:
+            event = {**event, "response": without_encrypted_reasoning(response)}
+        text = orjson.dumps(event)
+        found = sorted((text.find(f'"{mark}"'.encode()), n) for n, mark in enumerate(marks))
+        if any(text.count(f'"{mark}"'.encode()) != 1 for mark in marks):
+            return None
+        pieces, start = [], 0
+        for at, n in found:
+            pieces.append(text[start:at])
+            start = at + len(marks[n]) + 2
+        pieces.append(text[start:])
+        template = cls(pieces, [n for _, n in found])
+        parts = _response_parts(data)
+        expected = _patched(data, call, strip)
+        if parts is None or template.render(parts, echoed_settings(call)).data != expected.data:
+            return None
+        return template
+
+    def render(self, parts: _ResponseParts, settings: tuple[bytes, bytes, bytes]) -> RelayedEvent:
+        """The event of ``parts`` (an event with this template's other bytes) patched
+        with a call's ``settings`` (:func:`echoed_settings`); without its object (an event
+        that ends nothing: no one reads it)."""
+        kind, rid, created, _, sequence = parts
+        values = (b'"' + rid + b'"', created, *settings, sequence)
+        pieces = self.pieces
+        out = [pieces[0]]
+        for gap, n in enumerate(self.order, 1):
+            out += (values[n], pieces[gap])
+        return RelayedEvent(kind.decode(), b"".join(out))
+
+
+def echoed_settings(call: UpstreamCall) -> tuple[bytes, bytes, bytes]:
+    """The JSON of the client's settings a response object echoes (as :func:`_patched`
+    sets them): ``previous_response_id``, ``store`` and ``model``."""
+    request = call.request
+    return (
+        orjson.dumps(request.previous_response_id),
+        orjson.dumps(request.store),
+        orjson.dumps(request.model),
+    )
+
+
+_ResponseParts = tuple[bytes, bytes, bytes, bytes, bytes]
+"""A response-object event cut up: its type, the response's id, its creation time, the
+bytes between that and the sequence number, the sequence number."""
+
+
+def _response_parts(data: bytes) -> _ResponseParts | None:
+    """``data`` cut at its per-turn values, if it starts as :data:`_RESPONSE_HEAD` and
+    ends with its sequence number (the event's last member); else ``None``."""
+    head = _RESPONSE_HEAD.match(data)
+    if head is None or not data.endswith(b"}"):
+        return None
+    rest, member, number = data[head.end() : -1].rpartition(_SEQUENCE_MEMBER)
+    if not member or not number.isdigit() or len(number) > 18:
+        return None
+    if number[0] == 48 and len(number) > 1:  # 48: "0"; a leading zero is not JSON
+        return None
+    kind, rid, created = head.groups()
+    return kind, rid, created, rest, number
+
+
+class ResponseTemplates:
+    """Response-object events that repeat but for their ids, times and numbers, patched
+    without a parse: an agent's every ``response.created`` and ``response.in_progress``
+    carry the same instructions, tools and settings (3 KB with seven tool schemas; parsed
+    and re-encoded, 10 µs a turn). Seen once, an event's other bytes are remembered; seen
+    again, its template is learnt (:meth:`_Template.learn`); after that, an event with the
+    same bytes but those values is the template filled in. The last ``capacity`` kept."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._seen: OrderedDict[tuple[bytes, bytes, bool], _Template | object | None] = (
+            OrderedDict()
+        )
+
+    def patched(
+        self,
+        data: bytes,
+        call: UpstreamCall,
+        strip: bool,
+        settings: tuple[bytes, bytes, bytes],
+    ) -> RelayedEvent | None:
+        """``data``'s event with :func:`_patched`'s type and bytes (not its object: an event
+        that ends nothing), from its template; ``None`` when there is none (yet).
+        ``settings``: :func:`echoed_settings` of ``call``."""
+        parts = _response_parts(data)
+        if parts is None:
+            return None
+        key = (parts[0], parts[3], strip)
+        seen = self._seen
+        template = seen.get(key, _MISSING)
+        if isinstance(template, _Template):
+            seen.move_to_end(key)
+            return template.render(parts, settings)
+        if template is _MISSING:  # seen once: remembered
+            seen[key] = None
+            if len(seen) > self.capacity:
+                seen.popitem(last=False)
+        elif template is None:  # seen twice: learnt (or never tried again)
+            seen[key] = _Template.learn(data, call, strip) or _NO_TEMPLATE
+        return None
+
+
+_NO_TEMPLATE = object()
+"""An event whose template cannot be learnt (not as orjson writes it)."""
+
+
 def _item_stripped(data: bytes) -> bytes:
     """An output item event's JSON without the reasoning's encrypted content."""
     event = orjson.loads(data)
@@ -355,8 +512,11 @@ def _item_stripped(data: bytes) -> bytes:
 
 
 class _ResponsesReader(_EventReader):
-    def __init__(self, call: UpstreamCall):
+    def __init__(self, call: UpstreamCall, templates: ResponseTemplates | None = None):
         self.call = call
+        self.templates = templates
+        self.settings: tuple[bytes, bytes, bytes] | None = None
+        """:func:`echoed_settings` of the call, once a template needs them."""
         self.decoder = SSEDecoder()
         self.clean = True
         """The decoder holds nothing (its last chunk ended on a blank line)."""
@@ -429,6 +589,12 @@ class _ResponsesReader(_EventReader):
         if kind in RESPONSE_EVENTS:
             if kind in TERMINAL_EVENTS:  # parsed: its response object is recorded
                 return _patched(data, self.call, self.strip)
+            if self.templates is not None:
+                if self.settings is None:
+                    self.settings = echoed_settings(self.call)
+                templated = self.templates.patched(data, self.call, self.strip, self.settings)
+                if templated is not None:
+                    return templated
             echoed = self.echoed
             event = echoed.next(kind, data) if echoed is not None else None
             if event is None:
@@ -456,8 +622,10 @@ class _ResponsesDialect(_Dialect):
             body["include"] = include
         return body
 
-    def events(self, call: UpstreamCall) -> _EventReader:
-        return _ResponsesReader(call)
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
+        return _ResponsesReader(call, templates)
 
 
 class _ChatReader(_EventReader):
@@ -523,7 +691,9 @@ class _ChatDialect(_Dialect):
                 body[name] = source[name]
         return body
 
-    def events(self, call: UpstreamCall) -> _EventReader:
+    def events(
+        self, call: UpstreamCall, templates: ResponseTemplates | None = None
+    ) -> _EventReader:
         return _ChatReader(call)
 
 
@@ -532,48 +702,60 @@ DIALECTS: Mapping[str, _Dialect] = {"responses": _ResponsesDialect(), "chat": _C
 
 
 class Upstream:
-    """One upstream: its configuration, its key, and a pooled aiohttp client session
-    (HTTP/1.1 keep-alive connections, as many as ``max_in_flight``).
+    """One upstream: its configuration, its key, and a pool of kept-alive HTTP/1.1
+    connections (:mod:`rig.gateway.http1`; as many as ``max_in_flight`` calls at once).
 
-    aiohttp rather than httpx: its HTTP parser is compiled (llhttp), and reading a streamed
-    answer as it arrives (``iter_any``: whatever the socket has, many SSE events a read)
-    cost a fifth of the CPU per streamed call that httpx's pure-Python h11 path cost on the
-    mock's event streams (``bench/upstream_clients.py``, docs/performance.md)."""
+    Its own client rather than aiohttp's (or httpx's): a request's head is built once per
+    upstream and written with the body on a pooled connection, the answer parsed by
+    llhttp (compiled, as aiohttp's); aiohttp's request and release were the gateway's
+    largest cost per turn (``bench/upstream_clients.py``, docs/performance.md)."""
 
     def __init__(self, config: UpstreamConfig, stats: GatewayStats):
         self.config = config
         self.stats = stats
         self.dialect = DIALECTS[config.dialect]
-        self.url = config.base_url.rstrip("/") + self.dialect.path
+        try:
+            self.origin = Origin(config.base_url)
+        except ValueError as exc:  # the URL is not repeated: it may hold secrets
+            raise ConfigError(f"an upstream's base_url: {exc}") from None
+        self.path = self.origin.target(self.dialect.path)
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
             "accept-encoding": "identity",  # the bytes counted are the bytes on the wire
         }
+        self._call_head = request_head("POST", self.path, self.origin, headers)
+        """The head of every call but its key and length (the key passed through, if any,
+        is added per call)."""
         key = config.key()
-        if key is not None:
-            headers["authorization"] = f"Bearer {key}"
-        self.headers = headers
+        self._own_key = b"" if key is None else _authorization(key)
         self.slots = asyncio.Semaphore(config.max_in_flight)
-        """Calls running at once (:attr:`UpstreamConfig.max_in_flight`)."""
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(10.0, config.timeout_s), sock_read=config.timeout_s
-        )
-        self._session: aiohttp.ClientSession | None = None
+        """Calls running at once (:attr:`UpstreamConfig.max_in_flight`): also the bound of
+        the pool, which opens a connection only when none is idle."""
+        self._pool: ConnectionPool | None = None
+        self.templates = ResponseTemplates()
+        """Its repeated response-object events, patched without a parse."""
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled client session (made on first use, inside the event loop)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.config.max_in_flight, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self.headers,
-                timeout=self.timeout,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
+    def pool(self) -> ConnectionPool:
+        """The connection pool (made on first use, inside the event loop)."""
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.origin,
+                connect_timeout_s=min(10.0, self.config.timeout_s),
+                read_timeout_s=self.config.timeout_s,
             )
-        return self._session
+        return self._pool
+
+    def _key_line(self, key: str | None) -> bytes:
+        """The ``authorization`` line: the client's key passed through, else the
+        upstream's own (or none). A key a header cannot carry is the client's to fix."""
+        if key is None:
+            return self._own_key
+        try:
+            return _authorization(key)
+        except ValueError:
+            raise AuthenticationError("The API key has characters a header cannot carry.") from None
 
     def _unreachable(self, exc: BaseException) -> UpstreamError:
         """A call that timed out (504) or could not reach the upstream (502), as the API's
@@ -586,8 +768,8 @@ class Upstream:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
         """The events of one upstream call, one by one (:meth:`batches`)."""
@@ -604,21 +786,21 @@ class Upstream:
         empty). Raises an :class:`APIError` (the API's shape) for a refusal before the
         stream (on the first ``anext``) or a failure during it."""
         body = orjson.dumps(self.dialect.body(call, self.config))
-        headers = None if call.key is None else {"authorization": f"Bearer {call.key}"}
+        head = self._call_head + self._key_line(call.key)
         stats = self.stats
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
-        reader = self.dialect.events(call)
+        reader = self.dialect.events(call, self.templates)
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
                 sent = time.perf_counter()
-                async with self.session.post(self.url, data=body, headers=headers) as answer:
+                answer = await self.pool.request(head, body)
+                try:
                     if answer.status != 200:
-                        raw = await answer.read()
+                        raw = await answer.read_all()
                         stats.add("upstream_bytes_in", len(raw))
-                        passed = {k.lower(): v for k, v in answer.headers.items()}
                         refusal = upstream_refusal(
-                            answer.status, passed, raw, client_key=headers is not None
+                            answer.status, answer.headers, raw, client_key=call.key is not None
                         )
                         stats.add(
                             "upstream_rate_limited"
@@ -626,18 +808,20 @@ class Upstream:
                             else "upstream_errors"
                         )
                         raise refusal
-                    first = True
-                    async for chunk in answer.content.iter_any():
-                        if first:
-                            first = False
-                            ttfb = time.perf_counter() - sent
-                            call.timing["ttfb_s"] = ttfb
-                            stats.add("upstream_ttfb_us", int(ttfb * 1e6))
-                            stats.observe("upstream_ttfb_seconds", ttfb)
+                    chunk = await answer.read()
+                    if chunk:
+                        ttfb = time.perf_counter() - sent
+                        call.timing["ttfb_s"] = ttfb
+                        stats.add("upstream_ttfb_us", int(ttfb * 1e6))
+                        stats.observe("upstream_ttfb_seconds", ttfb)
+                    while chunk:
                         stats.add("upstream_bytes_in", len(chunk))
                         yield reader.feed(chunk)
+                        chunk = await answer.read()
+                finally:
+                    answer.close()
                 yield reader.end()
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, OSError, HTTPClientError) as exc:
                 stats.add("upstream_errors")
                 raise self._unreachable(exc) from None
             except SSEError as exc:
@@ -647,16 +831,24 @@ class Upstream:
     async def get_json(self, path: str, key: str | None = None) -> dict[str, Any]:
         """``GET {base}{path}`` (the Models API): the upstream's JSON object; its refusal
         as the API's error (:func:`upstream_refusal`), a failure as :class:`UpstreamError`."""
-        url = self.config.base_url.rstrip("/") + path
-        headers = None if key is None else {"authorization": f"Bearer {key}"}
         try:
-            async with self.session.get(url, headers=headers) as answer:
-                raw = await answer.read()
-                if answer.status != 200:
-                    passed = {k.lower(): v for k, v in answer.headers.items()}
-                    raise upstream_refusal(answer.status, passed, raw, client_key=key is not None)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._unreachable(exc) from None
+            head = request_head(
+                "GET", self.origin.target(path), self.origin, {"accept": "application/json"}
+            )
+        except ValueError:
+            raise InvalidRequestError("The path has characters a request cannot carry.") from None
+        head += self._key_line(key)
+        async with self.slots:  # the pool's bound
+            try:
+                answer = await self.pool.request(head)
+                try:
+                    raw = await answer.read_all()
+                finally:
+                    answer.close()
+            except (TimeoutError, OSError, HTTPClientError) as exc:
+                raise self._unreachable(exc) from None
+        if answer.status != 200:
+            raise upstream_refusal(answer.status, answer.headers, raw, client_key=key is not None)
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:

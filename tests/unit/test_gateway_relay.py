@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rig.gateway.chatrelay import ChatRelay
@@ -17,9 +17,11 @@ from rig.gateway.config import ConfigError, GatewayConfig, UpstreamConfig, parse
 from rig.gateway.upstream import (
     DIALECTS,
     RelayedEvent,
+    ResponseTemplates,
     UpstreamCall,
     UpstreamError,
     _patched,
+    echoed_settings,
     upstream_refusal,
 )
 from rig.protocol.errors import RateLimitError
@@ -260,3 +262,77 @@ def test_the_mocks_in_progress_event_is_patched_without_a_parse() -> None:
     event = echoed.next("response.in_progress", in_progress)
     assert event is not None and event == _patched(in_progress, call, True)
     assert orjson.loads(event.data)["response"]["previous_response_id"] == "resp_0"
+
+
+_ID_CHARS = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    response=st.dictionaries(
+        st.sampled_from(["model", "store", "previous_response_id", "output", "id", "tools"]),
+        _JSON_VALUES,
+        max_size=5,
+    ),
+    turns=st.lists(
+        st.tuples(
+            st.one_of(_ID_CHARS, st.text(max_size=8)),  # ids, some needing escapes
+            st.integers(0, 2**62),
+            st.integers(0, 10**6),
+            st.sampled_from(["resp_a", None, 'resp_\u00e9"b']),
+            st.sampled_from([True, False, None]),
+            st.sampled_from(["m", "client-model", "\u00e9"]),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    kind=st.sampled_from(["response.created", "response.in_progress", "response.queued"]),
+    layout=st.sampled_from(["last", "spaced"]),
+    strip=st.booleans(),
+)
+def test_a_response_event_repeated_across_calls_is_patched_as_a_parse_would_patch_it(
+    response: dict[str, Any],
+    turns: list[tuple[str, int, int, str | None, bool | None, str]],
+    kind: str,
+    layout: str,
+    strip: bool,
+) -> None:
+    """An upstream's response-object event that repeats but for its id, creation time and
+    sequence number (each turn's ``response.created``) is patched from a template once seen
+    twice; whatever the object, values, layout and the calls' own settings, every event's
+    type and bytes are the ones a parse, patch and re-encode gives."""
+    templates = ResponseTemplates()
+    for rid, created_at, number, previous, store, model in turns * 3:
+        request: dict[str, Any] = {"model": model, "input": "hi", "previous_response_id": previous}
+        if store is not None:
+            request["store"] = store
+        if not strip:
+            request["include"] = ["reasoning.encrypted_content"]
+        call = UpstreamCall(parse_create_request(request), {}, b"[]")
+        reader = DIALECTS["responses"].events(call, templates)
+        body = {"id": rid, "object": "response", "created_at": created_at, "status": "s"}
+        body.update(response)
+        data = _response_event(kind, number, body, layout)
+        expected = _patched(data, call, strip)
+        got = reader._event(kind, data)  # type: ignore[attr-defined]
+        assert (got.type, got.data) == (expected.type, expected.data)
+        assert got.response in (None, expected.response)  # none from a template
+
+
+def test_the_mocks_created_event_is_patched_from_its_template_from_the_third_turn() -> None:
+    """Seen once, remembered; seen twice, learnt; then filled in: as a parse patches it."""
+    templates = ResponseTemplates()
+    call = UpstreamCall(
+        parse_create_request({"model": "m", "input": "hi", "previous_response_id": "resp_0"}),
+        {},
+        b"[]",
+    )
+    settings = {"model": "up", "store": False, "previous_response_id": None}
+    for turn in range(4):
+        body = {"id": f"resp_{turn}", "object": "response", "created_at": 1_700_000_000 + turn}
+        data = _response_event("response.created", 0, {**body, **settings}, "last")
+        templated = templates.patched(data, call, True, echoed_settings(call))
+        assert (templated is not None) == (turn >= 2)
+        if templated is not None:
+            expected = _patched(data, call, True)
+            assert (templated.type, templated.data) == (expected.type, expected.data)
