@@ -70,6 +70,18 @@ def _snapshot(made: list[Conversation]) -> list[tuple[bytes, bytes, int]]:
     return [(c.transcript, c.items, c.transcript_bytes) for c in made]
 
 
+def _same(found: Conversation | None, made: Conversation) -> bool:
+    """``found`` answers as ``made`` does (a packed response read back is rebuilt)."""
+    assert found is not None
+    return (
+        found.transcript == made.transcript
+        and found.transcript_bytes == made.transcript_bytes
+        and found.size == made.size
+        and (found.owner, found.stored, found.response) == (made.owner, made.stored, made.response)
+        and (found.context_tokens, found.pending) == (made.context_tokens, made.pending)
+    )
+
+
 TEXTS = st.lists(st.lists(st.text(max_size=30), max_size=4), min_size=1, max_size=10)
 
 
@@ -81,9 +93,14 @@ def test_a_packed_chain_reads_back_byte_for_byte_and_so_does_a_branch(
     before = _snapshot(made)
     assert compact(made[-1], level=9) is not None
     assert all(c.packed is made[-1].packed and c.items == b"" for c in made)
+    assert made[-1].parent is None and made[-1].parent_id is None  # cut from the rest
     assert [c.transcript_bytes for c in made] == [b[2] for b in before]
     assert made[min(fork, len(made) - 1)].transcript == before[min(fork, len(made) - 1)][0]
-    assert _snapshot(made) == before  # every read unpacked what it met, items included
+    # Every read unpacked what it met: the earlier responses their own items, the head
+    # (no parent now) the whole transcript.
+    after = _snapshot(made)
+    assert after[:-1] == before[:-1]
+    assert after[-1] == (before[-1][0], before[-1][0], before[-1][2])
     assert all(c.packed is None for c in made)
     # Packed again, then continued from an earlier response (a branch): both read whole.
     assert compact(made[-1], level=9) is not None
@@ -92,7 +109,7 @@ def test_a_packed_chain_reads_back_byte_for_byte_and_so_does_a_branch(
         _item(text) for texts in more for text in texts
     ]
     assert orjson.loads(branch[-1].transcript) == expected
-    assert _snapshot(made) == before
+    assert _snapshot(made) == after
 
 
 def test_packing_again_after_more_turns_leaves_one_blob() -> None:
@@ -103,7 +120,13 @@ def test_packing_again_after_more_turns_leaves_one_blob() -> None:
     packed = compact(made[-1])
     assert packed is not None and packed.plain_bytes == len(whole)
     assert packed.packed_bytes < len(whole) / 3
-    assert {id(c.packed) for c in made} == {id(made[-1].packed)}
+    reachable = []  # what the head keeps alive: its chain since the last packing
+    node = made[-1]
+    while node is not None:
+        reachable.append(node)
+        node = node.parent
+    assert reachable == made[-1:] and made[3].parent is None  # cut at each packing
+    assert made[4].parent is made[3] and made[3].packed is made[-1].packed
     assert made[-1].transcript == whole
 
 
@@ -212,7 +235,8 @@ def test_a_continuation_after_packing_sends_the_same_context_and_ownership_holds
         found = await gateway.resume("a2", [], owner=ALICE, cache=cache)
         assert found.transcript_with(added) == expected
         other = gateway.memory.cache()  # another connection: from the checkpoints
-        assert (await gateway.resume("a1", [], owner=ALICE, cache=other)) is made[1]
+        rebuilt = await gateway.resume("a1", [], owner=ALICE, cache=other)
+        assert _same(rebuilt, made[1])
         with pytest.raises(PreviousResponseNotFoundError):
             await gateway.resume("a2", [], owner=BOB, cache=other)
 
@@ -236,8 +260,12 @@ def test_the_checkpoints_pack_idle_threads_and_count_the_same_bytes() -> None:
     assert len(packed) == 2  # the longest chain, then the branch (a0, a1 in both)
     assert all(c.packed is not None for c in [*made, *branch])
     assert store.bytes == counted and store.unpacked == 0
-    assert asyncio.run(store.read("a2")) is made[2]
-    assert _snapshot([*made, *branch]) == before
+    for index, conversation in enumerate(made):
+        assert _same(asyncio.run(store.read(f"a{index}")), conversation)
+    assert _same(asyncio.run(store.read("b")), branch[0])
+    assert [(c.transcript, c.transcript_bytes) for c in [*made, *branch]] == [
+        (t, n) for t, _, n in before
+    ]
 
 
 def test_a_slice_of_the_timer_counts_what_it_packed() -> None:
