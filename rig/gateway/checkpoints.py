@@ -55,6 +55,7 @@ __all__ = [
     "Packed",
     "RedisCheckpoints",
     "compact",
+    "exact_bytes",
     "join_arrays",
     "open_checkpoints",
 ]
@@ -68,6 +69,12 @@ def join_arrays(*arrays: bytes) -> bytes:
     """JSON arrays concatenated without decoding them (``[a] + [b, c]`` -> ``[a,b,c]``)."""
     parts = [array[1:-1] for array in arrays if len(array) > 2]
     return b"[" + b",".join(parts) + b"]"
+
+
+def exact_bytes(data: bytes) -> bytes:
+    """A copy of ``data`` in a block of its own size, for bytes kept long: orjson's output
+    sits in the buffer it grew (at least 4 KB: 4.4 KB held for 0.9 KB of JSON)."""
+    return bytes(memoryview(data))
 
 
 def _joined_length(first: int, second: int) -> int:
@@ -445,7 +452,7 @@ class _PackedResponses:
             _RECORD.pack(exp, length, tokens, renumber[number])
             for exp, length, tokens, number in table
         )
-        self.pending = orjson.dumps(pending) if pending is not None else b""
+        self.pending = exact_bytes(orjson.dumps(pending)) if pending is not None else b""
         if self.index is None and len(self.ids) > self.INDEXED:
             self.index = {i: at for at, i in enumerate(self.ids) if i is not None}
 
