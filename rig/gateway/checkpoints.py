@@ -18,8 +18,11 @@ close to the conversation's size). Two backends:
 
 A conversation left idle is packed (:func:`compact`, on a timer: never on a turn's path):
 its chain's items become one zlib blob that the responses of the chain share, unpacked
-once by the next turn that reads it (byte for byte what it was). Sizes and caps count the
-conversation's JSON bytes, uncompressed, packed or not.
+once by the next turn that reads it (byte for byte what it was); the newest response
+drops the ones before it (the blob holds its whole transcript). The in-process store then
+keeps the thread's responses as rows of one record (:class:`_PackedResponses`), not an
+object each, and rebuilds one when it is read. Sizes and caps count the conversation's
+JSON bytes, uncompressed, packed or not.
 
 A checkpoint is keyed by response id alone and names its owner inside: a lookup by
 another owner is told apart (counted as ``foreign``) and answered exactly as an unknown
@@ -114,11 +117,13 @@ class Conversation:
     (``parent`` ``None``, ``items`` the whole conversation).
 
     An idle chain is packed in place (:func:`compact`): every response of it keeps its
-    ``parent`` and sizes, drops its ``items`` and shares one zlib blob of the newest one's
-    transcript (``packed``), which holds each of theirs as a prefix; the first read of the
-    transcript unpacks them (:meth:`transcript_with`). Packing changes no answer: only
-    ``items`` and ``packed``, which nothing but this class reads after the response was
-    recorded.
+    sizes, drops its ``items`` and shares one zlib blob of the newest one's transcript
+    (``packed``), which holds each of theirs as a prefix; the newest one drops its
+    ``parent`` (and ``parent_id``), so what holds it (a connection) no longer keeps the
+    others alive, and its first read unpacks its whole transcript as its items; an earlier
+    one, if anything still holds it, unpacks its chain as before (:meth:`transcript_with`).
+    Packing changes no answer: only ``items``, ``packed``, ``parent`` and ``parent_id``,
+    which nothing but this class reads after the response was recorded.
     """
 
     owner: str
