@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rig.conversation import owner_id, pending_calls
-from rig.gateway.checkpoints import Conversation, join_arrays
+from rig.gateway.checkpoints import Conversation, exact_bytes, join_arrays
 from rig.gateway.config import GatewayConfig, UpstreamConfig
 from rig.gateway.metrics import CONTENT_TYPE_LATEST, GatewayCollector, exposition
 from rig.gateway.state import GatewayState, IdleCompaction, SessionCache
@@ -230,7 +230,7 @@ class Gateway:
         conversation = Conversation(
             owner=turn.owner,
             stored=stored,
-            response=orjson.dumps(response) if stored else b"",
+            response=exact_bytes(orjson.dumps(response)) if stored else b"",
             items=join_arrays(turn.added, output),
             context_tokens=(prior.context_tokens if prior else 0) + tokens,
             pending=tuple(pending_calls(response)),

@@ -18,8 +18,11 @@ close to the conversation's size). Two backends:
 
 A conversation left idle is packed (:func:`compact`, on a timer: never on a turn's path):
 its chain's items become one zlib blob that the responses of the chain share, unpacked
-once by the next turn that reads it (byte for byte what it was). Sizes and caps count the
-conversation's JSON bytes, uncompressed, packed or not.
+once by the next turn that reads it (byte for byte what it was); the newest response
+drops the ones before it (the blob holds its whole transcript). The in-process store then
+keeps the thread's responses as rows of one record (:class:`_PackedResponses`), not an
+object each, and rebuilds one when it is read. Sizes and caps count the conversation's
+JSON bytes, uncompressed, packed or not.
 
 A checkpoint is keyed by response id alone and names its owner inside: a lookup by
 another owner is told apart (counted as ``foreign``) and answered exactly as an unknown
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import struct
 import time
 import zlib
 from collections import OrderedDict
@@ -54,6 +58,7 @@ __all__ = [
     "Packed",
     "RedisCheckpoints",
     "compact",
+    "exact_bytes",
     "join_arrays",
     "open_checkpoints",
 ]
@@ -67,6 +72,12 @@ def join_arrays(*arrays: bytes) -> bytes:
     """JSON arrays concatenated without decoding them (``[a] + [b, c]`` -> ``[a,b,c]``)."""
     parts = [array[1:-1] for array in arrays if len(array) > 2]
     return b"[" + b",".join(parts) + b"]"
+
+
+def exact_bytes(data: bytes) -> bytes:
+    """A copy of ``data`` in a block of its own size, for bytes kept long: orjson's output
+    sits in the buffer it grew (at least 4 KB: 4.4 KB held for 0.9 KB of JSON)."""
+    return bytes(memoryview(data))
 
 
 def _joined_length(first: int, second: int) -> int:
@@ -106,11 +117,13 @@ class Conversation:
     (``parent`` ``None``, ``items`` the whole conversation).
 
     An idle chain is packed in place (:func:`compact`): every response of it keeps its
-    ``parent`` and sizes, drops its ``items`` and shares one zlib blob of the newest one's
-    transcript (``packed``), which holds each of theirs as a prefix; the first read of the
-    transcript unpacks them (:meth:`transcript_with`). Packing changes no answer: only
-    ``items`` and ``packed``, which nothing but this class reads after the response was
-    recorded.
+    sizes, drops its ``items`` and shares one zlib blob of the newest one's transcript
+    (``packed``), which holds each of theirs as a prefix; the newest one drops its
+    ``parent`` (and ``parent_id``), so what holds it (a connection) no longer keeps the
+    others alive, and its first read unpacks its whole transcript as its items; an earlier
+    one, if anything still holds it, unpacks its chain as before (:meth:`transcript_with`).
+    Packing changes no answer: only ``items``, ``packed``, ``parent`` and ``parent_id``,
+    which nothing but this class reads after the response was recorded.
     """
 
     owner: str
@@ -156,6 +169,33 @@ class Conversation:
             node = node.parent
         pieces.reverse()
         return join_arrays(*pieces)
+
+    @classmethod
+    def packed_view(
+        cls,
+        *,
+        owner: str,
+        stored: bool,
+        response: bytes,
+        context_tokens: int,
+        pending: tuple[str, ...],
+        blob: bytes,
+        transcript_bytes: int,
+    ) -> Conversation:
+        """A packed response rebuilt from what :class:`_PackedResponses` keeps of it: no
+        parent, its transcript the first ``transcript_bytes`` of ``blob``'s (unpacked flat
+        by its first read)."""
+        made = cls(
+            owner=owner,
+            stored=stored,
+            response=response,
+            items=b"",
+            context_tokens=context_tokens,
+            pending=pending,
+            packed=blob,
+        )
+        object.__setattr__(made, "transcript_bytes", transcript_bytes)
+        return made
 
     def _unpack(self) -> None:
         """Give this response and every packed one before it their items back: each blob
@@ -240,6 +280,10 @@ def compact(conversation: Conversation, level: int = PACK_LEVEL) -> Packed | Non
         object.__setattr__(node, "items", b"")
         object.__setattr__(node, "packed", blob)
         node = node.parent
+    # The blob holds the whole transcript: the head no longer needs the responses before
+    # it (whoever else holds one still reads it whole, its own chain unchanged).
+    object.__setattr__(conversation, "parent", None)
+    object.__setattr__(conversation, "parent_id", None)
     return Packed(len(whole), len(blob))
 
 
@@ -292,15 +336,160 @@ class Forgotten:
         return self._causes.get(response_id)
 
 
+_RECORD = struct.Struct("<dqqI")
+"""What a packed thread keeps of each response in its table: when it expires, its
+transcript's length, its context tokens and which of the thread's blobs holds it."""
+
+
+class _PackedResponses:
+    """The packed responses of one thread, kept as one record instead of a
+    :class:`Conversation` each: their ids (by position), a table of fixed-size rows
+    (:data:`_RECORD`), the blobs that hold their transcripts (each a prefix of one), the
+    pending call ids of them all as one JSON array, and the response objects of the stored
+    ones. A read rebuilds the response (:meth:`Conversation.packed_view`); one forgotten
+    alone (expired, deleted) leaves a hole (``None`` in ``ids``)."""
+
+    __slots__ = ("blobs", "ids", "index", "owner", "pending", "present", "responses", "table")
+
+    INDEXED = 32
+    """Past this many ids a dict finds a position (below, a scan of the list)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.ids: list[str | None] = []
+        self.index: dict[str, int] | None = None
+        self.table = b""
+        self.blobs: list[bytes] = []
+        self.pending = b""
+        """``[[call ids], ...]`` by position, or ``b""`` when none has any."""
+        self.responses: dict[int, bytes] | None = None
+        self.present = 0
+
+    def position(self, response_id: str) -> int:
+        if self.index is not None:
+            return self.index[response_id]
+        return self.ids.index(response_id)
+
+    def ids_present(self) -> list[str]:
+        return [i for i in self.ids if i is not None]
+
+    def expires(self, position: int) -> float:
+        expires: float = _RECORD.unpack_from(self.table, position * _RECORD.size)[0]
+        return expires
+
+    def row(self, position: int) -> tuple[float, int, int, int]:
+        found: tuple[float, int, int, int] = _RECORD.unpack_from(
+            self.table, position * _RECORD.size
+        )
+        return found
+
+    def conversation(self, position: int) -> Conversation:
+        """The response at ``position``, rebuilt (a new object each time)."""
+        _, length, tokens, blob = self.row(position)
+        pending = tuple(orjson.loads(self.pending)[position]) if self.pending else ()
+        response = self.responses.get(position) if self.responses is not None else None
+        return Conversation.packed_view(
+            owner=self.owner,
+            stored=response is not None,
+            response=response or b"",
+            context_tokens=tokens,
+            pending=pending,
+            blob=self.blobs[blob],
+            transcript_bytes=length,
+        )
+
+    def remove(self, position: int) -> None:
+        response_id = self.ids[position]
+        self.ids[position] = None
+        self.present -= 1
+        if self.index is not None and response_id is not None:
+            del self.index[response_id]
+        if self.responses is not None:
+            self.responses.pop(position, None)
+
+    def add(self, moving: list[tuple[str, Conversation, float, str | None]]) -> None:
+        """Take these live responses (packed, this owner's; parents before children): each
+        keeps its blob, and the rows of the response it continued, and of the ones before
+        that (a prefix of it in the same blob), move to the newer blob that holds them all,
+        so a conversation packed again leaves one blob, not one per idle spell."""
+        table = list(_RECORD.iter_unpack(self.table))
+        blobs = self.blobs
+        numbers = {id(blob): number for number, blob in enumerate(blobs)}
+        pending = orjson.loads(self.pending) if self.pending else None
+        for response_id, conversation, expires, parent_id in moving:
+            blob = conversation.packed
+            assert blob is not None
+            number = numbers.get(id(blob))
+            if number is None:
+                number = numbers[id(blob)] = len(blobs)
+                blobs.append(blob)
+            if parent_id is not None:
+                at = self._position_or_none(parent_id)
+                if at is not None:
+                    _, parent_length, _, old = table[at]
+                    if old != number:
+                        for row_at, (exp, length, tokens, in_blob) in enumerate(table):
+                            if in_blob == old and length <= parent_length:
+                                table[row_at] = (exp, length, tokens, number)
+            position = len(self.ids)
+            self.ids.append(response_id)
+            if self.index is not None:
+                self.index[response_id] = position
+            self.present += 1
+            table.append(
+                (expires, conversation.transcript_bytes, conversation.context_tokens, number)
+            )
+            if conversation.pending or pending is not None:
+                if pending is None:
+                    pending = [[] for _ in range(position)]
+                pending.append(list(conversation.pending))
+            if conversation.stored:
+                if self.responses is None:
+                    self.responses = {}
+                self.responses[position] = conversation.response
+        if pending is not None:
+            pending.extend([] for _ in range(len(self.ids) - len(pending)))
+        # Blobs no row uses any more are dropped, the others renumbered.
+        used = sorted({row[3] for row in table})
+        renumber = {old: new for new, old in enumerate(used)}
+        self.blobs = [blobs[old] for old in used]
+        self.table = b"".join(
+            _RECORD.pack(exp, length, tokens, renumber[number])
+            for exp, length, tokens, number in table
+        )
+        self.pending = exact_bytes(orjson.dumps(pending)) if pending is not None else b""
+        if self.index is None and len(self.ids) > self.INDEXED:
+            self.index = {i: at for at, i in enumerate(self.ids) if i is not None}
+
+    def _position_or_none(self, response_id: str) -> int | None:
+        try:
+            return self.position(response_id)
+        except (KeyError, ValueError):
+            return None
+
+
 class _Thread:
     """The responses of one conversation held in process (a tree: a continuation of an
-    earlier response branches it), and the bytes they hold together."""
+    earlier response branches it), and the bytes they hold together: those written since
+    it was last packed as they came (``live``: the conversation, when it expires, the id
+    of the response it continued when that is in this thread), the packed ones in one
+    record (``packed``)."""
 
-    __slots__ = ("bytes", "ids")
+    __slots__ = ("bytes", "live", "packed")
 
     def __init__(self) -> None:
         self.bytes = 0
-        self.ids: set[str] = set()
+        self.live: dict[str, tuple[Conversation, float, str | None]] = {}
+        self.packed: _PackedResponses | None = None
+
+    def ids(self) -> list[str]:
+        held = list(self.live)
+        if self.packed is not None:
+            held += self.packed.ids_present()
+        return held
+
+    def __bool__(self) -> bool:
+        return bool(self.live) or (self.packed is not None and self.packed.present > 0)
 
 
 class MemoryCheckpoints:
@@ -314,7 +503,8 @@ class MemoryCheckpoints:
     ``on_evict``). A response past its TTL is forgotten alone; its bytes stay counted
     while a later response of its thread (which still holds them) is indexed. A thread
     not written for ``compact_after_s`` is packed by :meth:`compact_idle` (bytes are
-    counted uncompressed, packed or not).
+    counted uncompressed, packed or not): its responses' chains share a blob, and its
+    responses become rows of one record (:class:`_PackedResponses`), rebuilt when read.
     """
 
     def __init__(
@@ -332,7 +522,8 @@ class MemoryCheckpoints:
         self.on_evict = on_evict
         self.compact_after_s = compact_after_s
         self.bytes = 0
-        self._entries: dict[str, tuple[Conversation, float, _Thread]] = {}
+        self._entries: dict[str, _Thread] = {}
+        """Every response id held, and its thread."""
         self._threads: OrderedDict[_Thread, None] = OrderedDict()
         """Least recently used first."""
         self._unpacked: OrderedDict[_Thread, float] = OrderedDict()
@@ -344,16 +535,19 @@ class MemoryCheckpoints:
         beyond ``max_bytes``. The bytes it added to the store."""
         if response_id in self._entries:
             self._remove(response_id)
-        parent = self._entries.get(conversation.parent_id or "")
-        thread = parent[2] if parent is not None and conversation.parent is not None else None
+        parent_id = conversation.parent_id
+        thread = None
+        if parent_id is not None and conversation.parent is not None:
+            thread = self._entries.get(parent_id)
         if thread is None:
             thread = _Thread()
             self._threads[thread] = None
             added = conversation.size  # a new thread holds the whole conversation
+            parent_id = None
         else:
             added = conversation.own_bytes
-        self._entries[response_id] = (conversation, self.clock() + self.ttl_s, thread)
-        thread.ids.add(response_id)
+        self._entries[response_id] = thread
+        thread.live[response_id] = (conversation, self.clock() + self.ttl_s, parent_id)
         thread.bytes += added
         self.bytes += added
         self._threads.move_to_end(thread)
@@ -363,11 +557,12 @@ class MemoryCheckpoints:
         evicted = 0
         while self._threads and self.bytes > self.max_bytes:
             oldest = next(iter(self._threads))
-            for gone_id in oldest.ids:
+            for gone_id in oldest.ids():
                 del self._entries[gone_id]
                 self._forgotten.add(gone_id, "evicted")
                 evicted += 1
-            oldest.ids.clear()
+            oldest.live.clear()
+            oldest.packed = None
             self._drop_thread(oldest)
         if evicted and self.on_evict is not None:
             self.on_evict(evicted)
@@ -375,16 +570,25 @@ class MemoryCheckpoints:
 
     async def read(self, response_id: str) -> Conversation | None:
         """The checkpoint, unless expired (then forgotten as ``expired``)."""
-        entry = self._entries.get(response_id)
-        if entry is None:
+        thread = self._entries.get(response_id)
+        if thread is None:
             return None
-        conversation, expires, thread = entry
+        live = thread.live.get(response_id)
+        if live is not None:
+            expires = live[1]
+        else:
+            assert thread.packed is not None
+            position = thread.packed.position(response_id)
+            expires = thread.packed.expires(position)
         if self.clock() >= expires:
             self._remove(response_id)
             self._forgotten.add(response_id, "expired")
             return None
         self._threads.move_to_end(thread)
-        return conversation
+        if live is not None:
+            return live[0]
+        assert thread.packed is not None
+        return thread.packed.conversation(position)
 
     async def delete(self, response_id: str) -> bool:
         """Forget it."""
@@ -394,9 +598,11 @@ class MemoryCheckpoints:
         return True
 
     def _remove(self, response_id: str) -> None:
-        _, _, thread = self._entries.pop(response_id)
-        thread.ids.discard(response_id)
-        if not thread.ids:
+        thread = self._entries.pop(response_id)
+        if thread.live.pop(response_id, None) is None:
+            assert thread.packed is not None
+            thread.packed.remove(thread.packed.position(response_id))
+        if not thread:
             self._drop_thread(thread)
 
     def _drop_thread(self, thread: _Thread) -> None:
@@ -412,7 +618,8 @@ class MemoryCheckpoints:
     def compact_idle(self, deadline: float) -> list[Packed]:
         """Pack the threads not written for ``compact_after_s``, the oldest first, until
         ``time.perf_counter()`` passes ``deadline``: each response's chain, the longest
-        first (the others of the thread are mostly in it already). What was packed."""
+        first (the others of the thread are mostly in it already), then the packed ones
+        moved into the thread's record. What was packed."""
         done: list[Packed] = []
         cutoff = self.clock() - self.compact_after_s
         while self._unpacked and time.perf_counter() < deadline:
@@ -420,13 +627,32 @@ class MemoryCheckpoints:
             if written > cutoff:
                 break
             del self._unpacked[thread]
-            heads = [self._entries[i][0] for i in thread.ids]
+            heads = [entry[0] for entry in thread.live.values()]
             heads.sort(key=lambda c: c.transcript_bytes, reverse=True)
             for head in heads:
                 packed = compact(head)
                 if packed is not None:
                     done.append(packed)
+            self._collapse(thread)
         return done
+
+    def _collapse(self, thread: _Thread) -> None:
+        """The thread's packed live responses into its record (those of its record's
+        owner; any other stays live, as does one that was not worth packing)."""
+        owner = thread.packed.owner if thread.packed is not None else None
+        moving = []
+        for response_id, (conversation, expires, parent_id) in thread.live.items():
+            if owner is None:
+                owner = conversation.owner
+            if conversation.packed is not None and conversation.owner == owner:
+                moving.append((response_id, conversation, expires, parent_id))
+        if not moving:
+            return
+        if thread.packed is None:
+            thread.packed = _PackedResponses(moving[0][1].owner)
+        thread.packed.add(moving)
+        for response_id, *_ in moving:
+            del thread.live[response_id]
 
     def cause(self, response_id: str) -> str | None:
         """``evicted`` or ``expired`` when this store let it go."""

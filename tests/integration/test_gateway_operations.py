@@ -162,6 +162,74 @@ def test_a_tiny_memory_cap_evicts_and_the_continuation_is_refused_not_confused(
         gateway.stop()
 
 
+def test_packed_conversations_continue_byte_for_byte_and_stay_their_owners(
+    upstream: str,
+) -> None:
+    """Conversations packed while idle (``--compact-after``), in the connection's memory and
+    in the in-process checkpoints' records: the connection continues, another connection
+    resumes an earlier (packed) response, GET and DELETE answer for packed responses, and
+    another key gets the unknown id's answer."""
+    gateway, url = start_gateway(upstream, "--compact-after", "0.2")
+    client = openai.OpenAI(base_url=url, api_key="sk-ops-client-0005", max_retries=0)
+    stranger = openai.OpenAI(base_url=url, api_key="sk-ops-client-0006", max_retries=0)
+
+    def stored_turn(connection: Any, previous: str | None, text: str) -> Any:
+        connection.response.create(
+            model="mock-agent", previous_response_id=previous, input=text, store=True
+        )
+        event = _until_done(connection)
+        assert event.type == "response.completed"
+        return event.response
+
+    def packed_since(before: dict[str, Any]) -> None:
+        def done() -> bool:
+            stats = _stats(url)
+            return stats["compaction_backlog"] == 0 and stats["compactions"] > before["compactions"]
+
+        _poll(done, "the idle conversation to be packed")
+
+    try:
+        with client.responses.connect() as ws:
+            made = [stored_turn(ws, None, "start " + "the build failed in step three; " * 30)]
+            for step in range(2):
+                made.append(stored_turn(ws, made[-1].id, f"step {step} " + "log line " * 80))
+            packed_since({"compactions": 0})
+            before = _stats(url)
+            assert before["session_bytes"] > 0 and before["compacted_bytes"] > 0
+            # The same connection continues its packed conversation...
+            made.append(stored_turn(ws, made[-1].id, "go on"))
+            assert _stats(url)["hits_connection"] == before["hits_connection"] + 1
+            packed_since(before)
+        # ...and after it closed, another resumes an earlier packed response (a branch).
+        with client.responses.connect() as other:
+            branch = stored_turn(other, made[1].id, "branch from the second")
+            assert branch.id not in {m.id for m in made}
+            with stranger.responses.connect() as foreign:  # another key: not found
+                foreign.response.create(
+                    model="mock-agent", previous_response_id=made[2].id, input="mine?"
+                )
+                event = _until_done(foreign)
+                assert event.type == "error"
+                assert event.error.code == "previous_response_not_found"
+        stats = _stats(url)
+        assert stats["hits_checkpoint"] >= 1 and stats["misses_foreign"] == 1
+        # GET and DELETE of packed responses, by their owner only.
+        for response in made:
+            assert client.responses.retrieve(response.id).id == response.id
+        with pytest.raises(openai.NotFoundError):
+            stranger.responses.retrieve(made[0].id)
+        with pytest.raises(openai.NotFoundError):
+            stranger.responses.delete(made[0].id)
+        client.responses.delete(made[0].id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(made[0].id)
+        assert client.responses.retrieve(made[1].id).id == made[1].id  # the rest stays
+    finally:
+        client.close()
+        stranger.close()
+        gateway.stop()
+
+
 def test_metrics_expose_the_same_figures_as_stats(upstream: str) -> None:
     gateway, url = start_gateway(upstream)
     client = openai.OpenAI(base_url=url, api_key="sk-ops-client-0003", max_retries=0)
