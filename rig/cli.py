@@ -274,6 +274,7 @@ def _run_mock(args: argparse.Namespace) -> int:
         ws_max_age_jitter_s=given.ws_max_age_jitter,
         ws_ping_interval_s=given.ws_ping_interval,
         ws_ping_timeout_s=given.ws_ping_timeout,
+        ws_deflate=given.ws_deflate,
         admin=given.admin,
         delta_tokens=given.delta_tokens,
         log_level=given.log_level,

@@ -88,6 +88,14 @@ def seconds_or_off(text: str) -> float:
     return value
 
 
+def on_off(text: str) -> bool:
+    """``on`` or ``off``."""
+    value = {"on": True, "off": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"must be on or off, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A positive number (the bucket size as a fraction of a minute's limit)."""
     value = float(text)
@@ -642,6 +650,15 @@ class MockOptions:
         default=20.0,
         type=seconds_or_off,
     )
+    ws_deflate: bool = option(
+        "permessage-deflate (RFC 7692) for WebSocket clients that offer it (Codex CLI does; "
+        "the openai SDK when its connection options ask): on (default, uvicorn's: 12-bit "
+        "windows, about 46 KB of zlib state a connection) or off (messages uncompressed)",
+        {MOCK},
+        default=True,
+        type=on_off,
+        metavar="on|off",
+    )
     admin: bool = option(
         "serve POST /admin/drop-websockets (drops every WebSocket at once; the API keys "
         "apply); off by default. SIGUSR1 does the same without it",
@@ -834,6 +851,15 @@ class GatewayOptions:
         {GATEWAY},
         default=20.0,
         type=seconds_or_off,
+    )
+    ws_deflate: bool = option(
+        "permessage-deflate (RFC 7692) for WebSocket clients that offer it (Codex CLI does; "
+        "the openai SDK when its connection options ask): on (default, uvicorn's: 12-bit "
+        "windows, about 46 KB of zlib state a connection) or off (messages uncompressed)",
+        {GATEWAY},
+        default=True,
+        type=on_off,
+        metavar="on|off",
     )
     memory_max_bytes: int = option(
         "bytes of conversation all WebSockets of the process hold in memory; beyond it the "

@@ -145,6 +145,8 @@ class GatewayConfig:
     """Seconds between keepalive pings (0: none); uvicorn's default."""
     ws_ping_timeout_s: float = 20.0
     """Seconds a pong may take before the WebSocket is closed with 1011 (0: never)."""
+    ws_deflate: bool = True
+    """permessage-deflate for clients that offer it (uvicorn's default and settings)."""
     memory_max_bytes: int = 1024 * 1024 * 1024
     """Cap of the conversations every WebSocket of the process holds."""
     compact_after_s: float = 10.0

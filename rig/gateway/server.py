@@ -165,6 +165,7 @@ def serve(config: GatewayConfig) -> None:
         ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
         **ws_keepalive(config.ws_ping_interval_s, config.ws_ping_timeout_s),
+        ws_per_message_deflate=config.ws_deflate,
         log_level=config.log_level,
         log_config=log_config(config),
         access_log=False,

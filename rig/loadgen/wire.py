@@ -28,6 +28,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
 import gevent.socket
@@ -73,6 +74,13 @@ class TcpInfo:
         acknowledgment of our SYN, which occupies one sequence number (``bytes_received``
         does not count the peer's)."""
         return self.bytes_acked - 1
+
+    @classmethod
+    def of(cls, sock: Any) -> TcpInfo:
+        """The kernel's counters for ``sock`` (a connected TCP socket; Linux only)."""
+        raw = sock.getsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_INFO, 256)
+        fields = _TCP_INFO.unpack_from(raw)
+        return cls(bytes_acked=fields[34], bytes_received=fields[35])
 
 
 # struct tcp_info (linux/tcp.h): 8 u8 fields, 24 u32 fields, then u64 tcpi_pacing_rate,
@@ -147,9 +155,7 @@ class WireSocket:
 
     def tcp_info(self) -> TcpInfo:
         """The kernel's counters for this socket (Linux only), the ground truth in tests."""
-        raw = self.sock.getsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_INFO, 256)
-        fields = _TCP_INFO.unpack_from(raw)
-        return TcpInfo(bytes_acked=fields[34], bytes_received=fields[35])
+        return TcpInfo.of(self.sock)
 
 
 class _Due(Exception):

@@ -90,6 +90,8 @@ class MockConfig:
     """Seconds between keepalive pings (0: none); uvicorn's default."""
     ws_ping_timeout_s: float = 20.0
     """Seconds a pong may take before the WebSocket is closed with 1011 (0: never)."""
+    ws_deflate: bool = True
+    """permessage-deflate for clients that offer it (uvicorn's default and settings)."""
     admin: bool = False
     delta_tokens: int = 1
     stats_dir: str | None = None
@@ -313,6 +315,7 @@ def serve(config: MockConfig) -> None:
         ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
         **ws_keepalive(config.ws_ping_interval_s, config.ws_ping_timeout_s),
+        ws_per_message_deflate=config.ws_deflate,
         log_level=config.log_level,
         log_config=log_config(config),
         access_log=False,
