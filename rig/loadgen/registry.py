@@ -144,6 +144,16 @@ class TransportSpec:
         return build
 
 
+DEFLATE_OPTION = TransportOption(
+    name="deflate",
+    type=parse_flag,
+    default=False,
+    help="offer permessage-deflate on each WebSocket, as Codex CLI does: a target that "
+    "accepts it compresses every message, and the wire bytes counted are the compressed "
+    "ones (yes/no, default: no)",
+)
+"""The WebSocket transports' ``--ws-deflate`` and ``--ws-stored-deflate``."""
+
 _TRANSPORTS = "rig.loadgen.transports"  # the package; each class in its module
 
 REGISTRY: dict[str, TransportSpec] = {
@@ -180,6 +190,7 @@ REGISTRY: dict[str, TransportSpec] = {
             kwargs={"store": False},
             chained=True,
             options=(
+                DEFLATE_OPTION,
                 TransportOption(
                     name="resume",
                     type=parse_flag,
@@ -202,6 +213,7 @@ REGISTRY: dict[str, TransportSpec] = {
             store=True,
             chained=True,
             dash="6 3",
+            options=(DEFLATE_OPTION,),
         ),
         TransportSpec(
             name="chat",

@@ -24,6 +24,7 @@ import gevent
 from gevent.event import AsyncResult
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidStatus
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -114,16 +115,18 @@ class WSConnection:
         timeout: float = 120.0,
         tls: ssl.SSLContext | None = None,
         max_size: int | None = 64 * 1024 * 1024,
+        deflate: bool = False,
     ) -> Self:
         """Open ``ws://`` or ``wss://`` ``url`` and complete the handshake (``timeout``
-        bounds the TCP connect; the caller bounds the rest)."""
+        bounds the TCP connect; the caller bounds the rest; ``deflate``: as
+        :meth:`handshake`)."""
         uri = parse_uri(url)
         if uri.secure and tls is None:
             tls = ssl.create_default_context()
         wire = open_wire(
             uri.host, uri.port, counter, timeout=timeout, tls=tls if uri.secure else None
         )
-        return cls.handshake(wire, url, headers=headers, max_size=max_size)
+        return cls.handshake(wire, url, headers=headers, max_size=max_size, deflate=deflate)
 
     @classmethod
     def handshake(
@@ -134,12 +137,17 @@ class WSConnection:
         headers: Mapping[str, str] | None = None,
         max_size: int | None = 64 * 1024 * 1024,
         watch: IdleWatch | None = None,
+        deflate: bool = False,
     ) -> Self:
         """Upgrade ``wire``, a connection already open to ``url``'s host (one a caller
         chose among several, :mod:`rig.loadgen.dial`), to a WebSocket; ``wire`` is
-        closed if the handshake fails. ``watch`` hears of each read and write."""
+        closed if the handshake fails. ``watch`` hears of each read and write.
+        ``deflate``: offer permessage-deflate as Codex CLI does (websockets' client
+        settings); a server that accepts it compresses every message, which websockets
+        then reads (the frame splitter leaves compressed frames to it)."""
         try:
-            protocol = ClientProtocol(parse_uri(url), max_size=max_size)
+            extensions = enable_client_permessage_deflate(None) if deflate else None
+            protocol = ClientProtocol(parse_uri(url), max_size=max_size, extensions=extensions)
             request = protocol.connect()
             for name, value in (headers or {}).items():
                 request.headers[name] = value

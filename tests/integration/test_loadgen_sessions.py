@@ -12,6 +12,7 @@ from itertools import pairwise
 
 import pytest
 
+from rig.loadgen.registry import TransportContext
 from rig.loadgen.session import AgentSession, SessionConfig
 from rig.loadgen.target import Target
 from rig.loadgen.transports import TRANSPORT_NAMES, TurnInput
@@ -321,3 +322,36 @@ def test_a_turn_longer_than_the_request_timeout_ends_as_timeout(
     assert [turn.status for turn in turns] == ["timeout"]
     assert "longer than 0.5 s" in turns[0].error
     assert turns[0].bytes_recv > 0  # events did arrive before the deadline
+
+
+@pytest.mark.parametrize("transport", ["ws", "ws_stored"])
+def test_deflate_is_offered_and_the_compressed_bytes_are_the_ones_counted(
+    mock_url: str, runs: dict, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--ws-deflate yes``: the mock (uvicorn) accepts permessage-deflate, the session plays
+    the same conversation, and the wire counts are the kernel's to the byte, well under the
+    uncompressed run's while the bodies are the same size."""
+    kernel: list[tuple[int, int]] = []
+    monkeypatch.setattr(WireSocket, "close", counting_closes(kernel))
+    context = TransportContext({transport: {"deflate": True}})
+    records: list = []
+    session = _session(mock_url, transport, records, context=context)
+    try:
+        session.run_task()
+        connection = session.transport.connection
+        assert connection is not None
+        assert [e.name for e in connection.protocol.extensions] == ["permessage-deflate"]
+    finally:
+        session.close()
+    (task,) = [r for r in records if isinstance(r, TaskRecord)]
+    turns = [r for r in records if isinstance(r, TurnRecord)]
+    assert task.ok, task.error
+    plain_task, plain_turns = runs[transport]
+    assert [t.tool_calls for t in turns] == [t.tool_calls for t in plain_turns]
+    assert [t.body_bytes_sent for t in turns] == [t.body_bytes_sent for t in plain_turns]
+    assert len(kernel) == 1
+    assert (sum(t.bytes_sent for t in turns), sum(t.bytes_recv for t in turns)) == kernel[0]
+    assert task.bytes_sent < plain_task.bytes_sent / 2
+    assert task.bytes_recv < plain_task.bytes_recv / 2
+    # The body the rig records is the message, uncompressed: more than the wire carried.
+    assert sum(t.body_bytes_sent for t in turns) > task.bytes_sent

@@ -42,6 +42,7 @@ class WSTransport(Transport):
         *,
         store: bool,
         resume: bool = False,
+        deflate: bool = False,
         **kw: Any,
     ):
         super().__init__(target, counter, **kw)
@@ -50,6 +51,8 @@ class WSTransport(Transport):
         self.resume = resume or store
         """Continue with ``previous_response_id`` on a new connection (a target that
         checkpoints, like the gateway, resumes; else the documented full resend)."""
+        self.deflate = deflate
+        """Offer permessage-deflate on each connection (``--ws-deflate``)."""
         self.name = "ws_stored" if store else "ws"
         self.connection: WSConnection | None = None
         self.connects = 0
@@ -66,6 +69,7 @@ class WSTransport(Transport):
             dialled.endpoint.ws_url,
             headers=self.target.auth_headers(),
             watch=self.idle,
+            deflate=self.deflate,
         )
         self.connects += 1
         return connection
