@@ -591,6 +591,7 @@ class LocustRun:
             "stream_idle_timeout_s": options.stream_idle_timeout,
             "stream_retries": options.stream_retries,
             "ws_fallback": options.ws_fallback,
+            "transport_options": options.transport_options,
             "seed": options.seed,
             "time_scale": options.time_scale,
             "arrivals": options.arrivals,

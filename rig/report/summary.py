@@ -113,6 +113,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rig.loadgen import registry
 from rig.metrics.records import HealthRecord, RateLimitRecord, TaskRecord, TurnRecord
 from rig.metrics.rundir import RunDirectory, RunDirectoryError
 from rig.report.capacity import DEFAULT_MAX_RATE_LIMITED, DEFAULT_TTFT_SLO_MS, capacity
@@ -299,6 +300,7 @@ def summarize(
         "users": _number(meta.get("users")),
         "preset": _text(meta.get("preset")),
         "links": links,
+        "transport_options": _transport_options(meta, transports),
         "transports": transports,
         "comparison": comparison,
         "projection": project(transports),
@@ -309,6 +311,28 @@ def summarize(
         **sections,
         **_capacity(meta, turns, ratelimits),
     }
+
+
+def _transport_options(
+    meta: Mapping[str, Any], transports: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The transports' own settings that differ from their defaults (``--ws-deflate yes``:
+    ``{"ws": {"deflate": true}}``), for the transports of the run."""
+    given = meta.get("transport_options")
+    if not isinstance(given, Mapping):
+        return {}
+    changed: dict[str, dict[str, Any]] = {}
+    for name, settings in given.items():
+        if (
+            name not in transports
+            or name not in registry.REGISTRY
+            or not isinstance(settings, Mapping)
+        ):
+            continue
+        for option in registry.spec(name).options:
+            if option.name in settings and settings[option.name] != option.default:
+                changed.setdefault(name, {})[option.name] = settings[option.name]
+    return changed
 
 
 def _rate_limits(meta: Mapping[str, Any], transports: Mapping[str, Any]) -> dict[str, Any]:

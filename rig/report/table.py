@@ -36,6 +36,7 @@ __all__ = [
     "per_turn_outcome_rows",
     "relative_change",
     "render_table",
+    "transport_options_line",
 ]
 
 
@@ -126,6 +127,9 @@ def render_table(summary: Mapping[str, Any]) -> str:
     links = link_line(summary)
     if links:
         text.append(links)
+    settings = transport_options_line(summary)
+    if settings:
+        text.append(settings)
     text.extend(workload_lines(summary))
     delta = f"; delta = change against {label(BASELINE)}" if BASELINE in transports else ""
     text.append(f"KB = 1,000 bytes{delta}.")
@@ -177,6 +181,24 @@ def link_line(summary: Mapping[str, Any]) -> str:
     if links:
         return f"links: {', '.join(links)} (each session one; figures by link below)"
     return ""
+
+
+def transport_options_line(summary: Mapping[str, Any]) -> str:
+    """The transports' settings that differ from their defaults, as their flags:
+    ``transport options: --ws-deflate yes``; empty when none."""
+    given = summary.get("transport_options") or {}
+    flags = [
+        f"--{name}-{option}".replace("_", "-") + " " + _flag_value(value)
+        for name, settings in given.items()
+        for option, value in settings.items()
+    ]
+    return "transport options: " + ", ".join(flags) if flags else ""
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def per_turn_outcome_rows(summary: Mapping[str, Any]) -> list[list[str]]:

@@ -18,7 +18,15 @@ from rig.metrics.records import (
     TurnRecord,
 )
 from rig.metrics.rundir import RunDirectory
-from rig.report import ReportError, build_summary, evaluate, parse_check, summarize
+from rig.report import (
+    ReportError,
+    build_summary,
+    evaluate,
+    parse_check,
+    render_table,
+    summarize,
+)
+from rig.report.html import _header
 from rig.report.stats import percentile
 from rig.report.summary import FEW_TASKS
 
@@ -711,3 +719,22 @@ def test_turn_outcomes_count_every_status_at_each_turn_index() -> None:
             "timeout_rate": 1,
         },
     ]
+
+
+def test_transport_settings_off_their_defaults_are_named_in_summary_table_and_report() -> None:
+    meta = {
+        **META,
+        "transport_options": {
+            "ws": {"deflate": True, "resume": False},  # resume at its default: not named
+            "ws_mux": {"sessions_per_connection": 4},  # not a transport of this run
+            "nonesuch": {"x": 1},
+        },
+    }
+    turns, tasks = [turn("http", 0), turn("ws", 0)], [task("http"), task("ws")]
+    summary = summarize(meta, turns, tasks)
+    assert summary["transport_options"] == {"ws": {"deflate": True}}
+    assert "transport options: --ws-deflate yes" in render_table(summary).splitlines()
+    assert "--ws-deflate yes" in _header(summary, meta)
+    plain = summarize(META, turns, tasks)
+    assert plain["transport_options"] == {}
+    assert "transport options" not in render_table(plain)
