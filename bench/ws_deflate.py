@@ -4,8 +4,8 @@ Codex CLI (OpenAI's tungstenite fork) offers permessage-deflate, and so does the
 SDK's ``client.responses.connect()`` when asked (``websocket_connection_options=
 {"compression": "deflate"}``: with its default ``max_size=None`` it passes
 ``compression=None`` to ``websockets``); uvicorn, which serves ``rig mock`` and ``rig
-gateway``, accepts it (12-bit windows, memLevel 5). The rig's own load generator does not
-offer it. This bench runs the ``websockets`` asyncio client the SDK uses, with
+gateway``, accepts it (12-bit windows, memLevel 5). The rig's own load generator offers it
+only with ``--ws-deflate yes``. This bench runs the ``websockets`` asyncio client the SDK uses, with
 ``compression=None`` and ``compression="deflate"`` side by side in one run, against (a)
 ``rig mock --preset instant`` direct and (b) ``rig gateway`` in front of such a mock (child
 processes on free loopback ports):
