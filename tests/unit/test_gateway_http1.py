@@ -67,6 +67,15 @@ def _answer(status: int, headers: list[tuple[str, str]], body: bytes, framing: s
     return "".join(lines).encode("latin-1") + b"\r\n" + payload
 
 
+def _connected() -> tuple[ConnectionPool, _Connection, _Transport]:
+    """A pool and one of its connections, made on a recording transport."""
+    pool = ConnectionPool(ORIGIN, connect_timeout_s=1, read_timeout_s=30)
+    connection = _Connection(pool)
+    transport = _Transport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    return pool, connection, transport
+
+
 def _run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 10))
 
@@ -119,10 +128,7 @@ def test_an_answer_reads_the_same_however_it_is_cut(
         wire = b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n" + wire
 
     async def test() -> None:
-        pool = ConnectionPool(ORIGIN, connect_timeout_s=1, read_timeout_s=30)
-        connection = _Connection(pool)
-        transport = _Transport()
-        connection.connection_made(transport)  # type: ignore[arg-type]
+        pool, connection, transport = _connected()
         answer = connection.send(HEAD + b"content-length: 2\r\n\r\n", b"{}")
         assert transport.written.endswith(b"\r\n\r\n{}")
         waiting = asyncio.ensure_future(answer._headers())
@@ -142,9 +148,7 @@ def test_an_answer_reads_the_same_however_it_is_cut(
 
 def test_a_connection_closed_before_the_end_fails_the_read() -> None:
     async def test() -> None:
-        pool = ConnectionPool(ORIGIN, connect_timeout_s=1, read_timeout_s=30)
-        connection = _Connection(pool)
-        connection.connection_made(_Transport())  # type: ignore[arg-type]
+        pool, connection, _ = _connected()
         answer = connection.send(HEAD + b"\r\n", b"")
         connection.data_received(_answer(200, [], b"x" * 50, "length")[:-10])
         await answer._headers()
@@ -159,10 +163,7 @@ def test_a_connection_closed_before_the_end_fails_the_read() -> None:
 
 def test_bytes_that_are_not_http_fail_the_answer_and_close_the_connection() -> None:
     async def test() -> None:
-        pool = ConnectionPool(ORIGIN, connect_timeout_s=1, read_timeout_s=30)
-        connection = _Connection(pool)
-        transport = _Transport()
-        connection.connection_made(transport)  # type: ignore[arg-type]
+        _, connection, transport = _connected()
         answer = connection.send(HEAD + b"\r\n", b"")
         connection.data_received(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
         with pytest.raises(MalformedAnswerError):
@@ -174,10 +175,7 @@ def test_bytes_that_are_not_http_fail_the_answer_and_close_the_connection() -> N
 
 def test_a_reader_behind_pauses_the_socket_and_resumes_it_when_it_reads() -> None:
     async def test() -> None:
-        pool = ConnectionPool(ORIGIN, connect_timeout_s=1, read_timeout_s=30)
-        connection = _Connection(pool)
-        transport = _Transport()
-        connection.connection_made(transport)  # type: ignore[arg-type]
+        _, connection, transport = _connected()
         answer = connection.send(HEAD + b"\r\n", b"")
         body = b"y" * (1 << 19)
         wire = _answer(200, [], body, "length")
