@@ -40,11 +40,8 @@ import asyncio
 import contextlib
 import math
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,7 +50,6 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
-import psutil
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -69,6 +65,7 @@ from _common import (  # noqa: E402 - the benchmarks' shared helpers, beside thi
     positive_int,
     table,
 )
+from mock_throughput import BenchError, ServerProcess  # noqa: E402 - the server processes
 
 from rig.fdlimit import raise_open_files_limit  # noqa: E402
 from rig.loadgen.wire import TcpInfo  # noqa: E402
@@ -133,10 +130,6 @@ _COMPLETED = b'{"type":"response.completed"'
 _FAILED = (b'{"type":"error"', b'{"type":"response.failed"', b'{"type":"response.incomplete"')
 
 
-class BenchError(RuntimeError):
-    """The bench could not measure: a server did not start, a handshake was refused."""
-
-
 # -- registries ------------------------------------------------------------------------
 
 
@@ -189,33 +182,9 @@ class BenchConfig:
 # -- servers ---------------------------------------------------------------------------
 
 
-class Server:
-    """A ``python -m rig ...`` server on a free loopback port, in its own process group
-    (a Ctrl-C reaches the bench, which stops it), its output in a log file."""
-
-    def __init__(self, name: str, args: Sequence[str], log_dir: Path):
-        self.name = name
-        self.port = free_port()
-        self.log_path = log_dir / f"{name}-{self.port}.log"
-        argv = [sys.executable, "-m", "rig", *args, "--port", str(self.port)]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._psutil = psutil.Process(self.process.pid)
-        # The process's CPU clock (clock_getcpuclockid): nanoseconds, where psutil reads the
-        # 10 ms ticks of /proc/PID/stat; psutil is the fallback where the clock is refused.
-        self._clock = (~self.process.pid << 3) | 2
+class Server(ServerProcess):
+    """A ``python -m rig ...`` server (``bench/mock_throughput.py``'s process: its own
+    process group, its CPU clock) with the figures this bench reads."""
 
     @property
     def base_url(self) -> str:
@@ -225,30 +194,6 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://{HOST}:{self.port}/v1/responses"
 
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-    async def wait_ready(self, http: httpx.AsyncClient) -> None:
-        """Poll ``GET /health`` until it answers 200; raise with the log if the process
-        exits first or takes too long."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise BenchError(f"{self.name} exited while starting:\n{self._log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                answer = await http.get(f"{self.base_url}/health", timeout=2.0)
-                if answer.status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BenchError(
-                    f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s:\n{self._log_tail()}"
-                )
-            await asyncio.sleep(0.05)
-
     async def stats(self, http: httpx.AsyncClient) -> dict[str, Any]:
         """``GET /stats``."""
         answer = await http.get(f"{self.base_url}/stats", timeout=30.0)
@@ -256,30 +201,9 @@ class Server:
         figures: dict[str, Any] = answer.json()
         return figures
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) the process has used so far."""
-        try:
-            return time.clock_gettime_ns(self._clock) / 1e9
-        except OSError:
-            times = self._psutil.cpu_times()
-            return float(times.user + times.system)
-
     def rss_bytes(self) -> int:
         """Resident set size now."""
         return int(self._psutil.memory_info().rss)
-
-    def stop(self) -> None:
-        """SIGTERM the process group; SIGKILL it if it has not exited after 10 s."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @dataclass
@@ -289,20 +213,22 @@ class Rig:
 
     delta_tokens: int
     seed: int
-    log_dir: Path
     http: httpx.AsyncClient
     stack: contextlib.ExitStack
 
     async def start(self, name: str, args: Sequence[str]) -> Server:
-        server = Server(name, args, self.log_dir)
+        """``python -m rig <args>`` on a free port, once it says it listens."""
+        port = free_port()
+        argv = [sys.executable, "-m", "rig", *args, "--port", str(port)]
+        server = Server(name, argv, port, f"rig {name} listening on")
         self.stack.callback(server.stop)
-        await server.wait_ready(self.http)
+        await asyncio.to_thread(server.wait_ready, READY_TIMEOUT_S)
         return server
 
     async def mock(self) -> Server:
         """``rig mock --preset instant``."""
         args = ["mock", "--preset", "instant", "--delta-tokens", str(self.delta_tokens)]
-        return await self.start("mock", [*args, "--seed", str(self.seed), "--log-level", "warning"])
+        return await self.start("mock", [*args, "--seed", str(self.seed), "--log-level", "info"])
 
     async def gateway(self, upstream: Server) -> Server:
         """``rig gateway`` in front of ``upstream``."""
@@ -827,12 +753,9 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     def progress(text: str) -> None:
         print(f"  {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="rig-bench-ws-deflate-") as directory,
-        contextlib.ExitStack() as stack,
-    ):
+    with contextlib.ExitStack() as stack:
         async with httpx.AsyncClient(trust_env=False) as http:
-            rig = Rig(config.delta_tokens, config.seed, Path(directory), http, stack)
+            rig = Rig(config.delta_tokens, config.seed, http, stack)
             for target in TARGETS:
                 servers = await start_target(rig, target)
                 try:

@@ -89,11 +89,19 @@ def seconds_or_off(text: str) -> float:
 
 
 def on_off(text: str) -> bool:
-    """``on`` or ``off``."""
-    value = {"on": True, "off": False}.get(text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"must be on or off, got {text}")
-    return value
+    """``on`` or ``off`` (the words of :func:`rig.loadgen.registry.parse_flag`)."""
+    try:
+        return registry.parse_flag(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be on or off, got {text}") from None
+
+
+WS_DEFLATE_HELP = (
+    "permessage-deflate (RFC 7692) for WebSocket clients that offer it (Codex CLI does; the "
+    "openai SDK when its connection options ask): on (default, uvicorn's: 12-bit windows, "
+    "about 46 KB of zlib state a connection) or off (messages uncompressed)"
+)
+"""``--ws-deflate`` of ``rig mock`` and ``rig gateway``."""
 
 
 def fraction(text: str) -> float:
@@ -651,9 +659,7 @@ class MockOptions:
         type=seconds_or_off,
     )
     ws_deflate: bool = option(
-        "permessage-deflate (RFC 7692) for WebSocket clients that offer it (Codex CLI does; "
-        "the openai SDK when its connection options ask): on (default, uvicorn's: 12-bit "
-        "windows, about 46 KB of zlib state a connection) or off (messages uncompressed)",
+        WS_DEFLATE_HELP,
         {MOCK},
         default=True,
         type=on_off,
@@ -853,9 +859,7 @@ class GatewayOptions:
         type=seconds_or_off,
     )
     ws_deflate: bool = option(
-        "permessage-deflate (RFC 7692) for WebSocket clients that offer it (Codex CLI does; "
-        "the openai SDK when its connection options ask): on (default, uvicorn's: 12-bit "
-        "windows, about 46 KB of zlib state a connection) or off (messages uncompressed)",
+        WS_DEFLATE_HELP,
         {GATEWAY},
         default=True,
         type=on_off,

@@ -26,7 +26,7 @@ from rig.report.table import (
     comparison_rows,
     gateway_rows,
     link_cells,
-    transport_options_line,
+    transport_flags,
 )
 from rig.report.units import (
     NO_DATA,
@@ -220,9 +220,9 @@ def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         facts.append(("link", links[0] + (" (no emulation)" if links[0] == "direct" else "")))
     elif links:
         facts.append(("links", ", ".join(links) + " (figures by link below)"))
-    settings = transport_options_line(summary)
-    if settings:
-        facts.append(("transport options", settings.removeprefix("transport options: ")))
+    flags = transport_flags(summary)
+    if flags:
+        facts.append(("transport options", ", ".join(flags)))
     shown = " · ".join(f"{_e(k)} <b>{_e(v)}</b>" for k, v in facts if v not in (None, ""))
     return (
         "<header>"

@@ -36,6 +36,7 @@ __all__ = [
     "per_turn_outcome_rows",
     "relative_change",
     "render_table",
+    "transport_flags",
     "transport_options_line",
 ]
 
@@ -183,15 +184,20 @@ def link_line(summary: Mapping[str, Any]) -> str:
     return ""
 
 
-def transport_options_line(summary: Mapping[str, Any]) -> str:
-    """The transports' settings that differ from their defaults, as their flags:
-    ``transport options: --ws-deflate yes``; empty when none."""
+def transport_flags(summary: Mapping[str, Any]) -> list[str]:
+    """The transports' settings that differ from their defaults, as their flags
+    (``--ws-deflate yes``)."""
     given = summary.get("transport_options") or {}
-    flags = [
+    return [
         f"--{name}-{option}".replace("_", "-") + " " + _flag_value(value)
         for name, settings in given.items()
         for option, value in settings.items()
     ]
+
+
+def transport_options_line(summary: Mapping[str, Any]) -> str:
+    """``transport options: --ws-deflate yes``; empty when none (:func:`transport_flags`)."""
+    flags = transport_flags(summary)
     return "transport options: " + ", ".join(flags) if flags else ""
 
 
