@@ -20,7 +20,11 @@ streamed back (``chunked``, ``content-length`` or until the connection closes).
   whether or not it was read; an answer closed before its end closes its connection.
 * Timeouts: connecting, and reading (no byte for ``read_timeout_s`` while an answer is
   awaited) raise :class:`TimeoutError`. Other failures raise :class:`OSError` (refused,
-  reset) or an :class:`HTTPClientError`.
+  reset) or an :class:`HTTPClientError`. A kept-alive connection that closes with no byte
+  of its answer (the upstream's idle close crossing the request) is not a failure: the
+  request goes once more, on a new connection.
+* ``https://`` upstreams are verified against the system's certificate authorities
+  (OpenSSL's defaults: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name others).
 
 Nothing here logs; a request's head (which may carry a key) is never kept beyond its write.
 """
@@ -212,6 +216,8 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.framed = False
         """The current answer says where its body ends (a length or chunks)."""
+        self.received = False
+        """A byte arrived for the current answer."""
 
     # asyncio's side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -223,6 +229,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.last_read = self.loop.time()
+        self.received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -296,6 +303,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         answer = self.answer = Answer(self)
         self.framed = False
+        self.received = False
         self.drained()
         self.last_read = self.loop.time()
         self.timer = self.loop.call_at(self.last_read + self.pool.read_timeout_s, self._check)
@@ -371,8 +379,24 @@ class ConnectionPool:
             head += b"content-length: %d\r\n\r\n" % len(body)
         else:
             head += b"\r\n"
-        connection = self._idle_connection() or await self._connect()
-        answer = connection.send(head, body)
+        connection = self._idle_connection()
+        if connection is not None:
+            answer = connection.send(head, body)
+            try:
+                await answer._headers()
+                return answer
+            except PrematureCloseError:
+                answer.close()
+                if connection.received:
+                    raise
+                # The upstream closed the kept-alive connection as the request went out
+                # (its idle timeout crossed it) and sent nothing back: it did not answer
+                # this request, so it goes again once, on a new connection (as Go's
+                # net/http does for a server that closed an idle connection).
+            except BaseException:
+                answer.close()
+                raise
+        answer = (await self._connect()).send(head, body)
         try:
             await answer._headers()
         except BaseException:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -212,20 +214,26 @@ def test_the_host_line_and_target_follow_the_base_url() -> None:
 # A real server on a loopback port: connections, reuse, timeouts.
 
 
+_CLOSE = b""
+"""An answer that is the connection closed, no byte sent."""
+
+
 class _Server:
     """A loopback server that answers each request with ``answers``' next bytes (or
-    nothing, for ``None``: the read timeout's case); counts its connections."""
+    nothing, for ``None``: the read timeout's case; ``_CLOSE`` closes the connection);
+    counts its connections. Over TLS with ``tls`` (a server context)."""
 
-    def __init__(self, answers: list[bytes | None]):
+    def __init__(self, answers: list[bytes | None], tls: ssl.SSLContext | None = None):
         self.answers = answers
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}/v1"
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
@@ -244,6 +252,8 @@ class _Server:
                 answer = self.answers.pop(0)
                 if answer is None:
                     await reader.read()  # never answer: the client's read timeout
+                    return
+                if answer == _CLOSE:
                     return
                 writer.write(answer)
                 await writer.drain()
@@ -307,3 +317,75 @@ def test_an_upstream_that_stops_answering_is_a_timeout_and_a_closed_port_an_oser
             await pool.request(request_head("GET", "/v1/models", pool.origin, {}))
 
     _run(test)
+
+
+def test_a_kept_alive_connection_closed_with_no_answer_sends_the_request_again_once() -> None:
+    ok = _answer(200, [], b"ok", "length")
+
+    async def test() -> None:
+        # The second request meets the upstream's close of the kept-alive connection (no
+        # byte answered): it goes again on a new connection and is answered there.
+        server = _Server([ok, _CLOSE, ok])
+        async with server as url:
+            pool = ConnectionPool(Origin(url), connect_timeout_s=1, read_timeout_s=5)
+            head = request_head("POST", "/v1/responses", pool.origin, {})
+            for _ in range(2):
+                answer = await pool.request(head, b"{}")
+                assert await answer.read_all() == b"ok"
+            pool.close()
+        assert server.connections == 2
+        assert len(server.requests) == 3
+
+        # A new connection closed with no answer is the upstream's failure, not retried;
+        # nor is a kept-alive one that closed after its answer began.
+        server = _Server([_CLOSE])
+        async with server as url:
+            pool = ConnectionPool(Origin(url), connect_timeout_s=1, read_timeout_s=5)
+            with pytest.raises(PrematureCloseError):
+                await pool.request(head, b"{}")
+            pool.close()
+        assert server.connections == 1
+        cut = _answer(200, [], b"hello", "length")[:-3]  # the body's first two bytes
+        server = _Server([ok, cut])
+        async with server as url:
+            pool = ConnectionPool(Origin(url), connect_timeout_s=1, read_timeout_s=5)
+            assert await (await pool.request(head, b"{}")).read_all() == b"ok"
+            with pytest.raises(PrematureCloseError):
+                answer = await pool.request(head, b"{}")
+                await answer.read_all()
+            pool.close()
+        assert server.connections == 1
+
+    _run(test)
+
+
+def test_an_https_upstream_is_verified_against_the_certificate_authorities(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_tls)
+    ok = _answer(200, [], b"data: 1\n\n", "chunked")
+
+    async def test(trusted: bool) -> None:
+        server = _Server([ok, ok], tls=server_tls)
+        async with server as url:
+            pool = ConnectionPool(Origin(url), connect_timeout_s=2, read_timeout_s=5)
+            head = request_head("POST", "/v1/responses", pool.origin, {})
+            if not trusted:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    await pool.request(head, b"{}")
+                return
+            for _ in range(2):
+                answer = await pool.request(head, b"{}")
+                assert await answer.read_all() == b"data: 1\n\n"
+            pool.close()
+        assert server.connections == 1
+        assert server.requests[0].startswith(b"POST /v1/responses HTTP/1.1\r\n")
+
+    # Not trusted by the system's authorities: refused before a byte of the request.
+    _run(lambda: test(trusted=False))
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    _run(lambda: test(trusted=True))
