@@ -744,6 +744,11 @@ def gateway_counters(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     }
 
 
+CPU_CONVERSATION_TURNS = 22
+"""The CPU cell's conversations: 2 warm-up turns and 20 measured; with ``--cpu-turns``
+above 20 a session starts a new conversation after 22 turns (the same mix of turns)."""
+
+
 def cpu_cell(config: BenchConfig, delta: int) -> dict[str, Any]:
     """Gateway CPU against the mock's over the same turns (``instant``, gateway only)."""
     mock = start_mock("instant", delta, config.seed)
@@ -759,7 +764,7 @@ def cpu_cell(config: BenchConfig, delta: int) -> dict[str, Any]:
                 duration_s=None,
                 think_s=0.0,
                 warmup_s=0.0,
-                max_turns=config.cpu_turns + 2,
+                max_turns=CPU_CONVERSATION_TURNS,
                 sample=None,
                 concurrency=None,
             )
@@ -771,7 +776,7 @@ def cpu_cell(config: BenchConfig, delta: int) -> dict[str, Any]:
                     duration_s=None,
                     think_s=0.0,
                     warmup_s=0.0,
-                    max_turns=config.cpu_turns + 2,
+                    max_turns=CPU_CONVERSATION_TURNS,
                     sample=None,
                     concurrency=None,
                 )
@@ -1428,6 +1433,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="mock --delta-tokens of the latency, memory and session cells (8)",
     )
     parser.add_argument("--cpu-deltas", type=_int_tuple, default=(1, 8))
+    parser.add_argument(
+        "--cpu-turns",
+        type=positive_int,
+        help="turns each of the CPU cell's 50 sessions measures (20; more for a profile: "
+        "conversations still end after 22 turns)",
+    )
     parser.add_argument("--memory-sessions", type=positive_int, help="default 1000")
     parser.add_argument("--memory-turns", type=positive_int, default=6)
     parser.add_argument("--idle-sessions", type=positive_int, help="default 10000")
@@ -1466,7 +1477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_turns=args.max_turns,
         delta_tokens=args.delta_tokens,
         cpu_sessions=50,
-        cpu_turns=10 if quick else 20,
+        cpu_turns=pick(args.cpu_turns, 20, 10),
         cpu_deltas=args.cpu_deltas,
         memory_sessions=pick(args.memory_sessions, 1_000, 200),
         memory_turns=args.memory_turns,

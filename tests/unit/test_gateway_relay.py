@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rig.gateway.chatrelay import ChatRelay
@@ -165,6 +165,81 @@ def test_a_responses_stream_gives_the_same_events_however_it_is_cut(cuts: list[i
     chunks = [_STREAM[a:b] for a, b in itertools.pairwise(points) if b > a]
     one_by_one = [_STREAM[i : i + 1] for i in range(len(_STREAM))]
     assert _read(chunks) == _read(one_by_one)
+
+
+_NAME_LINES = st.sampled_from(
+    [
+        b"event: response.output_text.delta",
+        b"event: response.output_text.delta",
+        b"event: response.function_call_arguments.delta",
+        b"event:response.output_text.delta",  # no space: the decoder's, not the split's
+        b"event: ",
+        b"event: caf\xc3\xa9",  # a name beyond ASCII
+        b"event: \xff",  # not UTF-8
+        b"event: data: x",
+        b"data: {}",
+        b": a comment",
+        b"id: 7",
+    ]
+)
+_DELTA_LINE = b'data: {"type":"response.output_text.delta","delta":"a"}'
+_DATA_LINES = st.sampled_from(
+    [
+        _DELTA_LINE,
+        _DELTA_LINE,
+        b'data: {"type":"response.output_text.delta","delta":"event: b"}',
+        b"data: ",
+        b"data: [DONE]",
+        b"data:{}",
+        b"event: response.output_text.delta",
+        b"retry: 10",
+    ]
+)
+_EXTRA_LINES = st.one_of(
+    st.sampled_from([b"", b": a comment", b'data: {"type":"x"}', b"event: x"]),
+    st.binary(max_size=12).filter(lambda line: b"\n" not in line and b"\r" not in line),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            _NAME_LINES,
+            _DATA_LINES,
+            st.one_of(st.just([]), st.lists(_EXTRA_LINES, min_size=1, max_size=2)),
+            st.one_of(st.just(True), st.booleans()),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+@example([(b"event: ", _DELTA_LINE, [], True)])  # a name left empty
+@example([(b"event: \xff", _DELTA_LINE, [], True)])
+@example([(b"event: a", b"data: ", [], True)])  # no data: no event
+@example([(b"event: a", b"data: [DONE]", [], True)])
+@example(
+    [(b"event: a", _DELTA_LINE, [b": a comment"], False), (b"event: b", _DELTA_LINE, [], True)]
+)
+def test_a_read_split_whole_is_the_decoder_s_reading_of_the_same_lines(
+    events: list[tuple[bytes, bytes, list[bytes], bool]],
+) -> None:
+    """Reads of events in and out of the usual shape (names and data lines without their
+    space, empty, ``[DONE]``, beyond ASCII; comments, fields the API does not send, extra
+    lines, events run together with no blank line between them, bytes): split whole in one
+    read or fed to the decoder a byte at a time, the same events, or the same failure."""
+    read = b"".join(
+        b"\n".join([name, data, *extra]) + (b"\n\n" if blank else b"\n")
+        for name, data, extra, blank in events
+    )
+    read += b"" if read.endswith(b"\n\n") else b"\n"
+    outcomes = []
+    for chunks in ([read], [read[i : i + 1] for i in range(len(read))]):
+        try:
+            outcomes.append(_read(chunks))
+        except Exception as exc:  # the same exception, whichever way it was read
+            outcomes.append((type(exc), str(exc)))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_a_read_of_events_of_the_usual_shape_is_relayed_as_it_came() -> None:
