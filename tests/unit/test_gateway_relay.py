@@ -178,6 +178,8 @@ _NAME_LINES = st.sampled_from(
         b"event: \xff",  # not UTF-8
         b"event: data: x",
         b"data: {}",
+        b"data: event: x",  # a data line that is a name line once its prefix is cut
+        b"data: ",
         b": a comment",
         b"id: 7",
     ]
@@ -193,10 +195,11 @@ _DATA_LINES = st.sampled_from(
         b"data:{}",
         b"event: response.output_text.delta",
         b"retry: 10",
+        b'{"type":"response.output_text.delta"}',  # no field name
     ]
 )
 _EXTRA_LINES = st.one_of(
-    st.sampled_from([b"", b": a comment", b'data: {"type":"x"}', b"event: x"]),
+    st.sampled_from([b"", b": a comment", b'data: {"type":"x"}', b"event: x", b"data: "]),
     st.binary(max_size=12).filter(lambda line: b"\n" not in line and b"\r" not in line),
 )
 
@@ -217,6 +220,8 @@ _EXTRA_LINES = st.one_of(
 @example([(b"event: ", _DELTA_LINE, [], True)])  # a name left empty
 @example([(b"event: \xff", _DELTA_LINE, [], True)])
 @example([(b"event: a", b"data: ", [], True)])  # no data: no event
+@example([(b"event: a", _DELTA_LINE, [], True), (b"data: event: b", b"{}", [], True)])
+@example([(b"event: a", b"{}", [b"data: "], False), (b"event: b", _DELTA_LINE, [], True)])
 @example([(b"event: a", b"data: [DONE]", [], True)])
 @example(
     [(b"event: a", _DELTA_LINE, [b": a comment"], False), (b"event: b", _DELTA_LINE, [], True)]
