@@ -80,6 +80,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.serving.wsproto import SEND_MANY
 from rig.traces.recorder import RecordingTurn, TraceRecorder
@@ -151,6 +152,8 @@ class Gateway:
         self.config = config
         self.state = state
         self.stats = stats
+        self.deadlines = Deadlines()
+        """The WebSockets' age limits, on one loop timer."""
         self.upstreams = upstreams
         self.recorder = recorder
         """Writes a trace of every session (``--record``); ``None``: no recording work."""
@@ -648,6 +651,7 @@ class _WSConnection(WSModeConnection[_Create]):
             websocket,
             max_age_s=gateway.config.ws_max_age_s,
             max_message_bytes=gateway.config.max_message_bytes,
+            deadlines=gateway.deadlines,
         )
         self.gateway = gateway
         self._send = send

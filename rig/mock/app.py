@@ -71,6 +71,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.traces.recorder import RecordingTurn, TraceRecorder
 from rig.traces.shape import scope_head_bytes, ws_frame_header_bytes
@@ -237,6 +238,8 @@ class MockApp:
         """The open WebSockets of this process (what a drop closes)."""
         self.recorder = recorder
         """Writes a trace of every session (``--record``); ``None``: no recording work."""
+        self.deadlines = Deadlines()
+        """The WebSockets' age limits, on one loop timer."""
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -764,6 +767,7 @@ class _WSConnection(WSModeConnection[_Create]):
             max_age_s=app.settings.ws_max_age_s,
             max_message_bytes=app.settings.max_message_bytes,
             max_age_jitter_s=app.settings.ws_max_age_jitter_s,
+            deadlines=app.deadlines,
         )
         self.app = app
         self._send = send

@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rig.protocol.errors import APIError, PayloadTooLargeError, ServerError
 from rig.protocol.wsmode import CLOSE_CODE, CLOSE_REASON, WSModeRules
+from rig.serving.deadlines import Deadline, Deadlines
 
 __all__ = ["DROP_CODE", "DROP_REASON", "Create", "LaneRelease", "WSModeConnection"]
 
@@ -98,14 +99,18 @@ class WSModeConnection(Generic[C]):
         max_age_s: float,
         max_message_bytes: int,
         max_age_jitter_s: float = 0.0,
+        deadlines: Deadlines | None = None,
     ):
         self.websocket = websocket
+        self.deadlines = deadlines
+        """The server's shared timers for the age limit (``None``: a loop timer)."""
         jitter = min(max(max_age_jitter_s, 0.0), max_age_s)
         self.max_age_s = max_age_s - random.uniform(0.0, jitter) if jitter else max_age_s
         """This connection's age limit (the server's, less its jitter)."""
         self.max_message_bytes = max_message_bytes
         self.rules: WSModeRules[C] = WSModeRules()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] | None = None
+        """The responses running (none yet: no set)."""
         self.closing = False
         """The documented close was sent: what still arrives is read and dropped."""
         self.gone = False
@@ -137,8 +142,12 @@ class WSModeConnection(Generic[C]):
     async def run(self) -> None:
         """Read messages until the client leaves; cancel what still runs then."""
         # A timer, not a sleeping task: a task and its frame per idle connection weigh
-        # kilobytes at 10,000 connections.
-        expiry = asyncio.get_running_loop().call_later(self.max_age_s, self._expire)
+        # kilobytes at 10,000 connections (and a shared one, not a loop timer: 0.5 KB).
+        expiry: Deadline | asyncio.TimerHandle
+        if self.deadlines is not None:
+            expiry = self.deadlines.call_later(self.max_age_s, self._expire)
+        else:
+            expiry = asyncio.get_running_loop().call_later(self.max_age_s, self._expire)
         try:
             while True:
                 raw = _payload(await self.websocket.receive())
@@ -154,7 +163,7 @@ class WSModeConnection(Generic[C]):
         finally:
             self.gone = True
             expiry.cancel()
-            for task in list(self.tasks):
+            for task in list(self.tasks or ()):
                 task.cancel()
 
     async def handle(self, raw: bytes) -> None:
@@ -178,9 +187,15 @@ class WSModeConnection(Generic[C]):
         if self.gone:
             return
         for create in creates:
-            task = asyncio.ensure_future(self._run_one(create))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._track(asyncio.ensure_future(self._run_one(create)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Hold ``task`` until it ends (cancelled if the client leaves first)."""
+        tasks = self.tasks
+        if tasks is None:
+            tasks = self.tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _run_one(self, create: C) -> None:
         lane: LaneRelease[C] = LaneRelease(self.rules, create.stream_id)
@@ -204,9 +219,7 @@ class WSModeConnection(Generic[C]):
     def _expire(self) -> None:
         if self.gone:
             return
-        task = asyncio.ensure_future(self.drain(self.max_age_s))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._track(asyncio.ensure_future(self.drain(self.max_age_s)))
 
     async def drain(self, max_age_s: float | None = None) -> None:
         """Accept no new responses; the accepted ones finish, then the documented close.
@@ -223,7 +236,7 @@ class WSModeConnection(Generic[C]):
         if self.closing or self.gone:
             return False
         self.closing = self.gone = True  # start nothing more
-        for task in list(self.tasks):
+        for task in list(self.tasks or ()):
             task.cancel()
         with contextlib.suppress(Exception):
             await self.websocket.close(code=DROP_CODE, reason=DROP_REASON)

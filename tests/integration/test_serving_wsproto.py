@@ -19,6 +19,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from rig.serving.deadlines import Deadlines
 from rig.serving.wsproto import SEND_MANY, ServerWSProtocol
 
 WRITES: list[bytes] = []
@@ -199,8 +200,10 @@ _NOT_STATE = (
     types.CodeType,
     asyncio.AbstractEventLoop,
     asyncio.Task,
+    Deadlines,
 )
-"""Code, the loop and tasks: reachable from anything, not a connection's state."""
+"""Code, the loop, tasks and the server's shared timers: reachable from anything, not a
+connection's state."""
 
 
 def _largest_held(protocol: ServerWSProtocol) -> int:
@@ -238,3 +241,75 @@ def test_an_idle_connection_keeps_no_copy_of_its_last_message(server_url: str) -
             return _largest_held(protocol)
 
     assert asyncio.run(run()) < 1_000
+
+
+def test_idle_connections_keepalive_pings_share_one_loop_timer() -> None:
+    """30 idle WebSockets with uvicorn's keepalive on: their pings wait on the server's one
+    set of deadlines, so the loop (asyncio's, whose timers can be counted) holds one timer
+    for them, not one each; and the pings do go out and come back (every connection's
+    client answers two rounds of them, and stays open)."""
+    protocols: list[ServerWSProtocol] = []
+    pongs: dict[int, int] = {}
+    answered = threading.Event()
+
+    class Recorded(ServerWSProtocol):
+        def connection_made(self, transport: Any) -> None:
+            protocols.append(self)
+            super().connection_made(transport)
+
+        def handle_pong(self, event: Any) -> None:
+            super().handle_pong(event)
+            pongs[id(self)] = pongs.get(id(self), 0) + 1
+            if len(pongs) == 30 and min(pongs.values()) >= 2:
+                answered.set()
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    url = f"ws://127.0.0.1:{sock.getsockname()[1]}/"
+    config = uvicorn.Config(
+        app, ws=Recorded, loop="asyncio", ws_ping_interval=0.2, ws_ping_timeout=5.0,
+        log_level="warning", access_log=False, lifespan="off",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+
+    def timers() -> tuple[int, int, int]:
+        """On the server's loop: its live timers, those of the deadlines, their pending."""
+        timed: Any = protocols[0].loop
+        loop, deadlines = timed._loop, timed._deadlines
+
+        async def count() -> tuple[int, int, int]:
+            live = [h for h in loop._scheduled if not h.cancelled()]
+            own = sum(1 for h in live if h._callback == deadlines._fire)
+            return len(live), own, deadlines.pending
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(timeout=10)
+
+    async def run() -> tuple[tuple[int, int, int], bool]:
+        connections = [await connect(url, ping_interval=None) for _ in range(30)]
+        for ws in connections:  # each one open and answered
+            await ws.send("1")
+            assert await ws.recv() == "m-0"
+        counted = timers()
+        # The clients answer pings as they read: keep them reading until the server saw
+        # two pongs from each.
+        readers = [asyncio.ensure_future(ws.recv()) for ws in connections]
+        seen = await asyncio.to_thread(answered.wait, 20)
+        for reader in readers:
+            reader.cancel()
+        for ws in connections:
+            await ws.close()
+        return counted, seen
+
+    try:
+        (live, own, pending), seen = asyncio.run(asyncio.wait_for(run(), 30))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert pending >= 30  # a ping (or its pong's deadline) for each connection
+    assert own == 1
+    assert live < 10  # not one a connection
+    assert seen, pongs
