@@ -663,6 +663,8 @@ class _WSConnection(WSModeConnection[_Create]):
         self.send_many = SEND_MANY in websocket.scope.get("extensions", {})
         """The server takes several messages in one send (:mod:`rig.serving.wsproto`)."""
         self.handshake_bytes = scope_head_bytes(websocket.scope) if gateway.recorder else 0
+        self.user_agent = websocket.headers.get("user-agent") if gateway.recorder else None
+        """Read now: the handshake's headers are let go once the connection runs."""
 
     def parse(self, raw: bytes) -> _Create:
         body, event = self.gateway.client_events.parse(raw)
@@ -703,7 +705,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 create.raw,
                 transport="ws",
                 header_bytes=ws_frame_header_bytes(len(create.raw)),
-                user_agent=self.websocket.headers.get("user-agent"),
+                user_agent=self.user_agent,
                 connection=self,
                 lane=stream_id,
                 handshake_bytes=self.handshake_bytes,

@@ -775,6 +775,8 @@ class _WSConnection(WSModeConnection[_Create]):
         self.owner = owner
         self.cache = ConnectionCache()
         self.handshake_bytes = scope_head_bytes(websocket.scope) if app.recorder else 0
+        self.user_agent = websocket.headers.get("user-agent") if app.recorder else None
+        """Read now: the handshake's headers are let go once the connection runs."""
 
     def parse(self, raw: bytes) -> _Create:
         if self.app.recorder is not None:
@@ -821,7 +823,7 @@ class _WSConnection(WSModeConnection[_Create]):
                 create.raw,
                 transport="ws",
                 header_bytes=ws_frame_header_bytes(create.size),
-                user_agent=self.websocket.headers.get("user-agent"),
+                user_agent=self.user_agent,
                 connection=self,
                 lane=stream_id,
                 handshake_bytes=self.handshake_bytes,

@@ -140,7 +140,13 @@ class WSModeConnection(Generic[C]):
     # -- the shell --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read messages until the client leaves; cancel what still runs then."""
+        """Read messages until the client leaves; cancel what still runs then. The
+        handshake's headers are let go first (the scope's list emptied, what uvicorn, the
+        framework and the server all read): a server takes what it needs of them before
+        the connection runs, and an idle connection does not keep 1 KB of them."""
+        headers = self.websocket.scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
         # A timer, not a sleeping task: a task and its frame per idle connection weigh
         # kilobytes at 10,000 connections (and a shared one, not a loop timer: 0.5 KB).
         expiry: Deadline | asyncio.TimerHandle

@@ -48,6 +48,7 @@ def test_the_gateway_records_every_session_with_the_bytes_it_received(tmp_path: 
     ]
     ws = by_shape[("ws", ("warmup", "continuation", "continuation"))]
     assert ws.info.handshake_bytes and ws.info.handshake_bytes > 100
+    assert ws.info.agent == "OpenAI/Python"  # read at the handshake, kept past it
     turns = [t for s in trace.sessions for t in s.turns]
     assert sum(t.body_bytes or 0 for t in turns) == stats["client_bytes_in"]
     assert len(turns) == stats["responses_completed"] + stats["warmups"]

@@ -104,6 +104,7 @@ def test_every_session_is_recorded_with_the_bytes_it_sent(tmp_path: Path) -> Non
     assert echoed.carried_items >= 2 and [i.type for i in echoed.input] == ["function_call_output"]
     ws = by_shape[("ws", ("warmup", "continuation", "continuation"))]
     assert ws.info.handshake_bytes and ws.info.handshake_bytes > 100
+    assert ws.info.agent == "OpenAI/Python"  # read at the handshake, kept past it
 
     turns = [t for s in trace.sessions for t in s.turns]
     assert sum(t.body_bytes or 0 for t in turns) == stats["bytes_in"]
