@@ -60,8 +60,9 @@ class Deadline:
 
 
 class Deadlines:
-    """One-shot callbacks at loop times, on one loop timer (the running loop's, taken at
-    the first :meth:`call_at`)."""
+    """One-shot callbacks at loop times, on one loop timer of the running loop. One loop
+    at a time: set from another loop (a server started again in a new one), the deadlines
+    of the first are dropped (their loop is gone) and the new loop's are kept."""
 
     def __init__(self) -> None:
         self._heap: list[Deadline] = []
@@ -82,8 +83,9 @@ class Deadlines:
 
     def call_at(self, when: float, callback: Callable[[], object]) -> Deadline:
         """Run ``callback`` at loop time ``when`` (at once if past)."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._start_on(loop)
         self._sequence += 1
         deadline = Deadline(self, when, self._sequence, callback)
         heapq.heappush(self._heap, deadline)
@@ -93,8 +95,19 @@ class Deadlines:
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Deadline:
         """Run ``callback`` ``delay`` seconds from now."""
-        loop = self._loop or asyncio.get_running_loop()
-        return self.call_at(loop.time() + delay, callback)
+        return self.call_at(asyncio.get_running_loop().time() + delay, callback)
+
+    def _start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for deadline in self._heap:
+            deadline._owner = None
+            deadline.callback = None
+        self._heap = []
+        self._cancelled = 0
+        self._armed_for = math.inf
+        self._loop = loop
 
     def _arm(self, when: float) -> None:
         assert self._loop is not None

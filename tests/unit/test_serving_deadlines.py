@@ -130,3 +130,23 @@ def test_a_timed_loop_keeps_call_later_on_the_deadlines_and_the_rest_on_the_loop
         assert await soon == 1
 
     _run(test)
+
+
+def test_deadlines_set_from_a_new_loop_run_there_and_the_old_loop_s_are_dropped() -> None:
+    deadlines = Deadlines()
+    ran: list[str] = []
+
+    async def first() -> None:
+        deadlines.call_later(3600, lambda: ran.append("first loop"))
+        assert deadlines.pending == 1
+
+    async def second() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        deadlines.call_later(0.001, lambda: done.set_result(ran.append("second loop")))
+        assert deadlines.pending == 1  # the first loop's is gone with it
+        await done
+
+    asyncio.run(first())
+    _run(second)
+    assert ran == ["second loop"]
