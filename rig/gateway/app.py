@@ -164,7 +164,7 @@ class Gateway:
         """WebSocket frames validated, the tools they resend validated once."""
         self.draining = False
         self._process = psutil.Process()
-        stats.registry.register(GatewayCollector(self.figures))
+        stats.registry.register(GatewayCollector(self.figures, stats.histograms))
 
     # -- shared steps -----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The counters of :class:`rig.gateway.stats.GatewayStats` are exposed by a collector that
 reads them at scrape time (no second set of counters to keep in step), grouped into
-labelled families; the histograms are prometheus-client's own. Every name starts with
+labelled families, and the histograms from their bucket counts. Every name starts with
 ``rig_gateway_``; the Grafana gateway dashboard (``rig.dashboards``) reads exactly these.
 """
 
@@ -12,10 +12,16 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from rig.gateway.stats import GatewayStats
+from rig.gateway.stats import BUCKETS, HISTOGRAMS, GatewayStats, Histogram
 
 __all__ = ["CONTENT_TYPE_LATEST", "GatewayCollector", "exposition"]
 
@@ -62,10 +68,16 @@ LABELLED = {
 
 
 class GatewayCollector(Collector):
-    """The counters and gauges, read from ``figures()`` (``/stats``'s snapshot) at scrape."""
+    """The counters and gauges, read from ``figures()`` (``/stats``'s snapshot) at scrape,
+    and the ``histograms`` (:attr:`GatewayStats.histograms`)."""
 
-    def __init__(self, figures: Callable[[], Mapping[str, Any]]):
+    def __init__(
+        self,
+        figures: Callable[[], Mapping[str, Any]],
+        histograms: Mapping[str, Histogram] | None = None,
+    ):
         self.figures = figures
+        self.histograms = histograms or {}
 
     def collect(self) -> Iterator[Metric]:
         """One family per figure."""
@@ -79,6 +91,19 @@ class GatewayCollector(Collector):
             for value, key in keys.items():
                 family.add_metric([value], float(values.get(key, 0)))
             yield family
+        for name, histogram in self.histograms.items():
+            yield histogram_family(PREFIX + name, HISTOGRAMS[name], histogram)
+
+
+def histogram_family(name: str, text: str, histogram: Histogram) -> HistogramMetricFamily:
+    """``histogram`` as Prometheus exposes a histogram: cumulative ``le`` buckets (the
+    bounds written as prometheus-client writes them), ``+Inf``, the sum."""
+    buckets = []
+    total = 0
+    for bound, count in zip([*BUCKETS, float("inf")], histogram.counts, strict=True):
+        total += count
+        buckets.append((floatToGoString(bound), float(total)))
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=histogram.sum)
 
 
 def exposition(stats: GatewayStats) -> bytes:

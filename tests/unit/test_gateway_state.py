@@ -7,6 +7,8 @@ import asyncio
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rig.gateway.checkpoints import (
     CheckpointUnavailable,
@@ -16,7 +18,7 @@ from rig.gateway.checkpoints import (
 )
 from rig.gateway.metrics import exposition
 from rig.gateway.state import GatewayState, SessionMemory
-from rig.gateway.stats import GatewayStats
+from rig.gateway.stats import BUCKETS, GatewayStats
 from rig.protocol.errors import (
     NotFoundError,
     PreviousResponseNotFoundError,
@@ -239,8 +241,55 @@ def test_metrics_expose_counters_by_label() -> None:
     from rig.gateway.metrics import GatewayCollector
 
     stats = gateway.stats
-    stats.registry.register(GatewayCollector(stats.snapshot))
+    stats.registry.register(GatewayCollector(stats.snapshot, stats.histograms))
     text = exposition(stats).decode()
     assert 'rig_gateway_cache_misses_total{cause="unknown"} 1.0' in text
     assert "rig_gateway_checkpoint_writes_total 1.0" in text
     assert "rig_gateway_checkpoint_seconds_count 1.0" in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.sampled_from(BUCKETS),  # on a bound: in that bucket
+            st.floats(min_value=0, max_value=20, allow_nan=False),
+        ),
+        max_size=40,
+    )
+)
+def test_a_histogram_exposes_what_prometheus_client_s_own_would(values: list[float]) -> None:
+    """The gateway's bucket counts against prometheus-client's ``Histogram`` fed the same
+    observations: the same samples in the exposition (buckets, count, sum)."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from rig.gateway.metrics import histogram_family
+    from rig.gateway.stats import Histogram as Counts
+
+    ours = Counts()
+    registry = CollectorRegistry()
+    theirs = Histogram("h", "h", buckets=BUCKETS, registry=registry)
+    for value in values:
+        ours.observe(value)
+        theirs.observe(value)
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    class One:
+        def collect(self):  # type: ignore[no-untyped-def]
+            yield histogram_family("h", "h", ours)
+
+    mine = CollectorRegistry()
+    mine.register(One())  # type: ignore[arg-type]
+    expected = samples(generate_latest(registry).decode())
+    got = samples(generate_latest(mine).decode())
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
