@@ -433,3 +433,15 @@ def test_turn_outcomes_by_index_are_plotted_with_their_counts(tmp_path: Path) ->
     assert "HTTP, turn 1: 75.0%, 3 of 4 turns successful, 1 failed (1 timed out)" in text
     assert "HTTP, turn 1: 25.0% timed out; 3 of 4" in text
     assert "WebSocket, turn 1: 100.0%, 3 of 3 turns successful, 0 failed" in text
+
+
+def test_transport_settings_off_their_defaults_are_named_in_the_report_s_header(
+    tmp_path: Path,
+) -> None:
+    options = {"ws": {"deflate": True, "resume": False}}
+    named = page_of(make_run(tmp_path / "a", {**MOCK_META, "transport_options": options}))
+    header = named[named.index("<header") : named.index("</header>")]
+    assert "transport options" in header and "--ws-deflate yes" in header
+    assert "--ws-resume" not in header  # at its default
+    plain = page_of(make_run(tmp_path / "b"))
+    assert "--ws-deflate" not in plain
