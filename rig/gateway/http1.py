@@ -381,22 +381,22 @@ class ConnectionPool:
             head += b"\r\n"
         connection = self._idle_connection()
         if connection is not None:
-            answer = connection.send(head, body)
             try:
-                await answer._headers()
-                return answer
+                return await self._exchange(connection, head, body)
             except PrematureCloseError:
-                answer.close()
                 if connection.received:
                     raise
                 # The upstream closed the kept-alive connection as the request went out
                 # (its idle timeout crossed it) and sent nothing back: it did not answer
                 # this request, so it goes again once, on a new connection (as Go's
                 # net/http does for a server that closed an idle connection).
-            except BaseException:
-                answer.close()
-                raise
-        answer = (await self._connect()).send(head, body)
+        return await self._exchange(await self._connect(), head, body)
+
+    @staticmethod
+    async def _exchange(connection: _Connection, head: bytes, body: bytes) -> Answer:
+        """Send on ``connection``; the answer once its headers arrived (closed if they
+        did not)."""
+        answer = connection.send(head, body)
         try:
             await answer._headers()
         except BaseException:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rig.loadgen import registry
 from rig.report.palette import BASELINE, label, ordered
 from rig.report.summary import comparison_key
 from rig.report.units import (
@@ -188,11 +189,14 @@ def transport_flags(summary: Mapping[str, Any]) -> list[str]:
     """The transports' settings that differ from their defaults, as their flags
     (``--ws-deflate yes``)."""
     given = summary.get("transport_options") or {}
-    return [
-        f"--{name}-{option}".replace("_", "-") + " " + _flag_value(value)
-        for name, settings in given.items()
-        for option, value in settings.items()
-    ]
+    flags = []
+    for name, settings in given.items():
+        spec = registry.REGISTRY.get(name)  # summarize keeps the registry's only
+        options = {option.name: option for option in spec.options} if spec else {}
+        for option, value in settings.items():
+            if option in options:
+                flags.append(f"{options[option].flag(name)} {_flag_value(value)}")
+    return flags
 
 
 def transport_options_line(summary: Mapping[str, Any]) -> str:

@@ -45,7 +45,9 @@ class Deadline:
         self.callback: Callable[[], object] | None = callback
 
     def __lt__(self, other: Deadline) -> bool:
-        return (self.when, self._sequence) < (other.when, other._sequence)
+        if self.when != other.when:
+            return self.when < other.when
+        return self._sequence < other._sequence
 
     def cancel(self) -> None:
         """It will not run (nothing if it ran or was cancelled already)."""
