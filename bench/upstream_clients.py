@@ -1,5 +1,6 @@
 """The gateway's upstream client: CPU per streamed call, its own (``rig.gateway.http1``)
-against aiohttp (its former one) and httpx (the one before), side by side in one run.
+against aiohttp (its former one) and httpx (the one before), and its HTTP/2 client
+(``rig.gateway.http2``, httpx with ``h2``), side by side in one run.
 
 The gateway relays each client turn as one streamed ``POST /v1/responses`` to a stateless
 upstream and reads the SSE answer as it arrives. This bench times exactly that read with
@@ -11,6 +12,12 @@ CPU time per call (``time.process_time``), at ``--delta-tokens`` 1 (an event per
 the worst case) and 8. All read the body as it arrives: httpx with ``aiter_raw`` (what
 the gateway used first), aiohttp with ``content.iter_any`` (what it used next),
 ``rig.gateway.http1`` with ``Answer.read`` (what it uses now).
+
+HTTP/2 needs a server that speaks it (uvicorn does not): the mock's app under Hypercorn
+(``tests/h2_upstream.py``, cleartext, HTTP/2 by prior knowledge and HTTP/1.1 on the same
+port). ``rig.gateway.http2`` is timed against it beside ``rig.gateway.http1`` against the
+same Hypercorn, so the two rows differ only in the protocol (the rows against the mock's
+uvicorn are not comparable with them: the servers cut the stream differently).
 
 Usage (from the repository root)::
 
@@ -44,7 +51,9 @@ from _common import int_list, positive_int, table  # noqa: E402
 from mock_throughput import MOCK_READY, start_server  # noqa: E402
 
 from rig.gateway.http1 import ConnectionPool, Origin, request_head  # noqa: E402
+from rig.gateway.http2 import H2Client  # noqa: E402
 from rig.run.ports import free_port  # noqa: E402
+from tests.h2_upstream import READY as H2_READY  # noqa: E402
 
 Client = Callable[[str, bytes, int, int], Coroutine[Any, Any, int]]
 
@@ -94,6 +103,28 @@ async def with_aiohttp(url: str, body: bytes, calls: int, concurrency: int) -> i
     return received
 
 
+async def with_http2(url: str, body: bytes, calls: int, concurrency: int) -> int:
+    """``calls`` streamed calls with the gateway's HTTP/2 client (``rig.gateway.http2``,
+    prior knowledge over cleartext: all on one connection); the bytes read."""
+    received = 0
+    client = H2Client(url, connect_timeout_s=10, read_timeout_s=60, max_connections=concurrency)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+
+    async def one() -> None:
+        nonlocal received
+        answer = await client.request("POST", url, headers, body)
+        try:
+            while chunk := await answer.read():
+                received += len(chunk)
+        finally:
+            await answer.aclose()
+
+    for _ in range(calls // concurrency):
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    await client.aclose()
+    return received
+
+
 async def with_http1(url: str, body: bytes, calls: int, concurrency: int) -> int:
     """``calls`` streamed calls with the gateway's own client (``rig.gateway.http1``:
     a head built once, llhttp via httptools); the bytes read."""
@@ -119,11 +150,15 @@ async def with_http1(url: str, body: bytes, calls: int, concurrency: int) -> int
     return received
 
 
-CLIENTS: dict[str, Client] = {
-    "httpx": with_httpx,
-    "aiohttp": with_aiohttp,
-    "rig.gateway.http1": with_http1,
+MOCK, HYPERCORN = "mock", "hypercorn"
+CLIENTS: dict[str, tuple[Client, str]] = {
+    "httpx": (with_httpx, MOCK),
+    "aiohttp": (with_aiohttp, MOCK),
+    "rig.gateway.http1": (with_http1, MOCK),
+    "rig.gateway.http1 (hypercorn)": (with_http1, HYPERCORN),
+    "rig.gateway.http2 (hypercorn)": (with_http2, HYPERCORN),
 }
+"""Each client and the server it calls."""
 
 
 def measure(client: Client, url: str, body: bytes, calls: int, concurrency: int) -> float:
@@ -147,21 +182,40 @@ def main() -> None:
     body = _body(args.items)
     rows = []
     for delta in args.deltas:
-        port = free_port()
+        port, h2_port = free_port(), free_port()
         argv = [sys.executable, "-m", "rig", "mock", "--port", str(port), "--preset", "instant"]
         mock = start_server("mock", [*argv, "--delta-tokens", str(delta)], port, MOCK_READY)
+        h2_argv = [sys.executable, "-m", "tests.h2_upstream", "--port", str(h2_port), "--quiet"]
         try:
-            url = f"http://127.0.0.1:{port}/v1/responses"
+            hypercorn = start_server(
+                "hypercorn", [*h2_argv, "--delta-tokens", str(delta)], h2_port, H2_READY
+            )
+        except BaseException:
+            mock.stop()
+            raise
+        try:
+            urls = {
+                MOCK: f"http://127.0.0.1:{port}/v1/responses",
+                HYPERCORN: f"http://127.0.0.1:{h2_port}/v1/responses",
+            }
             figures: dict[str, list[float]] = {name: [] for name in CLIENTS}
-            for client in CLIENTS.values():  # a warm-up round each, not counted
-                measure(client, url, body, args.concurrency * 4, args.concurrency)
+            for client, server in CLIENTS.values():  # a warm-up round each, not counted
+                measure(client, urls[server], body, args.concurrency * 4, args.concurrency)
             for _ in range(args.rounds):
-                for name, client in CLIENTS.items():
-                    figures[name].append(measure(client, url, body, args.calls, args.concurrency))
+                for name, (client, server) in CLIENTS.items():
+                    figures[name].append(
+                        measure(client, urls[server], body, args.calls, args.concurrency)
+                    )
         finally:
+            hypercorn.stop()
             mock.stop()
         httpx_us = statistics.median(figures["httpx"])
         aiohttp_us = statistics.median(figures["aiohttp"])
+        own_us = {  # the own HTTP/1.1 client against the same server
+            server: statistics.median(figures[name])
+            for name, (client, server) in CLIENTS.items()
+            if client is with_http1
+        }
         for name, values in figures.items():
             median = statistics.median(values)
             rows.append(
@@ -173,6 +227,7 @@ def main() -> None:
                     max(values),
                     median / httpx_us,
                     median / aiohttp_us,
+                    median / own_us[CLIENTS[name][1]],
                 )
             )
         print(f"  delta {delta}: done", file=sys.stderr, flush=True)
@@ -190,6 +245,7 @@ def main() -> None:
                 ("max", lambda r: f"{r[4]:,.0f}"),
                 ("vs httpx", lambda r: f"{r[5]:.2f}x"),
                 ("vs aiohttp", lambda r: f"{r[6]:.2f}x"),
+                ("vs http1, same server", lambda r: f"{r[7]:.2f}x"),
             ],
             rows,
         )

@@ -56,6 +56,7 @@ _UPSTREAM_OPTIONS = (
     "model_map",
     "upstream_timeout",
     "no_encrypted_reasoning",
+    "upstream_http2",
 )
 """Options describing the one ``--upstream``."""
 
@@ -92,6 +93,7 @@ def gateway_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
             model_map=parse_model_map(given.model_map),
             timeout_s=given.upstream_timeout,
             encrypted_reasoning=not given.no_encrypted_reasoning,
+            http2=given.upstream_http2,
         )
         if upstream.key_env and not environ.get(upstream.key_env):
             raise ConfigError(f"--upstream-key-env: {upstream.key_env} is not set")

@@ -781,6 +781,14 @@ class GatewayOptions:
         default=False,
         action="store_true",
     )
+    upstream_http2: bool = option(
+        "call the upstream with HTTP/2: over https where it offers it (ALPN), else HTTP/1.1; "
+        "over http with prior knowledge (it must speak HTTP/2). Default: the gateway's own "
+        "HTTP/1.1 client, which costs less CPU per call",
+        {GATEWAY},
+        default=False,
+        action="store_true",
+    )
     client_keys: str = option(
         "check: accept the --api-key keys (any caller when none) and call upstreams with "
         "their own keys; pass-through: send each client's key to the upstream, whose "

@@ -72,7 +72,7 @@ class Origin:
     """Where a base URL's requests go: scheme, host, port, the path prefix, and the
     ``Host`` header's line."""
 
-    __slots__ = ("host", "host_line", "port", "prefix", "tls")
+    __slots__ = ("authority", "host", "host_line", "port", "prefix", "tls")
 
     def __init__(self, base_url: str):
         parts = urlsplit(base_url)
@@ -86,11 +86,16 @@ class Origin:
         self.prefix = parts.path.rstrip("/")
         name = f"[{self.host}]" if ":" in self.host else self.host
         default = self.port == (443 if self.tls else 80)
-        self.host_line = header_line("host", name if default else f"{name}:{self.port}")
+        self.authority = name if default else f"{name}:{self.port}"
+        self.host_line = header_line("host", self.authority)
 
     def target(self, path: str) -> str:
         """The request target of ``path`` under the base URL's own path."""
         return self.prefix + path
+
+    def url(self, target: str) -> str:
+        """The absolute URL of a request ``target``."""
+        return f"{'https' if self.tls else 'http'}://{self.authority}{target}"
 
 
 def header_line(name: str, value: str) -> bytes:
@@ -197,6 +202,10 @@ class Answer:
         connection, self._connection = self._connection, None
         if connection is not None and not self._complete:
             connection.abort()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as the HTTP/2 client's answer is closed."""
+        self.close()
 
 
 class _Connection(asyncio.Protocol):

@@ -41,7 +41,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, ClassVar
@@ -50,7 +50,15 @@ import orjson
 
 from rig.gateway.chatrelay import ChatRelay
 from rig.gateway.config import ConfigError, UpstreamConfig
-from rig.gateway.http1 import ConnectionPool, HTTPClientError, Origin, header_line, request_head
+from rig.gateway.http1 import (
+    Answer,
+    ConnectionPool,
+    HTTPClientError,
+    Origin,
+    header_line,
+    request_head,
+)
+from rig.gateway.http2 import H2Answer, H2Client
 from rig.gateway.stats import GatewayStats
 from rig.protocol.errors import (
     APIError,
@@ -212,6 +220,9 @@ class UpstreamCall:
             items: list[dict[str, Any]] = orjson.loads(self.transcript)
             return items
         return list(self.transcript)
+
+
+_AUTHORIZATION_NAME = len(b"authorization: ")
 
 
 def _authorization(key: str) -> bytes:
@@ -713,7 +724,8 @@ DIALECTS: Mapping[str, _Dialect] = {"responses": _ResponsesDialect(), "chat": _C
 
 class Upstream:
     """One upstream: its configuration, its key, and a pool of kept-alive HTTP/1.1
-    connections (:mod:`rig.gateway.http1`; as many as ``max_in_flight`` calls at once).
+    connections (:mod:`rig.gateway.http1`; as many as ``max_in_flight`` calls at once), or
+    with ``http2`` httpx's client (:mod:`rig.gateway.http2`).
 
     Its own client rather than aiohttp's (or httpx's): a request's head is built once per
     upstream and written with the body on a pooled connection, the answer parsed by
@@ -729,12 +741,12 @@ class Upstream:
         except ValueError as exc:  # the URL is not repeated: it may hold secrets
             raise ConfigError(f"an upstream's base_url: {exc}") from None
         self.path = self.origin.target(self.dialect.path)
-        headers = {
+        self._call_headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
             "accept-encoding": "identity",  # the bytes counted are the bytes on the wire
         }
-        self._call_head = request_head("POST", self.path, self.origin, headers)
+        self._call_head = request_head("POST", self.path, self.origin, self._call_headers)
         """The head of every call but its key and length (the key passed through, if any,
         is added per call)."""
         key = config.key()
@@ -743,6 +755,7 @@ class Upstream:
         """Calls running at once (:attr:`UpstreamConfig.max_in_flight`): also the bound of
         the pool, which opens a connection only when none is idle."""
         self._pool: ConnectionPool | None = None
+        self._h2: H2Client | None = None
         self.templates = ResponseTemplates()
         """Its repeated response-object events, patched without a parse."""
 
@@ -756,6 +769,38 @@ class Upstream:
                 read_timeout_s=self.config.timeout_s,
             )
         return self._pool
+
+    @property
+    def h2(self) -> H2Client:
+        """httpx's client, for an upstream called with HTTP/2 (made on first use)."""
+        if self._h2 is None:
+            self._h2 = H2Client(
+                self.config.base_url,
+                connect_timeout_s=min(10.0, self.config.timeout_s),
+                read_timeout_s=self.config.timeout_s,
+                max_connections=self.config.max_in_flight,
+            )
+        return self._h2
+
+    def _send(
+        self,
+        head: bytes,
+        line: bytes,
+        body: bytes = b"",
+        *,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+    ) -> Awaitable[Answer | H2Answer]:
+        """One request with ``line``, its ``authorization`` (:meth:`_key_line`): ``head``
+        (the rest of its HTTP/1.1 head) on the pool, or ``method``, ``target`` and
+        ``headers`` through the HTTP/2 client."""
+        if not self.config.http2:
+            return self.pool.request(head + line, body)
+        fields = dict(headers)
+        if line:  # "authorization: <value>\r\n", its value checked by header_line
+            fields["authorization"] = line[_AUTHORIZATION_NAME:-2].decode("latin-1")
+        return self.h2.request(method, self.origin.url(target), fields, body)
 
     def _key_line(self, key: str | None) -> bytes:
         """The ``authorization`` line: the client's key passed through, else the
@@ -777,9 +822,11 @@ class Upstream:
         return UpstreamError(f"The upstream is unreachable: {type(exc).__name__}.")
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (or the HTTP/2 client's)."""
         if self._pool is not None:
             self._pool.close()
+        if self._h2 is not None:
+            await self._h2.aclose()
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[RelayedEvent]:
         """The events of one upstream call, one by one (:meth:`batches`)."""
@@ -796,7 +843,7 @@ class Upstream:
         empty). Raises an :class:`APIError` (the API's shape) for a refusal before the
         stream (on the first ``anext``) or a failure during it."""
         body = orjson.dumps(self.dialect.body(call, self.config))
-        head = self._call_head + self._key_line(call.key)
+        line = self._key_line(call.key)
         stats = self.stats
         stats.add("upstream_requests")
         stats.add("upstream_bytes_out", len(body))
@@ -804,7 +851,14 @@ class Upstream:
         async with self.slots:  # --upstream max_in_flight: the rest wait their turn
             try:
                 sent = time.perf_counter()
-                answer = await self.pool.request(head, body)
+                answer = await self._send(
+                    self._call_head,
+                    line,
+                    body,
+                    method="POST",
+                    target=self.path,
+                    headers=self._call_headers,
+                )
                 try:
                     if answer.status != 200:
                         raw = await answer.read_all()
@@ -829,7 +883,7 @@ class Upstream:
                         yield reader.feed(chunk)
                         chunk = await answer.read()
                 finally:
-                    answer.close()
+                    await answer.aclose()
                 yield reader.end()
             except (TimeoutError, OSError, HTTPClientError) as exc:
                 stats.add("upstream_errors")
@@ -841,20 +895,20 @@ class Upstream:
     async def get_json(self, path: str, key: str | None = None) -> dict[str, Any]:
         """``GET {base}{path}`` (the Models API): the upstream's JSON object; its refusal
         as the API's error (:func:`upstream_refusal`), a failure as :class:`UpstreamError`."""
+        target = self.origin.target(path)
+        headers = {"accept": "application/json"}
         try:
-            head = request_head(
-                "GET", self.origin.target(path), self.origin, {"accept": "application/json"}
-            )
+            head = request_head("GET", target, self.origin, headers)
         except ValueError:
             raise InvalidRequestError("The path has characters a request cannot carry.") from None
-        head += self._key_line(key)
+        line = self._key_line(key)
         async with self.slots:  # the pool's bound
             try:
-                answer = await self.pool.request(head)
+                answer = await self._send(head, line, method="GET", target=target, headers=headers)
                 try:
                     raw = await answer.read_all()
                 finally:
-                    answer.close()
+                    await answer.aclose()
             except (TimeoutError, OSError, HTTPClientError) as exc:
                 raise self._unreachable(exc) from None
         if answer.status != 200:

@@ -161,6 +161,20 @@ def test_an_upstream_option_without_upstream_is_refused_when_the_file_lists_them
         _config([])
 
 
+def test_http2_is_chosen_for_the_upstream_on_the_command_line_or_in_the_file(
+    tmp_path: Path,
+) -> None:
+    assert not _config(["--upstream", "https://u/v1"]).upstreams[0].http2
+    assert _config(["--upstream", "https://u/v1", "--upstream-http2"]).upstreams[0].http2
+    path = _file(
+        tmp_path,
+        "upstreams:\n  - {base_url: https://a/v1, http2: true}\n  - {base_url: http://b/v1}\n",
+    )
+    assert [u.http2 for u in _config(["--config", path]).upstreams] == [True, False]
+    with pytest.raises(ConfigError, match="--upstream-http2 describes --upstream"):
+        _config(["--config", path, "--upstream-http2"])
+
+
 def test_client_keys_come_from_the_file_the_options_and_the_environment(tmp_path: Path) -> None:
     path = _file(
         tmp_path,
@@ -256,7 +270,7 @@ def test_every_option_reaches_the_configuration(tmp_path: Path) -> None:
     """An option is a GatewayConfig setting (same name, or with its unit), describes the
     one --upstream, or names the file or client keys: none is silently dropped."""
     apart = {"config", "api_key", "upstream", "dialect", "upstream_key_env", "model_map",
-             "upstream_timeout", "no_encrypted_reasoning"}  # fmt: skip
+             "upstream_timeout", "no_encrypted_reasoning", "upstream_http2"}  # fmt: skip
     fields = {f.name for f in dataclasses.fields(GatewayConfig)}
     for name, _, _ in options.iter_options(options.GatewayOptions):
         assert name in apart or {name, name + "_s"} & fields, name

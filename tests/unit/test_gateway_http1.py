@@ -205,6 +205,10 @@ def test_the_host_line_and_target_follow_the_base_url() -> None:
     origin = Origin("http://[::1]:8080/openai/v1")
     assert origin.host_line == b"host: [::1]:8080\r\n"
     assert origin.target("/responses") == "/openai/v1/responses"
+    assert origin.url("/openai/v1/responses") == "http://[::1]:8080/openai/v1/responses"
+    assert Origin("https://api.example.com:443/v1").url("/v1/models") == (
+        "https://api.example.com/v1/models"
+    )
     head = request_head("GET", origin.target("/models"), origin, {"accept": "application/json"})
     assert head == (
         b"GET /openai/v1/models HTTP/1.1\r\nhost: [::1]:8080\r\naccept: application/json\r\n"
