@@ -1,7 +1,7 @@
 """The gateway's configuration and upstream calls, end to end with mocks as upstreams:
 several upstreams from a YAML file, client keys passed through (and never logged),
-organisations sharing responses, encrypted reasoning carried in the re-sent context,
-and the HTTP/2-capable client speaking HTTP/1.1 to an upstream that offers nothing else."""
+organisations sharing responses, encrypted reasoning carried in the re-sent context, and
+the bytes counted (HTTP/2 upstreams: tests/integration/test_gateway_http2.py)."""
 
 from __future__ import annotations
 
