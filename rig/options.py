@@ -296,18 +296,20 @@ class RunOptions:
     )
     target: str = option(
         "what is measured: the mock (default), or a gateway: the embedded mock as the "
-        "stateless upstream and rig gateway in front of it, both child processes; with "
-        "--target-url, a deployed gateway, whose /stats the report reads",
-        {COMPARE},
+        "stateless upstream and rig gateway in front of it, both child processes (rig "
+        "capacity: fresh ones for each phase); with --target-url, a deployed gateway, whose "
+        "/stats the report reads",
+        {COMPARE, CAPACITY},
         default=MOCK,
         choices=(MOCK, GATEWAY),
     )
     gateway_stats: str = option(
         "a gateway's base URL (or a comma-separated list) whose /stats are read at the "
-        "start and the end of the run into summary.json's gateway section (for --check on "
-        "its figures); a host name that resolves to several addresses (a headless "
-        "Service) is read at each replica",
-        {LOCUST},
+        "start, every 5 s and at the end of the run into summary.json's gateway section (for "
+        "--check on "
+        "its figures; rig capacity: into each transport's capacity section); a host name "
+        "that resolves to several addresses (a headless Service) is read at each replica",
+        {LOCUST, CAPACITY},
         default="",
     )
     direct_url: str = option(

@@ -543,7 +543,31 @@ def _capacity(summary: Mapping[str, Any]) -> str:
         + "".join(rows)
         + "</tbody></table>"
         + "".join(plots)
+        + _phase_gateways(capacity)
         + "</section>"
+    )
+
+
+def _phase_gateways(capacity: Mapping[str, Any]) -> str:
+    """The gateway's figures over each transport's phase (``capacity.<t>.gateway``), as the
+    run-wide gateway section shows them; nothing when no phase read a gateway."""
+    tables = []
+    for name in ordered(capacity):
+        section = capacity[name].get("gateway")
+        if not section:
+            continue
+        rows = gateway_rows({"gateway": section})
+        body = "".join(f"<tr><th>{_e(row)}</th><td>{_e(value)}</td></tr>" for row, value in rows)
+        tables.append(
+            f"<h3>The gateway during the {_e(label(name))} phase</h3>"
+            f'<table class="kv wide">{body}</table>'
+        )
+    if not tables:
+        return ""
+    return "".join(tables) + (
+        '<p class="note">Each phase ran against a gateway of its own (the embedded one is '
+        "started afresh for each transport); its <code>/stats</code> over the phase, "
+        "application bytes; memory per session at the sample with the most sessions.</p>"
     )
 
 

@@ -103,7 +103,9 @@ target's cells.
 
 ``capacity`` (only for a run driven by a steps shape): per transport the knee
 ``max_sessions``, its ``criteria``, ``bound_by``, ``at_knee`` and every level's figures;
-see :mod:`rig.report.capacity`.
+see :mod:`rig.report.capacity`. Of ``rig capacity --target gateway`` (or with
+``--gateway-stats``), each transport's also has ``gateway``: the gateway's figures over
+that transport's phase, as the run-wide ``gateway`` section has them.
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ def build_summary(run: RunDirectory) -> dict[str, Any]:
         ratelimits = run.ratelimits()
         health = run.health()
         gateway = run.read_json(GATEWAY_FILE) if (run.path / GATEWAY_FILE).is_file() else None
+        phase_gateways = _phase_gateways(run, meta) if isinstance(meta, dict) else {}
     except RunDirectoryError as exc:
         raise ReportError(str(exc)) from exc
     if not isinstance(meta, dict):
@@ -221,8 +224,30 @@ def build_summary(run: RunDirectory) -> dict[str, Any]:
             "or the records went to InfluxDB only: run again with the run-directory sink"
         )
     return summarize(
-        meta, turns, tasks, ratelimits, health, default_run_id=run.path.name, gateway=gateway
+        meta,
+        turns,
+        tasks,
+        ratelimits,
+        health,
+        default_run_id=run.path.name,
+        gateway=gateway,
+        phase_gateways=phase_gateways,
     )
+
+
+def _phase_gateways(run: RunDirectory, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Per transport, the gateway's ``/stats`` over its phase of a ``rig capacity`` run
+    (the phase's own :data:`GATEWAY_FILE`, kept under ``phases/``), where one was read."""
+    found: dict[str, Any] = {}
+    phases = meta.get("phases")
+    for name, phase in phases.items() if isinstance(phases, Mapping) else ():
+        phase_id = phase.get("phase_run_id") if isinstance(phase, Mapping) else None
+        if not isinstance(phase_id, str) or "/" in phase_id or phase_id.startswith("."):
+            continue  # a phase's own directory under phases/, nothing else
+        path = run.path / "phases" / phase_id / GATEWAY_FILE
+        if path.is_file():
+            found[name] = RunDirectory(path.parent).read_json(GATEWAY_FILE)
+    return found
 
 
 def summarize(
@@ -233,9 +258,11 @@ def summarize(
     health: Sequence[HealthRecord] = (),
     default_run_id: str | None = None,
     gateway: Mapping[str, Any] | None = None,
+    phase_gateways: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The summary of records read from any source (run directory or InfluxDB);
-    ``gateway``: the gateway's ``/stats`` over the run (:mod:`rig.report.gateway`)."""
+    ``gateway``: the gateway's ``/stats`` over the run (:mod:`rig.report.gateway`);
+    ``phase_gateways``: over each transport's phase of a ``rig capacity`` run."""
     plan = meta.get("direct")
     plan = plan if isinstance(plan, Mapping) else {}
     twin_target = plan.get("target")
@@ -287,6 +314,13 @@ def summarize(
         fidelity = {name: _fidelity(turns_by.get(name, [])) for name in transports}
         sections["workload"] = {**workload, "fidelity": fidelity}
         warnings += _fidelity_warnings(fidelity)
+    capacity_sections = _capacity(meta, turns, ratelimits)
+    for name, observed in (phase_gateways or {}).items():
+        by_transport = capacity_sections.get("capacity", {})
+        if name in by_transport and name in transports:
+            section, phase_warnings = gateway_section(observed, {name: transports[name]}, None)
+            by_transport[name]["gateway"] = section
+            warnings += [f"{name} phase: {warning}" for warning in phase_warnings]
     every: list[TurnRecord | TaskRecord] = [*turns, *tasks]
     links = sorted({record.tags.link for record in every})
     if len(links) > 1:
@@ -309,7 +343,7 @@ def summarize(
         "rate_limits": _rate_limits(meta, transports),
         "warnings": warnings,
         **sections,
-        **_capacity(meta, turns, ratelimits),
+        **capacity_sections,
     }
 
 

@@ -3,7 +3,12 @@
 For each transport in turn (a phase), it runs a ``steps`` load shape (N sessions more every
 T seconds up to M) against the target: by default a fresh embedded mock with the given
 limits (``--rpm``, ``--tpm``, ...), so every transport meets the same quota from a full
-bucket. Each phase is a ``rig locust --headless`` child process writing its own run
+bucket; with ``--target gateway``, a fresh embedded gateway in front of it too, whose
+``/stats`` the phase reads (``--gateway-stats``; a deployed gateway's with
+``--target-url``), so each transport's capacity section says what the gateway did over
+its phase: ingress saved, upstream bytes, misses, memory per session at the peak.
+
+Each phase is a ``rig locust --headless`` child process writing its own run
 directory; the phases are then merged into one run directory whose meta.json records each
 phase's shape and start (the phases' own directories and logs are kept under
 ``phases/``), and rendered: summary.json gains ``capacity.<transport>``
@@ -16,13 +21,14 @@ was unreachable or a phase failed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from rig.options import RunOptions, to_argv
+from rig.options import GATEWAY, RunOptions, to_argv
 
 __all__ = ["render_capacity_table", "run_capacity"]
 
@@ -43,6 +49,7 @@ def _phase(
     workdir: Path,
     out: TextIO,
     processes: int = 1,
+    gateway_stats: str = "",
 ) -> Path:
     shape = _shape(options)
     phase = options.replace(
@@ -52,6 +59,8 @@ def _phase(
         out=str(workdir),
         run_id=run_id,
         check=[],  # judged on the merged run, not per phase
+        gateway_stats=gateway_stats,
+        target_name=GATEWAY if options.target == GATEWAY else options.target_name,
     )
     argv = [sys.executable, "-m", "rig", "locust", "--headless", *to_argv(phase, "locust")]
     argv += ["--stop-timeout", f"{max(1, round(options.stop_timeout))}"]
@@ -76,6 +85,7 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     from rig.metrics.rundir import RunDirectory, new_run_id
     from rig.mock.latency import PresetError, load_preset
     from rig.report import CheckError, ReportError, evaluate, parse_check, render_run
+    from rig.run.gateway_process import GatewayProcess
     from rig.run.mock_process import MockProcess, MockProcessError
     from rig.run.workers import resolve_processes
     from rig.workload.shapes import ShapeError, parse_shape
@@ -97,10 +107,12 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     if options.target_url is not None and options.quota.given():
         return fail(EXIT_USAGE, "--rpm/--tpm/... configure the embedded mock; drop --target-url")
 
-    # Each phase's embedded mock keeps a core of its own under ``auto``.
+    gateway = options.target == GATEWAY
+    # Each phase's embedded mock (and gateway) keeps a core of its own under ``auto``.
     processes = resolve_processes(
-        options.processes, embedded_servers=0 if options.target_url else 1
+        options.processes, embedded_servers=0 if options.target_url else 2 if gateway else 1
     )
+    stats_url = options.gateway_stats or (options.target_url or "" if gateway else "")
     run_id = new_run_id()
     workdir = Path(options.out) / f".{run_id}-phases"
     workdir.mkdir(parents=True, exist_ok=False)
@@ -112,13 +124,30 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
         for transport in transports:
             phase_id = f"{run_id}-{transport}"
             if options.target_url is None:
-                with MockProcess(mock_args) as mock:
+                with contextlib.ExitStack() as servers:
+                    url = servers.enter_context(MockProcess(mock_args)).base_url
+                    if gateway:
+                        url = servers.enter_context(GatewayProcess(url)).base_url
                     path = _phase(
-                        options, transport, mock.base_url, phase_id, workdir, out, processes
+                        options,
+                        transport,
+                        url,
+                        phase_id,
+                        workdir,
+                        out,
+                        processes,
+                        gateway_stats=url if gateway else stats_url,
                     )
             else:
                 path = _phase(
-                    options, transport, options.target_url, phase_id, workdir, out, processes
+                    options,
+                    transport,
+                    options.target_url,
+                    phase_id,
+                    workdir,
+                    out,
+                    processes,
+                    gateway_stats=stats_url,
                 )
             meta = RunDirectory(path).read_json("meta.json")
             phases[transport] = {
@@ -154,7 +183,7 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
         },
         started_at=phases[transports[0]]["started_at"],
         duration_s=round(sum(p.get("duration_s") or 0 for p in phases.values()), 3),
-        target_url=options.target_url or "embedded mock",
+        target_url=options.target_url or ("embedded gateway" if gateway else "embedded mock"),
         processes=processes,
     )
     if latency is not None:
@@ -184,7 +213,10 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
 
 
 def render_capacity_table(summary: dict[str, Any]) -> str:
-    """Per transport and level: sessions, turns/s, rejected fraction, TTFT p95, KB/s sent."""
+    """Per transport and level: sessions, turns/s, rejected fraction, TTFT p95, KB/s sent;
+    then the gateway's figures over the transport's phase, if one was read."""
+    from rig.report.table import gateway_rows
+
     lines = []
     for transport, figures in (summary.get("capacity") or {}).items():
         criteria = figures["criteria"]
@@ -206,4 +238,6 @@ def render_capacity_table(summary: dict[str, Any]) -> str:
                 f"{'-' if p95 is None else f'{p95:.0f} ms':>9}  "
                 f"{level['bytes_sent_per_s'] / 1000:>9.1f}"
             )
+        for row, value in gateway_rows({"gateway": figures.get("gateway")}):
+            lines.append(f"  {row}: {value}")
     return "\n".join(lines)

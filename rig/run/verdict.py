@@ -29,11 +29,24 @@ EXIT_NOTHING_TO_REPORT = 3
 
 
 GATEWAY_WATCH = "gateway"
+GATEWAY_SAMPLER = "gateway_sampler"
+GATEWAY_SAMPLE_S = 5.0
+"""Seconds between reads of the gateway's ``/stats`` during a run (its gauges: sessions
+and memory at the load's peak, not only at the start and the end)."""
+
+
+def _sample_every(watch: StatsWatch, every_s: float) -> None:
+    import gevent
+
+    while True:
+        gevent.sleep(every_s)
+        watch.sample()
 
 
 def watch_gateway(environment: Environment) -> None:
     """At the start of a run on the master or a local runner: read the gateway's
-    ``/stats`` (``--gateway-stats``, every replica) to compare with its end."""
+    ``/stats`` (``--gateway-stats``, every replica) to compare with its end, and every
+    :data:`GATEWAY_SAMPLE_S` until then."""
     if isinstance(environment.runner, WorkerRunner):
         return
     run = run_of(environment)
@@ -45,6 +58,9 @@ def watch_gateway(environment: Environment) -> None:
     for error in watch.errors:
         log.warning("rig: gateway stats: %s", error)
     run.attachments[GATEWAY_WATCH] = watch
+    import gevent
+
+    run.attachments[GATEWAY_SAMPLER] = gevent.spawn(_sample_every, watch, GATEWAY_SAMPLE_S)
 
 
 def report_at_end(environment: Environment, run: LocustRun) -> None:
@@ -54,6 +70,9 @@ def report_at_end(environment: Environment, run: LocustRun) -> None:
         return
     run_dir = run.relay.run.path
     watch = run.attachments.pop(GATEWAY_WATCH, None)
+    sampler = run.attachments.pop(GATEWAY_SAMPLER, None)
+    if sampler is not None:
+        sampler.kill()
     if isinstance(watch, StatsWatch):
         watch.finish()
         for error in watch.errors:

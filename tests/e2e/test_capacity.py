@@ -110,3 +110,40 @@ def test_a_quota_with_a_target_url_is_refused_not_ignored(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr[-2000:]
     assert "embedded mock" in done.stderr and "--target-url" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_through_a_gateway_each_phase_reports_what_the_gateway_did(tmp_path: Path) -> None:
+    """``--target gateway``: each transport meets a gateway of its own (in front of a fresh
+    mock); its ``/stats`` over the phase land in the transport's capacity section."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "rig", "capacity", "--target", "gateway",
+            "--transports", "http,ws", "--step-users", "2", "--step-time", "3s",
+            "--max-users", "6", "--preset", PRESET, "--time-scale", "0",
+            "--ttft-slo-ms", "60000", "--stop-timeout", "10",
+            "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "summary.json"),
+            "--check", "capacity.ws.gateway.ingress_saved>=0.5",
+        ],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["target"] == "gateway" and "gateway" not in summary
+    http, ws = (summary["capacity"][name]["gateway"] for name in ("http", "ws"))
+    assert http["url"] != ws["url"]  # a gateway of its own for each phase
+    for section in (http, ws):
+        edge = section["reconciliation"]["client_bytes_in"]
+        assert edge["difference"] == 0 and edge["gateway"] > 0, edge
+        assert section["misses_not_found"] == 0 and section["responses_failed"] == 0
+    # Stateless HTTP is passed through: the upstream gets what the client sent. WebSocket
+    # mode sends only new items; the gateway re-sends the whole context upstream.
+    assert http["upstream_bytes_out"] == http["client_bytes_in"]
+    assert http["ingress_saved"] == 0 and http["hits_connection"] == 0
+    assert ws["ingress_saved"] >= 0.5 and ws["hits_connection"] > 0
+    assert ws["memory"]["sessions"] > 0 and ws["memory"]["session_bytes"] > 0
+    assert "check ok   capacity.ws.gateway.ingress_saved>=0.5" in done.stdout
+    assert done.stdout.count("ingress saved at the client edge") == 2
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    page = (run_dir / "report.html").read_text()
+    assert "The gateway during the WebSocket phase" in page
+    assert "The gateway during the HTTP phase" in page

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from rig.metrics.records import RateLimitRecord, RecordTags, TurnRecord
+from rig.metrics.rundir import RunDirectory
 from rig.report.capacity import capacity
 from rig.report.errors import ReportError
+from rig.report.gateway import GATEWAY_FILE
+from rig.report.summary import build_summary
 
 T0 = 1_000_000.0
 SHAPE = "steps:users=10,every=20s,max=40"  # levels 10, 20, 30, 40 at 0, 20, 40, 60 s
@@ -93,3 +96,38 @@ def test_a_run_without_a_steps_shape_is_refused_clearly() -> None:
                  max_rate_limited=0.01, ttft_slo_ms=1000)  # fmt: skip
     with pytest.raises(ReportError, match="no load shape"):
         capacity({}, [turn("ws", T0)], [], max_rate_limited=0.01, ttft_slo_ms=1000)
+
+
+def test_a_phase_that_read_a_gateway_carries_its_figures_and_only_its_own(tmp_path) -> None:
+    """``rig capacity --target gateway``: a phase's ``gateway.json`` (under ``phases/``)
+    becomes its transport's ``capacity.<t>.gateway``; a phase id that would leave the run
+    directory is not followed."""
+    later = T0 + 500
+    turns = level_turns("http", 10, 1) + [turn("ws", later + 5 + i) for i in range(15)]
+    phase = {"shape": "steps:users=10,every=20s,max=10"}
+    meta = {
+        "phases": {
+            "http": {**phase, "started_at": T0, "phase_run_id": "../../outside"},
+            "ws": {**phase, "started_at": later, "phase_run_id": "run-ws"},
+        }
+    }
+    run = RunDirectory.create(tmp_path / "runs", "run", meta)
+    run.append(turns)
+    run.close()
+    sent = sum(t.body_bytes_sent for t in turns if t.tags.transport == "ws")
+    observed = {
+        "url": "http://127.0.0.1:1/v1",
+        "embedded": True,
+        "stats_start": {"client_bytes_in": 100, "upstream_bytes_out": 1000},
+        "stats_end": {"client_bytes_in": 100 + sent, "upstream_bytes_out": 1000 + 4 * sent},
+    }
+    (run.path / "phases" / "run-ws").mkdir(parents=True)
+    RunDirectory(run.path / "phases" / "run-ws").write_json(GATEWAY_FILE, observed)
+    (tmp_path / "runs" / "outside").mkdir()
+    RunDirectory(tmp_path / "runs" / "outside").write_json(GATEWAY_FILE, observed)
+    summary = build_summary(RunDirectory(run.path))
+    gateway = summary["capacity"]["ws"]["gateway"]
+    assert gateway["client_bytes_in"] == sent and gateway["upstream_bytes_out"] == 4 * sent
+    assert gateway["ingress_saved"] == 0.75
+    assert gateway["reconciliation"]["client_bytes_in"]["difference"] == 0
+    assert "gateway" not in summary["capacity"]["http"] and "gateway" not in summary
