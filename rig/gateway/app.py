@@ -497,10 +497,11 @@ class Gateway:
         return json_response({"status": "degraded", "checkpoints": "unavailable"})
 
     async def stats_endpoint(self, request: Request) -> Response:
-        """``GET /stats``: the figures, and each upstream's dialect and URL."""
+        """``GET /stats``: the figures, and each upstream's URL, dialect and protocol."""
         totals = self.figures()
         totals["upstreams"] = [
-            {"base_url": u.base_url, "dialect": u.dialect} for u in self.config.upstreams
+            {"base_url": u.base_url, "dialect": u.dialect, "http2": u.http2}
+            for u in self.config.upstreams
         ]
         return json_response(totals)
 

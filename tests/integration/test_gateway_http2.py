@@ -126,6 +126,7 @@ def test_an_upstream_offering_http2_over_tls_is_called_with_it_across_turns(
     assert {call[0] for call in calls} == {"2"}
     stats = _gateway_stats(url)
     assert stats["upstream_requests"] == 3 and stats["upstream_errors"] == 0
+    assert [u["http2"] for u in stats["upstreams"]] == [True]
 
 
 def test_an_upstream_offering_only_http11_over_tls_is_called_with_http11(

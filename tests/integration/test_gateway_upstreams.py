@@ -81,6 +81,7 @@ def test_models_go_to_the_upstream_naming_them_and_options_override_the_file(
             assert _stats(mock_url)["chat_completions"] == chats + 1  # the one naming none
         upstreams = _stats(url)["upstreams"]
         assert [u["dialect"] for u in upstreams] == ["responses", "chat"]
+        assert [u["http2"] for u in upstreams] == [False, False]
     finally:
         gateway.stop()
 
