@@ -18,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -280,6 +280,12 @@ class VictoriaMetricsServer:
     def stop(self) -> None:
         """Stop the server."""
         self.process.stop()
+
+
+def server_stats(base_url: str) -> dict[str, Any]:
+    """``GET /stats`` of the mock or the gateway at ``base_url`` (its ``/v1`` base URL)."""
+    figures: dict[str, Any] = httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=10).json()
+    return figures
 
 
 def settled_stats(url: str, responses: int) -> dict[str, int]:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 
 import gevent
-import httpx
 import pytest
 
 from rig.loadgen.registry import TransportContext
@@ -23,6 +22,7 @@ from tests.servers import (
     ManagedProcess,
     free_port,
     require_binary,
+    server_stats,
     start_gateway,
     start_mock,
 )
@@ -47,10 +47,6 @@ def upstream() -> Iterator[str]:
     process.stop()
 
 
-def _stats(url: str) -> dict:
-    return httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
-
-
 def _sessions(
     urls: str, transports: list[str]
 ) -> tuple[list[AgentSession], list[list], TransportContext]:
@@ -62,7 +58,7 @@ def _sessions(
 def _kill_when_busy(victim: ManagedProcess, url: str, responses: int) -> None:
     """SIGKILL ``victim`` once it has finished ``responses`` responses (mid-run)."""
     deadline = time.monotonic() + 60
-    while _stats(url)["responses_completed"] < responses:
+    while server_stats(url)["responses_completed"] < responses:
         assert time.monotonic() < deadline, "the replica never got busy"
         gevent.sleep(0.02)
     victim.process.send_signal(signal.SIGKILL)
@@ -97,7 +93,7 @@ def test_with_redis_checkpoints_every_session_continues_on_the_other_replica(
         second, url2 = start_gateway(upstream, "--store", store)
         try:
             turns, tasks = _run_and_kill((url1, url2), first, ["ws", "ws_stored"] * 3)
-            survivor = _stats(url2)
+            survivor = server_stats(url2)
         finally:
             first.stop()
             second.stop()
@@ -125,7 +121,7 @@ def test_without_redis_the_moved_sessions_resend_in_full_and_say_reconnected(
     second, url2 = start_gateway(upstream)
     try:
         turns, tasks = _run_and_kill((url1, url2), first, ["ws", "ws_stored"] * 3)
-        survivor = _stats(url2)
+        survivor = server_stats(url2)
     finally:
         first.stop()
         second.stop()

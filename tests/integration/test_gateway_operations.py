@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
+from tests.sdk import until_done
 from tests.servers import ManagedProcess, free_port, require_binary, start_gateway, start_mock
 
 SLOW_PRESET = """\
@@ -60,18 +61,11 @@ def _health(url: str) -> httpx.Response:
     return httpx.get(_origin(url) + "/health", timeout=10)
 
 
-def _until_done(connection: Any) -> Any:
-    for event in connection:
-        if event.type in ("response.completed", "response.failed", "error"):
-            return event
-    raise AssertionError("the connection closed before the response ended")
-
-
 def _turn(connection: Any, previous: str | None, text: str) -> Any:
     connection.response.create(
         model="mock-agent", previous_response_id=previous, input=text, store=False
     )
-    return _until_done(connection)
+    return until_done(connection)
 
 
 def _poll(condition: Any, what: str, timeout: float = 20.0) -> None:
@@ -177,7 +171,7 @@ def test_packed_conversations_continue_byte_for_byte_and_stay_their_owners(
         connection.response.create(
             model="mock-agent", previous_response_id=previous, input=text, store=True
         )
-        event = _until_done(connection)
+        event = until_done(connection)
         assert event.type == "response.completed"
         return event.response
 
@@ -208,7 +202,7 @@ def test_packed_conversations_continue_byte_for_byte_and_stay_their_owners(
                 foreign.response.create(
                     model="mock-agent", previous_response_id=made[2].id, input="mine?"
                 )
-                event = _until_done(foreign)
+                event = until_done(foreign)
                 assert event.type == "error"
                 assert event.error.code == "previous_response_not_found"
         stats = _stats(url)

@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from tests.misbehaving import NEVER, MisbehavingServer
-from tests.servers import ManagedProcess, free_port, start_gateway, start_mock
+from tests.sdk import until_done
+from tests.servers import ManagedProcess, free_port, server_stats, start_gateway, start_mock
 
 WEATHER = {
     "type": "function",
@@ -52,19 +53,8 @@ def _sdk(url: str, key: str = "sk-gateway-client-1") -> openai.OpenAI:
     return openai.OpenAI(base_url=url, api_key=key, max_retries=0)
 
 
-def _stats(url: str) -> dict:
-    return httpx.get(url.removesuffix("/v1") + "/stats").json()
-
-
 def _calls(response) -> list:
     return [item for item in response.output if item.type == "function_call"]
-
-
-def _until_done(connection):
-    for event in connection:
-        if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
-            return event
-    raise AssertionError("the connection closed before the response ended")
 
 
 def test_http_json_and_continuation_from_the_gateways_state(gateway: str) -> None:
@@ -114,10 +104,10 @@ def test_websocket_session_sends_only_new_items_while_the_upstream_gets_everythi
         connection.response.create(
             model="mock-agent", input="Weather in Rome?", tools=[WEATHER], store=False
         )
-        previous = _until_done(connection)
+        previous = until_done(connection)
         assert previous.type == "response.completed"
-        upstream_before = _stats(upstream)["bytes_in"]
-        client_before = _stats(gateway)["client_bytes_in"]
+        upstream_before = server_stats(upstream)["bytes_in"]
+        client_before = server_stats(gateway)["client_bytes_in"]
         grew = []
         sent = []
         for turn in range(3):
@@ -133,12 +123,12 @@ def test_websocket_session_sends_only_new_items_while_the_upstream_gets_everythi
                 tools=[WEATHER],
                 store=False,
             )
-            event = _until_done(connection)
+            event = until_done(connection)
             assert event.type == "response.completed", event
             assert event.response.previous_response_id == previous.response.id
             assert event.response.usage.input_tokens > previous.response.usage.input_tokens
-            upstream_now = _stats(upstream)["bytes_in"]
-            client_now = _stats(gateway)["client_bytes_in"]
+            upstream_now = server_stats(upstream)["bytes_in"]
+            client_now = server_stats(gateway)["client_bytes_in"]
             grew.append(upstream_now - upstream_before)
             sent.append(client_now - client_before)
             upstream_before, client_before, previous = upstream_now, client_now, event
@@ -147,12 +137,12 @@ def test_websocket_session_sends_only_new_items_while_the_upstream_gets_everythi
     assert grew[0] < grew[1] < grew[2]
     assert all(s < g for s, g in zip(sent, grew, strict=True))
     assert max(sent) < 2 * min(sent) + 200
-    assert _stats(gateway)["hits_connection"] >= 3
+    assert server_stats(gateway)["hits_connection"] >= 3
 
 
 def test_websocket_warm_up_prepares_state_without_an_upstream_call(gateway: str) -> None:
     with _sdk(gateway) as client, client.responses.connect() as connection:
-        before = _stats(gateway)["upstream_requests"]
+        before = server_stats(gateway)["upstream_requests"]
         connection.response.create(
             model="mock-agent",
             input=[{"role": "user", "content": "Weather in Rome?"}],
@@ -160,13 +150,13 @@ def test_websocket_warm_up_prepares_state_without_an_upstream_call(gateway: str)
             store=False,
             generate=False,
         )
-        warm = _until_done(connection)
+        warm = until_done(connection)
         assert warm.type == "response.completed" and warm.response.output == []
-        assert _stats(gateway)["upstream_requests"] == before
+        assert server_stats(gateway)["upstream_requests"] == before
         connection.response.create(
             model="mock-agent", previous_response_id=warm.response.id, input=[], store=False
         )
-        answer = _until_done(connection)
+        answer = until_done(connection)
         assert answer.type == "response.completed" and answer.response.output
 
 
@@ -175,11 +165,11 @@ def test_websocket_errors_are_error_events_on_a_connection_that_stays_open(gatew
         connection.response.create(
             model="mock-agent", previous_response_id="resp_gone", input="x", store=False
         )
-        event = _until_done(connection)
+        event = until_done(connection)
         assert event.type == "error" and event.error.code == "previous_response_not_found"
         connection.response.create(model="mock-agent", input="x", store=False)
-        assert _until_done(connection).type == "response.completed"
-    assert _stats(gateway)["misses_not_found"] >= 1
+        assert until_done(connection).type == "response.completed"
+    assert server_stats(gateway)["misses_not_found"] >= 1
 
 
 def test_ownership_another_key_gets_not_found_over_http_and_websocket(gateway: str) -> None:
@@ -197,12 +187,12 @@ def test_ownership_another_key_gets_not_found_over_http_and_websocket(gateway: s
             connection.response.create(
                 model="mock-agent", previous_response_id=created.id, input="go on"
             )
-            event = _until_done(connection)
+            event = until_done(connection)
             assert event.type == "error" and event.error.code == "previous_response_not_found"
 
 
 def test_chat_dialect_end_to_end_the_client_cannot_tell(chat_gateway: str, upstream: str) -> None:
-    chats_before = _stats(upstream)["chat_completions"]
+    chats_before = server_stats(upstream)["chat_completions"]
     with _sdk(chat_gateway) as client:
         events = list(
             client.responses.create(
@@ -220,7 +210,7 @@ def test_chat_dialect_end_to_end_the_client_cannot_tell(chat_gateway: str, upstr
             connection.response.create(
                 model="mock-agent", input="Weather in Lima?", tools=[WEATHER], store=False
             )
-            opened = _until_done(connection)
+            opened = until_done(connection)
             (call,) = _calls(opened.response)
             connection.response.create(
                 model="mock-agent",
@@ -229,11 +219,11 @@ def test_chat_dialect_end_to_end_the_client_cannot_tell(chat_gateway: str, upstr
                 tools=[WEATHER],
                 store=False,
             )
-            answer = _until_done(connection)
+            answer = until_done(connection)
             assert answer.type == "response.completed", answer
             assert answer.response.output_text and not _calls(answer.response)
             assert answer.response.usage.input_tokens > opened.response.usage.input_tokens
-    assert _stats(upstream)["chat_completions"] == chats_before + 3
+    assert server_stats(upstream)["chat_completions"] == chats_before + 3
 
 
 def test_upstream_429_passes_through_with_retry_after() -> None:
@@ -248,11 +238,11 @@ def test_upstream_429_passes_through_with_retry_after() -> None:
             assert caught.value.response.headers.get("retry-after")
             with client.responses.connect() as connection:
                 connection.response.create(model="mock-agent", input="three", store=False)
-                event = _until_done(connection)
+                event = until_done(connection)
                 assert event.type == "error" and event.status == 429
                 assert event.error.code == "rate_limit_exceeded"
                 assert event.error.headers.get("retry-after")
-        assert _stats(url)["upstream_rate_limited"] == 2
+        assert server_stats(url)["upstream_rate_limited"] == 2
     finally:
         gateway.stop()
         mock.stop()
@@ -267,10 +257,10 @@ def test_an_upstream_that_is_down_gives_the_apis_error_shape() -> None:
         assert error["type"] == "server_error" and error["code"] == "upstream_error"
         with _sdk(url) as client, client.responses.connect() as connection:
             connection.response.create(model="mock-agent", input="hi", store=False)
-            event = _until_done(connection)
+            event = until_done(connection)
             assert event.type == "error" and event.status == 502
             connection.response.create(model="mock-agent", input="again", store=False)
-            assert _until_done(connection).type == "error"  # the connection stayed open
+            assert until_done(connection).type == "error"  # the connection stayed open
     finally:
         gateway.stop()
     assert "Traceback" not in "".join(gateway.output)
@@ -313,10 +303,10 @@ def test_an_upstream_failing_before_its_stream_is_the_apis_error(
             assert answer.json()["error"]["code"] == code
             with _sdk(url) as client, client.responses.connect() as connection:
                 connection.response.create(model="mock-agent", input="hi", store=False)
-                event = _until_done(connection)
+                event = until_done(connection)
                 assert event.type == "error" and event.status == status
                 assert event.error.code == code
-            assert _stats(url)["upstream_errors"] == 2
+            assert server_stats(url)["upstream_errors"] == 2
         finally:
             gateway.stop()
     assert "Traceback" not in "".join(gateway.output)
@@ -331,14 +321,14 @@ def test_an_upstream_that_breaks_mid_stream_ends_the_response_with_an_error_even
                 connection.response.create(model="mock-agent", input="hi", store=False)
                 first = next(iter(connection))
                 assert first.type == "response.created"
-                event = _until_done(connection)
+                event = until_done(connection)
                 assert event.type == "error" and event.status == 502
                 assert event.error.code == "upstream_error"
                 # Nothing was recorded: continuing the broken response is refused.
                 connection.response.create(
                     model="mock-agent", previous_response_id="resp_x", input="go on"
                 )
-                refused = _until_done(connection)
+                refused = until_done(connection)
                 assert refused.type == "error"
                 assert refused.error.code == "previous_response_not_found"
             streamed = httpx.post(
@@ -375,7 +365,7 @@ def test_calls_beyond_an_upstreams_max_in_flight_wait_their_turn(tmp_path) -> No
                     for _ in range(2)
                 ]  # fmt: skip
                 deadline = time.monotonic() + 10
-                while _stats(url)["in_flight"] < 2:
+                while server_stats(url)["in_flight"] < 2:
                     assert time.monotonic() < deadline, "the calls never reached the gateway"
                     time.sleep(0.02)
                 # Both admitted, one upstream call open: the other waits for its slot.

@@ -6,11 +6,11 @@ accepted, and a wrong tool shape is the API's 400 naming the field."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
+from tests.sdk import until_done
 from tests.servers import start_gateway, start_mock
 from tests.tool_catalog import ALL_TOOLS, HOSTED_AND_CLIENT_TOOLS
 
@@ -23,13 +23,6 @@ def client() -> Iterator[openai.OpenAI]:
         yield sdk
     gateway.stop()
     mock.stop()
-
-
-def _until_done(connection: Any) -> Any:
-    for event in connection:
-        if event.type in ("response.completed", "response.failed", "error"):
-            return event
-    raise AssertionError("connection closed before a terminal event")
 
 
 def test_every_tool_type_passes_the_gateway_over_http(client: openai.OpenAI) -> None:
@@ -57,7 +50,7 @@ def test_a_freeform_call_is_answered_through_the_gateway_over_websocket(
                 {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
             ],
         )  # fmt: skip
-        first = _until_done(connection)
+        first = until_done(connection)
         assert first.type == "response.completed"
         connection.response.create(
             model="mock-agent",
@@ -66,7 +59,7 @@ def test_a_freeform_call_is_answered_through_the_gateway_over_websocket(
             previous_response_id=first.response.id,
             input=[{"role": "user", "content": "Thanks, anything else?"}],
         )
-        second = _until_done(connection)
+        second = until_done(connection)
     assert second.type == "response.completed"
     assert second.response.previous_response_id == first.response.id
 
@@ -78,5 +71,5 @@ def test_a_wrong_tool_shape_is_the_apis_400_at_the_gateway(client: openai.OpenAI
     assert caught.value.param == "tools[4].type"
     with client.responses.connect() as connection:
         connection.response.create(model="mock-agent", input="hi", tools=tools, store=False)
-        event = _until_done(connection)
+        event = until_done(connection)
     assert event.type == "error" and event.error.param == "tools[4].type"

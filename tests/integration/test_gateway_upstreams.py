@@ -19,7 +19,8 @@ from rig.gateway.config import UpstreamConfig
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream, UpstreamCall
 from rig.protocol.requests import parse_create_request
-from tests.servers import ManagedProcess, free_port, start_gateway, start_mock
+from tests.sdk import until_done
+from tests.servers import ManagedProcess, free_port, server_stats, start_gateway, start_mock
 
 ALPHA = "sk-pass-alpha-4b7e19d2c6"
 BETA = "sk-pass-beta-83f0a5e1d7"
@@ -35,19 +36,8 @@ def _start(*args: str, env: dict[str, str] | None = None) -> tuple[ManagedProces
     return process, f"http://127.0.0.1:{port}/v1"
 
 
-def _stats(url: str) -> dict:
-    return httpx.get(url.removesuffix("/v1") + "/stats").json()
-
-
 def _sdk(url: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=url, api_key=key, max_retries=0)
-
-
-def _until_done(connection):
-    for event in connection:
-        if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
-            return event
-    raise AssertionError("the connection closed before the response ended")
 
 
 # -- several upstreams from a file ------------------------------------------------------
@@ -72,14 +62,14 @@ def test_models_go_to_the_upstream_naming_them_and_options_override_the_file(
     try:
         assert not url.endswith(f":{file_port}/v1")
         with _sdk(url, "sk-any") as client:
-            chats = _stats(mock_url)["chat_completions"]
+            chats = server_stats(mock_url)["chat_completions"]
             routed = client.responses.create(model="agent-r", input="Explain the fix")
             assert routed.status == "completed" and routed.model == "agent-r"
-            assert _stats(mock_url)["chat_completions"] == chats  # the responses upstream
+            assert server_stats(mock_url)["chat_completions"] == chats  # the responses upstream
             other = client.responses.create(model="anything-else", input="Explain the fix")
             assert other.status == "completed"
-            assert _stats(mock_url)["chat_completions"] == chats + 1  # the one naming none
-        upstreams = _stats(url)["upstreams"]
+            assert server_stats(mock_url)["chat_completions"] == chats + 1  # the one naming none
+        upstreams = server_stats(url)["upstreams"]
         assert [u["dialect"] for u in upstreams] == ["responses", "chat"]
         assert [u["http2"] for u in upstreams] == [False, False]
     finally:
@@ -152,7 +142,7 @@ def test_reasoning_items_keep_their_encrypted_content_in_the_resent_context(
         reasoning = first["output"][0]
         # ... and keeps it: the client gets the item as the API sends it without include.
         assert reasoning["type"] == "reasoning" and "encrypted_content" not in reasoning
-        before = _stats(url)["upstream_bytes_out"]
+        before = server_stats(url)["upstream_bytes_out"]
         follow_up = {"type": "message", "role": "user", "content": "go on"}
         second = _create(
             url,
@@ -166,7 +156,7 @@ def test_reasoning_items_keep_their_encrypted_content_in_the_resent_context(
         assert second["status"] == "completed"
         # The second upstream call carried the first turn whole, its encrypted reasoning
         # (over 500 bytes at this preset) included.
-        resent = _stats(url)["upstream_bytes_out"] - before
+        resent = server_stats(url)["upstream_bytes_out"] - before
         context = orjson.dumps([question, *first["output"], follow_up])
         assert resent >= len(context) + 500
         # A client that asks gets it, in the events and in the response.
@@ -233,7 +223,7 @@ def test_the_upstream_judges_a_passed_through_key_and_its_refusal_is_the_clients
         assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
         with client.responses.connect() as connection:
             connection.response.create(model="mock-agent", input="hi", store=False)
-            event = _until_done(connection)
+            event = until_done(connection)
             assert event.type == "error" and event.status == 401
             assert event.error.code == "invalid_api_key"
     anonymous = httpx.post(pass_through + "/responses", json={"model": "m", "input": "hi"})
@@ -266,11 +256,11 @@ def test_a_passed_through_key_is_never_logged_even_at_debug(keyed_mock: str) -> 
             list(client.responses.create(model="mock-agent", input="hi", stream=True))
             with client.responses.connect() as connection:
                 connection.response.create(model="mock-agent", input="hi", store=False)
-                assert _until_done(connection).type == "response.completed"
+                assert until_done(connection).type == "response.completed"
                 connection.response.create(
                     model="mock-agent", previous_response_id="resp_x", input="x"
                 )
-                assert _until_done(connection).type == "error"
+                assert until_done(connection).type == "error"
         with _sdk(url, WRONG) as client, pytest.raises(openai.AuthenticationError):
             client.responses.create(model="mock-agent", input="hi")
     finally:
@@ -349,9 +339,9 @@ def test_upstream_bytes_are_the_bodies_the_upstream_counted(mock_url: str) -> No
             await upstream.close()
         return events, stats
 
-    before = _stats(mock_url)
+    before = server_stats(mock_url)
     events, stats = asyncio.run(call())
-    after = _stats(mock_url)
+    after = server_stats(mock_url)
     assert events[0] == "response.created" and events[-1] == "response.completed"
     assert "response.output_text.delta" in events
     counted = stats.snapshot()

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import gevent
-import httpx
 import pytest
 
 from rig.loadgen.registry import TransportContext
@@ -18,7 +17,7 @@ from rig.loadgen.transports import TurnInput
 from rig.loadgen.transports.ws_mux import SHARED_KEY, MuxPool, MuxTransport
 from rig.metrics.records import RecordTags, TaskRecord, TurnRecord
 from rig.workload.scenarios import builtin_scenarios
-from tests.servers import start_mock
+from tests.servers import server_stats, start_mock
 
 SCENARIO = builtin_scenarios()["fix_failing_test"]
 
@@ -30,16 +29,12 @@ def fresh_mock() -> Iterator[str]:
     process.stop()
 
 
-def _stats(url: str) -> dict[str, int]:
-    return httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
-
-
 def _settled_stats(url: str, responses: int) -> dict[str, int]:
     """The mock's counters once it has counted ``responses`` (it counts a response's
     bytes just after writing its last event)."""
     deadline = time.monotonic() + 10
     while True:
-        stats = _stats(url)
+        stats = server_stats(url)
         if stats["responses_completed"] >= responses or time.monotonic() > deadline:
             return stats
         gevent.sleep(0.05)

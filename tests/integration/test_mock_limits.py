@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.servers import start_mock
+from tests.servers import server_stats, start_mock
 
 # One mock, one key per test: each key has its own buckets, so tests do not interfere.
 LIMITS = """
@@ -93,10 +93,6 @@ def _terminal(ws: ClientConnection) -> dict:
         event = orjson.loads(ws.recv(timeout=30))
         if event["type"] in TERMINAL:
             return event
-
-
-def _stats(url: str) -> dict:
-    return httpx.get(url.removesuffix("/v1") + "/stats", timeout=10).json()
 
 
 def _until(condition, timeout_s: float = 10.0) -> None:
@@ -266,19 +262,19 @@ def test_the_connection_limit_refuses_the_next_handshake_with_429(limited: str) 
         error = orjson.loads(refused.body)["error"]
         assert error["code"] == "rate_limit_exceeded"
         assert "Limit 2 open connections" in error["message"]
-        before = _stats(limited)
+        before = server_stats(limited)
         closed_before = before["connections_total"] - before["connections_open"]
         first.close()
 
         def released() -> bool:
-            stats = _stats(limited)
+            stats = server_stats(limited)
             return stats["connections_total"] - stats["connections_open"] > closed_before
 
         _until(released)
         with _ws(limited, "sk-conn") as third:
             _send(third)
             assert _terminal(third)["type"] == "response.completed"
-    assert _stats(limited)["rate_limited_connections"] >= 1
+    assert server_stats(limited)["rate_limited_connections"] >= 1
 
 
 # -- in flight -------------------------------------------------------------------------------
@@ -292,10 +288,10 @@ def test_the_in_flight_limit_refuses_a_second_response_until_the_first_ends(slow
             assert refused.status_code == 429
             assert "Limit 1 responses in flight" in refused.json()["error"]["message"]
         # The client left mid-stream: the server notices at its next event and releases.
-        _until(lambda: _stats(slow)["responses_failed"] >= 1)
+        _until(lambda: server_stats(slow)["responses_failed"] >= 1)
         with client.stream("POST", slow + "/responses", json={**BODY, "stream": True}) as again:
             assert again.status_code == 200
-    assert _stats(slow)["rate_limited_inflight"] >= 1
+    assert server_stats(slow)["rate_limited_inflight"] >= 1
 
 
 def test_a_ws_lane_over_the_in_flight_limit_gets_an_error_on_its_lane(slow: str) -> None:

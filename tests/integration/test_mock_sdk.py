@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests.sdk import until_done
 from tests.servers import start_mock
 
 WEATHER = {
@@ -144,7 +145,7 @@ def test_websocket_session_with_store_false(client: openai.OpenAI) -> None:
         connection.response.create(
             model="mock-agent", input="Weather in Rome?", tools=[WEATHER], store=False
         )
-        first = _until_done(connection)
+        first = until_done(connection)
         assert first.type == "response.completed"
         (call,) = _calls(first.response)
         connection.response.create(
@@ -156,7 +157,7 @@ def test_websocket_session_with_store_false(client: openai.OpenAI) -> None:
             tools=[WEATHER],
             store=False,
         )
-        second = _until_done(connection)
+        second = until_done(connection)
         assert second.type == "response.completed"
         assert second.response.previous_response_id == first.response.id
         assert second.response.output_text
@@ -171,13 +172,13 @@ def test_websocket_unknown_previous_response_id_is_an_error_event(client: openai
         connection.response.create(
             model="mock-agent", previous_response_id="resp_gone", input="x", store=False
         )
-        event = _until_done(connection)
+        event = until_done(connection)
         assert event.type == "error"
         assert event.error.code == "previous_response_not_found"
         assert event.status == 400
         # The documented recovery: resend the full context without previous_response_id.
         connection.response.create(model="mock-agent", input="x", store=False)
-        assert _until_done(connection).type == "response.completed"
+        assert until_done(connection).type == "response.completed"
 
 
 def test_chat_completions_streaming_with_tools(client: openai.OpenAI) -> None:
@@ -258,10 +259,3 @@ def test_missing_key_is_refused(keyed_mock_url: str) -> None:
     missing = httpx.post(keyed_mock_url + "/responses", json={"model": "m", "input": "hi"})
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "missing_api_key"
-
-
-def _until_done(connection) -> object:
-    for event in connection:
-        if event.type in ("response.completed", "response.failed", "error"):
-            return event
-    raise AssertionError("connection closed before a terminal event")

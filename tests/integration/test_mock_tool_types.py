@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from tests.sdk import until_done
 from tests.tool_catalog import ALL_TOOLS, HOSTED_AND_CLIENT_TOOLS, HOSTED_TOOLS, WEATHER
 
 CALL_TYPES = {
@@ -74,7 +75,7 @@ def test_every_tool_type_is_accepted_over_websocket(client: openai.OpenAI) -> No
         connection.response.create(
             model="mock-agent", input="What is new today?", tools=ALL_TOOLS, store=False
         )
-        done = _until_done(connection)
+        done = until_done(connection)
     assert done.type == "response.completed"
     assert len(done.response.tools) == len(ALL_TOOLS)
 
@@ -99,7 +100,7 @@ def test_a_wrong_tool_shape_is_the_apis_400(
     assert caught.value.param == param
     with client.responses.connect() as connection:
         connection.response.create(model="mock-agent", input="hi", tools=tools, store=False)
-        event = _until_done(connection)
+        event = until_done(connection)
     assert event.type == "error"
     assert event.error.param == param
 
@@ -126,13 +127,6 @@ def test_a_freeform_tool_call_and_its_output_continue_the_conversation(
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="mock-agent", tools=ALL_TOOLS, input=unanswered)
     assert "call_2" in caught.value.message
-
-
-def _until_done(connection: Any) -> Any:
-    for event in connection:
-        if event.type in ("response.completed", "response.failed", "error"):
-            return event
-    raise AssertionError("connection closed before a terminal event")
 
 
 def _offered(tools: list[dict[str, Any]]) -> set[tuple[str, str]]:
