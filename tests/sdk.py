@@ -16,3 +16,24 @@ def until_done(connection: Any) -> Any:
         if event.type in TERMINAL:
             return event
     raise AssertionError("the connection closed before the response ended")
+
+
+def check_rate_limit_passes_through(client: Any) -> None:
+    """Through a gateway whose upstream allows one request a minute (``--rpm 1``): the
+    first call answers; the next is the upstream's 429 with its ``retry-after``, over HTTP
+    (the SDK's ``RateLimitError``) and over WebSocket (the ``error`` event, its headers in
+    ``error.headers``)."""
+    import openai
+    import pytest
+
+    client.responses.create(model="mock-agent", input="one")
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.responses.create(model="mock-agent", input="two")
+    assert caught.value.status_code == 429
+    assert caught.value.response.headers.get("retry-after")
+    with client.responses.connect() as connection:
+        connection.response.create(model="mock-agent", input="three", store=False)
+        event = until_done(connection)
+        assert event.type == "error" and event.status == 429
+        assert event.error.code == "rate_limit_exceeded"
+        assert event.error.headers.get("retry-after")

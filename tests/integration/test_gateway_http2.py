@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from tests.h2_upstream import READY
-from tests.sdk import until_done
+from tests.sdk import check_rate_limit_passes_through, until_done
 from tests.servers import ManagedProcess, free_port, server_stats, start_gateway
 
 _LOGGED = re.compile(r"protocol=(\S+) (\S+) (\S+) (\d{3})")
@@ -172,16 +172,7 @@ def test_a_rate_limit_over_http2_reaches_the_client_with_its_headers() -> None:
     reach the client over HTTP and as the WebSocket error event."""
     with _through_gateway("--rpm", "1") as setup:
         with _sdk(setup.url) as client:
-            client.responses.create(model="mock-agent", input="one")
-            with pytest.raises(openai.RateLimitError) as caught:
-                client.responses.create(model="mock-agent", input="two")
-            assert caught.value.response.headers.get("retry-after")
-            with client.responses.connect() as connection:
-                connection.response.create(model="mock-agent", input="three", store=False)
-                event = until_done(connection)
-                assert event.type == "error" and event.status == 429
-                assert event.error.code == "rate_limit_exceeded"
-                assert event.error.headers.get("retry-after")
+            check_rate_limit_passes_through(client)
         assert server_stats(setup.url)["upstream_rate_limited"] == 2
     assert [call[0] for call in setup.upstream.calls()] == ["2", "2", "2"]
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.misbehaving import NEVER, MisbehavingServer
-from tests.sdk import until_done
+from tests.sdk import check_rate_limit_passes_through, until_done
 from tests.servers import ManagedProcess, free_port, server_stats, start_gateway, start_mock
 
 WEATHER = {
@@ -231,17 +231,7 @@ def test_upstream_429_passes_through_with_retry_after() -> None:
     gateway, url = start_gateway(upstream_url)
     try:
         with _sdk(url) as client:
-            client.responses.create(model="mock-agent", input="one")
-            with pytest.raises(openai.RateLimitError) as caught:
-                client.responses.create(model="mock-agent", input="two")
-            assert caught.value.status_code == 429
-            assert caught.value.response.headers.get("retry-after")
-            with client.responses.connect() as connection:
-                connection.response.create(model="mock-agent", input="three", store=False)
-                event = until_done(connection)
-                assert event.type == "error" and event.status == 429
-                assert event.error.code == "rate_limit_exceeded"
-                assert event.error.headers.get("retry-after")
+            check_rate_limit_passes_through(client)
         assert server_stats(url)["upstream_rate_limited"] == 2
     finally:
         gateway.stop()
