@@ -123,31 +123,14 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     try:
         for transport in transports:
             phase_id = f"{run_id}-{transport}"
-            if options.target_url is None:
-                with contextlib.ExitStack() as servers:
+            with contextlib.ExitStack() as servers:
+                url, stats = options.target_url, stats_url
+                if url is None:  # fresh embedded servers for each phase
                     url = servers.enter_context(MockProcess(mock_args)).base_url
                     if gateway:
-                        url = servers.enter_context(GatewayProcess(url)).base_url
-                    path = _phase(
-                        options,
-                        transport,
-                        url,
-                        phase_id,
-                        workdir,
-                        out,
-                        processes,
-                        gateway_stats=url if gateway else stats_url,
-                    )
-            else:
+                        url = stats = servers.enter_context(GatewayProcess(url)).base_url
                 path = _phase(
-                    options,
-                    transport,
-                    options.target_url,
-                    phase_id,
-                    workdir,
-                    out,
-                    processes,
-                    gateway_stats=stats_url,
+                    options, transport, url, phase_id, workdir, out, processes, gateway_stats=stats
                 )
             meta = RunDirectory(path).read_json("meta.json")
             phases[transport] = {
