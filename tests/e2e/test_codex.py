@@ -1,4 +1,5 @@
-"""Codex CLI plays a whole coding task against ``rig mock``, over HTTP (SSE) and WebSocket.
+"""Codex CLI plays a whole coding task against ``rig mock``, over HTTP (SSE) and WebSocket,
+and over WebSocket through ``rig gateway`` in front of the mock as a stateless upstream.
 
 The real ``codex exec`` (pinned and installed by scripts/test) runs non-interactively in
 a temporary git repository holding a small Python project with a failing test, with its
@@ -17,12 +18,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpx
 import pytest
 
-from tests.servers import missing_tool, start_mock
+from tests.servers import ManagedProcess, missing_tool, server_stats, start_gateway, start_mock
 
 CODEX_VERSION = "0.171.0"
 """The version scripts/test installs (keep the two in step)."""
@@ -94,16 +94,30 @@ def _config(home: Path, base_url: str, websockets: bool, model: str) -> None:
     )
 
 
+class CodexRun(NamedTuple):
+    events: list[dict[str, Any]]
+    """``codex exec --json``'s events."""
+    stats: dict[str, Any]
+    """The mock's ``/stats`` after the run."""
+    repo: Path
+    gateway_stats: dict[str, Any] | None
+    """The gateway's ``/stats`` after the run, when Codex went through one."""
+
+
 def _run_codex(
-    tmp_path: Path, websockets: bool, model: str, *mock_args: str
-) -> tuple[list[dict[str, Any]], dict[str, int], Path]:
+    tmp_path: Path, websockets: bool, model: str, *mock_args: str, gateway: bool = False
+) -> CodexRun:
     codex = _codex()
     repo = tmp_path / "repo"
     _project(repo)
     mock, base_url = start_mock("--preset", "instant", *mock_args)
+    front: ManagedProcess | None = None
     try:
+        target_url = base_url
+        if gateway:
+            front, target_url = start_gateway(base_url)
         home = tmp_path / "codex-home"
-        _config(home, base_url, websockets, model)
+        _config(home, target_url, websockets, model)
         # The agent's shell as hermetic as its workspace: the interpreter running the tests
         # first on PATH, no PYTHONPATH of the rig's checkout (its tests package would meet
         # the project's), and a home of its own, so the user's shell start-up files do not
@@ -130,12 +144,15 @@ def _run_codex(
             text=True,
             timeout=240,
         )
-        stats = httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=10).json()
+        stats = server_stats(base_url)
+        gateway_stats = server_stats(target_url) if gateway else None
     finally:
+        if front is not None:
+            front.stop()
         mock.stop()
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return events, stats, repo
+    return CodexRun(events, stats, repo, gateway_stats)
 
 
 def _items(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -146,8 +163,45 @@ def _items(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("websockets", [False, True], ids=["http-sse", "websocket"])
 def test_codex_fixes_a_failing_test_through_its_own_tools(tmp_path: Path, websockets: bool) -> None:
-    events, stats, repo = _run_codex(tmp_path, websockets, MODEL, "--scenario", "fix_failing_test")
+    events, stats, repo, _ = _run_codex(
+        tmp_path, websockets, MODEL, "--scenario", "fix_failing_test"
+    )
+    model_turns = _check_the_task_done(events, repo)
 
+    # The mock saw exactly the session Codex reports: one response per model turn, the
+    # WebSocket warm-up (generate: false) counted apart, nothing refused.
+    assert stats["responses_completed"] == model_turns
+    assert stats["turns"] == model_turns
+    assert stats["responses_failed"] == 0 and stats["errors"] == 0
+    if websockets:
+        assert stats["warmups"] >= 1
+        assert stats["http_requests"] == 0
+    else:
+        assert stats["http_requests"] >= model_turns
+
+
+def test_codex_works_through_the_gateway_over_websocket(tmp_path: Path) -> None:
+    """Codex's WebSocket session through ``rig gateway``: the gateway answers its warm-up
+    itself and continues every turn from the connection's state; the mock, a stateless
+    upstream here, gets each turn once over HTTP with the whole context."""
+    events, stats, repo, gateway = _run_codex(
+        tmp_path, True, MODEL, "--scenario", "fix_failing_test", gateway=True
+    )
+    model_turns = _check_the_task_done(events, repo)
+    assert gateway is not None
+    assert gateway["responses_completed"] == model_turns and gateway["warmups"] >= 1
+    assert gateway["hits_connection"] == model_turns  # the warm-up's id continued too
+    assert gateway["errors"] == 0 and gateway["responses_failed"] == 0
+    assert gateway["misses_not_found"] == 0 and gateway["upstream_errors"] == 0
+    assert stats["http_requests"] == stats["responses_completed"] == model_turns
+    assert stats["warmups"] == 0 and stats["errors"] == 0
+    # Codex uploaded only new items; the gateway re-sent the context upstream.
+    assert gateway["upstream_bytes_out"] == stats["bytes_in"]
+    assert gateway["client_bytes_in"] < gateway["upstream_bytes_out"] / 2
+
+
+def _check_the_task_done(events: list[dict[str, Any]], repo: Path) -> int:
+    """Codex fixed the failing test through its own tools and said so; its model turns."""
     kinds = [e["type"] for e in events]
     assert "turn.failed" not in kinds and "error" not in kinds
     assert kinds[-1] == "turn.completed"
@@ -181,24 +235,14 @@ def test_codex_fixes_a_failing_test_through_its_own_tools(tmp_path: Path, websoc
     assert suite.returncode == 0, suite.stdout[-2000:]
     answer = messages[-1]["text"]
     assert "src/calc.py" in answer and "2 passed" in answer
-
-    # The mock saw exactly the session Codex reports: one response per model turn, the
-    # WebSocket warm-up (generate: false) counted apart, nothing refused.
-    assert stats["responses_completed"] == model_turns
-    assert stats["turns"] == model_turns
-    assert stats["responses_failed"] == 0 and stats["errors"] == 0
-    if websockets:
-        assert stats["warmups"] >= 1
-        assert stats["http_requests"] == 0
-    else:
-        assert stats["http_requests"] >= model_turns
+    return model_turns
 
 
 def test_codex_without_its_apply_patch_tool_patches_through_its_shell(tmp_path: Path) -> None:
     """A model name Codex does not know: it warns, offers no apply_patch tool, and the
     scripted model sends the patch through exec_command, which Codex applies itself. No
     --scenario: the task's own words choose fix_failing_test."""
-    events, stats, repo = _run_codex(tmp_path, False, "mock-agent")
+    events, stats, repo, _ = _run_codex(tmp_path, False, "mock-agent")
     assert "turn.failed" not in [e["type"] for e in events]
     warnings = _items(events, "error")
     assert all("metadata" in w["message"] for w in warnings)  # the unknown-model warning

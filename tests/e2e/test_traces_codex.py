@@ -94,7 +94,7 @@ def _model_turns(session: Session) -> list[TurnTrace]:
 @pytest.mark.parametrize("websockets", [False, True], ids=["http-sse", "websocket"])
 def test_a_recorded_and_an_imported_codex_session_agree(tmp_path: Path, websockets: bool) -> None:
     record = tmp_path / "recorded"
-    events, stats, _ = _run_codex(
+    events, stats, _, _ = _run_codex(
         tmp_path, websockets, MODEL, "--scenario", "fix_failing_test", "--record", str(record)
     )
     (recorded,) = read_trace(record).sessions
