@@ -1,8 +1,8 @@
 """The OpenAI Agents SDK (``openai-agents``), unmodified, running whole agent loops against
-a real mock over HTTP, SSE (a streamed run) and its WebSocket model: an agent offering a
-subset of the rig's seven tools, and an agent whose tools have names of its own. Every run
-ends with a final output; the scripted model never calls a tool the agent lacks (the SDK
-would raise ``ModelBehaviorError``)."""
+a real mock, and through ``rig gateway`` in front of it, over HTTP, SSE (a streamed run)
+and its WebSocket model: an agent offering a subset of the rig's seven tools, and an agent
+whose tools have names of its own. Every run ends with a final output; the scripted model
+never calls a tool the agent lacks (the SDK would raise ``ModelBehaviorError``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from openai import AsyncOpenAI
 from rig.workload.corpus import Corpus
 from rig.workload.simulator import ToolSimulator
 from rig.workload.tools import INSTRUCTIONS, TOOLS
-from tests.servers import start_mock
+from tests.servers import server_stats, start_gateway, start_mock
 
 MAX_TURNS = 40
 """Above every scenario's turn range: a run that needs more has gone wrong."""
@@ -38,10 +38,25 @@ SUBSET = ("read_file", "search", "run_tests")
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[str]:
+def mock_url() -> Iterator[str]:
     process, url = start_mock("--preset", "instant")
     yield url
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_url(mock_url: str) -> Iterator[str]:
+    """``rig gateway`` in front of the mock (a stateless upstream to it)."""
+    process, url = start_gateway(mock_url)
+    yield url
+    process.stop()
+
+
+@pytest.fixture(params=["mock", "gateway"])
+def target(request: pytest.FixtureRequest) -> str:
+    """The URL the agent talks to: the mock, or the gateway in front of it."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
 
 
 def _http_model(url: str) -> Model:
@@ -105,42 +120,70 @@ def _own_tools(calls: list[str]) -> list[FunctionTool]:
     return [lookup_order, get_weather]
 
 
-async def _run(agent: Agent[Any], prompt: str, streamed: bool) -> Any:
+async def _run(agent: Agent[Any], prompt: str, streamed: bool, chained: bool = False) -> Any:
     config = RunConfig(tracing_disabled=True)
+    options: dict[str, Any] = {"max_turns": MAX_TURNS, "run_config": config}
+    if chained:  # each turn continues the last response: only the new items are sent
+        options["auto_previous_response_id"] = True
     if not streamed:
-        return await Runner.run(agent, prompt, max_turns=MAX_TURNS, run_config=config)
-    result = Runner.run_streamed(agent, prompt, max_turns=MAX_TURNS, run_config=config)
+        return await Runner.run(agent, prompt, **options)
+    result = Runner.run_streamed(agent, prompt, **options)
     async for _ in result.stream_events():
         pass
     return result
 
 
-def _play(url: str, transport: str, tools: list[FunctionTool], prompt: str) -> Any:
+def _play(
+    url: str, transport: str, tools: list[FunctionTool], prompt: str, chained: bool = False
+) -> Any:
     make_model, streamed = MODELS[transport]
     agent = Agent(name="agent", instructions=INSTRUCTIONS, model=make_model(url), tools=tools)
-    return asyncio.run(_run(agent, prompt, streamed))
+    return asyncio.run(_run(agent, prompt, streamed, chained))
 
 
 @pytest.mark.parametrize("transport", sorted(MODELS))
 def test_an_agent_with_a_subset_of_the_rigs_tools_finishes_its_task(
-    mock: str, transport: str
+    target: str, transport: str
 ) -> None:
     calls: list[str] = []
-    result = _play(mock, transport, _rig_tools(SUBSET, calls), "Fix the failing test.")
+    result = _play(target, transport, _rig_tools(SUBSET, calls), "Fix the failing test.")
     assert isinstance(result.final_output, str) and result.final_output
     assert calls, "the model played the task through the agent's tools"
     assert set(calls) <= set(SUBSET)
 
 
 @pytest.mark.parametrize("transport", sorted(MODELS))
-def test_an_agent_with_tools_of_its_own_names_gets_an_answer(mock: str, transport: str) -> None:
+def test_an_agent_with_tools_of_its_own_names_gets_an_answer(target: str, transport: str) -> None:
     calls: list[str] = []
-    result = _play(mock, transport, _own_tools(calls), "Where is my order 1234?")
+    result = _play(target, transport, _own_tools(calls), "Where is my order 1234?")
     assert isinstance(result.final_output, str) and result.final_output
     assert calls and set(calls) <= {"lookup_order", "get_weather"}
 
 
 @pytest.mark.parametrize("transport", sorted(MODELS))
-def test_an_agent_without_tools_gets_an_answer(mock: str, transport: str) -> None:
-    result = _play(mock, transport, [], "Say hello.")
+def test_an_agent_without_tools_gets_an_answer(target: str, transport: str) -> None:
+    result = _play(target, transport, [], "Say hello.")
     assert isinstance(result.final_output, str) and result.final_output
+
+
+@pytest.mark.parametrize("transport", sorted(MODELS))
+def test_a_chaining_agent_continues_from_the_gateways_state(
+    gateway_url: str, transport: str
+) -> None:
+    """``auto_previous_response_id``: each turn names the last response and sends only the
+    new items; the gateway finds every previous response (in the WebSocket's conversation,
+    or in its store over HTTP) and re-sends the whole context upstream."""
+    before = server_stats(gateway_url)
+    calls: list[str] = []
+    result = _play(
+        gateway_url, transport, _rig_tools(SUBSET, calls), "Fix the failing test.", chained=True
+    )
+    after = server_stats(gateway_url)
+    assert isinstance(result.final_output, str) and result.final_output and calls
+    turns = after["responses_completed"] - before["responses_completed"]
+    hits = sum(after[k] - before[k] for k in ("hits_connection", "hits_checkpoint"))
+    assert turns > 1 and hits == turns - 1  # every turn but the first continued
+    assert after["misses_not_found"] == before["misses_not_found"]
+    sent = after["client_bytes_in"] - before["client_bytes_in"]
+    resent = after["upstream_bytes_out"] - before["upstream_bytes_out"]
+    assert sent < resent
