@@ -4,7 +4,7 @@ byte (prior knowledge). Each request is logged as ``protocol=<version> <method> 
 (Hypercorn's access log, the server's own word on the protocol spoken).
 
     python -m tests.h2_upstream --port P [--certfile F --keyfile K] [--alpn h2,http/1.1]
-        [--rpm N] [--api-key KEY ...] [--delta-tokens N] [--quiet]
+        [--rpm N] [--api-key KEY ...] [--delta-tokens N] [--preset P] [--quiet]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=0)
     parser.add_argument("--api-key", action="append", default=[])
     parser.add_argument("--delta-tokens", type=int, default=1)
+    parser.add_argument("--preset", default="instant", help="a preset name or YAML file")
     parser.add_argument("--quiet", action="store_true", help="no access log (benchmarks)")
     args = parser.parse_args()
     config = Config()
@@ -43,7 +44,7 @@ def main() -> None:
     config.loglevel = "INFO"
     app = create_app(
         MockConfig(
-            preset="instant",
+            preset=args.preset,
             rpm=args.rpm,
             api_keys=tuple(args.api_key),
             delta_tokens=args.delta_tokens,

@@ -194,6 +194,36 @@ def test_an_http2_upstream_gone_is_the_apis_error_and_the_connection_stays() -> 
         assert answer.status_code == 502 and answer.json()["error"]["type"] == "server_error"
 
 
+SLOW_PRESET = """\
+name: slow-h2
+description: A response that streams for a few seconds.
+base_ms: 50
+parse_ms_per_kb: 0
+rehydrate_ms_per_kb: 0
+prefill_ms_per_1k_tokens: 0
+tokens_per_s: 40
+jitter: 0
+prompt_cache_hit_rate: 0
+"""
+
+
+def test_an_http2_stream_cut_midway_is_an_error_event_not_a_hang(tmp_path: Path) -> None:
+    preset = tmp_path / "slow.yaml"
+    preset.write_text(SLOW_PRESET)
+    with _through_gateway("--preset", str(preset)) as setup:
+        with _sdk(setup.url) as client, client.responses.connect() as connection:
+            connection.response.create(model="mock-agent", input="Explain the fix", store=False)
+            for event in connection:  # the stream has begun
+                if event.type == "response.output_text.delta":
+                    break
+            os.killpg(setup.upstream.process.process.pid, signal.SIGKILL)
+            event = until_done(connection)
+            assert event.type == "error" and event.status == 502, event
+            assert event.error.code == "upstream_error"
+        stats = server_stats(setup.url)
+    assert stats["upstream_errors"] == 1 and stats["responses_completed"] == 0
+
+
 def test_a_passed_through_key_is_carried_over_http2_and_never_logged() -> None:
     key, wrong = "sk-h2-pass-7d1c5e9a3b", "sk-h2-wrong-2f8b6a0c4e"
     options = ("--client-keys", "pass-through", "--log-level", "debug")
