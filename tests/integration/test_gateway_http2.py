@@ -194,23 +194,12 @@ def test_an_http2_upstream_gone_is_the_apis_error_and_the_connection_stays() -> 
         assert answer.status_code == 502 and answer.json()["error"]["type"] == "server_error"
 
 
-SLOW_PRESET = """\
-name: slow-h2
-description: A response that streams for a few seconds.
-base_ms: 50
-parse_ms_per_kb: 0
-rehydrate_ms_per_kb: 0
-prefill_ms_per_1k_tokens: 0
-tokens_per_s: 40
-jitter: 0
-prompt_cache_hit_rate: 0
-"""
+SLOW_PRESET = str(Path(__file__).resolve().parents[1] / "data" / "slow.yaml")
+"""A response that streams for a few seconds."""
 
 
-def test_an_http2_stream_cut_midway_is_an_error_event_not_a_hang(tmp_path: Path) -> None:
-    preset = tmp_path / "slow.yaml"
-    preset.write_text(SLOW_PRESET)
-    with _through_gateway("--preset", str(preset)) as setup:
+def test_an_http2_stream_cut_midway_is_an_error_event_not_a_hang() -> None:
+    with _through_gateway("--preset", SLOW_PRESET) as setup:
         with _sdk(setup.url) as client, client.responses.connect() as connection:
             connection.response.create(model="mock-agent", input="Explain the fix", store=False)
             for event in connection:  # the stream has begun

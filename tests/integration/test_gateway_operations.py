@@ -21,17 +21,8 @@ from websockets.sync.client import connect
 from tests.sdk import until_done
 from tests.servers import ManagedProcess, free_port, require_binary, start_gateway, start_mock
 
-SLOW_PRESET = """\
-name: slow-for-drain
-description: A response that streams for a few seconds.
-base_ms: 50
-parse_ms_per_kb: 0
-rehydrate_ms_per_kb: 0
-prefill_ms_per_1k_tokens: 0
-tokens_per_s: 40
-jitter: 0
-prompt_cache_hit_rate: 0
-"""
+SLOW_PRESET = str(Path(__file__).resolve().parents[1] / "data" / "slow.yaml")
+"""A response that streams for a few seconds."""
 
 
 @pytest.fixture(scope="module")
@@ -263,12 +254,8 @@ def test_metrics_expose_the_same_figures_as_stats(upstream: str) -> None:
     assert samples[("rig_gateway_memory_rss_bytes", ())] > 0
 
 
-def test_sigterm_finishes_the_response_in_flight_then_sends_the_documented_close(
-    tmp_path: Path,
-) -> None:
-    preset = tmp_path / "slow.yaml"
-    preset.write_text(SLOW_PRESET)
-    mock, upstream = start_mock("--preset", str(preset))
+def test_sigterm_finishes_the_response_in_flight_then_sends_the_documented_close() -> None:
+    mock, upstream = start_mock("--preset", SLOW_PRESET)
     gateway, url = start_gateway(upstream, "--drain-timeout", "30")
     ws_url = url.replace("http://", "ws://") + "/responses"
     try:
