@@ -3,10 +3,12 @@ served by Hypercorn (a real HTTP/2 server; uvicorn speaks only HTTP/1.1), whose 
 says which protocol each call came in: negotiated by TLS ALPN, HTTP/1.1 where the upstream
 offers nothing else, prior knowledge over cleartext; multi-turn WebSocket continuation,
 the Models API, a passed-through key (carried, never logged), a rate limit's refusal with
-its headers, and an upstream gone."""
+its headers, an upstream gone or cut mid-stream, and calls in flight sharing one
+connection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 import trustme
 
@@ -228,3 +231,48 @@ def test_a_passed_through_key_is_carried_over_http2_and_never_logged() -> None:
     logged = "".join(setup.gateway.output)
     assert "listening on" in logged
     assert key not in logged and wrong not in logged
+
+
+def test_calls_in_flight_share_one_http2_connection() -> None:
+    """What HTTP/2 buys: ten streams through the gateway at once, and the gateway holds one
+    connection to the upstream (its HTTP/1.1 client would hold one per call)."""
+    streams = 10
+
+    async def play(url: str, upstream_port: int, gateway_pid: int) -> tuple[int, list[str]]:
+        client = openai.AsyncOpenAI(base_url=url, api_key="sk-h2-test", max_retries=0)
+        started = asyncio.Event()
+        waiting = [streams]
+
+        async def one(n: int) -> str:
+            stream = await client.responses.create(
+                model="mock-agent", input=f"Explain fix {n}", stream=True
+            )
+            kind = ""
+            async for event in stream:
+                if event.type == "response.output_text.delta" and kind == "":
+                    kind = "streaming"
+                    waiting[0] -= 1
+                    if waiting[0] == 0:
+                        started.set()
+                if event.type == "response.completed":
+                    kind = event.type
+            return kind
+
+        tasks = [asyncio.create_task(one(n)) for n in range(streams)]
+        await asyncio.wait_for(started.wait(), 30)  # every stream has begun, none ended
+        gateway = psutil.Process(gateway_pid)
+        upstream = [
+            c
+            for c in gateway.net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == upstream_port and c.status == psutil.CONN_ESTABLISHED
+        ]
+        kinds = await asyncio.gather(*tasks)
+        await client.close()
+        return len(upstream), kinds
+
+    with _through_gateway("--preset", SLOW_PRESET) as setup:
+        port = int(setup.upstream.url.rsplit(":", 1)[1].split("/")[0])
+        connections, kinds = asyncio.run(play(setup.url, port, setup.gateway.process.pid))
+    assert kinds == ["response.completed"] * streams
+    assert connections == 1
+    assert [call[0] for call in setup.upstream.calls()] == ["2"] * streams
