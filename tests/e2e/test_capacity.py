@@ -119,7 +119,7 @@ def test_through_a_gateway_each_phase_reports_what_the_gateway_did(tmp_path: Pat
         [
             sys.executable, "-m", "rig", "capacity", "--target", "gateway",
             "--transports", "http,ws", "--step-users", "2", "--step-time", "3s",
-            "--max-users", "6", "--preset", PRESET, "--time-scale", "0",
+            "--max-users", "4", "--preset", PRESET, "--time-scale", "0",
             "--ttft-slo-ms", "60000", "--stop-timeout", "10",
             "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "summary.json"),
             "--check", "capacity.ws.gateway.ingress_saved>=0.5",
