@@ -31,6 +31,8 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
+from rig.gateway.http1 import ConnectionPool
+
 __all__ = ["H2Answer", "H2Client"]
 
 
@@ -98,7 +100,7 @@ class H2Client:
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
-                keepalive_expiry=15.0,  # the HTTP/1.1 pool's idle_s
+                keepalive_expiry=ConnectionPool.idle_s,  # as the HTTP/1.1 pool's
             ),
             trust_env=False,
             follow_redirects=False,
