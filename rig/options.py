@@ -305,10 +305,10 @@ class RunOptions:
     )
     gateway_stats: str = option(
         "a gateway's base URL (or a comma-separated list) whose /stats are read at the "
-        "start, every 5 s and at the end of the run into summary.json's gateway section (for "
-        "--check on "
-        "its figures; rig capacity: into each transport's capacity section); a host name "
-        "that resolves to several addresses (a headless Service) is read at each replica",
+        "start, every 5 s and at the end of the run into summary.json's gateway section "
+        "(for --check on its figures; rig capacity: into each transport's capacity "
+        "section); a host name that resolves to several addresses (a headless Service) is "
+        "read at each replica",
         {LOCUST, CAPACITY},
         default="",
     )

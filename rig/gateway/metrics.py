@@ -74,10 +74,10 @@ class GatewayCollector(Collector):
     def __init__(
         self,
         figures: Callable[[], Mapping[str, Any]],
-        histograms: Mapping[str, Histogram] | None = None,
+        histograms: Mapping[str, Histogram],
     ):
         self.figures = figures
-        self.histograms = histograms or {}
+        self.histograms = histograms
 
     def collect(self) -> Iterator[Metric]:
         """One family per figure."""

@@ -315,8 +315,8 @@ def summarize(
         sections["workload"] = {**workload, "fidelity": fidelity}
         warnings += _fidelity_warnings(fidelity)
     capacity_sections = _capacity(meta, turns, ratelimits)
+    by_transport = capacity_sections.get("capacity", {})
     for name, observed in (phase_gateways or {}).items():
-        by_transport = capacity_sections.get("capacity", {})
         if name in by_transport and name in transports:
             section, phase_warnings = gateway_section(observed, {name: transports[name]}, None)
             by_transport[name]["gateway"] = section

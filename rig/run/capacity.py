@@ -112,7 +112,8 @@ def run_capacity(options: RunOptions, out: TextIO = sys.stdout) -> int:
     processes = resolve_processes(
         options.processes, embedded_servers=0 if options.target_url else 2 if gateway else 1
     )
-    stats_url = options.gateway_stats or (options.target_url or "" if gateway else "")
+    # The gateway's /stats: as given, else a deployed gateway's own URL(s).
+    stats_url = options.gateway_stats or ((options.target_url or "") if gateway else "")
     run_id = new_run_id()
     workdir = Path(options.out) / f".{run_id}-phases"
     workdir.mkdir(parents=True, exist_ok=False)

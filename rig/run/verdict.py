@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import gevent
 import orjson
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -36,8 +37,6 @@ and memory at the load's peak, not only at the start and the end)."""
 
 
 def _sample_every(watch: StatsWatch, every_s: float) -> None:
-    import gevent
-
     while True:
         gevent.sleep(every_s)
         watch.sample()
@@ -58,8 +57,6 @@ def watch_gateway(environment: Environment) -> None:
     for error in watch.errors:
         log.warning("rig: gateway stats: %s", error)
     run.attachments[GATEWAY_WATCH] = watch
-    import gevent
-
     run.attachments[GATEWAY_SAMPLER] = gevent.spawn(_sample_every, watch, GATEWAY_SAMPLE_S)
 
 
