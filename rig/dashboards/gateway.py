@@ -44,6 +44,7 @@ METRICS: dict[str, Metric] = {
     "upstream_bytes_total": Metric("counter", ("direction",)),
     "upstream_requests_total": Metric("counter"),
     "upstream_errors_total": Metric("counter"),
+    "upstream_retries_total": Metric("counter"),
     "upstream_rate_limited_total": Metric("counter"),
     "cache_hits_total": Metric("counter", ("source",)),
     "cache_misses_total": Metric("counter", ("cause",)),
@@ -224,12 +225,14 @@ def build() -> dict[str, Any]:
         ),
         time_series(
             "Errors per second",
-            "Errors answered to clients, upstream failures (errors and timeouts) and "
-            "upstream 429s passed through.",
+            "Errors answered to clients, upstream failures (errors and timeouts), "
+            "upstream 429s passed through, and upstream calls sent again because the "
+            "upstream had not processed them (not errors to clients).",
             [
                 PromQuery(_rate("errors_total"), "errors"),
                 PromQuery(_rate("upstream_errors_total"), "upstream errors"),
                 PromQuery(_rate("upstream_rate_limited_total"), "upstream 429"),
+                PromQuery(_rate("upstream_retries_total"), "upstream retries"),
             ],
             "reqps",
             width=8,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -371,10 +371,13 @@ class ConnectionPool:
         connect_timeout_s: float,
         read_timeout_s: float,
         loop: asyncio.AbstractEventLoop | None = None,
+        on_retry: Callable[[], None] | None = None,
     ):
         self.origin = origin
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.on_retry = on_retry
+        """Called for each request sent again (the upstream closed it unanswered)."""
         self.loop = loop or asyncio.get_running_loop()
         self.idle: list[_Connection] = []
         self.open: set[_Connection] = set()
@@ -399,6 +402,8 @@ class ConnectionPool:
                 # (its idle timeout crossed it) and sent nothing back: it did not answer
                 # this request, so it goes again once, on a new connection (as Go's
                 # net/http does for a server that closed an idle connection).
+                if self.on_retry is not None:
+                    self.on_retry()
         return await self._exchange(await self._connect(), head, body)
 
     @staticmethod

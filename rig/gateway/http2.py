@@ -15,7 +15,13 @@ by default.
   upstream must speak it; one that does not fails the call as unreachable.
 * Certificates are verified against the system's authorities (OpenSSL's defaults, as the
   HTTP/1.1 client: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name others); no proxy from the
-  environment, no redirects, no retries.
+  environment, no redirects.
+* A request the upstream says it did not process (RFC 9113 8.7) is sent again, at most
+  :data:`RETRIES` times: its stream reset with ``REFUSED_STREAM``, or its connection going
+  away with none of the client's streams processed (GOAWAY with last stream id 0). httpcore
+  itself sends again a stream above a GOAWAY's non-zero last stream id; these two it raises.
+  Nothing else is retried: a request the upstream may have processed is not the gateway's
+  to repeat.
 * Failures are the HTTP/1.1 client's: :class:`TimeoutError` (connecting, or no byte for
   ``read_timeout_s``), :class:`ConnectionError` (refused, reset, the stream cut), never
   httpx's own exceptions, whose text may hold the URL.
@@ -27,13 +33,18 @@ neither writes a header's value).
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
+import h2.errors
+import h2.events
 import httpx
 
 from rig.gateway.http1 import ConnectionPool
 
-__all__ = ["H2Answer", "H2Client"]
+__all__ = ["RETRIES", "H2Answer", "H2Client"]
+
+RETRIES = 2
+"""How many times a request the upstream did not process is sent again."""
 
 
 def _failure(exc: httpx.TransportError) -> OSError:
@@ -41,6 +52,19 @@ def _failure(exc: httpx.TransportError) -> OSError:
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError()
     return ConnectionError(type(exc).__name__)
+
+
+def _unprocessed(exc: httpx.TransportError) -> bool:
+    """The upstream said it did not process the request: its stream refused, or the
+    connection going away with no stream of the client's processed. httpx keeps httpcore's
+    exception as the cause, and httpcore the ``h2`` event as its argument."""
+    cause = exc.__cause__
+    event = cause.args[0] if cause is not None and cause.args else None
+    if isinstance(event, h2.events.StreamReset):
+        return event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+    if isinstance(event, h2.events.ConnectionTerminated):
+        return event.last_stream_id == 0
+    return False
 
 
 class H2Answer:
@@ -88,7 +112,10 @@ class H2Client:
         connect_timeout_s: float,
         read_timeout_s: float,
         max_connections: int,
+        on_retry: Callable[[], None] | None = None,
     ):
+        self.on_retry = on_retry
+        """Called for each request sent again (the upstream did not process it)."""
         tls = base_url.startswith("https://")
         self._client = httpx.AsyncClient(
             http1=tls,  # over http://, HTTP/2 only (prior knowledge)
@@ -115,11 +142,17 @@ class H2Client:
     ) -> H2Answer:
         """Send one request; its answer once its status and headers arrived."""
         request = self._client.build_request(method, url, headers=headers, content=body)
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise _failure(exc) from None
-        return H2Answer(response)
+        for attempt in range(RETRIES + 1):
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if attempt == RETRIES or not _unprocessed(exc):
+                    raise _failure(exc) from None
+                if self.on_retry is not None:
+                    self.on_retry()
+            else:
+                return H2Answer(response)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def aclose(self) -> None:
         """Close every connection."""

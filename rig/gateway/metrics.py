@@ -42,6 +42,10 @@ COUNTERS = {
     "connections": ("connections_total", "Client WebSockets accepted."),
     "upstream_requests": ("upstream_requests", "Calls made to upstreams."),
     "upstream_errors": ("upstream_errors", "Upstream calls that failed."),
+    "upstream_retries": (
+        "upstream_retries",
+        "Upstream calls sent again (the upstream had not processed them).",
+    ),
     "upstream_rate_limited": ("upstream_rate_limited", "Upstream 429 answers."),
     "resumes": ("resumes", "WebSocket continuations of a response the connection did not hold."),
     "evictions": ("evictions", "Conversations pushed out by a memory cap."),

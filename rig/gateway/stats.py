@@ -36,6 +36,7 @@ COUNTERS = (
     "upstream_bytes_out",
     "upstream_bytes_in",
     "upstream_errors",
+    "upstream_retries",
     "upstream_rate_limited",
     "upstream_ttfb_us",
     "relay_us",
@@ -65,6 +66,11 @@ COUNTERS = (
 in the checkpoints; ``misses_not_found``: neither (the sum of the ``misses_<cause>``:
 evicted, expired, foreign, unavailable, unknown - one answer for all). ``resumes``: a
 WebSocket continuing a response it did not hold (after a reconnect, on any replica).
+``upstream_retries``: requests sent again because the upstream did not process them (a
+kept-alive HTTP/1.1 connection closed with no byte of answer; an HTTP/2 stream refused, or
+its connection gone away with none processed); such a call is one of
+``upstream_requests``, its body counted once in ``upstream_bytes_out`` (what the upstream
+that processed it received).
 ``evictions``: conversations pushed out of memory or the in-process checkpoints by their
 caps. ``checkpoint_us``/``upstream_ttfb_us``: summed microseconds; ``upstream_ttfb_us`` runs
 from sending the upstream request to the first bytes of its answer. ``relay_us``: the

@@ -767,6 +767,7 @@ class Upstream:
                 self.origin,
                 connect_timeout_s=min(10.0, self.config.timeout_s),
                 read_timeout_s=self.config.timeout_s,
+                on_retry=self._retried,
             )
         return self._pool
 
@@ -779,8 +780,12 @@ class Upstream:
                 connect_timeout_s=min(10.0, self.config.timeout_s),
                 read_timeout_s=self.config.timeout_s,
                 max_connections=self.config.max_in_flight,
+                on_retry=self._retried,
             )
         return self._h2
+
+    def _retried(self) -> None:
+        self.stats.add("upstream_retries")
 
     def _send(
         self,

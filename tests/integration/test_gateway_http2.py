@@ -24,9 +24,10 @@ import psutil
 import pytest
 import trustme
 
+from tests.h2_refusing import READY as REFUSING_READY
 from tests.h2_upstream import READY
 from tests.sdk import check_rate_limit_passes_through, until_done
-from tests.servers import ManagedProcess, free_port, server_stats, start_gateway
+from tests.servers import ManagedProcess, free_port, server_stats, start_gateway, start_mock
 
 _LOGGED = re.compile(r"protocol=(\S+) (\S+) (\S+) (\d{3})")
 
@@ -276,3 +277,81 @@ def test_calls_in_flight_share_one_http2_connection() -> None:
     assert kinds == ["response.completed"] * streams
     assert connections == 1
     assert [call[0] for call in setup.upstream.calls()] == ["2"] * streams
+
+
+@contextlib.contextmanager
+def _behind_a_refusing_front(*front_args: str) -> Iterator[tuple[ManagedProcess, str, str]]:
+    """The mock (HTTP/1.1), ``tests/h2_refusing.py`` in front of it with ``front_args``, and
+    ``rig gateway --upstream-http2`` calling the front: the front, the mock's and the
+    gateway's ``/v1`` URLs."""
+    mock, mock_url = start_mock()
+    try:
+        port = free_port()
+        argv = [sys.executable, "-m", "tests.h2_refusing", "--port", str(port),
+                "--upstream", mock_url.removesuffix("/v1"), *front_args]  # fmt: skip
+        front = ManagedProcess(argv, REFUSING_READY)
+        try:
+            front.wait_ready()
+            upstream = f"http://127.0.0.1:{port}/v1"
+            gateway, url = start_gateway(upstream, "--upstream-http2")
+            try:
+                yield front, mock_url, url
+            finally:
+                gateway.stop()
+        finally:
+            front.stop()
+    finally:
+        mock.stop()
+
+
+def _front_said(front: ManagedProcess) -> list[str]:
+    return [line.strip() for line in front.output if not line.startswith(REFUSING_READY)]
+
+
+@pytest.mark.parametrize(
+    ("front_args", "turned_away"),
+    [
+        (("--refuse", "2"), ["refused /v1/responses", "refused /v1/responses"]),
+        (("--go-away", "1"), ["went away /v1/responses"]),
+    ],
+    ids=["refused-stream", "goaway-none-processed"],
+)
+def test_a_call_the_upstream_did_not_process_is_sent_again(
+    front_args: tuple[str, ...], turned_away: list[str]
+) -> None:
+    """RFC 9113 8.7: a stream reset with REFUSED_STREAM, or a connection going away with
+    none of its streams processed, is safe to send again; the client sees one answer (over
+    HTTP and WebSocket) and the upstream (the mock behind the front) one call each."""
+    with _behind_a_refusing_front(*front_args) as (front, mock_url, url):
+        with _sdk(url) as client, client.responses.connect() as connection:
+            connection.response.create(model="mock-agent", input="Read the parser", store=False)
+            first = until_done(connection)
+            assert first.type == "response.completed", first
+            answer = client.responses.create(model="mock-agent", input="hi")
+            assert answer.status == "completed"
+        stats, served = server_stats(url), server_stats(mock_url)
+    assert _front_said(front) == [
+        *turned_away,
+        "served POST /v1/responses 200",
+        "served POST /v1/responses 200",
+    ]
+    assert served["responses_completed"] == 2
+    assert stats["responses_completed"] == 2 and stats["upstream_errors"] == 0
+    assert stats["upstream_retries"] == len(turned_away)
+    # a call sent again is one call: its body counted once, as the upstream received it
+    assert stats["upstream_requests"] == 2
+    assert stats["upstream_bytes_out"] == served["bytes_in"]
+
+
+def test_an_upstream_that_keeps_refusing_is_the_apis_error() -> None:
+    """Retries are bounded: a stream refused every time ends as the API's 502."""
+    with _behind_a_refusing_front("--refuse", "100") as (front, mock_url, url):
+        answer = httpx.post(url + "/responses", json={"model": "mock-agent", "input": "hi"})
+        assert answer.status_code == 502
+        error = answer.json()["error"]
+        assert error["type"] == "server_error" and error["code"] == "upstream_error"
+        stats, served = server_stats(url), server_stats(mock_url)
+    refused = _front_said(front)
+    assert refused == ["refused /v1/responses"] * (1 + stats["upstream_retries"])
+    assert 1 <= stats["upstream_retries"] <= 3
+    assert served["responses_completed"] == 0

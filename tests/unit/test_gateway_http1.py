@@ -329,9 +329,14 @@ def test_a_kept_alive_connection_closed_with_no_answer_sends_the_request_again_o
     async def test() -> None:
         # The second request meets the upstream's close of the kept-alive connection (no
         # byte answered): it goes again on a new connection and is answered there.
-        server = _Server([ok, _CLOSE, ok])
+        server, retries = _Server([ok, _CLOSE, ok]), []
         async with server as url:
-            pool = ConnectionPool(Origin(url), connect_timeout_s=1, read_timeout_s=5)
+            pool = ConnectionPool(
+                Origin(url),
+                connect_timeout_s=1,
+                read_timeout_s=5,
+                on_retry=lambda: retries.append(1),
+            )
             head = request_head("POST", "/v1/responses", pool.origin, {})
             for _ in range(2):
                 answer = await pool.request(head, b"{}")
@@ -339,6 +344,7 @@ def test_a_kept_alive_connection_closed_with_no_answer_sends_the_request_again_o
             pool.close()
         assert server.connections == 2
         assert len(server.requests) == 3
+        assert retries == [1]  # counted (the gateway's upstream_retries)
 
         # A new connection closed with no answer is the upstream's failure, not retried;
         # nor is a kept-alive one that closed after its answer began.
