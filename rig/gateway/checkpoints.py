@@ -57,6 +57,7 @@ __all__ = [
     "MemoryCheckpoints",
     "Packed",
     "RedisCheckpoints",
+    "StoredResponse",
     "compact",
     "exact_bytes",
     "join_arrays",
@@ -287,6 +288,22 @@ def compact(conversation: Conversation, level: int = PACK_LEVEL) -> Packed | Non
     return Packed(len(whole), len(blob))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """What ``GET`` and ``DELETE /v1/responses/{id}`` need of a checkpoint: its owner,
+    whether it was stored, and the response object's JSON (empty unless stored) - not its
+    conversation."""
+
+    owner: str
+    stored: bool
+    response: bytes
+
+    def response_object(self) -> dict[str, Any]:
+        """The response object, decoded."""
+        value: dict[str, Any] = orjson.loads(self.response)
+        return value
+
+
 class CheckpointStore(Protocol):
     """Checkpoints by response id."""
 
@@ -296,6 +313,11 @@ class CheckpointStore(Protocol):
 
     async def read(self, response_id: str) -> Conversation | None:
         """The checkpoint of ``response_id``, or ``None``."""
+        ...
+
+    async def read_response(self, response_id: str) -> StoredResponse | None:
+        """The owner, stored flag and response object of ``response_id``, without its
+        conversation; or ``None``."""
         ...
 
     async def delete(self, response_id: str) -> bool:
@@ -590,6 +612,13 @@ class MemoryCheckpoints:
         assert thread.packed is not None
         return thread.packed.conversation(position)
 
+    async def read_response(self, response_id: str) -> StoredResponse | None:
+        """:meth:`read`'s owner, stored flag and response object (nothing is unpacked)."""
+        found = await self.read(response_id)
+        if found is None:
+            return None
+        return StoredResponse(found.owner, found.stored, found.response)
+
     async def delete(self, response_id: str) -> bool:
         """Forget it."""
         if response_id not in self._entries:
@@ -855,6 +884,18 @@ class RedisCheckpoints:
         flat, entries = found
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         return Conversation.from_fields(fields, join_arrays(*entries))
+
+    async def read_response(self, response_id: str) -> StoredResponse | None:
+        """Three fields of the response's hash (one ``HMGET``), not its thread: what a
+        ``GET`` costs does not grow with the conversation. ``None`` when the hash is
+        gone."""
+        key = self.response_key(response_id)
+        owner, stored, response = await self._call(
+            self._redis.hmget(key, ["owner", "stored", "response"])
+        )
+        if owner is None or stored is None:
+            return None
+        return StoredResponse(owner.decode(), stored == b"1", response or b"")
 
     async def delete(self, response_id: str) -> bool:
         """One script: the hash, and its thread's tail entry when it is its own."""

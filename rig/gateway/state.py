@@ -52,6 +52,7 @@ from rig.gateway.checkpoints import (
     Forgotten,
     MemoryCheckpoints,
     Packed,
+    StoredResponse,
     compact,
 )
 from rig.gateway.stats import GatewayStats
@@ -341,7 +342,7 @@ class GatewayState:
 
     # -- stored responses ---------------------------------------------------------------------
 
-    async def retrieve(self, owner: str, response_id: str) -> Conversation:
+    async def retrieve(self, owner: str, response_id: str) -> StoredResponse:
         """``GET /v1/responses/{id}``: the caller's stored response, else 404."""
         found = await self._stored(owner, response_id)
         if found is None:
@@ -358,9 +359,9 @@ class GatewayState:
             self._down(error)
             raise _unavailable() from None
 
-    async def _stored(self, owner: str, response_id: str) -> Conversation | None:
+    async def _stored(self, owner: str, response_id: str) -> StoredResponse | None:
         try:
-            found = await self.checkpoints.read(response_id)
+            found = await self.checkpoints.read_response(response_id)
         except CheckpointUnavailable as error:
             self._down(error)
             raise _unavailable() from None

@@ -1,5 +1,6 @@
 """The gateway under operations' events, real processes on loopback: Redis killed and back
-mid-session, eviction under a tiny memory cap, Prometheus ``/metrics`` against ``/stats``,
+mid-session, stored responses retrieved and deleted across replicas sharing Redis,
+eviction under a tiny memory cap, Prometheus ``/metrics`` against ``/stats``,
 and SIGTERM draining a WebSocket with a response in flight."""
 
 from __future__ import annotations
@@ -110,6 +111,62 @@ def test_redis_killed_mid_session_degrades_to_connection_memory_and_recovers(
         finally:
             client.close()
             gateway.stop()
+            redis.stop()
+
+
+def test_stored_responses_in_redis_are_retrieved_and_deleted_on_any_replica_by_their_owner(
+    upstream: str,
+) -> None:
+    """Two replicas sharing Redis: a response stored through one is retrieved through the
+    other (the response object, not the conversation: docs/gateway.md); another key gets
+    not found; its owner's
+    DELETE through one replica is seen by both; a ``store=false`` response has nothing to
+    retrieve."""
+    with tempfile.TemporaryDirectory(prefix="rig-redis-") as directory:
+        port = free_port()
+        redis = _redis(port, directory)
+        store = ("--store", f"redis://127.0.0.1:{port}/0")
+        one, url_one = start_gateway(upstream, *store)
+        two, url_two = start_gateway(upstream, *store)
+        owner = "sk-ops-client-0007"
+        first = openai.OpenAI(base_url=url_one, api_key=owner, max_retries=0)
+        second = openai.OpenAI(base_url=url_two, api_key=owner, max_retries=0)
+        stranger = openai.OpenAI(base_url=url_two, api_key="sk-ops-client-0008", max_retries=0)
+        try:
+            made = [first.responses.create(model="mock-agent", input="start " + "log " * 200)]
+            for step in range(3):
+                made.append(
+                    first.responses.create(
+                        model="mock-agent", previous_response_id=made[-1].id, input=f"step {step}"
+                    )
+                )
+            unstored = first.responses.create(model="mock-agent", input="hi", store=False)
+            for response in made:
+                found = second.responses.retrieve(response.id)
+                assert found.id == response.id and found.output_text == response.output_text
+                assert found.previous_response_id == response.previous_response_id
+            with pytest.raises(openai.NotFoundError):
+                stranger.responses.retrieve(made[-1].id)
+            with pytest.raises(openai.NotFoundError):
+                stranger.responses.delete(made[-1].id)
+            with pytest.raises(openai.NotFoundError):
+                second.responses.retrieve(unstored.id)
+            second.responses.delete(made[1].id)
+            for client in (first, second):
+                with pytest.raises(openai.NotFoundError):
+                    client.responses.retrieve(made[1].id)
+                assert client.responses.retrieve(made[3].id).id == made[3].id
+            # the conversation through the deleted response still continues
+            after = second.responses.create(
+                model="mock-agent", previous_response_id=made[3].id, input="go on"
+            )
+            assert after.status == "completed"
+            assert _stats(url_two)["hits_checkpoint"] == 1
+        finally:
+            for client in (first, second, stranger):
+                client.close()
+            one.stop()
+            two.stop()
             redis.stop()
 
 

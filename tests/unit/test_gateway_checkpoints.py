@@ -22,6 +22,7 @@ from rig.gateway.checkpoints import (
     Conversation,
     MemoryCheckpoints,
     RedisCheckpoints,
+    StoredResponse,
     join_arrays,
 )
 from rig.gateway.state import GatewayState, SessionMemory
@@ -255,6 +256,53 @@ def test_a_redis_read_is_one_round_trip_whatever_the_conversation_length(redis_u
         assert asyncio.run(run()) == [1, 1]
     finally:
         client.close()
+
+
+def test_a_redis_response_is_read_without_its_conversation(redis_url: str) -> None:
+    """``GET /v1/responses/{id}`` reads the response's hash, not its thread: what Redis
+    sends for it (its own byte counter) does not grow with the conversation, where a
+    continuation's read sends the whole conversation."""
+    client = redis.Redis.from_url(redis_url)
+
+    def sent() -> int:
+        return int(client.info("stats")["total_net_output_bytes"])
+
+    async def run() -> tuple[list[int], int, int]:
+        async with redis_store(redis_url) as store:
+            made, _ = await redis_chain(store, "a", 60)
+            await store.read("a0")  # the script loaded
+            await store.read_response("a0")
+            first = sent()
+            info = sent() - first  # an INFO's own answer, counted by the next INFO
+            per_response = []
+            for index in (1, 59):
+                before = sent()
+                found = await store.read_response(f"a{index}")
+                per_response.append(sent() - before - info)
+                assert found is not None
+                assert (found.owner, found.stored, found.response) == (
+                    OWNER,
+                    True,
+                    made[index].response,
+                )
+                assert found.response_object()["id"] == made[index].response_object()["id"]
+            before = sent()
+            assert await store.read("a59") is not None
+            whole = sent() - before - info
+            assert await store.read_response("never") is None
+            unstored = Conversation(OWNER, False, b"", b"[]", 0)
+            await store.write("u", unstored)
+            assert await store.read_response("u") == StoredResponse(OWNER, False, b"")
+            return per_response, whole, made[59].size
+
+    try:
+        per_response, whole, size = asyncio.run(run())
+    finally:
+        client.close()
+    assert abs(per_response[1] - per_response[0]) < 64  # the same at turn 2 and turn 60
+    assert per_response[1] < 400  # a response object of ~60 bytes, and the framing
+    assert whole > size  # the continuation's read: the whole conversation
+    assert whole > 20 * per_response[1]
 
 
 def test_a_redis_branch_starts_its_own_thread_and_leaves_the_original_whole(
