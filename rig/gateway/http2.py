@@ -142,17 +142,16 @@ class H2Client:
     ) -> H2Answer:
         """Send one request; its answer once its status and headers arrived."""
         request = self._client.build_request(method, url, headers=headers, content=body)
-        for attempt in range(RETRIES + 1):
+        retries = 0
+        while True:
             try:
-                response = await self._client.send(request, stream=True)
+                return H2Answer(await self._client.send(request, stream=True))
             except httpx.TransportError as exc:
-                if attempt == RETRIES or not _unprocessed(exc):
+                if retries == RETRIES or not _unprocessed(exc):
                     raise _failure(exc) from None
-                if self.on_retry is not None:
-                    self.on_retry()
-            else:
-                return H2Answer(response)
-        raise AssertionError("unreachable")  # the loop returns or raises
+            retries += 1
+            if self.on_retry is not None:
+                self.on_retry()
 
     async def aclose(self) -> None:
         """Close every connection."""
