@@ -24,6 +24,8 @@ the gateway does not report is ``null``.
   upstream (the datacenter side, full context every call);
 * ``ingress_saved_bytes`` (``upstream_bytes_out - client_bytes_in``) and ``ingress_saved``
   (``1 - client_bytes_in / upstream_bytes_out``): ingress saved at the client edge;
+* ``upstream_errors``, ``upstream_rate_limited`` (429s passed to clients) and
+  ``upstream_retries`` (calls sent again, the upstream had not processed them);
 * ``responses_completed``, ``responses_failed``, ``upstream_requests``, and the hits and
   misses: ``hits_connection``, ``hits_checkpoint`` (older gateways: ``hits_store``),
   ``misses_not_found`` and by cause ``misses_evicted``, ``misses_expired``,
@@ -83,6 +85,9 @@ _COUNTERS = (
     "upstream_bytes_out",
     "upstream_bytes_in",
     "upstream_requests",
+    "upstream_errors",
+    "upstream_rate_limited",
+    "upstream_retries",
     "responses_completed",
     "responses_failed",
     "hits_connection",

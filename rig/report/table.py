@@ -445,6 +445,12 @@ def gateway_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{format_ms(gateway.get('upstream_ttfb_ms_mean'))}",
         ),
         (
+            "upstream errors / 429s / retries",
+            f"{_count(gateway.get('upstream_errors'))} / "
+            f"{_count(gateway.get('upstream_rate_limited'))} / "
+            f"{_count(gateway.get('upstream_retries'))}",
+        ),
+        (
             "memory per session: RSS / RSS growth / conversation",
             f"{format_bytes(memory.get('memory_rss_bytes_per_session'))} / "
             f"{format_bytes(memory.get('memory_rss_growth_per_session'))} / "

@@ -152,7 +152,12 @@ def test_figures_the_gateway_does_not_report_are_null_and_print_as_n_a() -> None
 
 def test_figures_the_gateway_reports_are_shown() -> None:
     stats = observed(
-        checkpoint_writes=4, checkpoint_bytes=8000, checkpoint_us=2000, hits_checkpoint=3
+        checkpoint_writes=4,
+        checkpoint_bytes=8000,
+        checkpoint_us=2000,
+        hits_checkpoint=3,
+        upstream_errors=2,
+        upstream_rate_limited=5,
     )
     summary = summarize(META, TURNS, TASKS, gateway=stats)
     gateway = summary["gateway"]
@@ -163,6 +168,10 @@ def test_figures_the_gateway_reports_are_shown() -> None:
     assert rows["ingress saved at the client edge"] == "4.00 KB (80.0% of upstream bytes out)"
     assert rows["added TTFT p50 / p90, WebSocket"].startswith("+10.0 ms / +16.0 ms")
     assert rows["reconciled: upstream bytes out"].startswith("DIFFER")
+    # an older gateway without the retries counter: n/a, not 0
+    assert (gateway["upstream_errors"], gateway["upstream_rate_limited"]) == (2, 5)
+    assert gateway["upstream_retries"] is None
+    assert rows["upstream errors / 429s / retries"] == "2 / 5 / n/a"
 
 
 def test_a_run_without_gateway_or_twins_has_no_gateway_lines() -> None:
