@@ -847,6 +847,20 @@ class GatewayOptions:
         default=8 * 1024 * 1024,
         type=positive_int,
     )
+    header_timeout: float = option(
+        "seconds a connection may take to send a request's headers, from when it opens or "
+        "the request begins; then it is closed with 408 (default: 10)",
+        {GATEWAY},
+        default=10.0,
+        type=float,
+    )
+    body_timeout: float = option(
+        "seconds a request body may stall between two reads; then 408 and the connection "
+        "is closed (default: 30)",
+        {GATEWAY},
+        default=30.0,
+        type=float,
+    )
     ws_max_age: float = option(
         "seconds before a WebSocket is closed with websocket_connection_limit_reached "
         "(default: 3600)",

@@ -34,7 +34,7 @@ from urllib.parse import quote
 import orjson
 import psutil
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -59,7 +59,7 @@ from rig.protocol.errors import (
     APIError,
     AuthenticationError,
     InvalidRequestError,
-    PayloadTooLargeError,
+    RequestTimeoutError,
     ws_error_event,
 )
 from rig.protocol.events import ResponseStream, usage_object
@@ -80,6 +80,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.body import ClientGone, read_body
 from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.serving.wsproto import SEND_MANY
@@ -317,23 +318,32 @@ class Gateway:
         return batches, first
 
     async def read_body(self, request: Request) -> bytes:
-        """The request body, refused with 413 past ``max_body_bytes``."""
-        limit = self.config.max_body_bytes
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-            chunks.append(chunk)
-        self.stats.add("client_bytes_in", size)
-        return b"".join(chunks)
+        """The request body (:func:`rig.serving.body.read_body`: 413 past
+        ``max_body_bytes``, 408 when it stalls longer than ``body_timeout_s``;
+        :class:`ClientGone` if the client left), counted."""
+        body = await read_body(
+            request, limit=self.config.max_body_bytes, timeout_s=self.config.body_timeout_s
+        )
+        self.stats.add("client_bytes_in", len(body))
+        return body
 
     def failed(self, error: APIError) -> Response:
+        """Count and render an error response (closing the connection after a 408: the
+        rest of the stalled body may still arrive)."""
         self.stats.add("errors")
         response = error_response(error)
+        if isinstance(error, RequestTimeoutError):
+            response.headers["connection"] = "close"
         self.stats.add("client_bytes_out", len(response.body))
         return response
+
+    def gone(self, request: Request) -> Response:
+        """The client left before its request was read: one info line; the answer is never
+        sent (uvicorn drops writes to a closed connection)."""
+        self.stats.add("client_disconnects")
+        log.info("client disconnected before its request was read (%s %s)",
+                 request.method, request.url.path)  # fmt: skip
+        return Response(status_code=400)
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -369,8 +379,8 @@ class Gateway:
                 raise
         except APIError as error:
             return self.failed(error)
-        except ClientDisconnect:
-            return Response(status_code=400)
+        except ClientGone:
+            return self.gone(request)
         if create.stream:
             return _EventStream(self, turn, events, first)
         try:

@@ -146,6 +146,10 @@ class GatewayConfig:
     """Cap of the in-process checkpoints."""
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
+    header_timeout_s: float = 10.0
+    """Seconds a connection may take to send a request's headers (then 408 and closed)."""
+    body_timeout_s: float = 30.0
+    """Seconds a request body may stall between two reads (then 408 and closed)."""
     ws_max_age_s: float = 3600.0
     ws_ping_interval_s: float = 20.0
     """Seconds between keepalive pings (0: none); uvicorn's default."""

@@ -29,6 +29,7 @@ from rig.gateway.state import GatewayState, IdleCompaction, SessionMemory
 from rig.gateway.stats import GatewayStats
 from rig.gateway.upstream import Upstream
 from rig.redact import install_redaction
+from rig.serving.httpproto import TimedHttpProtocol, TimedServerConfig
 from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 from rig.traces.recorder import TraceRecorder
 
@@ -157,11 +158,13 @@ def serve(config: GatewayConfig) -> None:
     """Run the gateway until interrupted."""
     install_redaction(_secrets(config))
     raise_open_files_limit()
-    uv_config = uvicorn.Config(
+    uv_config = TimedServerConfig(
         create_app(config),
         host=config.host,
         port=config.port,
         loop="uvloop",
+        http=TimedHttpProtocol,
+        header_timeout_s=config.header_timeout_s,
         ws=ServerWSProtocol,
         ws_max_size=ws_read_limit(config.max_message_bytes),
         **ws_keepalive(config.ws_ping_interval_s, config.ws_ping_timeout_s),

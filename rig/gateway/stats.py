@@ -30,6 +30,7 @@ COUNTERS = (
     "responses_failed",
     "warmups",
     "errors",
+    "client_disconnects",
     "client_bytes_in",
     "client_bytes_out",
     "upstream_requests",
@@ -66,6 +67,7 @@ COUNTERS = (
 in the checkpoints; ``misses_not_found``: neither (the sum of the ``misses_<cause>``:
 evicted, expired, foreign, unavailable, unknown - one answer for all). ``resumes``: a
 WebSocket continuing a response it did not hold (after a reconnect, on any replica).
+``client_disconnects``: HTTP clients that left before their request's body was read.
 ``upstream_retries``: requests sent again because the upstream did not process them (a
 kept-alive HTTP/1.1 connection closed with no byte of answer; an HTTP/2 stream refused, or
 its connection gone away with none processed); such a call is one of

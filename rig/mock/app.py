@@ -32,14 +32,13 @@ from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rig.conversation import ConnectionCache, owner_id
-from rig.errors import RigError
 from rig.limits import RateLimiter, Verdict
 from rig.limits import Scope as LimitScope
 from rig.mock.engine import PreparedTurn, TurnEngine
@@ -49,7 +48,6 @@ from rig.protocol.chat import chat_completion, chat_usage, parse_chat_request
 from rig.protocol.errors import (
     APIError,
     InvalidRequestError,
-    PayloadTooLargeError,
     RequestTimeoutError,
     ServerError,
     ws_error_event,
@@ -71,19 +69,15 @@ from rig.serving import (
     not_found,
     server_error,
 )
+from rig.serving.body import ClientGone, read_body
 from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.traces.recorder import RecordingTurn, TraceRecorder
 from rig.traces.shape import scope_head_bytes, ws_frame_header_bytes
 
-__all__ = ["ClientGone", "MockSettings", "StreamingFront", "build_app", "stream_paced"]
+__all__ = ["MockSettings", "StreamingFront", "build_app", "stream_paced"]
 
 log = logging.getLogger("rig.mock")
-
-
-class ClientGone(RigError):
-    """The client closed its connection before its request was read: nothing to answer,
-    and nothing wrong with the server (one info line, never a traceback)."""
 
 
 @dataclass(frozen=True)
@@ -254,40 +248,16 @@ class MockApp:
         return owner_id(key, self.settings.key_organizations.get(key) if key else None)
 
     async def read_body(self, request: Request) -> bytes:
-        """The request body, refused with 413 beyond the configured limit and with 408 when
-        it stalls longer than ``body_timeout_s``; :class:`ClientGone` if the client left."""
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise InvalidRequestError("Invalid Content-Length header.", code="invalid_header")
-            if int(declared) > limit:
-                raise PayloadTooLargeError(
-                    f"Request body of {int(declared)} bytes exceeds the limit of {limit} bytes."
-                )
-        chunks = []
-        size = 0
-        timeout = self.settings.body_timeout_s
-        stream = request.stream()
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(timeout):
-                        chunk = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise RequestTimeoutError(
-                        f"The request body stalled for more than {timeout:g} seconds."
-                    ) from None
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(f"Request body exceeds the limit of {limit} bytes.")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise ClientGone() from None
-        self.stats.add("bytes_in", size)
-        return b"".join(chunks)
+        """The request body (:func:`rig.serving.body.read_body`: 413 beyond the configured
+        limit, 408 when it stalls longer than ``body_timeout_s``; :class:`ClientGone` if
+        the client left), counted."""
+        body = await read_body(
+            request,
+            limit=self.settings.max_body_bytes,
+            timeout_s=self.settings.body_timeout_s,
+        )
+        self.stats.add("bytes_in", len(body))
+        return body
 
     def failed(self, error: APIError) -> Response:
         """Count and render an error response (closing the connection after a 408: the

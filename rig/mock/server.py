@@ -43,10 +43,10 @@ from rig.limits import (
 )
 from rig.mock.app import MockSettings, StreamingFront, build_app
 from rig.mock.engine import PromptCache, TurnEngine
-from rig.mock.httpproto import MockServerConfig, TimedHttpProtocol
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
 from rig.redact import install_redaction
+from rig.serving.httpproto import TimedHttpProtocol, TimedServerConfig
 from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 from rig.traces.recorder import TraceRecorder
 from rig.workload.policy import ModelPolicy
@@ -329,11 +329,11 @@ def serve(config: MockConfig) -> None:
     if config.workers > 1:
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the workers drop, not the supervisor
         os.environ[CONFIG_ENV] = config.to_env()
-        uv_config = MockServerConfig(
+        uv_config = TimedServerConfig(
             "rig.mock.server:app_from_env", factory=True, workers=config.workers, **common
         )
     else:
-        uv_config = MockServerConfig(create_app(config), **common)
+        uv_config = TimedServerConfig(create_app(config), **common)
     # Listen before any worker starts: connections queue in the backlog until a worker
     # accepts, so the line below is a true readiness signal for scripts and tests.
     sock = uv_config.bind_socket()

@@ -1,13 +1,14 @@
-"""uvicorn's HTTP protocol (httptools) with a time limit on request headers, and the API's
-error shape for requests too malformed to reach the app.
+"""uvicorn's HTTP protocol (httptools) as the rig's servers (the mock and the gateway) run
+it: a time limit on request headers, and the API's error shape for requests too malformed
+to reach the app.
 
 uvicorn bounds only the idle time between requests on a keep-alive connection
-(``timeout_keep_alive``, the mock's ``--keep-alive``): a connection that never sends a
-request, or stalls inside its headers, is held forever. This protocol arms a timer when
-a connection opens and when a request's first byte arrives, and disarms it when the
-request's headers are complete: at ``header_timeout_s`` the connection is closed, with a
-408 in the API's error shape if part of a request had arrived. Stalled request bodies are
-the app's to bound (it reads them; ``--body-timeout``).
+(``timeout_keep_alive``): a connection that never sends a request, or stalls inside its
+headers, is held forever. This protocol arms a timer when a connection opens and when a
+request's first byte arrives, and disarms it when the request's headers are complete: at
+``header_timeout_s`` the connection is closed, with a 408 in the API's error shape if part
+of a request had arrived. Stalled request bodies are the app's to bound (it reads them:
+:func:`rig.serving.body.read_body`, ``--body-timeout``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rig.protocol.errors import APIError, InvalidRequestError, RequestTimeoutError, error_body
 
-__all__ = ["MockServerConfig", "TimedHttpProtocol"]
+__all__ = ["DEFAULT_HEADER_TIMEOUT_S", "TimedHttpProtocol", "TimedServerConfig"]
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 
-class MockServerConfig(uvicorn.Config):
+class TimedServerConfig(uvicorn.Config):
     """uvicorn's configuration plus the header time limit :class:`TimedHttpProtocol` reads
     (an attribute of the configuration, so worker processes receive it too)."""
 
