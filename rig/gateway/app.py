@@ -80,7 +80,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
-from rig.serving.body import ClientGone, read_body
+from rig.serving.body import ClientGone, gone_answer, read_body
 from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.serving.wsproto import SEND_MANY
@@ -338,12 +338,10 @@ class Gateway:
         return response
 
     def gone(self, request: Request) -> Response:
-        """The client left before its request was read: one info line; the answer is never
-        sent (uvicorn drops writes to a closed connection)."""
+        """The client left before its request was read: counted, then
+        :func:`rig.serving.body.gone_answer`."""
         self.stats.add("client_disconnects")
-        log.info("client disconnected before its request was read (%s %s)",
-                 request.method, request.url.path)  # fmt: skip
-        return Response(status_code=400)
+        return gone_answer(request, log)
 
     # -- HTTP -------------------------------------------------------------------------
 

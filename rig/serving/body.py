@@ -14,13 +14,15 @@ size and in time.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from rig.errors import RigError
 from rig.protocol.errors import InvalidRequestError, PayloadTooLargeError, RequestTimeoutError
 
-__all__ = ["DEFAULT_BODY_TIMEOUT_S", "ClientGone", "read_body"]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "ClientGone", "gone_answer", "read_body"]
 
 DEFAULT_BODY_TIMEOUT_S = 30.0
 
@@ -64,3 +66,12 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
     except ClientDisconnect:
         raise ClientGone() from None
     return b"".join(chunks)
+
+
+def gone_answer(request: Request, logger: logging.Logger) -> Response:
+    """The answer to a request whose client left (:class:`ClientGone`): one info line on
+    ``logger``; the answer itself is never sent (uvicorn drops writes to a closed
+    connection)."""
+    logger.info("client disconnected before its request was read (%s %s)",
+                request.method, request.url.path)  # fmt: skip
+    return Response(status_code=400)
