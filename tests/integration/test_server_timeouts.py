@@ -45,7 +45,7 @@ def _server(kind: str, *args: str) -> Iterator[tuple[ManagedProcess, str]]:
 
 
 @pytest.fixture(scope="module", params=["mock", "gateway"])
-def timed_mock(request: pytest.FixtureRequest) -> Iterator[tuple[ManagedProcess, str, int]]:
+def timed_server(request: pytest.FixtureRequest) -> Iterator[tuple[ManagedProcess, str, int]]:
     with _server(request.param, *TIMEOUTS) as (process, url):
         yield process, url, _port(url)
 
@@ -86,22 +86,22 @@ def _error_of(reply: bytes, status: int) -> dict:
     return error
 
 
-def test_a_connection_that_sends_nothing_is_closed(timed_mock) -> None:
-    _, _, port = timed_mock
+def test_a_connection_that_sends_nothing_is_closed(timed_server) -> None:
+    _, _, port = timed_server
     with socket.create_connection(("127.0.0.1", port)) as sock:
         assert _read_until_closed(sock) == b""
 
 
-def test_partial_headers_get_408_and_the_connection_is_closed(timed_mock) -> None:
-    _, _, port = timed_mock
+def test_partial_headers_get_408_and_the_connection_is_closed(timed_server) -> None:
+    _, _, port = timed_server
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Le")
         error = _error_of(_read_until_closed(sock), 408)
     assert error["code"] == "request_timeout"
 
 
-def test_a_partial_body_gets_408_and_the_connection_is_closed(timed_mock) -> None:
-    _, _, port = timed_mock
+def test_a_partial_body_gets_408_and_the_connection_is_closed(timed_server) -> None:
+    _, _, port = timed_server
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(
             b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -112,9 +112,9 @@ def test_a_partial_body_gets_408_and_the_connection_is_closed(timed_mock) -> Non
 
 
 def test_partial_headers_of_a_second_request_on_a_keep_alive_connection_are_timed(
-    timed_mock,
+    timed_server,
 ) -> None:
-    _, _, port = timed_mock
+    _, _, port = timed_server
     body = b'{"model": "m", "input": "hi"}'
     request = b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -124,8 +124,8 @@ def test_partial_headers_of_a_second_request_on_a_keep_alive_connection_are_time
     assert b"HTTP/1.1 408 " in reply
 
 
-def test_unparsable_http_gets_the_apis_error_shape(timed_mock) -> None:
-    _, _, port = timed_mock
+def test_unparsable_http_gets_the_apis_error_shape(timed_server) -> None:
+    _, _, port = timed_server
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"\x00\x01 NOT HTTP\r\n\r\n")
         error = _error_of(_read_until_closed(sock), 400)
