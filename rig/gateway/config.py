@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from rig.errors import RigError
+from rig.serving.body import DEFAULT_BODY_TIMEOUT_S
+from rig.serving.httpproto import DEFAULT_HEADER_TIMEOUT_S
 
 __all__ = [
     "CHECK",
@@ -146,9 +148,9 @@ class GatewayConfig:
     """Cap of the in-process checkpoints."""
     max_body_bytes: int = 8 * 1024 * 1024
     max_message_bytes: int = 8 * 1024 * 1024
-    header_timeout_s: float = 10.0
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     """Seconds a connection may take to send a request's headers (then 408 and closed)."""
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     """Seconds a request body may stall between two reads (then 408 and closed)."""
     ws_max_age_s: float = 3600.0
     ws_ping_interval_s: float = 20.0

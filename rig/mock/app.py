@@ -69,7 +69,7 @@ from rig.serving import (
     not_found,
     server_error,
 )
-from rig.serving.body import ClientGone, gone_answer, read_body
+from rig.serving.body import DEFAULT_BODY_TIMEOUT_S, ClientGone, gone_answer, read_body
 from rig.serving.deadlines import Deadlines
 from rig.serving.wsmode import LaneRelease, WSModeConnection
 from rig.traces.recorder import RecordingTurn, TraceRecorder
@@ -92,7 +92,7 @@ class MockSettings:
     """Each WebSocket's age limit is drawn this much below ``ws_max_age_s`` at most."""
     admin: bool = False
     """Serve the admin routes (``POST /admin/drop-websockets``)."""
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     """Longest wait for the next part of a request body."""
     preset: LatencyModel = field(default_factory=LatencyModel)
     limiter: RateLimiter | None = None

@@ -46,7 +46,8 @@ from rig.mock.engine import PromptCache, TurnEngine
 from rig.mock.latency import load_preset
 from rig.mock.stats import Stats
 from rig.redact import install_redaction
-from rig.serving.httpproto import TimedHttpProtocol, TimedServerConfig
+from rig.serving.body import DEFAULT_BODY_TIMEOUT_S
+from rig.serving.httpproto import DEFAULT_HEADER_TIMEOUT_S, TimedHttpProtocol, TimedServerConfig
 from rig.serving.wsproto import ServerWSProtocol, ws_keepalive, ws_read_limit
 from rig.traces.recorder import TraceRecorder
 from rig.workload.policy import ModelPolicy
@@ -99,8 +100,8 @@ class MockConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keep_alive_s: int = 120
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     rpm: int = 0
     tpm: int = 0
     max_connections: int = 0
